@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+// `npm run bench`: every figure Tether claims, measured in one run on this machine.
+//
+// Each module in devs/bench/*.mjs exports `async function run(ctx)` returning figures
+// `{ name, value, unit, note? }`. A figure is a median of several runs; a module puts the run
+// count and spread in `note`. This driver prints one `BENCH {...}` JSON line per figure, then a
+// markdown table; with `--write-readme` it replaces the README's bench section with the table.
+//
+// Device programs run in the DeviceScript simulator (`devs run --test -k`) and print their own
+// figures as `BENCHDEV {...}` lines, which ctx.runDevice parses.
+import { spawn } from "node:child_process"
+import { readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
+
+const root = join(fileURLToPath(import.meta.url), "..", "..")
+const args = process.argv.slice(2)
+const writeReadme = args.includes("--write-readme")
+const filters = args.filter(a => !a.startsWith("--"))
+
+/** Median of a list of numbers. */
+function median(xs) {
+    const s = [...xs].sort((a, b) => a - b)
+    const m = s.length >> 1
+    return s.length & 1 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+/** Spread as "min..max" of a list of numbers, rounded for display. */
+function spread(xs) {
+    const r = v => (Math.abs(v) >= 100 ? Math.round(v) : +v.toPrecision(3))
+    return `${r(Math.min(...xs))}..${r(Math.max(...xs))}`
+}
+
+/** Runs a DeviceScript entry in the simulator; returns its exit code, output and BENCHDEV figures. */
+function runDevice(entry, timeoutMs = 600000) {
+    return new Promise(resolve => {
+        const devs = join(root, "node_modules", ".bin", "devs")
+        const child = spawn(devs, ["run", "--test", "-k", "-T", String(timeoutMs), "--no-colors", entry], {
+            cwd: root,
+            env: { ...process.env, NO_UPDATE_NOTIFIER: "1", FORCE_COLOR: "0" },
+            stdio: ["ignore", "pipe", "pipe"],
+        })
+        let out = ""
+        child.stdout.on("data", d => (out += d))
+        child.stderr.on("data", d => (out += d))
+        const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs + 30000)
+        child.on("close", code => {
+            clearTimeout(timer)
+            const figures = []
+            for (const m of out.matchAll(/BENCHDEV (\{.*\})/g)) figures.push(JSON.parse(m[1]))
+            resolve({ code, out, figures })
+        })
+    })
+}
+
+const ctx = { root, median, spread, runDevice }
+const modules = readdirSync(join(root, "devs", "bench"))
+    .filter(f => f.endsWith(".mjs"))
+    .filter(f => filters.length === 0 || filters.some(x => f.includes(x)))
+    .sort()
+
+const rows = []
+let failed = false
+for (const file of modules) {
+    const mod = await import(pathToFileURL(join(root, "devs", "bench", file)).href)
+    try {
+        const figures = await mod.run(ctx)
+        for (const f of figures) {
+            const line = { name: f.name, value: f.value, unit: f.unit }
+            if (f.note) line.note = f.note
+            console.log("BENCH " + JSON.stringify(line))
+            rows.push({ group: file.replace(/\.mjs$/, ""), ...f })
+        }
+    } catch (e) {
+        failed = true
+        console.error(`bench ${file} failed: ${e && e.stack ? e.stack : e}`)
+    }
+}
+
+const fmt = v => (typeof v !== "number" ? String(v) : Math.abs(v) >= 100 ? String(Math.round(v)) : String(+v.toPrecision(3)))
+const table = [
+    "| group | figure | value | unit | runs, spread / how |",
+    "|---|---|---:|---|---|",
+    ...rows.map(r => `| ${r.group} | ${r.name} | ${fmt(r.value)} | ${r.unit} | ${r.note || ""} |`),
+].join("\n")
+console.log("\n" + table)
+
+if (writeReadme && !failed) {
+    const path = join(root, "README.md")
+    const readme = readFileSync(path, "utf8")
+    const begin = "<!-- bench:begin -->"
+    const end = "<!-- bench:end -->"
+    const i = readme.indexOf(begin)
+    const j = readme.indexOf(end)
+    if (i < 0 || j < i) throw new Error("README.md has no bench markers")
+    const stamp = `Measured by \`npm run bench -- --write-readme\` on ${new Date().toISOString().slice(0, 10)} (${process.platform}, Node ${process.version}, ${(await import("node:os")).cpus().length} cores).`
+    writeFileSync(path, readme.slice(0, i + begin.length) + "\n" + stamp + "\n\n" + table + "\n" + readme.slice(j))
+    console.log("README.md bench section written")
+}
+process.exit(failed ? 1 : 0)
