@@ -1,0 +1,144 @@
+// Tether's AEAD rule (design brief, "The handshake framework"; PROTOCOL.md): the device's
+// native AES-256-CCM (NIST SP 800-38C, RFC 3610) takes no associated data, so the AD is
+// bound through the key instead:
+//
+//     ENCRYPT(k, n, ad, plaintext) = AES-256-CCM(key = HMAC-SHA-256(k, ad),
+//                                                nonce = 0x00 * 5 || uint64_be(n),
+//                                                plaintext) -> ciphertext || tag16
+//
+// applied uniformly, also for an empty `ad`. node:crypto's decipher throws on a wrong tag;
+// it is wrapped here, once, so callers get `undefined` and never unauthenticated plaintext.
+import { createCipheriv, createDecipheriv } from "node:crypto"
+import { hmacSha256 } from "./hash.js"
+
+/** AES-256 key length in bytes; also the length of a Noise cipher key `k`. */
+export const KEY_LEN = 32
+/** CCM nonce length in bytes (L = 2: messages up to 64 KiB). */
+export const NONCE_LEN = 13
+/** CCM tag length in bytes. */
+export const TAG_LEN = 16
+
+const NONCE_ZEROS = NONCE_LEN - 8
+
+function checkKey(key: Buffer, name: string): void {
+    if (!Buffer.isBuffer(key) || key.length !== KEY_LEN) throw new TypeError(`${name}: key must be ${KEY_LEN} bytes`)
+}
+
+function checkNonce(nonce: Buffer, name: string): void {
+    if (!Buffer.isBuffer(nonce) || nonce.length !== NONCE_LEN)
+        throw new TypeError(`${name}: nonce must be ${NONCE_LEN} bytes`)
+}
+
+/**
+ * The 13-byte CCM nonce for counter `n`: five zero bytes, then `n` as a big-endian uint64.
+ * The one place the nonce encoding is defined on the gateway.
+ * @param n a non-negative safe integer (below 2^53)
+ * @throws RangeError for anything else
+ */
+export function aeadNonce(n: number): Buffer {
+    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError("aeadNonce: n must be an integer in [0, 2^53)")
+    const nonce = Buffer.alloc(NONCE_LEN)
+    nonce.writeBigUInt64BE(BigInt(n), NONCE_ZEROS)
+    return nonce
+}
+
+/**
+ * Raw AES-256-CCM encryption with a 16-byte tag.
+ * @param key 32 bytes
+ * @param nonce 13 bytes
+ * @param plaintext any length below 64 KiB
+ * @param aad associated data; empty (the default) leaves the CCM Adata flag clear, which is
+ *   what the device's native CCM computes
+ * @returns ciphertext || tag (plaintext.length + 16 bytes)
+ */
+export function ccmEncrypt(key: Buffer, nonce: Buffer, plaintext: Buffer, aad: Buffer = Buffer.alloc(0)): Buffer {
+    checkKey(key, "ccmEncrypt")
+    checkNonce(nonce, "ccmEncrypt")
+    const cipher = createCipheriv("aes-256-ccm", key, nonce, { authTagLength: TAG_LEN })
+    // CCM needs the message length before any data; node takes it through setAAD, also for
+    // an empty AAD.
+    cipher.setAAD(aad, { plaintextLength: plaintext.length })
+    const ct = Buffer.concat([cipher.update(plaintext), cipher.final()])
+    return Buffer.concat([ct, cipher.getAuthTag()])
+}
+
+/**
+ * Raw AES-256-CCM decryption with a 16-byte tag. Never throws on a wrong tag or a short input.
+ * @param ciphertext ciphertext || tag
+ * @returns the plaintext, or undefined if the input is shorter than a tag or the tag is wrong
+ *   (no byte of plaintext is released then)
+ */
+export function ccmDecrypt(
+    key: Buffer,
+    nonce: Buffer,
+    ciphertext: Buffer,
+    aad: Buffer = Buffer.alloc(0),
+): Buffer | undefined {
+    checkKey(key, "ccmDecrypt")
+    checkNonce(nonce, "ccmDecrypt")
+    if (ciphertext.length < TAG_LEN) return undefined
+    const ctLen = ciphertext.length - TAG_LEN
+    try {
+        const decipher = createDecipheriv("aes-256-ccm", key, nonce, { authTagLength: TAG_LEN })
+        decipher.setAuthTag(ciphertext.subarray(ctLen))
+        decipher.setAAD(aad, { plaintextLength: ctLen })
+        const pt = decipher.update(ciphertext.subarray(0, ctLen))
+        // For CCM the tag is checked in update(); a failure is reported by final().
+        decipher.final()
+        return pt
+    } catch {
+        return undefined
+    }
+}
+
+/**
+ * Tether's ENCRYPT(k, n, ad, plaintext).
+ * @param k the 32-byte Noise cipher key
+ * @param n the nonce counter, a non-negative safe integer
+ * @param ad associated data, bound through the key: HMAC-SHA-256(k, ad)
+ * @returns ciphertext || tag16
+ */
+export function aeadEncrypt(k: Buffer, n: number, ad: Buffer, plaintext: Buffer): Buffer {
+    checkKey(k, "aeadEncrypt")
+    const nonce = aeadNonce(n)
+    const key = hmacSha256(k, ad)
+    try {
+        return ccmEncrypt(key, nonce, plaintext)
+    } finally {
+        key.fill(0) // best effort on a garbage-collected VM
+    }
+}
+
+/**
+ * Tether's DECRYPT(k, n, ad, ciphertext).
+ * @returns the plaintext, or undefined on a wrong tag or an input shorter than a tag
+ * @throws only on caller errors (a key that is not 32 bytes, an invalid n)
+ */
+export function aeadDecrypt(k: Buffer, n: number, ad: Buffer, ciphertext: Buffer): Buffer | undefined {
+    checkKey(k, "aeadDecrypt")
+    const nonce = aeadNonce(n)
+    if (ciphertext.length < TAG_LEN) return undefined
+    const key = hmacSha256(k, ad)
+    try {
+        return ccmDecrypt(key, nonce, ciphertext)
+    } finally {
+        key.fill(0)
+    }
+}
+
+/**
+ * Noise REKEY(k) for Tether's cipher (section 4.2's default): "the first 32 bytes from
+ * ENCRYPT(k, maxnonce, zerolen, zeros)", maxnonce = 2^64 - 1. That n is above 2^53, so it is
+ * encoded here directly rather than through aeadNonce.
+ */
+export function aeadRekey(k: Buffer): Buffer {
+    checkKey(k, "aeadRekey")
+    const nonce = Buffer.alloc(NONCE_LEN, 0xff)
+    nonce.fill(0, 0, NONCE_ZEROS)
+    const key = hmacSha256(k, Buffer.alloc(0))
+    try {
+        return ccmEncrypt(key, nonce, Buffer.alloc(KEY_LEN)).subarray(0, KEY_LEN)
+    } finally {
+        key.fill(0)
+    }
+}
