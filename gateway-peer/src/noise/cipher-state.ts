@@ -1,0 +1,103 @@
+// The Noise CipherState (revision 34 section 5.1): a key k and a nonce counter n.
+//
+// Tether's nonce limit: Noise reserves n = 2^64 - 1; Tether refuses any n >= 2^32 (the
+// device counts in doubles and the brief caps a key's use well below GCM/CCM bounds). The
+// session layer reads `n` and calls `rekey()` or re-handshakes before `n` reaches the limit;
+// reaching it throws, it never wraps.
+import { KEY_LEN } from "../crypto/aead.js"
+import type { CipherFunction } from "./cipher.js"
+
+/** The first nonce value a CipherState refuses to use. */
+export const NONCE_LIMIT = 2 ** 32
+
+/** Thrown when a CipherState would use a nonce at or above NONCE_LIMIT. */
+export class NonceLimitError extends Error {
+    constructor() {
+        super("cipher-state: nonce limit reached (rekey or re-handshake first)")
+        this.name = "NonceLimitError"
+    }
+}
+
+/** A Noise CipherState over a given cipher function. */
+export class CipherState {
+    #k: Buffer | undefined
+    #n = 0
+
+    /**
+     * @param cipher the cipher function (AESCCM for Tether, AESGCM for the cacophony vectors)
+     * @param k an initial key, or undefined for "empty"
+     */
+    constructor(
+        readonly cipher: CipherFunction,
+        k?: Buffer,
+    ) {
+        if (k !== undefined) this.initializeKey(k)
+    }
+
+    /** "Sets k = key. Sets n = 0." (undefined is Noise's `empty`.) */
+    initializeKey(key: Buffer | undefined): void {
+        if (key !== undefined && key.length !== KEY_LEN) throw new TypeError(`cipher-state: key must be ${KEY_LEN} bytes`)
+        this.#k = key === undefined ? undefined : Buffer.from(key)
+        this.#n = 0
+    }
+
+    /** "Returns true if k is non-empty, false otherwise." */
+    hasKey(): boolean {
+        return this.#k !== undefined
+    }
+
+    /** The next nonce this state will use; the session layer watches it against NONCE_LIMIT. */
+    get n(): number {
+        return this.#n
+    }
+
+    /** "Sets n = nonce." For out-of-order transport (section 11.4) and tests near the limit. */
+    setNonce(nonce: number): void {
+        if (!Number.isSafeInteger(nonce) || nonce < 0) throw new RangeError("cipher-state: nonce must be a non-negative integer")
+        this.#n = nonce
+    }
+
+    /** "If k is non-empty returns ENCRYPT(k, n++, ad, plaintext). Otherwise returns plaintext." */
+    encryptWithAd(ad: Buffer, plaintext: Buffer): Buffer {
+        if (this.#k === undefined) return Buffer.from(plaintext)
+        if (this.#n >= NONCE_LIMIT) throw new NonceLimitError()
+        const ct = this.cipher.encrypt(this.#k, this.#n, ad, plaintext)
+        this.#n++
+        return ct
+    }
+
+    /**
+     * "If k is non-empty returns DECRYPT(k, n++, ad, ciphertext). Otherwise returns ciphertext.
+     * If an authentication failure occurs in DECRYPT() then n is not incremented".
+     * @returns the plaintext, or undefined on an authentication failure (n unchanged)
+     * @throws NonceLimitError at the nonce limit
+     */
+    decryptWithAd(ad: Buffer, ciphertext: Buffer): Buffer | undefined {
+        if (this.#k === undefined) return Buffer.from(ciphertext)
+        if (this.#n >= NONCE_LIMIT) throw new NonceLimitError()
+        const pt = this.cipher.decrypt(this.#k, this.#n, ad, ciphertext)
+        if (pt === undefined) return undefined
+        this.#n++
+        return pt
+    }
+
+    /**
+     * "Sets k = REKEY(k)." As in Noise, n is left as it is. A session that must go past
+     * NONCE_LIMIT messages on one direction rekeys and then, both peers at the same agreed
+     * point, calls setNonce(0): under the new key the old nonces are fresh again. That
+     * composition is the session layer's (and PROTOCOL.md's) decision, not this layer's.
+     */
+    rekey(): void {
+        if (this.#k === undefined) throw new Error("cipher-state: rekey without a key")
+        const old = this.#k
+        this.#k = this.cipher.rekey(old)
+        old.fill(0) // best effort on a garbage-collected VM; #k is never shared (see clone)
+    }
+
+    /** An independent copy (for checkpoints): the key bytes are copied, not shared. */
+    clone(): CipherState {
+        const c = new CipherState(this.cipher, this.#k)
+        c.#n = this.#n
+        return c
+    }
+}
