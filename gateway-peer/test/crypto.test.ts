@@ -8,6 +8,7 @@ import { x25519, x25519Base, generateKeyPair } from "../src/crypto/x25519.js"
 import { sha256, hmacSha256, hkdf2, hkdf3, hkdfSha256, constantTimeEqual } from "../src/crypto/hash.js"
 import { aeadEncrypt, aeadDecrypt, aeadNonce, aeadRekey, ccmEncrypt, ccmDecrypt, TAG_LEN } from "../src/crypto/aead.js"
 import { randomBytes } from "../src/crypto/random.js"
+import { AESCCM, AESGCM } from "../src/noise/cipher.js"
 import { readVectors, h } from "./vectors.js"
 
 const LOW_ORDER = /x25519: all-zero shared secret \(low-order point\)$/
@@ -206,6 +207,30 @@ describe("Tether AEAD rule", () => {
     test("caller errors throw without key material in the message", () => {
         assert.throws(() => aeadEncrypt(Buffer.alloc(16), 0, ad, pt), (e: Error) => e instanceof TypeError && !e.message.includes("00"))
         assert.throws(() => aeadDecrypt(k, -1, ad, pt), RangeError)
+    })
+    test("empty inputs whose backing store is unallocated (node passes NULL to OpenSSL)", () => {
+        // Reading `.buffer` of a zero-length Buffer leaves it with a NULL data pointer; raw
+        // node:crypto CCM then skips the MAC (encrypt throws, decrypt accepts any tag).
+        const nullEmpty = (): Buffer => {
+            const b = Buffer.alloc(0)
+            void b.buffer
+            return b
+        }
+        const ref = aeadEncrypt(k, 3, Buffer.alloc(0), Buffer.from("x").subarray(0, 0))
+        assert.deepEqual(aeadEncrypt(k, 3, nullEmpty(), nullEmpty()), ref)
+        assert.deepEqual(aeadDecrypt(k, 3, nullEmpty(), ref), Buffer.alloc(0))
+        const forged = Buffer.from(ref)
+        forged[0] = (forged[0] ?? 0) ^ 1
+        assert.equal(aeadDecrypt(k, 3, nullEmpty(), forged), undefined)
+        const key = hmacSha256(k, Buffer.alloc(0))
+        assert.equal(ccmDecrypt(key, aeadNonce(3), forged, nullEmpty()), undefined)
+        for (const cipher of [AESGCM, AESCCM]) {
+            const ct = cipher.encrypt(k, 9, nullEmpty(), nullEmpty())
+            assert.deepEqual(cipher.decrypt(k, 9, nullEmpty(), ct), Buffer.alloc(0), cipher.name)
+            const bad = Buffer.from(ct)
+            bad[15] = (bad[15] ?? 0) ^ 1
+            assert.equal(cipher.decrypt(k, 9, nullEmpty(), bad), undefined, cipher.name)
+        }
     })
     test("rekey = first 32 bytes of ENCRYPT(k, 2^64 - 1, empty, zeros32)", () => {
         const nonce = Buffer.concat([Buffer.alloc(5), Buffer.alloc(8, 0xff)])

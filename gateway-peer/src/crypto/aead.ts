@@ -20,6 +20,18 @@ export const TAG_LEN = 16
 
 const NONCE_ZEROS = NONCE_LEN - 8
 
+// node:crypto (v20) hands OpenSSL a NULL pointer for an empty Buffer whose backing store was
+// never allocated (any zero-length Buffer once its `.buffer` has been read), and OpenSSL's CCM
+// takes update(NULL, 0) for a Final call: the CBC-MAC is then never computed. On encryption
+// that fails with "tag not set"; on decryption it ACCEPTS ANY TAG for an empty ciphertext
+// (checked by the crypto tests). Every empty input is therefore passed as a zero-length view
+// of this one-byte buffer, whose data pointer is never NULL.
+const ANCHOR = Buffer.alloc(1)
+
+function nonNull(b: Buffer): Buffer {
+    return b.length > 0 ? b : ANCHOR.subarray(0, 0)
+}
+
 function checkKey(key: Buffer, name: string): void {
     if (!Buffer.isBuffer(key) || key.length !== KEY_LEN) throw new TypeError(`${name}: key must be ${KEY_LEN} bytes`)
 }
@@ -57,8 +69,8 @@ export function ccmEncrypt(key: Buffer, nonce: Buffer, plaintext: Buffer, aad: B
     const cipher = createCipheriv("aes-256-ccm", key, nonce, { authTagLength: TAG_LEN })
     // CCM needs the message length before any data; node takes it through setAAD, also for
     // an empty AAD.
-    cipher.setAAD(aad, { plaintextLength: plaintext.length })
-    const ct = Buffer.concat([cipher.update(plaintext), cipher.final()])
+    cipher.setAAD(nonNull(aad), { plaintextLength: plaintext.length })
+    const ct = Buffer.concat([cipher.update(nonNull(plaintext)), cipher.final()])
     return Buffer.concat([ct, cipher.getAuthTag()])
 }
 
@@ -81,8 +93,8 @@ export function ccmDecrypt(
     try {
         const decipher = createDecipheriv("aes-256-ccm", key, nonce, { authTagLength: TAG_LEN })
         decipher.setAuthTag(ciphertext.subarray(ctLen))
-        decipher.setAAD(aad, { plaintextLength: ctLen })
-        const pt = decipher.update(ciphertext.subarray(0, ctLen))
+        decipher.setAAD(nonNull(aad), { plaintextLength: ctLen })
+        const pt = decipher.update(nonNull(ciphertext.subarray(0, ctLen)))
         // For CCM the tag is checked in update(); a failure is reported by final().
         decipher.final()
         return pt
