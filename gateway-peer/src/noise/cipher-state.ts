@@ -1,19 +1,19 @@
 // The Noise CipherState (revision 34 section 5.1): a key k and a nonce counter n.
 //
-// Tether's nonce limit: Noise reserves n = 2^64 - 1; Tether refuses any n >= 2^32 (the
-// device counts in doubles and the brief caps a key's use well below GCM/CCM bounds). The
-// session layer reads `n` and calls `rekey()` or re-handshakes before `n` reaches the limit;
-// reaching it throws, it never wraps.
+// Tether's nonce limit (PROTOCOL.md 5.1): Noise reserves n = 2^64 - 1; Tether refuses to
+// encrypt or decrypt with n >= NONCE_LIMIT = 2^32 - 1, so n never reaches 2^32 (the device
+// counts in doubles, and it bounds the data under one key). The session layer reads `n` and
+// calls `keyUpdate()` (or re-handshakes) before the limit; reaching it throws, never wraps.
 import { KEY_LEN } from "../crypto/aead.js"
 import type { CipherFunction } from "./cipher.js"
 
-/** The first nonce value a CipherState refuses to use. */
-export const NONCE_LIMIT = 2 ** 32
+/** The first nonce value a CipherState refuses to use (PROTOCOL.md 5.1: 2^32 - 1). */
+export const NONCE_LIMIT = 2 ** 32 - 1
 
 /** Thrown when a CipherState would use a nonce at or above NONCE_LIMIT. */
 export class NonceLimitError extends Error {
     constructor() {
-        super("cipher-state: nonce limit reached (rekey or re-handshake first)")
+        super("cipher-state: nonce limit reached (key update or re-handshake first)")
         this.name = "NonceLimitError"
     }
 }
@@ -81,17 +81,22 @@ export class CipherState {
         return pt
     }
 
-    /**
-     * "Sets k = REKEY(k)." As in Noise, n is left as it is. A session that must go past
-     * NONCE_LIMIT messages on one direction rekeys and then, both peers at the same agreed
-     * point, calls setNonce(0): under the new key the old nonces are fresh again. That
-     * composition is the session layer's (and PROTOCOL.md's) decision, not this layer's.
-     */
+    /** Noise's Rekey(): "Sets k = REKEY(k)." n is left as it is, as in Noise. */
     rekey(): void {
         if (this.#k === undefined) throw new Error("cipher-state: rekey without a key")
         const old = this.#k
         this.#k = this.cipher.rekey(old)
         old.fill(0) // best effort on a garbage-collected VM; #k is never shared (see clone)
+    }
+
+    /**
+     * Tether's key update (PROTOCOL.md 5.1, a deviation from Noise): k = REKEY(k), then n = 0.
+     * Safe because the key is new; it lets a session outlive a 32-bit counter. Both peers do
+     * it at the same point of the record stream (the KEY_UPDATE record).
+     */
+    keyUpdate(): void {
+        this.rekey()
+        this.#n = 0
     }
 
     /** An independent copy (for checkpoints): the key bytes are copied, not shared. */
