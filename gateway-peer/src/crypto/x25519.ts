@@ -75,6 +75,11 @@ export function x25519Base(scalar: Buffer): Buffer {
     return Buffer.from(spki.subarray(SPKI_PREFIX.length))
 }
 
+/** The key pair of a given private key (test vectors, provisioned keys). */
+export function keyPairFromPrivate(privateKey: Buffer): KeyPair {
+    return { privateKey: Buffer.from(privateKey), publicKey: x25519Base(privateKey) }
+}
+
 /**
  * A fresh key pair from the CSPRNG (node:crypto `randomBytes`, which throws rather than
  * return weak bytes: the default fails closed).

@@ -7,7 +7,8 @@
 // the transport messages keep alternating; after a one-way pattern (section 7.4) every
 // message is the initiator's, since the responder has nothing to send with.
 import { AESGCM } from "./cipher.js"
-import { HandshakeState, keyPairFromPrivate, type HandshakeResult } from "./handshake-state.js"
+import { HandshakeState, type HandshakeResult } from "./handshake-state.js"
+import { keyPairFromPrivate } from "../crypto/x25519.js"
 import { lookupPattern } from "./patterns.js"
 
 /** One cacophony vector (hex strings). */

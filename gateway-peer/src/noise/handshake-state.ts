@@ -4,7 +4,7 @@
 // message leaves ck, h, k, n, e, re and rs exactly as they were (WireGuard and snow do the
 // same). Tether's DH is X25519 and its hash SHA-256; the cipher function is a parameter.
 import type { RandomSource } from "../crypto/random.js"
-import { DH_LEN, generateKeyPair, x25519, x25519Base, type KeyPair } from "../crypto/x25519.js"
+import { DH_LEN, generateKeyPair, x25519, type KeyPair } from "../crypto/x25519.js"
 import { TAG_LEN } from "../crypto/aead.js"
 import type { CipherFunction } from "./cipher.js"
 import type { CipherState } from "./cipher-state.js"
@@ -309,9 +309,4 @@ export class HandshakeState {
         this.#restore(cp)
         return undefined
     }
-}
-
-/** Derives a key pair from a fixed private key (for vectors and pairing files). */
-export function keyPairFromPrivate(privateKey: Buffer): KeyPair {
-    return { privateKey, publicKey: x25519Base(privateKey) }
 }
