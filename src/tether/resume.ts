@@ -18,8 +18,8 @@ import {
     EARLY_ACCEPTED,
     INNER_TYPE_LEN,
     MAX_EARLY_DATA,
-    RecordType,
-    RESUME_FLAGS_LEN,
+    InnerType,
+    FLAGS_LEN,
     RESUME_NONCE_LEN,
     RESUME_PROTOCOL_NAME,
     RESUME_RESP_BODY_LEN,
@@ -72,7 +72,7 @@ export function writeResumeInit(t: ResumeTicket, nonceI: Buffer, early?: Buffer,
         if (INNER_TYPE_LEN + early.length > MAX_EARLY_DATA) throw new RangeError("resume: early data too long")
         // "one record plaintext (inner_type || content) with inner_type = DATA"
         earlyPt = Buffer.alloc(INNER_TYPE_LEN + early.length)
-        earlyPt[0] = RecordType.DATA
+        earlyPt[0] = InnerType.DATA
         earlyPt.blitAt(INNER_TYPE_LEN, early, 0, early.length)
     }
     const sym = new SymmetricState(cipher || AESCCM, RESUME_PROTOCOL_NAME)
@@ -105,7 +105,7 @@ export function readResumeResp(pending: ResumePending, body: Buffer): Resumed | 
     sym.mixHash(nonceR)
     sym.mixKey(nonceR)
     const flags = sym.decryptAndHash(body.slice(RESUME_NONCE_LEN))
-    if (flags === undefined || flags.length !== RESUME_FLAGS_LEN) return undefined
+    if (flags === undefined || flags.length !== FLAGS_LEN) return undefined
     // "the other bits are 0": anything else is not version 1
     if ((flags[0] & ~EARLY_ACCEPTED) !== 0) return undefined
     const cs = sym.split()

@@ -12,7 +12,7 @@ import {
     INNER_TYPE_LEN,
     KEY_UPDATE_AT,
     MAX_RECORD_CONTENT,
-    RecordType,
+    InnerType,
     TICKET_CONTENT_LEN,
 } from "./wire"
 
@@ -20,7 +20,7 @@ const EMPTY = Buffer.alloc(0)
 
 /** A decrypted record. */
 export interface InnerRecord {
-    /** the inner type (RecordType) */
+    /** the inner type (InnerType) */
     type: number
     /** the content after the inner type byte */
     content: Buffer
@@ -28,10 +28,10 @@ export interface InnerRecord {
 
 /** The content length a record of `type` must have, or -1 for "any up to the maximum". */
 function fixedLen(type: number): number {
-    if (type === RecordType.DATA) return -1
-    if (type === RecordType.TICKET) return TICKET_CONTENT_LEN
-    if (type === RecordType.CLOSE) return CLOSE_CONTENT_LEN
-    if (type === RecordType.KEY_UPDATE) return 0
+    if (type === InnerType.DATA) return -1
+    if (type === InnerType.TICKET) return TICKET_CONTENT_LEN
+    if (type === InnerType.CLOSE) return CLOSE_CONTENT_LEN
+    if (type === InnerType.KEY_UPDATE) return 0
     return -2 // unknown
 }
 
@@ -74,12 +74,12 @@ export class Session {
         if (want === -2 || (want >= 0 && content.length !== want) || content.length > MAX_RECORD_CONTENT)
             throw new RangeError("session: bad record")
         const out: Buffer[] = []
-        if (this.send.n >= KEY_UPDATE_AT && type !== RecordType.KEY_UPDATE) {
-            out.push(this.seal(RecordType.KEY_UPDATE, EMPTY))
+        if (this.send.n >= KEY_UPDATE_AT && type !== InnerType.KEY_UPDATE) {
+            out.push(this.seal(InnerType.KEY_UPDATE, EMPTY))
             this.send.rekey()
         }
         out.push(this.seal(type, content))
-        if (type === RecordType.KEY_UPDATE) this.send.rekey()
+        if (type === InnerType.KEY_UPDATE) this.send.rekey()
         return out
     }
 
@@ -102,7 +102,7 @@ export class Session {
             pt.fillAt(0, pt.length, 0)
             return this.kill()
         }
-        if (type === RecordType.KEY_UPDATE) this.recv.rekey()
+        if (type === InnerType.KEY_UPDATE) this.recv.rekey()
         return { type, content: pt.slice(INNER_TYPE_LEN) }
     }
 

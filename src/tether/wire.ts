@@ -2,7 +2,8 @@
 // ones it is made of (WireGuard's messages.h style). The framing layer's own sizes live in
 // ../net/frame.ts and are reused here; nothing else in the device code spells a size out.
 import { TAG_LEN } from "../crypto/aead"
-import { HEADER_SIZE, MAX_FRAME, TYPE_SIZE } from "../net/frame"
+import { HEADER_SIZE, LEN_SIZE, MAX_FRAME, TYPE_SIZE } from "../net/frame"
+import { NONCE_LIMIT } from "../noise/cipher-state"
 import { DH_LEN, PSK_LEN } from "../noise/handshake-state"
 
 /** `version` (PROTOCOL.md 2.2). */
@@ -20,8 +21,8 @@ export enum FrameType {
     REJECT = 0x7f,
 }
 
-/** Record inner types (PROTOCOL.md 5). */
-export enum RecordType {
+/** Record inner types (PROTOCOL.md 5), inside the ciphertext. */
+export enum InnerType {
     DATA = 0x01,
     TICKET = 0x02,
     CLOSE = 0x03,
@@ -55,12 +56,17 @@ export const RESUMPTION_SECRET_LEN = 32
 export const RESUME_NONCE_LEN = 12
 /** `MAX_FRAME_LEN`: the largest `length` (type + body). */
 export const MAX_FRAME_LEN = MAX_FRAME
-/** The largest RECORD body. */
-export const MAX_RECORD_BODY = MAX_FRAME_LEN - TYPE_SIZE
+/** Bytes in front of a frame's body: length and type. */
+export const HEADER_LEN = HEADER_SIZE
+export { LEN_SIZE, TYPE_SIZE }
+/** The largest frame body. */
+export const MAX_BODY_LEN = MAX_FRAME_LEN - TYPE_SIZE
 /** `MAX_RECORD_PLAINTEXT` = 1007: inner type + content. */
-export const MAX_RECORD_PLAINTEXT = MAX_RECORD_BODY - TAG_LEN
+export const MAX_RECORD_PLAINTEXT = MAX_BODY_LEN - TAG_LEN
 /** Size of the inner type byte. */
 export const INNER_TYPE_LEN = 1
+/** Smallest RECORD body: an inner type and a tag. */
+export const MIN_RECORD_BODY_LEN = INNER_TYPE_LEN + TAG_LEN
 /** The largest record content: 1006. */
 export const MAX_RECORD_CONTENT = MAX_RECORD_PLAINTEXT - INNER_TYPE_LEN
 
@@ -70,9 +76,10 @@ export const MAX_RECORD_CONTENT = MAX_RECORD_PLAINTEXT - INNER_TYPE_LEN
 export const TICKET_KEY_ID_OFFSET = 0
 export const TICKET_DEVICE_ID_OFFSET = TICKET_KEY_ID_OFFSET + 1
 export const TICKET_GENERATION_OFFSET = TICKET_DEVICE_ID_OFFSET + DEVICE_ID_LEN
-export const TICKET_EXPIRES_OFFSET = TICKET_GENERATION_OFFSET + 4
+export const TICKET_EXPIRES_AT_OFFSET = TICKET_GENERATION_OFFSET + 4
 /** The ticket body (everything before mac): 17. */
-export const TICKET_BODY_LEN = TICKET_EXPIRES_OFFSET + 4
+export const TICKET_BODY_LEN = TICKET_EXPIRES_AT_OFFSET + 4
+export const TICKET_MAC_OFFSET = TICKET_BODY_LEN
 export const TICKET_MAC_LEN = 16
 /** `ticket`: 33. */
 export const TICKET_LEN = TICKET_BODY_LEN + TICKET_MAC_LEN
@@ -85,6 +92,7 @@ export const REJECT_BODY_LEN = 1
 
 // --- nonce limit and rekeying (PROTOCOL.md 5.1) ---
 
+export { NONCE_LIMIT }
 /** A sender at or past this `n` sends KEY_UPDATE and rekeys first: 2^32 - 2^16. */
 export const KEY_UPDATE_AT = 4294967296 - 65536
 
@@ -108,17 +116,20 @@ export const HS_RESP_BODY_LEN = PUBLIC_KEY_LEN + TAG_LEN
 /** RESUME_INIT body without early data: version || ticket || nonce_i || tag = 62. */
 export const RESUME_INIT_MIN_BODY_LEN = VERSION_LEN + TICKET_LEN + RESUME_NONCE_LEN + TAG_LEN
 /** RESUME_RESP flags. */
-export const RESUME_FLAGS_LEN = 1
+export const FLAGS_LEN = 1
 /** RESUME_RESP body: nonce_r || EncryptAndHash(flags) = 29. */
-export const RESUME_RESP_BODY_LEN = RESUME_NONCE_LEN + RESUME_FLAGS_LEN + TAG_LEN
+export const RESUME_RESP_BODY_LEN = RESUME_NONCE_LEN + FLAGS_LEN + TAG_LEN
 /** flags bit 0: the gateway delivered the early data. */
 export const EARLY_ACCEPTED = 0x01
-/** Early data is one record plaintext: at most MAX_RECORD_PLAINTEXT, and the frame must fit. */
-export const MAX_EARLY_DATA = Math.min(MAX_RECORD_PLAINTEXT, MAX_FRAME_LEN - TYPE_SIZE - RESUME_INIT_MIN_BODY_LEN)
-/** Bytes on the wire of a frame with a body of `bodyLen` bytes. */
-export function wireLen(bodyLen: number): number {
-    return HEADER_SIZE + bodyLen
-}
+/** Largest early data plaintext (inner type + content) that fits the frame: 961. */
+export const MAX_EARLY_DATA = MAX_BODY_LEN - RESUME_INIT_MIN_BODY_LEN
+/** Largest early DATA content: 960. */
+export const MAX_EARLY_DATA_CONTENT = MAX_EARLY_DATA - INNER_TYPE_LEN
+/** Frames on the wire, framing included: 60, 51, 65 (no early data), 32. */
+export const HS_INIT_FRAME_LEN = HEADER_LEN + HS_INIT_BODY_LEN
+export const HS_RESP_FRAME_LEN = HEADER_LEN + HS_RESP_BODY_LEN
+export const RESUME_INIT_MIN_FRAME_LEN = HEADER_LEN + RESUME_INIT_MIN_BODY_LEN
+export const RESUME_RESP_FRAME_LEN = HEADER_LEN + RESUME_RESP_BODY_LEN
 
 /**
  * The prologue of both handshakes: "tether/1" || version || device_id (PROTOCOL.md 3.2, 6.2).
