@@ -1,0 +1,190 @@
+// The embedded registry: SQLite through better-sqlite3 (major 12: the one that runs on
+// Node 20). WAL mode; every generation update is one statement or one transaction, so it is
+// atomic against other connections to the same file (a second gateway process included).
+// A file that is not a Tether registry is reported as such, never re-initialised.
+import Database from "better-sqlite3"
+import { checkDevice, type DeviceRecord, type GenerationVerdict, type Registry } from "./registry.js"
+
+/** The schema version kept in PRAGMA user_version. */
+export const SCHEMA_VERSION = 1
+
+const SCHEMA = `
+CREATE TABLE devices (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    public_key BLOB NOT NULL,
+    psk BLOB NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0,
+    min_generation INTEGER NOT NULL DEFAULT 0,
+    issued_generation INTEGER NOT NULL DEFAULT 0,
+    accepted_generation INTEGER NOT NULL DEFAULT 0,
+    full_generation INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+) STRICT;
+`
+
+interface Row {
+    id: string
+    name: string
+    public_key: Buffer
+    psk: Buffer
+    revoked: number
+    min_generation: number
+    issued_generation: number
+    accepted_generation: number
+    full_generation: number
+    created_at: number
+}
+
+function fromRow(r: Row): DeviceRecord {
+    return {
+        id: r.id,
+        name: r.name,
+        publicKey: r.public_key,
+        psk: r.psk,
+        revoked: r.revoked !== 0,
+        min_generation: r.min_generation,
+        issued_generation: r.issued_generation,
+        accepted_generation: r.accepted_generation,
+        full_generation: r.full_generation,
+        created_at: r.created_at,
+    }
+}
+
+/** Opening failed: the file is missing (with create false), corrupt or of another schema. */
+export class RegistryOpenError extends Error {
+    constructor(message: string) {
+        super(message)
+        this.name = "RegistryOpenError"
+    }
+}
+
+/** The registry in one SQLite file. */
+export class SqliteRegistry implements Registry {
+    readonly #db: Database.Database
+    readonly #stmt
+
+    /**
+     * Opens (or with `create`, creates) the registry at `path`.
+     * @throws RegistryOpenError with a clear message for a missing, corrupt or foreign file
+     */
+    constructor(path: string, opts: { create?: boolean } = {}) {
+        let db: Database.Database | undefined
+        try {
+            db = new Database(path, { fileMustExist: opts.create !== true })
+            db.pragma("journal_mode = WAL")
+            db.pragma("busy_timeout = 5000")
+            const version = db.pragma("user_version", { simple: true }) as number
+            if (version === 0) {
+                const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master").get() as { n: number }
+                if (tables.n !== 0) throw new RegistryOpenError(`registry: ${path} is a SQLite database but not a Tether registry`)
+                if (opts.create !== true) throw new RegistryOpenError(`registry: ${path} is empty (not initialised)`)
+                db.transaction(() => {
+                    db?.exec(SCHEMA)
+                    db?.pragma(`user_version = ${SCHEMA_VERSION}`)
+                })()
+            } else if (version !== SCHEMA_VERSION) {
+                throw new RegistryOpenError(`registry: ${path} has schema version ${version}, this gateway knows ${SCHEMA_VERSION}`)
+            }
+            db.prepare("SELECT count(*) FROM devices").get() // touches the table: a torn file fails here
+        } catch (err) {
+            db?.close()
+            if (err instanceof RegistryOpenError) throw err
+            const code = (err as { code?: string }).code ?? ""
+            if (code === "SQLITE_CANTOPEN" || /does not exist/.test(String((err as Error).message)))
+                throw new RegistryOpenError(`registry: cannot open ${path} (missing? run \`tether-gateway init\`)`)
+            throw new RegistryOpenError(`registry: ${path} is corrupt or not a database (${code || (err as Error).message})`)
+        }
+        this.#db = db
+        this.#stmt = {
+            get: db.prepare<[string], Row>("SELECT * FROM devices WHERE id = ?"),
+            byName: db.prepare<[string], Row>("SELECT * FROM devices WHERE name = ?"),
+            list: db.prepare<[], Row>("SELECT * FROM devices ORDER BY name"),
+            put: db.prepare(
+                `INSERT INTO devices (id, name, public_key, psk, revoked, min_generation, issued_generation,
+                    accepted_generation, full_generation, created_at)
+                 VALUES (@id, @name, @public_key, @psk, @revoked, @min_generation, @issued_generation,
+                    @accepted_generation, @full_generation, @created_at)
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, public_key = excluded.public_key, psk = excluded.psk,
+                    revoked = excluded.revoked, min_generation = excluded.min_generation,
+                    issued_generation = excluded.issued_generation, accepted_generation = excluded.accepted_generation,
+                    full_generation = excluded.full_generation, created_at = excluded.created_at`,
+            ),
+            revoke: db.prepare(
+                "UPDATE devices SET revoked = 1, min_generation = max(min_generation, issued_generation + 1) WHERE name = ?",
+            ),
+            issue: db.prepare<[string], { g: number }>(
+                "UPDATE devices SET issued_generation = issued_generation + 1 WHERE id = ? RETURNING issued_generation AS g",
+            ),
+            // The compare-and-set of PROTOCOL.md 6.4 in one statement.
+            accept: db.prepare("UPDATE devices SET accepted_generation = ? WHERE id = ? AND accepted_generation < ?"),
+            exists: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM devices WHERE id = ?"),
+            full: db.prepare("UPDATE devices SET full_generation = ? WHERE id = ?"),
+        }
+    }
+
+    #mustExist(id: string): void {
+        if ((this.#stmt.exists.get(id)?.n ?? 0) === 0) throw new Error(`registry: no device ${id}`)
+    }
+
+    async getDevice(id: string): Promise<DeviceRecord | undefined> {
+        const r = this.#stmt.get.get(id)
+        return r && fromRow(r)
+    }
+
+    async getDeviceByName(name: string): Promise<DeviceRecord | undefined> {
+        const r = this.#stmt.byName.get(name)
+        return r && fromRow(r)
+    }
+
+    async putDevice(d: DeviceRecord): Promise<void> {
+        checkDevice(d)
+        try {
+            this.#stmt.put.run({
+                id: d.id,
+                name: d.name,
+                public_key: d.publicKey,
+                psk: d.psk,
+                revoked: d.revoked ? 1 : 0,
+                min_generation: d.min_generation,
+                issued_generation: d.issued_generation,
+                accepted_generation: d.accepted_generation,
+                full_generation: d.full_generation,
+                created_at: d.created_at,
+            })
+        } catch (err) {
+            if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") throw new Error(`registry: the name ${d.name} is taken`)
+            throw err
+        }
+    }
+
+    async listDevices(): Promise<DeviceRecord[]> {
+        return this.#stmt.list.all().map(fromRow)
+    }
+
+    async revoke(name: string): Promise<boolean> {
+        return this.#stmt.revoke.run(name).changes > 0
+    }
+
+    async issueGeneration(id: string): Promise<number> {
+        const r = this.#stmt.issue.get(id)
+        if (r === undefined) throw new Error(`registry: no device ${id}`)
+        return r.g
+    }
+
+    async acceptGeneration(id: string, generation: number): Promise<GenerationVerdict> {
+        return this.#db.transaction((): GenerationVerdict => {
+            if (this.#stmt.accept.run(generation, id, generation).changes === 1) return "newer"
+            this.#mustExist(id)
+            return "older"
+        }).immediate()
+    }
+
+    async markFullHandshake(id: string, generation: number): Promise<void> {
+        if (this.#stmt.full.run(generation, id).changes === 0) throw new Error(`registry: no device ${id}`)
+    }
+
+    async close(): Promise<void> {
+        if (this.#db.open) this.#db.close()
+    }
+}
