@@ -31,19 +31,7 @@ export const MAX_WIRE_FRAME = LEN_SIZE + MAX_FRAME
 /** Largest type byte value. */
 export const MAX_TYPE = 0xff
 
-// Frame types (PROTOCOL.md section 2.1).
-/** device -> gateway: version, device_id, Noise message 1. */
-export const TYPE_HS_INIT = 0x01
-/** gateway -> device: Noise message 2. */
-export const TYPE_HS_RESP = 0x02
-/** device -> gateway: version, ticket, nonce_i, encrypted payload. */
-export const TYPE_RESUME_INIT = 0x03
-/** gateway -> device: nonce_r, encrypted payload. */
-export const TYPE_RESUME_RESP = 0x04
-/** both directions: a Noise transport message. */
-export const TYPE_RECORD = 0x10
-/** gateway -> device: one code byte. */
-export const TYPE_REJECT = 0x7f
+// The type bytes themselves are protocol, not framing: FrameType in ../tether/wire.ts.
 
 /**
  * Encodes one frame: `uint16_be(1 + body.length) || type || body`.
