@@ -1,0 +1,63 @@
+// Shared helpers of the Tether end-to-end device programs: the pairing from the generated
+// env module, a DH that counts its calls, and a client on an in-memory ticket store.
+import { Dh } from "../../../src/noise/handshake-state"
+import { X25519, TetherClient } from "../../../src/tether/client"
+import { Pairing } from "../../../src/tether/handshake"
+import { MemoryStorage, TicketStore } from "../../../src/tether/ticket-store"
+
+/** Counts X25519 calls: `x` variable-base (DH), `base` key generation. */
+export class CountingDh implements Dh {
+    x = 0
+    base = 0
+    async x25519(scalar: Buffer, u: Buffer): Promise<Buffer> {
+        this.x++
+        return await X25519.x25519(scalar, u)
+    }
+    async x25519Base(scalar: Buffer): Promise<Buffer> {
+        this.base++
+        return await X25519.x25519Base(scalar)
+    }
+    reset() {
+        this.x = 0
+        this.base = 0
+    }
+}
+
+/** Decodes a hex string from the env module. */
+export function h(s: string): Buffer {
+    return Buffer.from(s, "hex")
+}
+
+/** A pairing from hex strings. */
+export async function pairing(deviceId: string, priv: string, gatewayPublic: string, psk: string): Promise<Pairing> {
+    const privateKey = h(priv)
+    return {
+        deviceId: h(deviceId),
+        s: { privateKey, publicKey: await X25519.x25519Base(privateKey) },
+        gatewayPublic: h(gatewayPublic),
+        psk: h(psk),
+    }
+}
+
+/** A client with its own in-memory ticket store and counting DH. */
+export interface TestClient {
+    client: TetherClient
+    dh: CountingDh
+    mem: MemoryStorage
+    store: TicketStore
+}
+
+/** Builds a TestClient; `ticket`/`secret` (hex) seed the store like an out-of-band ticket. */
+export async function makeClient(port: number, p: Pairing, ticket?: string, secret?: string): Promise<TestClient> {
+    const mem = new MemoryStorage()
+    const store = await TicketStore.open(mem)
+    if (ticket) await store.save({ ticket: h(ticket), secret: h(secret) })
+    const dh = new CountingDh()
+    const client = new TetherClient({ pairing: p, store, host: "127.0.0.1", port, dh, timeoutMs: 15000 })
+    return { client, dh, mem, store }
+}
+
+/** Marks a passed scenario for the Node side (harness.devicePassed). */
+export function pass(name: string) {
+    console.log("E2E-PASS " + name)
+}

@@ -1,0 +1,49 @@
+// End to end, device side of test/e2e/handshake.test.ts: a full KK handshake with records
+// both ways; a wrong gateway key, a wrong device key, an unknown device (each refused with
+// its code, nothing stored); a tampered record from the gateway closes the connection.
+import { describe, test, expect } from "@devicescript/test"
+import { RejectedError } from "../../../src/tether/client"
+import { Code } from "../../../src/tether/wire"
+import { makeClient, pairing, pass, TestClient } from "./tether-common"
+import { DEV_ID, DEV_PRIV, GW_PUB, OTHER_PRIV, PORT, PSK, UNKNOWN_ID } from "./env.generated"
+
+async function rejectedWith(tc: TestClient): Promise<number> {
+    try {
+        await tc.client.connect()
+    } catch (e) {
+        if (e instanceof RejectedError) return (e as RejectedError).code
+        return -1
+    }
+    return 0
+}
+
+describe("tether full handshake", () => {
+    test("handshake, records both ways, tampered record closes", async () => {
+        const tc = await makeClient(PORT, await pairing(DEV_ID, DEV_PRIV, GW_PUB, PSK))
+        await tc.client.prepare()
+        tc.dh.reset()
+        const c = await tc.client.connect()
+        expect(tc.dh.x).toBe(3)
+        console.log("BENCH device_full_handshake_ms " + c.handshakeMs)
+        for (let i = 0; i < 3; i++) {
+            await c.send(Buffer.from("rec-" + i))
+            expect((await c.recv(10000)).toString()).toBe("ack:rec-" + i)
+        }
+        await c.send(Buffer.from("tamper-me"))
+        expect(await c.recv(10000)).toBe(null)
+        expect(c.isOpen()).toBe(false)
+        pass("records-and-tamper")
+    })
+    test("wrong gateway key, wrong device key, unknown device", async () => {
+        // the gateway's key is another device's public key here: message 1 cannot decrypt
+        const wrongGw = await makeClient(PORT, await pairing(DEV_ID, DEV_PRIV, (await pairing(DEV_ID, OTHER_PRIV, GW_PUB, PSK)).s.publicKey.toString("hex"), PSK))
+        expect(await rejectedWith(wrongGw)).toBe(Code.HANDSHAKE_FAILED)
+        expect(wrongGw.store.current()).toBe(undefined)
+        const wrongDev = await makeClient(PORT, await pairing(DEV_ID, OTHER_PRIV, GW_PUB, PSK))
+        expect(await rejectedWith(wrongDev)).toBe(Code.HANDSHAKE_FAILED)
+        const unknown = await makeClient(PORT, await pairing(UNKNOWN_ID, DEV_PRIV, GW_PUB, PSK))
+        unknown.dh.reset()
+        expect(await rejectedWith(unknown)).toBe(Code.UNKNOWN_DEVICE)
+        pass("rejects")
+    })
+})
