@@ -4,13 +4,16 @@
 // (src/crypto/field25519.ts, from devs/gen/x25519-field.mjs): 20 limbs of 13 bits whose every
 // intermediate provably stays an int32 (the bound argument heads that file).
 //
-// Cost, measured by devs/bench-x25519.ts (`npm run bench`): about 4.8 million bytecode
-// instructions per scalar multiplication, counted from the compiled image (every opcode of
-// the straight-line ladder step and field functions, times their data-independent call
-// counts). The VM panics after 128K instructions without an await; this code yields
-// (`await ds.sleep(0)`) after every LADDER_STEPS ladder steps and every SQR_CHUNK
-// squarings: measured slices are about 36.6K instructions (two ladder steps) and 29.5K (20
-// squarings), far from the limit on the simulator and on a chip alike.
+// Cost, measured by devs/bench/x25519.mjs (`npm run bench`): 4.94 million bytecode
+// instructions per scalar multiplication (a ladder step is 17,331; a squaring 1,423; an
+// array-based multiplication 2,430), counted opcode by opcode from the compiled image and
+// cross-checked against the VM's InfiniteLoop counter. The VM panics after 128K instructions
+// without an await; this code yields (`await ds.sleep(0)`) after every LADDER_STEPS ladder
+// steps and every SQR_CHUNK squarings: the longest slice is 35.6K instructions (two ladder
+// steps plus loading and storing the state).
+//
+// Code size: the unrolled ladder is about 30 KB of bytecode (fmul 3.9 KB, fsqrn 2.8 KB) out
+// of the image's 64 KB limit on function code: the price of the speed.
 //
 // Constant time: the ladder executes the same instructions for every scalar and point
 // (conditional swaps by mask, scalar bits read at public positions); the final reduction
@@ -19,9 +22,9 @@
 import * as ds from "@devicescript/core"
 import { LIMBS, fmul, fsqrn, ladder } from "./field25519"
 
-/** Ladder steps per slice between yields (about 18.2K instructions each). */
+/** Ladder steps per slice between yields (17,331 instructions each). */
 const LADDER_STEPS = 2
-/** Squarings per slice between yields (about 1.47K instructions each). */
+/** Squarings per slice between yields (1,423 instructions each). */
 const SQR_CHUNK = 20
 const MASK = 8191
 const HALF = 4096
@@ -163,7 +166,7 @@ async function invert(o: number[], z: number[], t0: number[], t1: number[], t2: 
 /**
  * X25519 scalar multiplication (RFC 7748, section 5): the u-coordinate of scalar * u.
  * The scalar is clamped on a copy (the caller's buffer is not modified) and the top bit of
- * u is ignored. Cooperative: yields to other fibers about every 37K VM instructions.
+ * u is ignored. Cooperative: yields to other fibers at least every 36K VM instructions.
  * @param scalar 32-byte secret scalar
  * @param u 32-byte u-coordinate (any 32 bytes are accepted, as the RFC requires)
  * @returns the 32-byte shared u-coordinate
