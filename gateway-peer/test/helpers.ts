@@ -1,0 +1,76 @@
+// Shared fixtures for the session and server tests: a gateway on loopback with an in-memory
+// registry, paired devices, a DH counter and a log sink.
+import { generateKeyPair } from "../src/crypto/x25519.js"
+import { x25519 } from "../src/crypto/x25519.js"
+import { randomBytes } from "../src/crypto/random.js"
+import { MemoryRegistry } from "../src/registry/memory.js"
+import { newDevice, type DeviceRecord } from "../src/registry/registry.js"
+import { startGateway, type Gateway, type GatewayOptions, type LogLine } from "../src/server.js"
+import { MemoryTicketStore, TetherClient, type ClientOptions, type Pairing } from "../src/session/initiator.js"
+import { TicketKeySet } from "../src/tickets.js"
+
+export interface Fixture {
+    gw: Gateway
+    registry: MemoryRegistry
+    ticketKeys: TicketKeySet
+    identity: ReturnType<typeof generateKeyPair>
+    delivered: { device: string; content: string }[]
+    logs: LogLine[]
+    dhCount: { n: number }
+    clock: { now: number }
+    pair(name: string): Promise<Pairing & { record: DeviceRecord }>
+    client(p: Pairing, store?: MemoryTicketStore, extra?: Partial<ClientOptions>): TetherClient
+}
+
+export async function fixture(extra: Partial<GatewayOptions> = {}): Promise<Fixture> {
+    const registry = new MemoryRegistry()
+    const clock = { now: 1_800_000_000 }
+    const ticketKeys = TicketKeySet.create(clock.now)
+    const identity = generateKeyPair()
+    const delivered: Fixture["delivered"] = []
+    const logs: LogLine[] = []
+    const dhCount = { n: 0 }
+    const gw = await startGateway({
+        registry,
+        state: { identity, ticketKeys },
+        now: () => clock.now,
+        log: l => logs.push(l),
+        onData: (d, c) => delivered.push({ device: d.name, content: c.toString() }),
+        dh: (a, b) => {
+            dhCount.n++
+            return x25519(a, b)
+        },
+        ...extra,
+    })
+    return {
+        gw,
+        registry,
+        ticketKeys,
+        identity,
+        delivered,
+        logs,
+        dhCount,
+        clock,
+        async pair(name) {
+            const s = generateKeyPair()
+            const deviceId = randomBytes(8)
+            const psk = randomBytes(32)
+            const record = newDevice({ id: deviceId.toString("hex"), name, publicKey: s.publicKey, psk, now: clock.now })
+            await registry.putDevice(record)
+            return { deviceId, s, psk, gatewayPublic: identity.publicKey, record }
+        },
+        client(p, store = new MemoryTicketStore(), more = {}) {
+            return new TetherClient({ pairing: p, store, host: "127.0.0.1", port: gw.port, timeoutMs: 3000, ...more })
+        },
+    }
+}
+
+/** Waits until `pred` holds or `ms` pass. */
+export async function until(pred: () => boolean, ms = 2000): Promise<boolean> {
+    const end = Date.now() + ms
+    while (!pred()) {
+        if (Date.now() > end) return false
+        await new Promise(r => setTimeout(r, 5))
+    }
+    return true
+}

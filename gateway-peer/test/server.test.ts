@@ -1,0 +1,308 @@
+// The responder and the server over real loopback TCP, driven by the Node initiator.
+import { test, after } from "node:test"
+import assert from "node:assert/strict"
+import { FramedSocket, MemoryTicketStore, RejectedError } from "../src/session/initiator.js"
+import { Phase } from "../src/session/responder.js"
+import { mintTicket, TicketKeySet } from "../src/tickets.js"
+import { Code, encodeFrame, FrameType, InnerType, KEY_UPDATE_AT, TICKET_LIFETIME } from "../src/wire.js"
+import { fixture, until, type Fixture } from "./helpers.js"
+
+const fixtures: Fixture[] = []
+async function fx(...a: Parameters<typeof fixture>): Promise<Fixture> {
+    const f = await fixture(...a)
+    fixtures.push(f)
+    return f
+}
+after(async () => {
+    for (const f of fixtures) await f.gw.close()
+})
+
+/** The gateway still serves a full handshake and a record afterwards. */
+async function stillServes(f: Fixture): Promise<void> {
+    const p = await f.pair(`check-${Math.random()}`)
+    const conn = await f.client(p).connect()
+    conn.send(Buffer.from("alive"))
+    assert.ok(await until(() => f.delivered.some(d => d.content === "alive")))
+    f.gw.send(p.deviceId.toString("hex"), Buffer.from("pong"))
+    assert.equal((await conn.recv())?.toString(), "pong")
+    conn.close()
+}
+
+async function raw(f: Fixture): Promise<FramedSocket> {
+    return FramedSocket.connect("127.0.0.1", f.gw.port)
+}
+
+test("full handshake, ticket, records both ways, CLOSE", async () => {
+    const f = await fx()
+    const p = await f.pair("d1")
+    const store = new MemoryTicketStore()
+    const conn = await f.client(p, store).connect()
+    assert.equal(conn.resumed, false)
+    assert.equal(store.history.length, 1, "the TICKET record came first")
+    for (let i = 0; i < 5; i++) conn.send(Buffer.from(`up${i}`))
+    assert.ok(await until(() => f.delivered.length === 5))
+    assert.deepEqual(f.delivered.map(d => d.content), ["up0", "up1", "up2", "up3", "up4"])
+    assert.equal(f.gw.send(p.deviceId.toString("hex"), Buffer.from("down")), 1)
+    assert.equal((await conn.recv())?.toString(), "down")
+    const rec = await f.registry.getDevice(p.deviceId.toString("hex"))
+    assert.equal(rec?.issued_generation, 1)
+    assert.equal(rec?.full_generation, 1)
+    conn.close()
+    assert.ok(await until(() => f.logs.some(l => l.outcome === "closed-by-peer")))
+    const text = JSON.stringify(f.logs)
+    assert.ok(!text.includes(store.ticket!.ticket.toString("hex")) && !text.includes("up0"), "no tickets or payloads in logs")
+    assert.ok(f.logs.some(l => l.outcome === "full-handshake" && l.deviceName === "d1"))
+})
+
+test("resumption with 0-RTT early data delivered once; replay of the RESUME_INIT delivers nothing", async () => {
+    const f = await fx()
+    const p = await f.pair("d2")
+    const store = new MemoryTicketStore()
+    ;(await f.client(p, store).connect()).close()
+    const dh0 = f.dhCount.n
+    const sent: { type: number; body: Buffer }[] = []
+    const conn = await f.client(p, store, { onSend: (type, body) => sent.push({ type, body }) }).connect(Buffer.from("early-1"))
+    assert.equal(conn.resumed, true)
+    assert.equal(conn.earlyAccepted, true)
+    assert.equal(f.dhCount.n, dh0, "no X25519 on the gateway for a resumption")
+    assert.ok(await until(() => f.delivered.some(d => d.content === "early-1")))
+    conn.send(Buffer.from("after"))
+    f.gw.send(p.deviceId.toString("hex"), Buffer.from("down"))
+    assert.equal((await conn.recv())?.toString(), "down")
+    conn.close()
+    // an attacker replays the captured frame, several times
+    const captured = sent.find(s => s.type === FrameType.RESUME_INIT)
+    assert.ok(captured)
+    for (let i = 0; i < 3; i++) {
+        const s = await raw(f)
+        s.sendFrame(FrameType.RESUME_INIT, captured.body)
+        const resp = await s.recvFrame(2000)
+        assert.equal(resp?.type, FrameType.RESUME_RESP, "it resumes, but the replayer cannot read it")
+        // the replayer cannot produce a valid record: anything it sends kills the session
+        s.sendFrame(FrameType.RECORD, Buffer.alloc(40, 1))
+        assert.equal(await s.recvFrame(1000).then(async x => (x?.type === FrameType.RECORD ? s.recvFrame(1000) : x)), null)
+        s.close()
+    }
+    await new Promise(r => setTimeout(r, 50))
+    assert.equal(f.delivered.filter(d => d.content === "early-1").length, 1)
+    await stillServes(f)
+})
+
+test("torn connection after TICKET: the older ticket resumes, early data redelivered once under 1-RTT", async () => {
+    const f = await fx()
+    const p = await f.pair("d3")
+    const store = new MemoryTicketStore()
+    ;(await f.client(p, store).connect()).close() // ticket g1
+    const g1 = store.ticket!
+    ;(await f.client(p, store).connect(Buffer.from("first"))).close() // uses g1 (accepted), gets g2
+    // the device never stored g2: it still has g1
+    const old = new MemoryTicketStore(g1)
+    const conn = await f.client(p, old).connect(Buffer.from("second"))
+    assert.equal(conn.resumed, true)
+    assert.equal(conn.earlyAccepted, false)
+    assert.ok(await until(() => f.delivered.some(d => d.content === "second")))
+    await new Promise(r => setTimeout(r, 50))
+    assert.deepEqual(f.delivered.map(d => d.content), ["first", "second"])
+    conn.close()
+})
+
+test("tampered, foreign and expired tickets: TICKET_REJECTED then the full handshake on the same connection", async () => {
+    const f = await fx()
+    const p = await f.pair("d4")
+    const store = new MemoryTicketStore()
+    ;(await f.client(p, store).connect()).close()
+    const good = store.ticket!
+    const tampered = Buffer.from(good.ticket)
+    tampered[10] = (tampered[10] as number) ^ 1
+    const other = TicketKeySet.create(f.clock.now)
+    const foreign = mintTicket({ deviceId: p.deviceId, generation: 1, expiresAt: f.clock.now + 100, keySet: other })
+    for (const t of [{ ticket: tampered, secret: good.secret }, { ticket: foreign.ticket, secret: foreign.resumptionSecret }]) {
+        const s = new MemoryTicketStore(t)
+        const conn = await f.client(p, s).connect(Buffer.from("x"))
+        assert.equal(conn.fellBack, true)
+        assert.equal(conn.resumed, false)
+        conn.close()
+    }
+    // expired: the clock moves past expires_at
+    const s = new MemoryTicketStore(good)
+    f.clock.now += TICKET_LIFETIME
+    const conn = await f.client(p, s).connect()
+    assert.equal(conn.fellBack, true)
+    conn.close()
+    assert.ok(f.logs.some(l => l.detail === "ticket: expired"))
+    assert.ok(f.logs.some(l => l.detail === "ticket: bad-mac"))
+    await stillServes(f)
+})
+
+test("revoked and unknown devices are rejected with UNKNOWN_DEVICE before any X25519", async () => {
+    const f = await fx()
+    const p = await f.pair("d5")
+    const store = new MemoryTicketStore()
+    const live = await f.client(p, store).connect()
+    await f.registry.revoke("d5")
+    assert.equal(f.gw.closeDevice(p.deviceId.toString("hex"), Code.REVOKED), 1)
+    assert.equal(await live.recv(), null)
+    assert.equal(live.closeCode, Code.REVOKED)
+    const dh0 = f.dhCount.n
+    // the ticket is refused (revoked), then the full handshake is refused too
+    await assert.rejects(f.client(p, store).connect(), (e: unknown) => e instanceof RejectedError && e.code === Code.UNKNOWN_DEVICE)
+    const stranger = { ...p, deviceId: Buffer.alloc(8, 0xee) }
+    await assert.rejects(f.client(stranger).connect(), (e: unknown) => e instanceof RejectedError && e.code === Code.UNKNOWN_DEVICE)
+    assert.equal(f.dhCount.n, dh0, "no X25519 for unknown or revoked devices")
+    await stillServes(f)
+})
+
+test("tampered bytes in HS_INIT, HS_RESP and a record", async () => {
+    const f = await fx()
+    const p = await f.pair("d6")
+    // HS_INIT: every byte of e and the tag
+    for (const i of [9, 20, 40, 56]) {
+        const s = await raw(f)
+        const body = Buffer.concat([Buffer.from([1]), p.deviceId, Buffer.alloc(48, 7)])
+        body[i] = (body[i] as number) ^ 1
+        s.sendFrame(FrameType.HS_INIT, body)
+        const r = await s.recvFrame(2000)
+        assert.deepEqual(r, { type: FrameType.REJECT, body: Buffer.from([Code.HANDSHAKE_FAILED]) })
+        assert.equal(await s.recvFrame(1000), null)
+    }
+    // HS_RESP tampered on the way to the device: the client refuses it
+    const c = f.client(p)
+    const conn = await c.connect()
+    // a record tampered on the way to the gateway: closed without an answer
+    const bodies = conn.session.encrypt(InnerType.DATA, Buffer.from("secret"))
+    const b = Buffer.from(bodies[0]!)
+    b[3] = (b[3] as number) ^ 1
+    conn.sock.sendFrame(FrameType.RECORD, b)
+    assert.equal(await conn.sock.recvFrame(2000), null)
+    assert.ok(!f.delivered.some(d => d.content === "secret"))
+    await stillServes(f)
+})
+
+test("HS_RESP tampered: the initiator rejects it", async () => {
+    const { readKk1, writeKk1, writeKk2, readKk2 } = await import("../src/session/kk.js")
+    const { generateKeyPair } = await import("../src/crypto/x25519.js")
+    const sI = generateKeyPair(), sR = generateKeyPair(), psk = Buffer.alloc(32, 3), deviceId = Buffer.alloc(8, 1)
+    const pend = writeKk1({ deviceId, s: sI, rs: sR.publicKey, psk }, generateKeyPair())
+    const msg2 = writeKk2(readKk1({ deviceId, s: sR, rs: sI.publicKey, psk }, pend.message)!, generateKeyPair()).message
+    for (let i = 0; i < msg2.length; i += 7) {
+        const bad = Buffer.from(msg2)
+        bad[i] = (bad[i] as number) ^ 0x80
+        assert.equal(readKk2(pend, bad), undefined, `byte ${i}`)
+    }
+    assert.ok(readKk2(pend, msg2))
+})
+
+test("truncated frame, oversized length, garbage, wrong frame types", async () => {
+    const f = await fx({ policy: { handshakeTimeoutMs: 300 } })
+    const p = await f.pair("d7")
+    // truncated: half a frame, then silence -> handshake timeout closes it
+    let s = await raw(f)
+    s.sendRaw(encodeFrame(FrameType.HS_INIT, Buffer.alloc(57)).subarray(0, 30))
+    assert.equal(await s.recvFrame(2000), null)
+    // oversized length
+    s = await raw(f)
+    s.sendRaw(Buffer.from([0x04, 0x01, 0x01]))
+    assert.equal(await s.recvFrame(2000), null)
+    // length 0
+    s = await raw(f)
+    s.sendRaw(Buffer.from([0, 0]))
+    assert.equal(await s.recvFrame(2000), null)
+    // garbage
+    s = await raw(f)
+    s.sendRaw(Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert.equal(await s.recvFrame(2000), null)
+    // wrong types in AwaitFirst: PROTOCOL_ERROR
+    for (const t of [FrameType.HS_RESP, FrameType.RESUME_RESP, FrameType.RECORD, FrameType.REJECT, 0x55]) {
+        s = await raw(f)
+        s.sendFrame(t, Buffer.alloc(10))
+        assert.deepEqual(await s.recvFrame(2000), { type: FrameType.REJECT, body: Buffer.from([Code.PROTOCOL_ERROR]) })
+        assert.equal(await s.recvFrame(1000), null)
+    }
+    // bad version, short bodies
+    s = await raw(f)
+    s.sendFrame(FrameType.HS_INIT, Buffer.concat([Buffer.from([2]), Buffer.alloc(56)]))
+    assert.deepEqual(await s.recvFrame(2000), { type: FrameType.REJECT, body: Buffer.from([Code.UNSUPPORTED_VERSION]) })
+    s = await raw(f)
+    s.sendFrame(FrameType.RESUME_INIT, Buffer.from([1, 2, 3]))
+    assert.deepEqual(await s.recvFrame(2000), { type: FrameType.REJECT, body: Buffer.from([Code.PROTOCOL_ERROR]) })
+    // wrong types in Established: closed without an answer
+    for (const t of [FrameType.HS_INIT, FrameType.RESUME_INIT, FrameType.HS_RESP, FrameType.REJECT]) {
+        const conn = await f.client(p).connect()
+        conn.sock.sendFrame(t, Buffer.alloc(57, 1))
+        assert.equal(await conn.sock.recvFrame(2000), null)
+    }
+    // a TICKET record from the device: closed
+    const conn = await f.client(p).connect()
+    conn.sendRecord(InnerType.TICKET, Buffer.alloc(65))
+    assert.equal(await conn.sock.recvFrame(2000), null)
+    // after TICKET_REJECTED only HS_INIT is accepted
+    s = await raw(f)
+    const bad = Buffer.concat([Buffer.from([1]), Buffer.alloc(61, 9)])
+    s.sendFrame(FrameType.RESUME_INIT, bad)
+    assert.deepEqual(await s.recvFrame(2000), { type: FrameType.REJECT, body: Buffer.from([Code.TICKET_REJECTED]) })
+    s.sendFrame(FrameType.RESUME_INIT, bad)
+    assert.deepEqual(await s.recvFrame(2000), { type: FrameType.REJECT, body: Buffer.from([Code.PROTOCOL_ERROR]) })
+    await stillServes(f)
+})
+
+test("KEY_UPDATE near the nonce limit, both directions", async () => {
+    const f = await fx()
+    const p = await f.pair("d8")
+    const conn = await f.client(p).connect()
+    const [gws] = f.gw.sessionsOf(p.deviceId.toString("hex"))
+    assert.ok(gws)
+    // test hook: both ends of each direction jump to just below KEY_UPDATE_AT
+    conn.session.send.setNonce(KEY_UPDATE_AT - 1)
+    gws.recv.setNonce(KEY_UPDATE_AT - 1)
+    for (const m of ["k1", "k2", "k3"]) conn.send(Buffer.from(m))
+    assert.equal(conn.session.send.n, 2, "KEY_UPDATE then n = 0 under the new key")
+    assert.ok(await until(() => f.delivered.filter(d => d.device === "d8").length === 3))
+    assert.deepEqual(f.delivered.map(d => d.content), ["k1", "k2", "k3"])
+    assert.equal(gws.recv.n, 2)
+    gws.send.setNonce(KEY_UPDATE_AT)
+    conn.session.recv.setNonce(KEY_UPDATE_AT)
+    f.gw.send(p.deviceId.toString("hex"), Buffer.from("down"))
+    assert.equal((await conn.recv())?.toString(), "down")
+    assert.equal(gws.send.n, 1)
+    assert.ok(f.logs.some(l => l.outcome === "key-update"))
+    conn.close()
+})
+
+test("Session refuses n >= NONCE_LIMIT", async () => {
+    const { Session } = await import("../src/session/session.js")
+    const { CipherState } = await import("../src/noise/cipher-state.js")
+    const { AESCCM } = await import("../src/noise/cipher.js")
+    const { NONCE_LIMIT } = await import("../src/wire.js")
+    const k = Buffer.alloc(32, 1)
+    const a = new Session(new CipherState(AESCCM, k), new CipherState(AESCCM, k))
+    a.recv.setNonce(NONCE_LIMIT)
+    assert.equal(a.decrypt(Buffer.alloc(20)), undefined)
+    assert.equal(a.dead, true)
+    const b = new Session(new CipherState(AESCCM, k), new CipherState(AESCCM, k))
+    b.send.setNonce(NONCE_LIMIT)
+    assert.throws(() => b.encrypt(InnerType.DATA, Buffer.alloc(1)), /nonce limit/)
+})
+
+test("handshake cap and per-source limit answer BUSY", async () => {
+    const f = await fx({ policy: { perSourceAttempts: 2, perSourceWindowMs: 60_000 } })
+    const p = await f.pair("d9")
+    ;(await f.client(p).connect()).close()
+    ;(await f.client(p).connect()).close()
+    await assert.rejects(f.client(p).connect(), (e: unknown) => e instanceof RejectedError && e.code === Code.BUSY)
+    const g = await fx({ policy: { maxConcurrentHandshakes: 0 } })
+    const q = await g.pair("d10")
+    await assert.rejects(g.client(q).connect(), (e: unknown) => e instanceof RejectedError && e.code === Code.BUSY)
+})
+
+test("idle timeout sends CLOSE(IDLE); shutdown sends CLOSE(SHUTDOWN)", async () => {
+    const f = await fixture({ policy: { idleTimeoutMs: 150 } })
+    const p = await f.pair("d11")
+    const conn = await f.client(p).connect()
+    assert.equal(await conn.recv(2000), null)
+    assert.equal(conn.closeCode, Code.IDLE)
+    const conn2 = await f.client(p).connect()
+    await f.gw.close()
+    assert.equal(await conn2.recv(2000), null)
+    assert.equal(conn2.closeCode, Code.SHUTDOWN)
+    assert.equal(Phase.Closed, 3)
+})
