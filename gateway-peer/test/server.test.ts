@@ -306,3 +306,27 @@ test("idle timeout sends CLOSE(IDLE); shutdown sends CLOSE(SHUTDOWN)", async () 
     assert.equal(conn2.closeCode, Code.SHUTDOWN)
     assert.equal(Phase.Closed, 3)
 })
+
+test("chain limit and min_generation refuse the ticket; the full handshake follows", async () => {
+    const f = await fx({ policy: { chainLimit: 2 } })
+    const p = await f.pair("d12")
+    const store = new MemoryTicketStore()
+    ;(await f.client(p, store).connect()).close() // full: ticket g1, full_generation 1
+    let c = await f.client(p, store).connect() // g1 - 1 = 0 < 2: resumes, gets g2
+    assert.equal(c.resumed, true)
+    c.close()
+    c = await f.client(p, store).connect() // g2 - 1 = 1 < 2: resumes, gets g3
+    assert.equal(c.resumed, true)
+    c.close()
+    c = await f.client(p, store).connect() // g3 - 1 = 2: refused, full handshake
+    assert.equal(c.fellBack, true)
+    c.close()
+    const id = p.deviceId.toString("hex")
+    const rec = await f.registry.getDevice(id)
+    await f.registry.putDevice({ ...rec!, min_generation: rec!.issued_generation + 1 })
+    c = await f.client(p, store).connect()
+    assert.equal(c.fellBack, true)
+    c.close()
+    assert.ok(f.logs.some(l => l.detail === "ticket: chain limit"))
+    assert.ok(f.logs.some(l => typeof l.detail === "string" && l.detail.includes("below min")))
+})
