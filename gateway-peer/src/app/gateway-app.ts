@@ -1,0 +1,226 @@
+// The gateway's application layer (PROTOCOL.md 12): per device, the receiving half of the
+// device's stream (persisted in an AppStateStore) and the sending half of the gateway's
+// stream (in memory, resent across reconnects); PUBLISH to the sinks (a log line and the
+// `publish` event), REQUEST through the funnel (upstream.ts), MESSAGE from sendMessage().
+//
+// It knows nothing of sockets: the server passes each DATA content with an AppLink back to
+// the device (serve.ts wires it to startGateway's onData, send and closeDevice). The device's
+// STREAM, its first message after every handshake, marks a new session.
+import { EventEmitter } from "node:events"
+import { Code } from "../wire.js"
+import { AppError, AppKind, AppProtocolError, decodeApp, encodeApp, packApp, MAX_APP_BODY, MAX_NAME_LEN, NAME_LEN_LEN, type SequencedMessage } from "./codec.js"
+import type { AppStateStore } from "./store.js"
+import { ReceiveStream, SendStream } from "./stream.js"
+import { allowedRoute, callUpstream, gatewayError, type UpstreamConfig, type UpstreamResult } from "./upstream.js"
+
+/** One session's way back to its device. */
+export interface AppLink {
+    /** Sends one DATA record with this content. */
+    send(content: Buffer): void
+    /** Sends CLOSE(code) and closes the connection. */
+    close(code: number): void
+}
+
+/** The device a session belongs to. */
+export interface AppDevice {
+    /** device id, 16 hex characters */
+    readonly id: string
+    readonly name: string
+}
+
+/** A PUBLISH delivered to the gateway's sinks. */
+export interface PublishEvent {
+    readonly device: string
+    readonly deviceId: string
+    readonly id: number
+    readonly topic: string
+    readonly payload: Buffer
+}
+
+/** The device acknowledged the gateway's messages up to `id`. */
+export interface AckEvent {
+    readonly device: string
+    readonly deviceId: string
+    readonly id: number
+}
+
+/** The events of GatewayApp.events. */
+export interface AppEvents {
+    publish: [PublishEvent]
+    acked: [AckEvent]
+}
+
+/** A JSON-lines logger: one object per line. Never keys, tickets or payloads. */
+export type LogFn = (line: Record<string, unknown>) => void
+
+/** Options of GatewayApp. */
+export interface GatewayAppOptions {
+    readonly store: AppStateStore
+    readonly config: UpstreamConfig
+    /** name -> device, for sendMessage (the registry) */
+    readonly lookup: (name: string) => Promise<AppDevice | undefined>
+    readonly log?: LogFn
+    readonly fetch?: typeof fetch
+    /** most unacknowledged gateway messages kept per device (default 256) */
+    readonly maxQueue?: number
+}
+
+interface DeviceState {
+    device: AppDevice
+    readonly send: SendStream
+    recv: ReceiveStream | undefined
+    /** the link of the session that sent the device's latest STREAM */
+    link: AppLink | undefined
+    /** serialises loading and DATA processing for this device */
+    chain: Promise<void>
+}
+
+/** The application layer of one gateway process. */
+export class GatewayApp {
+    /** `publish` and `acked` events: the in-process sink API. */
+    readonly events = new EventEmitter<AppEvents>()
+    #config: UpstreamConfig
+    readonly #devices = new Map<string, DeviceState>()
+    readonly #inflight = new Set<Promise<void>>()
+    readonly #log: LogFn
+    readonly #maxQueue: number
+
+    constructor(readonly opts: GatewayAppOptions) {
+        this.#config = opts.config
+        this.#log = opts.log ?? (() => {})
+        this.#maxQueue = opts.maxQueue ?? 256
+    }
+
+    /** Replaces the route configuration (takes effect for the next REQUEST). */
+    setConfig(config: UpstreamConfig): void {
+        this.#config = config
+    }
+
+    #state(device: AppDevice): DeviceState {
+        let d = this.#devices.get(device.id)
+        if (d === undefined) {
+            d = { device, send: new SendStream(), recv: undefined, link: undefined, chain: Promise.resolve() }
+            this.#devices.set(device.id, d)
+        }
+        d.device = device
+        return d
+    }
+
+    /**
+     * A DATA content from `device`, in arrival order (resumption early data first). The
+     * device's STREAM opens each session ("After every handshake each side first sends
+     * STREAM"): the gateway answers with its own STREAM, then resends what is unacknowledged.
+     * Answers go through `link`, which becomes the device's current link.
+     */
+    data(device: AppDevice, content: Buffer, link: AppLink): void {
+        const d = this.#state(device)
+        d.chain = d.chain
+            .then(() => this.#data(d, content, link))
+            .catch(err => {
+                const detail = err instanceof Error ? err.message : String(err)
+                this.#log({ event: "app", outcome: "protocol-error", device: d.device.name, detail })
+                if (d.link === link) d.link = undefined
+                d.send.sessionEnd()
+                link.close(Code.PROTOCOL_ERROR)
+            })
+    }
+
+    async #data(d: DeviceState, content: Buffer, link: AppLink): Promise<void> {
+        const msgs = decodeApp(content, "device")
+        d.recv ??= new ReceiveStream((await this.opts.store.get(d.device.id)) ?? { streamId: 0, delivered: 0 })
+        // Work on a copy of the receiving state; it replaces the state only when the whole
+        // record was processed (a bad message must not count the good ones before it).
+        const recv = new ReceiveStream(d.recv.state, d.recv.synced && d.link === link)
+        const out: Buffer[] = []
+        let changed = false
+        let ack = false
+        const deliver: SequencedMessage[] = []
+        for (const m of msgs) {
+            if (m.kind === AppKind.STREAM) {
+                changed = recv.peerStream(m.streamId) || changed
+                d.link = link
+                d.send.sessionStart(false)
+                d.send.peerStream(m.peerStreamId, m.delivered)
+                const r = recv.state
+                out.push(encodeApp({ kind: AppKind.STREAM, streamId: d.send.streamId, peerStreamId: r.streamId, delivered: r.delivered }))
+            } else if (m.kind === AppKind.ACK) {
+                if (d.send.ack(m.id) > 0) this.events.emit("acked", { device: d.device.name, deviceId: d.device.id, id: m.id })
+            } else {
+                ack = true
+                if (recv.arrive(m.id) === "deliver") deliver.push(m)
+            }
+        }
+        // stored before anything it counts is delivered or acknowledged
+        if (changed || deliver.length > 0) await this.opts.store.put(d.device.id, recv.state)
+        d.recv = recv
+        for (const m of deliver) this.#deliver(d, m)
+        this.#flush(d, ack, out)
+    }
+
+    #deliver(d: DeviceState, m: SequencedMessage): void {
+        const name = d.device.name
+        if (m.kind === AppKind.PUBLISH) {
+            this.#log({ event: "app", outcome: "publish", device: name, id: m.id, topic: m.topic, bytes: m.payload.length })
+            this.events.emit("publish", { device: name, deviceId: d.device.id, id: m.id, topic: m.topic, payload: m.payload })
+        } else if (m.kind === AppKind.REQUEST) {
+            const route = allowedRoute(this.#config, m.route, name)
+            if (route === undefined) {
+                this.#log({ event: "app", outcome: "route-refused", device: name, id: m.id, route: m.route })
+                this.#respond(d, m.id, gatewayError(AppError.ROUTE_REFUSED))
+                return
+            }
+            const t0 = Date.now()
+            const p = callUpstream(route, m.payload, name, this.opts.fetch).then(res => {
+                this.#log({ event: "app", outcome: "request", device: name, id: m.id, route: m.route, status: res.status, result: res.outcome, ms: Date.now() - t0 })
+                this.#respond(d, m.id, res)
+            })
+            this.#inflight.add(p)
+            void p.finally(() => this.#inflight.delete(p))
+        }
+    }
+
+    #respond(d: DeviceState, requestId: number, res: UpstreamResult): void {
+        d.send.enqueue({ kind: AppKind.RESPONSE, requestId, status: res.status, payload: res.payload })
+        this.#flush(d, false)
+    }
+
+    /** Sends what is due on the current link: `first`, an ACK, then unsent queued messages. */
+    #flush(d: DeviceState, ack: boolean, first: Buffer[] = []): void {
+        const link = d.link
+        if (link === undefined) return
+        const out = first
+        if (ack && d.recv !== undefined) out.push(encodeApp({ kind: AppKind.ACK, id: d.recv.state.delivered }))
+        for (const m of d.send.take()) out.push(encodeApp(m))
+        for (const c of packApp(out)) link.send(c)
+    }
+
+    /**
+     * Queues a MESSAGE to a device; it is sent now if the device is connected, otherwise at
+     * its next session, and kept until acknowledged (the `acked` event).
+     * @returns the message's id in the gateway's stream to that device
+     * @throws Error for an unknown device, a full queue, or a topic/payload that does not fit
+     */
+    async sendMessage(deviceName: string, topic: string, payload: Buffer): Promise<number> {
+        const topicLen = Buffer.byteLength(topic, "utf8")
+        if (topicLen === 0 || topicLen > MAX_NAME_LEN) throw new RangeError(`sendMessage: a topic is 1..${MAX_NAME_LEN} bytes`)
+        if (NAME_LEN_LEN + topicLen + payload.length > MAX_APP_BODY) throw new RangeError("sendMessage: topic and payload do not fit one record")
+        const device = await this.opts.lookup(deviceName)
+        if (device === undefined) throw new Error(`sendMessage: no device named ${deviceName}`)
+        const d = this.#state(device)
+        if (d.send.unacked >= this.#maxQueue) throw new Error(`sendMessage: ${deviceName}'s queue is full`)
+        const m = d.send.enqueue({ kind: AppKind.MESSAGE, topic, payload: Buffer.from(payload) })
+        this.#flush(d, false)
+        return m.id
+    }
+
+    /** Unacknowledged gateway messages for a device (0 if none). */
+    queued(deviceId: string): number {
+        return this.#devices.get(deviceId)?.send.unacked ?? 0
+    }
+
+    /** Waits for the upstream calls in flight (graceful shutdown). */
+    async idle(): Promise<void> {
+        while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight])
+        await Promise.allSettled([...this.#devices.values()].map(d => d.chain))
+    }
+}

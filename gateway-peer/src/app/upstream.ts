@@ -1,0 +1,160 @@
+// The funnel (PROTOCOL.md 12.2): routes from the gateway's configuration, an allow-list per
+// route, and the upstream HTTP call made on the device's behalf with Node's global fetch.
+//
+//     { "routes": { "weather": { "url": "http://127.0.0.1:8080/w", "method": "POST",
+//                                "timeoutMs": 5000, "maxResponseBytes": 993,
+//                                "devices": ["*"] } } }
+import { AppError, MAX_NAME_LEN, MAX_RESPONSE_PAYLOAD, STATUS_GATEWAY_ERROR } from "./codec.js"
+
+/** One upstream route. */
+export interface Route {
+    readonly url: string
+    readonly method: string
+    readonly timeoutMs: number
+    readonly maxResponseBytes: number
+    /** device names allowed to use the route; "*" allows every device */
+    readonly devices: readonly string[]
+}
+
+/** The parsed configuration. */
+export interface UpstreamConfig {
+    readonly routes: ReadonlyMap<string, Route>
+}
+
+/** A configuration problem, with a message fit for the operator. */
+export class ConfigError extends Error {
+    constructor(message: string) {
+        super(`config: ${message}`)
+        this.name = "ConfigError"
+    }
+}
+
+const METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE"])
+const DEFAULT_TIMEOUT_MS = 5000
+
+/**
+ * Validates a parsed configuration file. Unknown keys are errors (a typo must not silently
+ * open or close a route).
+ * @throws ConfigError naming the bad field
+ */
+export function parseConfig(json: unknown): UpstreamConfig {
+    const routes = new Map<string, Route>()
+    if (json === null || typeof json !== "object" || Array.isArray(json)) throw new ConfigError("expected an object")
+    for (const k of Object.keys(json)) if (k !== "routes") throw new ConfigError(`unknown key ${k}`)
+    const r = (json as { routes?: unknown }).routes ?? {}
+    if (r === null || typeof r !== "object" || Array.isArray(r)) throw new ConfigError("routes must be an object")
+    for (const [name, v] of Object.entries(r as Record<string, unknown>)) {
+        const where = `routes.${name}`
+        const len = Buffer.byteLength(name, "utf8")
+        if (len === 0 || len > MAX_NAME_LEN) throw new ConfigError(`${where}: a route name is 1..${MAX_NAME_LEN} bytes`)
+        if (v === null || typeof v !== "object") throw new ConfigError(`${where} must be an object`)
+        const o = v as Record<string, unknown>
+        for (const k of Object.keys(o))
+            if (!["url", "method", "timeoutMs", "maxResponseBytes", "devices"].includes(k)) throw new ConfigError(`${where}: unknown key ${k}`)
+        let url: URL
+        try {
+            url = new URL(String(o.url))
+        } catch {
+            throw new ConfigError(`${where}.url is not a URL`)
+        }
+        if (url.protocol !== "http:" && url.protocol !== "https:") throw new ConfigError(`${where}.url must be http or https`)
+        const method = o.method === undefined ? "POST" : String(o.method).toUpperCase()
+        if (!METHODS.has(method)) throw new ConfigError(`${where}.method ${method} is not one of ${[...METHODS].join(", ")}`)
+        const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS
+        if (!Number.isInteger(timeoutMs) || (timeoutMs as number) <= 0) throw new ConfigError(`${where}.timeoutMs must be a positive integer`)
+        const maxResponseBytes = o.maxResponseBytes ?? MAX_RESPONSE_PAYLOAD
+        if (!Number.isInteger(maxResponseBytes) || (maxResponseBytes as number) < 0 || (maxResponseBytes as number) > MAX_RESPONSE_PAYLOAD)
+            throw new ConfigError(`${where}.maxResponseBytes must be 0..${MAX_RESPONSE_PAYLOAD}`)
+        const devices = o.devices
+        if (!Array.isArray(devices) || !devices.every(d => typeof d === "string" && d.length > 0))
+            throw new ConfigError(`${where}.devices must be a list of device names or ["*"]`)
+        routes.set(name, { url: url.href, method, timeoutMs: timeoutMs as number, maxResponseBytes: maxResponseBytes as number, devices })
+    }
+    return { routes }
+}
+
+/** The route `name` if `device` may use it; undefined otherwise (refused). */
+export function allowedRoute(config: UpstreamConfig, name: string, device: string): Route | undefined {
+    const r = config.routes.get(name)
+    if (r === undefined) return undefined
+    return r.devices.includes("*") || r.devices.includes(device) ? r : undefined
+}
+
+/** An upstream answer: HTTP status and body, or status 0 and one AppError byte. */
+export interface UpstreamResult {
+    readonly status: number
+    readonly payload: Buffer
+    /** for the log line: "ok" or the error's name */
+    readonly outcome: "ok" | keyof typeof AppError
+}
+
+/** A failure answer. */
+export function gatewayError(code: AppError): UpstreamResult {
+    const outcome = (Object.keys(AppError) as (keyof typeof AppError)[]).find(k => AppError[k] === code) ?? "UPSTREAM_FAILED"
+    return { status: STATUS_GATEWAY_ERROR, payload: Buffer.from([code]), outcome }
+}
+
+class TooLarge extends Error {}
+
+async function readCapped(res: Response, max: number): Promise<Buffer> {
+    const declared = Number(res.headers.get("content-length") ?? NaN)
+    if (Number.isFinite(declared) && declared > max) throw new TooLarge()
+    if (res.body === null) return Buffer.alloc(0)
+    const chunks: Buffer[] = []
+    let size = 0
+    const reader = res.body.getReader()
+    try {
+        for (;;) {
+            const { done, value } = await reader.read()
+            if (done) break
+            size += value.length
+            if (size > max) throw new TooLarge()
+            chunks.push(Buffer.from(value))
+        }
+    } finally {
+        reader.releaseLock()
+    }
+    return Buffer.concat(chunks)
+}
+
+/**
+ * Calls the upstream for a device: the payload is the request body (none for GET and
+ * DELETE), the device's name goes in `x-tether-device`. The timeout covers the whole call,
+ * body included. Never throws.
+ */
+export async function callUpstream(
+    route: Route,
+    payload: Buffer,
+    device: string,
+    fetchImpl: typeof fetch = fetch,
+): Promise<UpstreamResult> {
+    const ac = new AbortController()
+    let timedOut = false
+    const timer = setTimeout(() => {
+        timedOut = true
+        ac.abort()
+    }, route.timeoutMs)
+    try {
+        const hasBody = route.method !== "GET" && route.method !== "DELETE"
+        const res = await fetchImpl(route.url, {
+            method: route.method,
+            headers: { "content-type": "application/octet-stream", "x-tether-device": device },
+            body: hasBody ? new Uint8Array(payload) : undefined,
+            signal: ac.signal,
+            redirect: "error",
+        })
+        try {
+            const body = await readCapped(res, route.maxResponseBytes)
+            return { status: res.status, payload: body, outcome: "ok" }
+        } catch (err) {
+            ac.abort() // release the connection
+            throw err
+        }
+    } catch (err) {
+        if (err instanceof TooLarge) return gatewayError(AppError.UPSTREAM_TOO_LARGE)
+        if (timedOut) return gatewayError(AppError.UPSTREAM_TIMEOUT)
+        return gatewayError(AppError.UPSTREAM_FAILED)
+    } finally {
+        clearTimeout(timer)
+    }
+}

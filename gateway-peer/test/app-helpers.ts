@@ -1,0 +1,76 @@
+// Fixtures for the application-layer, CLI-serve and load tests: a gateway with its
+// application layer on loopback (in-memory registry and stream store unless given), devices
+// paired the way `pair` pairs them, and AppClients (the Node twin of the device's app stream).
+import { startAppGateway, type AppGateway } from "../src/app/serve.js"
+import { AppClient, DeviceApp } from "../src/app/device-app.js"
+import { MemoryAppStateStore, type AppStateStore } from "../src/app/store.js"
+import { parseConfig } from "../src/app/upstream.js"
+import { pairDevice, type Paired } from "../src/cli/pair.js"
+import { generateKeyPair } from "../src/crypto/x25519.js"
+import { MemoryRegistry } from "../src/registry/memory.js"
+import type { Registry } from "../src/registry/registry.js"
+import type { LogLine, ServerPolicy } from "../src/server.js"
+import { MemoryTicketStore, TetherClient } from "../src/session/initiator.js"
+import { TicketKeySet } from "../src/tickets.js"
+
+export interface AppFixture {
+    g: AppGateway
+    registry: Registry
+    store: AppStateStore
+    logs: LogLine[]
+    identity: ReturnType<typeof generateKeyPair>
+    ticketKeys: TicketKeySet
+    pair(name: string): Promise<Paired>
+    /** an AppClient for a paired device, starting from its out-of-band ticket */
+    device(p: Paired, app?: DeviceApp): AppClient
+    close(): Promise<void>
+}
+
+export async function appFixture(opts: { config?: unknown; registry?: Registry; store?: AppStateStore; policy?: Partial<ServerPolicy>; quiet?: boolean; identity?: ReturnType<typeof generateKeyPair>; ticketKeys?: TicketKeySet } = {}): Promise<AppFixture> {
+    const registry = opts.registry ?? new MemoryRegistry()
+    const store = opts.store ?? new MemoryAppStateStore()
+    const identity = opts.identity ?? generateKeyPair()
+    const now = () => Math.floor(Date.now() / 1000)
+    const ticketKeys = opts.ticketKeys ?? TicketKeySet.create(now())
+    const logs: LogLine[] = []
+    const g = await startAppGateway({
+        port: 0,
+        registry,
+        state: { identity, ticketKeys },
+        policy: opts.policy,
+        log: l => {
+            if (opts.quiet !== true) logs.push(l)
+        },
+        app: { store, config: parseConfig(opts.config ?? {}) },
+    })
+    return {
+        g,
+        registry,
+        store,
+        logs,
+        identity,
+        ticketKeys,
+        pair: name => pairDevice({ registry, ticketKeys, name, now: now() }),
+        device(p, app) {
+            const client = new TetherClient({
+                pairing: { deviceId: p.deviceId, s: p.s, psk: p.psk, gatewayPublic: identity.publicKey },
+                store: new MemoryTicketStore(p.ticket),
+                host: "127.0.0.1",
+                port: g.gateway.port,
+                timeoutMs: 10000,
+            })
+            return new AppClient(client, app)
+        },
+        close: () => g.close(),
+    }
+}
+
+/** Waits until `pred` holds or `ms` pass. */
+export async function until(pred: () => boolean, ms = 3000): Promise<boolean> {
+    const end = Date.now() + ms
+    while (!pred()) {
+        if (Date.now() > end) return false
+        await new Promise(r => setTimeout(r, 5))
+    }
+    return true
+}

@@ -1,0 +1,419 @@
+// The application layer (PROTOCOL.md 12): codec, streams, the funnel to a local HTTP upstream,
+// gateway -> device messages, exactly once across dropped connections and gateway restarts.
+import { test, after } from "node:test"
+import assert from "node:assert/strict"
+import { createServer, type Server } from "node:http"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as A from "../src/app/codec.js"
+import { AppKind, AppError, decodeApp, encodeApp, AppProtocolError } from "../src/app/codec.js"
+import { ReceiveStream, SendStream } from "../src/app/stream.js"
+import { GatewayApp, type AppLink } from "../src/app/gateway-app.js"
+import { MemoryAppStateStore, SqliteAppStateStore, type AppStateStore } from "../src/app/store.js"
+import { parseConfig, ConfigError } from "../src/app/upstream.js"
+import { DeviceApp } from "../src/app/device-app.js"
+import { SqliteRegistry } from "../src/registry/sqlite.js"
+import { Code, MAX_RECORD_CONTENT } from "../src/wire.js"
+import { appFixture, until, type AppFixture } from "./app-helpers.js"
+
+const cleanup: (() => Promise<void> | void)[] = []
+after(async () => {
+    for (const c of cleanup.reverse()) await c()
+})
+
+async function fx(opts: Parameters<typeof appFixture>[0] = {}): Promise<AppFixture> {
+    const f = await appFixture(opts)
+    cleanup.push(() => f.close())
+    return f
+}
+
+// ---- a local upstream --------------------------------------------------------------------
+
+interface Upstream {
+    url: string
+    seen: { path: string; method: string; device: string | undefined; body: string }[]
+}
+
+async function upstream(): Promise<Upstream> {
+    const seen: Upstream["seen"] = []
+    const server: Server = createServer((req, res) => {
+        const chunks: Buffer[] = []
+        req.on("data", c => chunks.push(c))
+        req.on("end", () => {
+            const body = Buffer.concat(chunks).toString()
+            seen.push({ path: req.url ?? "", method: req.method ?? "", device: req.headers["x-tether-device"] as string | undefined, body })
+            if (req.url === "/echo") {
+                res.writeHead(201, { "content-type": "text/plain" })
+                res.end(`echo:${body}`)
+            } else if (req.url === "/slow") {
+                setTimeout(() => res.end("late"), 2000).unref()
+            } else if (req.url === "/big") {
+                res.end(Buffer.alloc(5000, 0x61))
+            } else if (req.url === "/big-chunked") {
+                res.write(Buffer.alloc(600, 0x62))
+                res.write(Buffer.alloc(600, 0x62))
+                res.end()
+            } else if (req.url === "/exact") {
+                res.end(Buffer.alloc(A.MAX_RESPONSE_PAYLOAD, 0x63))
+            } else {
+                res.writeHead(404)
+                res.end()
+            }
+        })
+    })
+    await new Promise<void>(r => server.listen(0, "127.0.0.1", r))
+    const addr = server.address()
+    const port = typeof addr === "object" && addr !== null ? addr.port : 0
+    cleanup.push(() => {
+        server.closeAllConnections()
+        return new Promise<void>(r => server.close(() => r()))
+    })
+    return { url: `http://127.0.0.1:${port}`, seen }
+}
+
+// ---- codec ---------------------------------------------------------------------------------
+
+test("codec: sizes follow PROTOCOL.md 12", () => {
+    assert.equal(A.APP_HEADER_LEN, 7)
+    assert.equal(A.MAX_RESPONSE_PAYLOAD, 993)
+    assert.equal(A.STREAM_BODY_LEN, 12)
+    assert.equal(A.MAX_APP_BODY, MAX_RECORD_CONTENT - 7)
+})
+
+test("codec: every kind round-trips; several messages per DATA", () => {
+    const dev: A.AppMessage[] = [
+        { kind: AppKind.STREAM, streamId: 0xdeadbeef, peerStreamId: 0, delivered: 7 },
+        { kind: AppKind.PUBLISH, id: 1, topic: "t/é", payload: Buffer.from("hello") },
+        { kind: AppKind.REQUEST, id: 2, route: "weather", payload: Buffer.alloc(0) },
+        { kind: AppKind.ACK, id: 9 },
+    ]
+    const content = Buffer.concat(dev.map(encodeApp))
+    assert.deepEqual(decodeApp(content, "device"), dev)
+    const gw: A.AppMessage[] = [
+        { kind: AppKind.RESPONSE, id: 1, requestId: 2, status: 200, payload: Buffer.from("ok") },
+        { kind: AppKind.RESPONSE, id: 2, requestId: 3, status: 0, payload: Buffer.from([AppError.ROUTE_REFUSED]) },
+        { kind: AppKind.MESSAGE, id: 3, topic: "cmd", payload: Buffer.from([1, 2, 3]) },
+    ]
+    assert.deepEqual(decodeApp(Buffer.concat(gw.map(encodeApp)), "gateway"), gw)
+    // the header layout: kind || id || length || body
+    assert.equal(encodeApp({ kind: AppKind.ACK, id: 258 }).toString("hex"), "05" + "00000102" + "0000")
+})
+
+test("codec: decoding checks lengths, kinds and directions first", () => {
+    const pub = encodeApp({ kind: AppKind.PUBLISH, id: 1, topic: "t", payload: Buffer.from("x") })
+    const bad: [string, Buffer, A.Direction][] = [
+        ["empty", Buffer.alloc(0), "device"],
+        ["truncated header", pub.subarray(0, 6), "device"],
+        ["truncated body", pub.subarray(0, pub.length - 1), "device"],
+        ["trailing byte", Buffer.concat([pub, Buffer.from([1])]), "device"],
+        ["unknown kind", Buffer.from("09000000010000", "hex"), "device"],
+        ["PUBLISH from the gateway", pub, "gateway"],
+        ["MESSAGE from the device", encodeApp({ kind: AppKind.MESSAGE, id: 1, topic: "t", payload: Buffer.alloc(0) }), "device"],
+        ["id 0", Buffer.from("01000000000002" + "0174", "hex"), "device"],
+        ["topic longer than the body", Buffer.from("01000000010002" + "0574", "hex"), "device"],
+        ["empty topic", Buffer.from("01000000010001" + "00", "hex"), "device"],
+        ["topic not UTF-8", Buffer.from("01000000010002" + "01ff", "hex"), "device"],
+        ["STREAM short", Buffer.from("06000000000004" + "00000001", "hex"), "device"],
+        ["STREAM with an id", Buffer.concat([Buffer.from("0600000001000c", "hex"), Buffer.alloc(12)]), "device"],
+        ["ACK with a body", Buffer.from("05000000010001" + "00", "hex"), "device"],
+        ["RESPONSE status 42", Buffer.from("03000000010006" + "00000001" + "002a", "hex"), "gateway"],
+    ]
+    for (const [what, content, from] of bad) assert.throws(() => decodeApp(content, from), AppProtocolError, what)
+    assert.throws(() => encodeApp({ kind: AppKind.PUBLISH, id: 1, topic: "x".repeat(256), payload: Buffer.alloc(0) }), RangeError)
+    assert.throws(() => encodeApp({ kind: AppKind.PUBLISH, id: 1, topic: "t", payload: Buffer.alloc(A.MAX_APP_BODY) }), RangeError)
+})
+
+// ---- streams -------------------------------------------------------------------------------
+
+test("streams: the receiver delivers id + 1, drops duplicates, refuses gaps; STREAM restarts", () => {
+    const r = new ReceiveStream()
+    assert.throws(() => r.arrive(1), AppProtocolError, "before STREAM")
+    assert.equal(r.peerStream(77), true)
+    assert.equal(r.arrive(1), "deliver")
+    assert.equal(r.arrive(2), "deliver")
+    assert.equal(r.arrive(2), "duplicate")
+    assert.equal(r.arrive(1), "duplicate")
+    assert.throws(() => r.arrive(4), AppProtocolError)
+    assert.equal(r.peerStream(77), false)
+    assert.deepEqual(r.state, { streamId: 77, delivered: 2 })
+    assert.equal(r.peerStream(78), true, "a new stream starts over at 0")
+    assert.deepEqual(r.state, { streamId: 78, delivered: 0 })
+})
+
+test("streams: the sender keeps until ACK, sends once per session, resends after STREAM", () => {
+    const s = new SendStream({ streamId: 5 })
+    s.sessionStart(false)
+    s.enqueue({ kind: AppKind.MESSAGE, topic: "t", payload: Buffer.from("1") })
+    assert.deepEqual(s.take(), [], "waits for the peer's STREAM")
+    s.peerStream(0, 0)
+    s.enqueue({ kind: AppKind.MESSAGE, topic: "t", payload: Buffer.from("2") })
+    assert.deepEqual(s.take().map(m => m.id), [1, 2])
+    assert.deepEqual(s.take(), [], "once per session")
+    s.ack(1)
+    assert.throws(() => s.ack(3), AppProtocolError, "an ACK of a message never sent")
+    s.sessionEnd()
+    s.sessionStart(false)
+    s.peerStream(5, 0)
+    assert.deepEqual(s.take().map(m => m.id), [2], "unacknowledged: resent")
+    s.sessionStart(false)
+    s.peerStream(5, 2)
+    assert.deepEqual(s.take(), [], "the peer's delivered counts as an ACK of its stream")
+    assert.equal(s.unacked, 0)
+})
+
+// ---- config --------------------------------------------------------------------------------
+
+test("config: routes are validated; typos are errors", () => {
+    const c = parseConfig({ routes: { w: { url: "http://127.0.0.1:1/w", devices: ["*"] } } })
+    assert.deepEqual(c.routes.get("w"), { url: "http://127.0.0.1:1/w", method: "POST", timeoutMs: 5000, maxResponseBytes: 993, devices: ["*"] })
+    for (const bad of [
+        { routs: {} },
+        { routes: { w: { url: "ftp://x/", devices: ["*"] } } },
+        { routes: { w: { url: "http://x/", devices: "*" } } },
+        { routes: { w: { url: "http://x/", devices: ["*"], maxResponseBytes: 994 } } },
+        { routes: { w: { url: "http://x/", devices: ["*"], timeout: 5 } } },
+        { routes: { w: { url: "http://x/", devices: ["*"], method: "TRACE" } } },
+    ])
+        assert.throws(() => parseConfig(bad), ConfigError, JSON.stringify(bad))
+})
+
+// ---- end to end over loopback ----------------------------------------------------------------
+
+test("publish: delivered to the event API and the log, in order, payloads never logged", async () => {
+    const f = await fx()
+    const p = await f.pair("sensor-1")
+    const got: string[] = []
+    f.g.app.events.on("publish", e => got.push(`${e.device}:${e.id}:${e.topic}:${e.payload.toString()}`))
+    const d = f.device(p)
+    d.app.publish("boot", Buffer.from("early-secret-payload")) // rides as 0-RTT early data
+    const conn = await d.connect()
+    assert.equal(conn.resumed, true, "first connection resumes with the out-of-band ticket")
+    for (let i = 0; i < 20; i++) d.publish("temp", Buffer.from(`t${i}`))
+    await d.settled()
+    assert.equal(got.length, 21)
+    assert.equal(got[0], "sensor-1:1:boot:early-secret-payload")
+    assert.deepEqual(got.slice(1), Array.from({ length: 20 }, (_, i) => `sensor-1:${i + 2}:temp:t${i}`))
+    const text = JSON.stringify(f.logs)
+    assert.ok(f.logs.some(l => l.event === "app" && l.outcome === "publish" && l.device === "sensor-1"))
+    assert.ok(!text.includes("early-secret-payload") && !text.includes("t19"), "no payloads in logs")
+    await d.close()
+})
+
+test("request: an allowed route reaches the upstream; status and body come back", async () => {
+    const up = await upstream()
+    const f = await fx({ config: { routes: { echo: { url: `${up.url}/echo`, devices: ["dev-a"] }, notfound: { url: `${up.url}/nope`, method: "GET", devices: ["*"] } } } })
+    const d = f.device(await f.pair("dev-a"))
+    await d.connect()
+    const r = await d.request("echo", Buffer.from("ping"))
+    assert.equal(r.status, 201)
+    assert.equal(r.payload.toString(), "echo:ping")
+    assert.deepEqual(up.seen[0], { path: "/echo", method: "POST", device: "dev-a", body: "ping" })
+    const nf = await d.request("notfound", Buffer.from("ignored"))
+    assert.equal(nf.status, 404)
+    assert.equal(up.seen[1]?.body, "", "GET carries no body")
+    assert.ok(f.logs.some(l => l.outcome === "request" && l.route === "echo" && l.status === 201))
+    await d.close()
+})
+
+test("request: a route not on the device's allow-list is refused (ROUTE_REFUSED) and logged", async () => {
+    const up = await upstream()
+    const f = await fx({ config: { routes: { echo: { url: `${up.url}/echo`, devices: ["someone-else"] } } } })
+    const d = f.device(await f.pair("dev-b"))
+    await d.connect()
+    for (const route of ["echo", "http://evil.example/", "unknown"]) {
+        const r = await d.request(route, Buffer.from("x"))
+        assert.equal(r.status, 0)
+        assert.deepEqual(r.payload, Buffer.from([AppError.ROUTE_REFUSED]))
+    }
+    assert.equal(up.seen.length, 0, "nothing reached the upstream")
+    assert.equal(f.logs.filter(l => l.outcome === "route-refused" && l.device === "dev-b").length, 3)
+    await d.close()
+})
+
+test("request: upstream timeout, oversized responses, connection refused", async () => {
+    const up = await upstream()
+    const f = await fx({
+        config: {
+            routes: {
+                slow: { url: `${up.url}/slow`, timeoutMs: 200, devices: ["*"] },
+                big: { url: `${up.url}/big`, devices: ["*"] },
+                chunked: { url: `${up.url}/big-chunked`, devices: ["*"] },
+                small: { url: `${up.url}/echo`, maxResponseBytes: 4, devices: ["*"] },
+                exact: { url: `${up.url}/exact`, devices: ["*"] },
+                down: { url: "http://127.0.0.1:1/", devices: ["*"] },
+            },
+        },
+    })
+    const d = f.device(await f.pair("dev-c"))
+    await d.connect()
+    const t0 = Date.now()
+    const slow = await d.request("slow", Buffer.alloc(0))
+    assert.deepEqual([slow.status, slow.payload], [0, Buffer.from([AppError.UPSTREAM_TIMEOUT])])
+    assert.ok(Date.now() - t0 < 1500, "answered at the timeout, not when the upstream finished")
+    for (const route of ["big", "chunked", "small"]) {
+        const r = await d.request(route, Buffer.from("abcdef"))
+        assert.deepEqual([r.status, r.payload], [0, Buffer.from([AppError.UPSTREAM_TOO_LARGE])], route)
+    }
+    const exact = await d.request("exact", Buffer.alloc(0))
+    assert.equal(exact.status, 200)
+    assert.equal(exact.payload.length, 993, "the largest RESPONSE payload fits")
+    const down = await d.request("down", Buffer.alloc(0))
+    assert.deepEqual([down.status, down.payload], [0, Buffer.from([AppError.UPSTREAM_FAILED])])
+    await d.close()
+})
+
+test("sendMessage: delivered to the device, acknowledged; queued while it is offline", async () => {
+    const f = await fx()
+    const p = await f.pair("dev-d")
+    const acked: number[] = []
+    f.g.app.events.on("acked", e => acked.push(e.id))
+    // queued before the device ever connected
+    assert.equal(await f.g.app.sendMessage("dev-d", "cmd", Buffer.from("m1")), 1)
+    const d = f.device(p)
+    const got: string[] = []
+    d.app.events.on("message", m => got.push(`${m.id}:${m.topic}:${m.payload.toString()}`))
+    await d.connect()
+    await f.g.app.sendMessage("dev-d", "cmd", Buffer.from("m2"))
+    assert.ok(await until(() => got.length === 2))
+    assert.deepEqual(got, ["1:cmd:m1", "2:cmd:m2"])
+    assert.ok(await until(() => f.g.app.queued(p.deviceId.toString("hex")) === 0))
+    assert.ok(acked.includes(2))
+    await assert.rejects(f.g.app.sendMessage("nobody", "cmd", Buffer.alloc(0)), /no device/)
+    await assert.rejects(f.g.app.sendMessage("dev-d", "cmd", Buffer.alloc(1000)), RangeError)
+    await d.close()
+})
+
+/** A device twin whose radio loses what it is told to lose (for the exactly-once test). */
+class LossyDeviceApp extends DeviceApp {
+    /** "in": lose everything from the gateway; "out": process it but lose the ACKs back */
+    lose: "none" | "in" | "out" = "none"
+    override data(content: Buffer): Buffer[] {
+        if (this.lose === "in") return []
+        const out = super.data(content)
+        return this.lose === "out" ? [] : out
+    }
+}
+
+test("exactly once, in order, both directions, across dropped connections and lost ACKs", async () => {
+    const f = await fx()
+    const p = await f.pair("dev-e")
+    const up: number[] = []
+    f.g.app.events.on("publish", e => up.push(Number(e.payload.toString())))
+    const app = new LossyDeviceApp()
+    const down: number[] = []
+    app.events.on("message", m => down.push(Number(m.payload.toString())))
+    const d = f.device(p, app)
+    let sentUp = 0
+    let sentDown = 0
+    for (let round = 0; round < 9; round++) {
+        app.lose = "none"
+        await d.connect()
+        app.lose = (["none", "in", "out"] as const)[round % 3] ?? "none"
+        for (let i = 0; i < 15; i++) {
+            d.publish("n", Buffer.from(String(++sentUp)))
+            await f.g.app.sendMessage("dev-e", "n", Buffer.from(String(++sentDown)))
+        }
+        // the gateway got everything, but (rounds 1, 4, 7) its ACKs and messages were lost, or
+        // (rounds 2, 5, 8) the device's ACKs were; round 0 drops mid-flight
+        if (round % 3 !== 0) await until(() => up.length === sentUp)
+        await d.drop()
+        // while offline both sides queue more
+        d.app.publish("n", Buffer.from(String(++sentUp)))
+        await f.g.app.sendMessage("dev-e", "n", Buffer.from(String(++sentDown)))
+        await until(() => f.g.gateway.stats.sessions === 0)
+    }
+    app.lose = "none"
+    await d.connect()
+    await d.settled()
+    assert.ok(await until(() => down.length === sentDown && f.g.app.queued(p.deviceId.toString("hex")) === 0))
+    assert.deepEqual(up, Array.from({ length: sentUp }, (_, i) => i + 1), "gateway delivered every PUBLISH once, in order")
+    assert.deepEqual(down, Array.from({ length: sentDown }, (_, i) => i + 1), "device delivered every MESSAGE once, in order")
+    await d.close()
+})
+
+test("a malformed application message closes the session with CLOSE(PROTOCOL_ERROR)", async () => {
+    const f = await fx()
+    const d = f.device(await f.pair("dev-f"))
+    const conn = await d.connect()
+    conn.send(Buffer.from("05000000ff0000", "hex")) // ACK of a message the gateway never sent
+    await d.ended()
+    assert.equal(conn.closeCode, Code.PROTOCOL_ERROR)
+    assert.ok(f.logs.some(l => l.event === "app" && l.outcome === "protocol-error" && l.device === "dev-f"))
+})
+
+// ---- persistence of the receiving state ------------------------------------------------------
+
+class FakeLink implements AppLink {
+    sent: A.AppMessage[] = []
+    closed: number[] = []
+    send(content: Buffer): void {
+        this.sent.push(...decodeApp(content, "gateway"))
+    }
+    close(code: number): void {
+        this.closed.push(code)
+    }
+}
+
+async function replayAfterRestart(store: () => AppStateStore): Promise<void> {
+    const device = { id: "0011223344556677", name: "dev-g" }
+    const mk = (s: AppStateStore) => new GatewayApp({ store: s, config: parseConfig({}), lookup: async () => device })
+    const stream = encodeApp({ kind: AppKind.STREAM, streamId: 4242, peerStreamId: 0, delivered: 0 })
+    const pub = (id: number) => encodeApp({ kind: AppKind.PUBLISH, id, topic: "t", payload: Buffer.from(`p${id}`) })
+
+    const s1 = store()
+    const app1 = mk(s1)
+    const got1: number[] = []
+    app1.events.on("publish", e => got1.push(e.id))
+    app1.data(device, Buffer.concat([stream, pub(1), pub(2)]), new FakeLink())
+    await app1.idle()
+    assert.deepEqual(got1, [1, 2])
+    await s1.close()
+
+    // the gateway restarts; the device never saw the ACK and resends 1, 2, then sends 3
+    const s2 = store()
+    const app2 = mk(s2)
+    const got2: number[] = []
+    app2.events.on("publish", e => got2.push(e.id))
+    const link = new FakeLink()
+    app2.data(device, Buffer.concat([stream, pub(1), pub(2), pub(3)]), link)
+    await app2.idle()
+    assert.deepEqual(got2, [3], "nothing redelivered after the restart")
+    const first = link.sent[0]
+    assert.ok(first?.kind === AppKind.STREAM && first.peerStreamId === 4242 && first.delivered === 2, "the gateway's STREAM reports what it had")
+    assert.deepEqual(link.sent.filter(m => m.kind === AppKind.ACK).map(m => m.id), [3])
+    await s2.close()
+}
+
+test("receiving state survives a gateway restart (memory store)", async () => {
+    const mem = new MemoryAppStateStore()
+    await replayAfterRestart(() => ({ get: k => mem.get(k), put: (k, v) => mem.put(k, v), close: async () => {} }))
+})
+
+test("receiving state survives a gateway restart (SQLite, in the registry's file)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tether-app-"))
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }))
+    const path = join(dir, "registry.db")
+    await new SqliteRegistry(path, { create: true }).close()
+    await replayAfterRestart(() => new SqliteAppStateStore(path))
+    // the registry still opens: the extra table does not make it foreign
+    await new SqliteRegistry(path).close()
+})
+
+test("a bad message leaves the receiving state as it was (the good ones before it are redelivered)", async () => {
+    const device = { id: "0011223344556688", name: "dev-h" }
+    const store = new MemoryAppStateStore()
+    const app = new GatewayApp({ store, config: parseConfig({}), lookup: async () => device })
+    const got: number[] = []
+    app.events.on("publish", e => got.push(e.id))
+    const link = new FakeLink()
+    const stream = encodeApp({ kind: AppKind.STREAM, streamId: 9, peerStreamId: 0, delivered: 0 })
+    const pub = (id: number) => encodeApp({ kind: AppKind.PUBLISH, id, topic: "t", payload: Buffer.alloc(0) })
+    app.data(device, Buffer.concat([stream, pub(1), pub(3)]), link)
+    await app.idle()
+    assert.deepEqual(link.closed, [Code.PROTOCOL_ERROR])
+    assert.deepEqual(got, [])
+    app.data(device, Buffer.concat([stream, pub(1), pub(2)]), link)
+    await app.idle()
+    assert.deepEqual(got, [1, 2])
+})
