@@ -1,0 +1,90 @@
+// What every command of the operator CLI shares: option parsing with --help, the state
+// directory, the registry, and errors fit for the operator (one line, exit 1, never a secret).
+import { resolve } from "node:path"
+import { parseArgs, type ParseArgsConfig } from "node:util"
+import { SqliteRegistry } from "../registry/sqlite.js"
+import { loadState, type GatewayState } from "../state.js"
+
+/** The default state directory, under the working directory (git-ignored). */
+export const DEFAULT_STATE_DIR = ".tether"
+
+/** An error for the operator: printed as one line, exit status 1 (2 for usage errors). */
+export class CliError extends Error {
+    constructor(
+        message: string,
+        readonly exitCode = 1,
+    ) {
+        super(message)
+        this.name = "CliError"
+    }
+}
+
+/** Where a command writes: injectable so tests and the bench can run commands in-process. */
+export interface Io {
+    out(line: string): void
+    err(line: string): void
+    /** the working directory relative paths resolve against */
+    readonly cwd: string
+}
+
+/** The process's stdout/stderr and working directory. */
+export const processIo: Io = {
+    out: line => process.stdout.write(line + "\n"),
+    err: line => process.stderr.write(line + "\n"),
+    cwd: process.cwd(),
+}
+
+type Options = NonNullable<ParseArgsConfig["options"]>
+
+/** The --state option every command that touches the state takes. */
+export const STATE_OPTION: Options = { state: { type: "string" } }
+
+/**
+ * Parses a command's arguments; `--help` prints `usage` and returns undefined.
+ * @throws CliError (exit 2) on unknown options or a wrong number of positionals
+ */
+export function parse(
+    argv: string[],
+    options: Options,
+    usage: string,
+    io: Io,
+    positionals: { min: number; max: number } = { min: 0, max: 0 },
+): { values: Record<string, string | boolean | (string | boolean)[] | undefined>; positionals: string[] } | undefined {
+    let r
+    try {
+        r = parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true })
+    } catch (err) {
+        throw new CliError(`${(err as Error).message}\n\n${usage}`, 2)
+    }
+    if (r.values.help === true) {
+        io.out(usage)
+        return undefined
+    }
+    if (r.positionals.length < positionals.min || r.positionals.length > positionals.max)
+        throw new CliError(`wrong number of arguments\n\n${usage}`, 2)
+    return r
+}
+
+/** The state directory from --state, resolved against the working directory. */
+export function stateDir(value: unknown, io: Io): string {
+    return resolve(io.cwd, typeof value === "string" && value.length > 0 ? value : DEFAULT_STATE_DIR)
+}
+
+/** Loads the state directory and opens its registry (both must exist and be sound). */
+export function openState(dir: string): { state: GatewayState; registry: SqliteRegistry } {
+    const state = loadState(dir)
+    return { state, registry: new SqliteRegistry(state.registryPath) }
+}
+
+/** A positive integer option, or `dflt` when absent. @throws CliError (exit 2) */
+export function intOption(value: unknown, name: string, dflt: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
+    if (value === undefined) return dflt
+    const n = Number(value)
+    if (!Number.isInteger(n) || n < min || n > max) throw new CliError(`--${name} must be an integer in ${min}..${max}`, 2)
+    return n
+}
+
+/** Seconds since the Unix epoch. */
+export function nowSeconds(): number {
+    return Math.floor(Date.now() / 1000)
+}

@@ -1,0 +1,91 @@
+// `tether-gateway list`, `revoke NAME`, `rotate-ticket-key`: the registry and the ticket keys.
+import { nowSeconds, CliError, openState, parse, STATE_OPTION, stateDir, type Io } from "./common.js"
+
+export const LIST_USAGE = `usage: tether-gateway list [--state DIR] [--json]
+
+Lists the paired devices: name, id, status, ticket generations, pairing time. Never a secret.
+
+  --state DIR   the state directory (default ./.tether)
+  --json        one JSON array instead of a table`
+
+export const REVOKE_USAGE = `usage: tether-gateway revoke NAME [--state DIR]
+
+Revokes a device: its next handshake or resumption is refused, and a running \`serve\` closes its
+live sessions with CLOSE(REVOKED) within about a second.
+
+  --state DIR   the state directory (default ./.tether)`
+
+export const ROTATE_USAGE = `usage: tether-gateway rotate-ticket-key [--state DIR]
+
+Makes a new current ticket key. Older keys keep opening the tickets they signed until those
+expire, then are deleted. A running \`serve\` picks the new key up within about a second.
+
+  --state DIR   the state directory (default ./.tether)`
+
+/** Runs `list`. */
+export async function list(argv: string[], io: Io): Promise<void> {
+    const r = parse(argv, { ...STATE_OPTION, json: { type: "boolean" } }, LIST_USAGE, io)
+    if (r === undefined) return
+    const { registry } = openState(stateDir(r.values.state, io))
+    try {
+        const rows = (await registry.listDevices()).map(d => ({
+            name: d.name,
+            id: d.id,
+            status: d.revoked ? "revoked" : "active",
+            public_key: d.publicKey.toString("hex"),
+            issued_generation: d.issued_generation,
+            accepted_generation: d.accepted_generation,
+            full_generation: d.full_generation,
+            min_generation: d.min_generation,
+            paired_at: new Date(d.created_at * 1000).toISOString(),
+        }))
+        if (r.values.json === true) {
+            io.out(JSON.stringify(rows, null, 2))
+            return
+        }
+        if (rows.length === 0) {
+            io.out("no devices paired")
+            return
+        }
+        const table = [
+            ["NAME", "ID", "STATUS", "ISSUED", "ACCEPTED", "PAIRED"],
+            ...rows.map(x => [x.name, x.id, x.status, String(x.issued_generation), String(x.accepted_generation), x.paired_at]),
+        ]
+        const widths = table[0]?.map((_, i) => Math.max(...table.map(row => (row[i] ?? "").length))) ?? []
+        for (const row of table) io.out(row.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd())
+    } finally {
+        await registry.close()
+    }
+}
+
+/** Runs `revoke`. */
+export async function revoke(argv: string[], io: Io): Promise<void> {
+    const r = parse(argv, STATE_OPTION, REVOKE_USAGE, io, { min: 1, max: 1 })
+    if (r === undefined) return
+    const name = r.positionals[0] as string
+    const { registry } = openState(stateDir(r.values.state, io))
+    try {
+        if (!(await registry.revoke(name))) throw new CliError(`no device named ${name}`)
+        io.out(`revoked ${name}`)
+    } finally {
+        await registry.close()
+    }
+}
+
+/** Runs `rotate-ticket-key`. */
+export async function rotateTicketKey(argv: string[], io: Io): Promise<void> {
+    const r = parse(argv, STATE_OPTION, ROTATE_USAGE, io)
+    if (r === undefined) return
+    const { state, registry } = openState(stateDir(r.values.state, io))
+    await registry.close()
+    const now = nowSeconds()
+    const pruned = state.ticketKeys.prune(now)
+    let fresh
+    try {
+        fresh = state.ticketKeys.rotate(now)
+    } catch (err) {
+        throw new CliError((err as Error).message)
+    }
+    state.saveTicketKeys()
+    io.out(`ticket key ${fresh.id} is current; ${state.ticketKeys.keys.length} keys held, ${pruned} expired keys deleted`)
+}

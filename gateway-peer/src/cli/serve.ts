@@ -1,0 +1,140 @@
+// `tether-gateway serve`: the gateway with its registry and application layer, until SIGINT or
+// SIGTERM (CLOSE(SHUTDOWN) to every session, state flushed, exit 0).
+//
+// Other CLI processes change the state while it runs; once a second serve looks for
+//   - revoked devices with live sessions: closed with CLOSE(REVOKED) (SQLite in WAL mode shows
+//     the other process's commit to the next read), and
+//   - a rotated ticket key file: the new key becomes current here too.
+import { readFileSync, statSync } from "node:fs"
+import { join, resolve } from "node:path"
+import { startAppGateway } from "../app/serve.js"
+import { SqliteAppStateStore } from "../app/store.js"
+import { ConfigError, parseConfig, type UpstreamConfig } from "../app/upstream.js"
+import type { Registry } from "../registry/registry.js"
+import type { LogLine } from "../server.js"
+import { loadState, TICKET_KEYS_FILE } from "../state.js"
+import type { TicketKeySet } from "../tickets.js"
+import { Code } from "../wire.js"
+import { CliError, intOption, nowSeconds, openState, parse, STATE_OPTION, stateDir, type Io } from "./common.js"
+
+export const SERVE_USAGE = `usage: tether-gateway serve [options]
+
+Runs the gateway: Tether over TCP for the paired devices, their application messages, and the
+upstream routes of the configuration file. Logs one JSON line per event on stdout. SIGINT or
+SIGTERM closes every session with CLOSE(SHUTDOWN), flushes the state and exits 0.
+
+  --state DIR     the state directory (default ./.tether)
+  --host H        the address to listen on (default 127.0.0.1)
+  --port P        the port (default 4433; 0 picks a free one)
+  --config FILE   upstream routes, JSON:
+                  { "routes": { "weather": { "url": "http://127.0.0.1:8080/w", "method": "POST",
+                    "timeoutMs": 5000, "maxResponseBytes": 993, "devices": ["*"] } } }
+                  without it every REQUEST is refused`
+
+/** How often serve looks at the registry and the ticket key file. */
+export const WATCH_INTERVAL_MS = 1000
+
+function readConfig(path: string): UpstreamConfig {
+    let json: unknown
+    try {
+        json = JSON.parse(readFileSync(path, "utf8"))
+    } catch (err) {
+        throw new CliError(`cannot read the config ${path}: ${(err as Error).message}`)
+    }
+    try {
+        return parseConfig(json)
+    } catch (err) {
+        if (err instanceof ConfigError) throw new CliError(`${path}: ${err.message}`)
+        throw err
+    }
+}
+
+/**
+ * Brings the running key set up to the file's: each key the file has that is not held yet
+ * and carries the next id becomes current (TicketKeySet.rotate with that key's bytes).
+ */
+function syncTicketKeys(live: TicketKeySet, dir: string, now: number, log: (l: LogLine) => void): void {
+    const file = loadState(dir).ticketKeys
+    for (const k of file.keys) {
+        const held = live.keys.find(x => x.id === k.id)
+        if (held !== undefined && held.key.equals(k.key)) continue
+        if (held === undefined && k.id === ((live.current.id + 1) & 0xff)) {
+            live.rotate(now, { rng: () => Buffer.from(k.key) })
+            log({ ts: new Date().toISOString(), event: "ticket-key", outcome: "rotated", keyId: k.id })
+        } else {
+            log({ ts: new Date().toISOString(), event: "ticket-key", outcome: "out-of-sync", keyId: k.id, detail: "restart serve" })
+        }
+    }
+    live.prune(now)
+}
+
+async function closeRevoked(registry: Registry, closeDevice: (id: string, code: number) => number): Promise<void> {
+    for (const d of await registry.listDevices()) if (d.revoked) closeDevice(d.id, Code.REVOKED)
+}
+
+/** Runs `serve`; resolves when the gateway has shut down. */
+export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter = process): Promise<void> {
+    const r = parse(argv, { ...STATE_OPTION, host: { type: "string" }, port: { type: "string" }, config: { type: "string" } }, SERVE_USAGE, io)
+    if (r === undefined) return
+    const host = typeof r.values.host === "string" ? r.values.host : "127.0.0.1"
+    const port = intOption(r.values.port, "port", 4433, 0, 65535)
+    const config = typeof r.values.config === "string" ? readConfig(resolve(io.cwd, r.values.config)) : parseConfig({})
+    const dir = stateDir(r.values.state, io)
+    const { state, registry } = openState(dir)
+    const store = new SqliteAppStateStore(state.registryPath)
+    const log = (l: LogLine) => io.out(JSON.stringify(l))
+    let g
+    try {
+        g = await startAppGateway({ host, port, registry, state, log, app: { store, config } })
+    } catch (err) {
+        await store.close()
+        await registry.close()
+        throw new CliError(`cannot listen on ${host}:${port}: ${(err as Error).message}`)
+    }
+    const gw = g
+    log({ ts: new Date().toISOString(), event: "serve", host, port: gw.gateway.port, devices: (await registry.listDevices()).length, routes: config.routes.size })
+
+    const keysPath = join(dir, TICKET_KEYS_FILE)
+    let keysMtime = statSync(keysPath).mtimeMs
+    let watching = false
+    const watch = setInterval(() => {
+        if (watching) return
+        watching = true
+        void (async () => {
+            try {
+                await closeRevoked(registry, (id, code) => gw.gateway.closeDevice(id, code))
+                const m = statSync(keysPath).mtimeMs
+                if (m !== keysMtime) {
+                    keysMtime = m
+                    syncTicketKeys(state.ticketKeys, dir, nowSeconds(), log)
+                }
+            } catch (err) {
+                log({ ts: new Date().toISOString(), event: "watch", outcome: "error", detail: (err as Error).message })
+            } finally {
+                watching = false
+            }
+        })()
+    }, WATCH_INTERVAL_MS)
+
+    await new Promise<void>(done => {
+        let stopping = false
+        const stop = (signal: string) => {
+            if (stopping) {
+                log({ ts: new Date().toISOString(), event: "shutdown", outcome: "forced", signal })
+                process.exit(1)
+            }
+            stopping = true
+            log({ ts: new Date().toISOString(), event: "shutdown", outcome: "started", signal })
+            clearInterval(watch)
+            void (async () => {
+                await gw.close()
+                await store.close()
+                await registry.close() // closing the SQLite connection checkpoints the WAL
+                log({ ts: new Date().toISOString(), event: "shutdown", outcome: "done" })
+                done()
+            })()
+        }
+        signals.on("SIGINT", () => stop("SIGINT"))
+        signals.on("SIGTERM", () => stop("SIGTERM"))
+    })
+}

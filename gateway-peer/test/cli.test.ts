@@ -1,0 +1,353 @@
+// The operator CLI end to end: `node dist/src/cli.js ...` in a temporary state directory, as
+// an operator runs it. The device side is the package's own initiator with the application
+// twin, configured from the settings file `pair` wrote.
+import { test, after } from "node:test"
+import assert from "node:assert/strict"
+import { spawn, type ChildProcess } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { createInterface } from "node:readline"
+import { AppClient } from "../src/app/device-app.js"
+import { keyPairFromPrivate } from "../src/crypto/x25519.js"
+import { MemoryTicketStore, RejectedError, TetherClient } from "../src/session/initiator.js"
+import { openTicket, TicketKeySet } from "../src/tickets.js"
+import { Code } from "../src/wire.js"
+
+const CLI = join(fileURLToPath(import.meta.url), "..", "..", "src", "cli.js")
+const ROOT = join(fileURLToPath(import.meta.url), "..", "..", "..", "..")
+const CACOPHONY = join(ROOT, "test", "vectors", "published", "noise-cacophony-25519-aesgcm-sha256.json")
+
+const work = mkdtempSync(join(tmpdir(), "tether-cli-"))
+const children: ChildProcess[] = []
+after(() => {
+    for (const c of children) if (c.exitCode === null) c.kill("SIGKILL")
+    rmSync(work, { recursive: true, force: true })
+})
+
+interface Run {
+    code: number
+    out: string
+    err: string
+}
+
+function cli(args: string[], cwd = work): Promise<Run> {
+    return new Promise(resolve => {
+        const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: ["ignore", "pipe", "pipe"] })
+        let out = ""
+        let err = ""
+        child.stdout.on("data", d => (out += d))
+        child.stderr.on("data", d => (err += d))
+        child.on("close", code => resolve({ code: code ?? -1, out, err }))
+    })
+}
+
+/** Reads a DeviceScript .env the way the device build does: KEY=value, JSON values when they parse. */
+function readEnv(path: string): Record<string, string | number> {
+    const env: Record<string, string | number> = {}
+    for (const line of readFileSync(path, "utf8").split("\n")) {
+        if (/^\s*#/.test(line) || !line.includes("=")) continue
+        const i = line.indexOf("=")
+        const v = line.slice(i + 1)
+        let value: string | number
+        try {
+            value = JSON.parse(v) as string | number
+        } catch {
+            value = v
+        }
+        env[line.slice(0, i)] = value
+    }
+    return env
+}
+
+/** A device configured from its settings file only. */
+function deviceFromEnv(env: Record<string, string | number>, port: number): AppClient {
+    const hex = (k: string) => Buffer.from(String(env[k]), "hex")
+    const client = new TetherClient({
+        pairing: { deviceId: hex("TT_ID"), s: keyPairFromPrivate(hex("TT_SK")), psk: hex("TT_PSK"), gatewayPublic: hex("TT_GW_PK") },
+        store: new MemoryTicketStore({ ticket: hex("TT_TICKET"), secret: hex("TT_RSECRET") }),
+        host: String(env.TT_GW_HOST),
+        port,
+        timeoutMs: 5000,
+    })
+    return new AppClient(client)
+}
+
+interface Serve {
+    child: ChildProcess
+    port: number
+    lines: Record<string, unknown>[]
+    exited: Promise<number>
+}
+
+async function serve(state: string, extra: string[] = []): Promise<Serve> {
+    const child = spawn(process.execPath, [CLI, "serve", "--state", state, "--port", "0", ...extra], { cwd: work, stdio: ["ignore", "pipe", "pipe"] })
+    children.push(child)
+    const lines: Record<string, unknown>[] = []
+    const exited = new Promise<number>(r => child.on("exit", code => r(code ?? -1)))
+    let stderr = ""
+    child.stderr?.on("data", d => (stderr += d))
+    const port = await new Promise<number>((resolve, reject) => {
+        createInterface({ input: child.stdout! }).on("line", l => {
+            const j = JSON.parse(l) as Record<string, unknown>
+            lines.push(j)
+            if (j.event === "serve") resolve(j.port as number)
+        })
+        void exited.then(code => reject(new Error(`serve exited ${code}: ${stderr}`)))
+    })
+    return { child, port, lines, exited }
+}
+
+async function until(pred: () => boolean, ms = 5000): Promise<boolean> {
+    const end = Date.now() + ms
+    while (!pred()) {
+        if (Date.now() > end) return false
+        await new Promise(r => setTimeout(r, 10))
+    }
+    return true
+}
+
+const COMMANDS = ["init", "pair", "list", "revoke", "rotate-ticket-key", "serve", "vectors"]
+
+test("--help at the top and on every command", async () => {
+    const top = await cli(["--help"])
+    assert.equal(top.code, 0)
+    for (const c of COMMANDS) assert.match(top.out, new RegExp(`\\b${c}\\b`))
+    for (const c of COMMANDS) {
+        const r = await cli([c, "--help"])
+        assert.equal(r.code, 0, c)
+        assert.match(r.out, new RegExp(`^usage: tether-gateway ${c}`), c)
+    }
+    assert.equal((await cli(["frobnicate"])).code, 2)
+    assert.equal((await cli(["list", "--bogus"])).code, 2)
+})
+
+test("init creates the identity; a second init is refused", async () => {
+    const state = join(work, "s-init")
+    const r = await cli(["init", "--state", state])
+    assert.equal(r.code, 0, r.err)
+    for (const f of ["identity.json", "ticket-keys.json", "registry.db"]) assert.ok(existsSync(join(state, f)), f)
+    assert.equal(statSync(join(state, "identity.json")).mode & 0o777, 0o600)
+    const before = readFileSync(join(state, "identity.json"))
+    const again = await cli(["init", "--state", state])
+    assert.equal(again.code, 1)
+    assert.match(again.err, /refusing to overwrite/)
+    assert.deepEqual(readFileSync(join(state, "identity.json")), before, "the identity is untouched")
+    // the default is ./.tether under the working directory
+    const cwd = mkdtempSync(join(work, "cwd-"))
+    assert.equal((await cli(["init"], cwd)).code, 0)
+    assert.ok(existsSync(join(cwd, ".tether", "identity.json")))
+})
+
+test("pair writes the settings file (0600, every key), prints no secret, refuses to overwrite", async () => {
+    const state = join(work, "s-pair")
+    assert.equal((await cli(["init", "--state", state])).code, 0)
+    const out = join(work, "pair.env")
+    const r = await cli(["pair", "thermo-1", "--state", state, "--out", out, "--host", "10.0.0.2", "--port", "5555"])
+    assert.equal(r.code, 0, r.err)
+    assert.equal(statSync(out).mode & 0o777, 0o600)
+    const env = readEnv(out)
+    assert.deepEqual(Object.keys(env).sort(), ["TT_GW_HOST", "TT_GW_PK", "TT_GW_PORT", "TT_ID", "TT_PSK", "TT_RSECRET", "TT_SK", "TT_TICKET"])
+    for (const k of Object.keys(env)) assert.ok(k.length <= 13, k)
+    const hexLen: Record<string, number> = { TT_ID: 16, TT_SK: 64, TT_GW_PK: 64, TT_PSK: 64, TT_TICKET: 66, TT_RSECRET: 64 }
+    for (const [k, n] of Object.entries(hexLen)) assert.match(String(env[k]), new RegExp(`^[0-9a-f]{${n}}$`), k)
+    assert.equal(typeof env.TT_ID, "string", "an all-digit id would still be a string")
+    assert.equal(env.TT_GW_HOST, "10.0.0.2")
+    assert.equal(env.TT_GW_PORT, 5555)
+    // stdout: name, id and path; nothing secret anywhere
+    assert.match(r.out, /thermo-1/)
+    assert.ok(r.out.includes(String(env.TT_ID)) && r.out.includes(out))
+    for (const k of ["TT_SK", "TT_PSK", "TT_TICKET", "TT_RSECRET"]) assert.ok(!(r.out + r.err).includes(String(env[k])), `${k} printed`)
+    // the out-of-band ticket: generation 1, under the current key, opens with this secret
+    const keys = TicketKeySet.fromJSON(JSON.parse(readFileSync(join(state, "ticket-keys.json"), "utf8")))
+    const t = openTicket(Buffer.from(String(env.TT_TICKET), "hex"), keys, Math.floor(Date.now() / 1000))
+    assert.ok(!("error" in t))
+    assert.equal(t.generation, 1)
+    assert.equal(t.expiresAt - Math.floor(Date.now() / 1000) > 364 * 86400, true, "365 days by default")
+    assert.deepEqual(t.resumptionSecret, Buffer.from(String(env.TT_RSECRET), "hex"))
+    // refusals
+    const again = await cli(["pair", "thermo-2", "--state", state, "--out", out])
+    assert.equal(again.code, 1)
+    assert.match(again.err, /exists.*--force/)
+    const dup = await cli(["pair", "thermo-1", "--state", state, "--out", join(work, "other.env")])
+    assert.equal(dup.code, 1)
+    assert.match(dup.err, /already paired/)
+    assert.equal((await cli(["pair", "bad name", "--state", state, "--out", join(work, "x.env")])).code, 2)
+    const forced = await cli(["pair", "thermo-2", "--state", state, "--out", out, "--force", "--ticket-lifetime-days", "30"])
+    assert.equal(forced.code, 0, forced.err)
+    assert.notEqual(readEnv(out).TT_ID, env.TT_ID)
+    // default output: .env.local in the working directory
+    const cwd = mkdtempSync(join(work, "cwd-"))
+    assert.equal((await cli(["pair", "thermo-3", "--state", state], cwd)).code, 0)
+    assert.equal(statSync(join(cwd, ".env.local")).mode & 0o777, 0o600)
+})
+
+test("list, revoke, rotate-ticket-key", async () => {
+    const state = join(work, "s-list")
+    assert.equal((await cli(["init", "--state", state])).code, 0)
+    assert.match((await cli(["list", "--state", state])).out, /no devices/)
+    for (const n of ["a1", "b2"]) assert.equal((await cli(["pair", n, "--state", state, "--out", join(work, `${n}.env`)])).code, 0)
+    const table = await cli(["list", "--state", state])
+    assert.equal(table.code, 0)
+    assert.match(table.out, /^NAME\s+ID\s+STATUS/)
+    assert.match(table.out, /a1\s+[0-9a-f]{16}\s+active/)
+    const psk = String(readEnv(join(work, "a1.env")).TT_PSK)
+    assert.ok(!table.out.includes(psk))
+
+    const rv = await cli(["revoke", "a1", "--state", state])
+    assert.equal(rv.code, 0, rv.err)
+    const unknown = await cli(["revoke", "zz", "--state", state])
+    assert.equal(unknown.code, 1)
+    assert.match(unknown.err, /no device named zz/)
+    const json = JSON.parse((await cli(["list", "--json", "--state", state])).out) as Record<string, unknown>[]
+    assert.deepEqual(json.map(d => [d.name, d.status]), [["a1", "revoked"], ["b2", "active"]])
+    assert.ok(!JSON.stringify(json).includes(psk), "no PSK in --json")
+    assert.equal(json[0]?.min_generation, 2, "revocation raised min_generation above every issued ticket")
+
+    const oldTicket = Buffer.from(String(readEnv(join(work, "b2.env")).TT_TICKET), "hex")
+    const rot = await cli(["rotate-ticket-key", "--state", state])
+    assert.equal(rot.code, 0, rot.err)
+    assert.match(rot.out, /ticket key 1 is current; 2 keys held/)
+    const keys = TicketKeySet.fromJSON(JSON.parse(readFileSync(join(state, "ticket-keys.json"), "utf8")))
+    assert.equal(keys.current.id, 1)
+    assert.ok(!("error" in openTicket(oldTicket, keys, Math.floor(Date.now() / 1000))), "the old key still opens its tickets")
+    assert.ok("error" in openTicket(oldTicket, keys, Math.floor(Date.now() / 1000) + 366 * 86400), "until they expire")
+    assert.equal(statSync(join(state, "ticket-keys.json")).mode & 0o777, 0o600)
+})
+
+test("vectors --cacophony: every supported vector passes; a corrupted one fails with exit 1", async () => {
+    const r = await cli(["vectors", "--cacophony", CACOPHONY])
+    assert.equal(r.code, 0, r.err)
+    const m = /^(\d+) passed, 0 failed$/m.exec(r.out)
+    assert.ok(m !== null && Number(m[1]) > 0, r.out)
+    const total = (JSON.parse(readFileSync(CACOPHONY, "utf8")) as { vectors: unknown[] }).vectors.length
+    assert.equal(r.out.split("\n").filter(l => /^(pass|skip|FAIL) /.test(l)).length, total, "one line per vector")
+    assert.match(r.out, /^skipped: /m)
+
+    const json = JSON.parse(readFileSync(CACOPHONY, "utf8")) as { vectors: { protocol_name: string; messages: { ciphertext: string }[] }[] }
+    const v = json.vectors.find(x => x.protocol_name === "Noise_KK_25519_AESGCM_SHA256")
+    assert.ok(v?.messages[0] !== undefined)
+    const c = v.messages[0].ciphertext
+    v.messages[0].ciphertext = (c[0] === "0" ? "1" : "0") + c.slice(1)
+    const bad = join(work, "bad-cacophony.json")
+    writeFileSync(bad, JSON.stringify(json))
+    const rb = await cli(["vectors", "--cacophony", bad])
+    assert.equal(rb.code, 1)
+    assert.match(rb.out, /^FAIL +Noise_KK_25519_AESGCM_SHA256/m)
+    assert.match(rb.out, /^\d+ passed, 1 failed$/m)
+    assert.equal((await cli(["vectors"])).code, 2)
+})
+
+test("a missing or corrupt state directory is a clear error, never a re-initialisation", async () => {
+    const missing = await cli(["list", "--state", join(work, "nope")])
+    assert.equal(missing.code, 1)
+    assert.match(missing.err, /no state directory .*run `tether-gateway init`/)
+    assert.ok(!existsSync(join(work, "nope")))
+
+    const state = join(work, "s-corrupt")
+    assert.equal((await cli(["init", "--state", state])).code, 0)
+    writeFileSync(join(state, "identity.json"), "{ not json", { mode: 0o600 })
+    const corrupt = await cli(["pair", "x", "--state", state, "--out", join(work, "c.env")])
+    assert.equal(corrupt.code, 1)
+    assert.match(corrupt.err, /identity is corrupt/)
+    assert.ok(!existsSync(join(work, "c.env")))
+    assert.equal((await cli(["serve", "--state", state, "--port", "0"])).code, 1)
+
+    const state2 = join(work, "s-corrupt-db")
+    assert.equal((await cli(["init", "--state", state2])).code, 0)
+    writeFileSync(join(state2, "registry.db"), Buffer.alloc(4096, 0x5a))
+    const db = await cli(["list", "--state", state2])
+    assert.equal(db.code, 1)
+    assert.match(db.err, /registry: .*(corrupt|not a database)/)
+
+    const state3 = join(work, "s-no-db")
+    assert.equal((await cli(["init", "--state", state3])).code, 0)
+    rmSync(join(state3, "registry.db"))
+    const nodb = await cli(["list", "--state", state3])
+    assert.equal(nodb.code, 1)
+    assert.match(nodb.err, /registry/)
+    assert.ok(!existsSync(join(state3, "registry.db")), "not re-created")
+})
+
+test("serve: the paired device connects from its settings file; state persists across restarts; SIGTERM closes with SHUTDOWN", async () => {
+    const state = join(work, "s-serve")
+    assert.equal((await cli(["init", "--state", state])).code, 0)
+    const envPath = join(work, "serve.env")
+    assert.equal((await cli(["pair", "field-7", "--state", state, "--out", envPath])).code, 0)
+    const env = readEnv(envPath)
+
+    const s1 = await serve(state)
+    const d = deviceFromEnv(env, s1.port)
+    const c1 = await d.connect()
+    assert.equal(c1.resumed, true, "the out-of-band ticket resumes: no X25519 before the first message")
+    d.publish("hello", Buffer.from("one"))
+    await d.settled()
+    assert.ok(await until(() => s1.lines.some(l => l.event === "app" && l.outcome === "publish" && l.device === "field-7")))
+    s1.child.kill("SIGTERM")
+    assert.equal(await s1.exited, 0)
+    await d.ended()
+    assert.equal(c1.closeCode, Code.SHUTDOWN)
+    assert.ok(s1.lines.some(l => l.event === "shutdown" && l.outcome === "done"))
+    assert.ok(s1.lines.some(l => l.outcome === "resumed" && l.deviceName === "field-7"), "connection log line")
+    const text = JSON.stringify(s1.lines)
+    for (const k of ["TT_SK", "TT_PSK", "TT_TICKET", "TT_RSECRET"]) assert.ok(!text.includes(String(env[k])), `${k} logged`)
+    assert.ok(!text.includes(Buffer.from("one").toString("hex")) && !text.includes('"one"'), "no payload logged")
+
+    // restart: the device resumes with the ticket the first run issued (generation 2), which
+    // needs the registry's generations to have survived
+    const s2 = await serve(state)
+    ;(d.client.opts as { port: number }).port = s2.port
+    const c2 = await d.connect()
+    assert.equal(c2.resumed, true)
+    assert.equal(c2.earlyAccepted, true, "a newer generation than the one accepted before the restart")
+    d.publish("hello", Buffer.from("two"))
+    await d.settled()
+    const pubs = () => s2.lines.filter(l => l.event === "app" && l.outcome === "publish")
+    assert.ok(await until(() => pubs().length === 1))
+    assert.equal(pubs()[0]?.id, 2, "the stream continues: message 1 was not redelivered")
+    await d.close()
+    s2.child.kill("SIGINT")
+    assert.equal(await s2.exited, 0)
+    const list = JSON.parse((await cli(["list", "--json", "--state", state])).out) as Record<string, unknown>[]
+    assert.deepEqual([list[0]?.accepted_generation, list[0]?.issued_generation], [2, 3], "out-of-band 1, then 2 accepted; 3 issued")
+})
+
+test("revoke closes a live session with CLOSE(REVOKED); the device cannot come back", async () => {
+    const state = join(work, "s-revoke")
+    assert.equal((await cli(["init", "--state", state])).code, 0)
+    const envPath = join(work, "revoke.env")
+    assert.equal((await cli(["pair", "lost-1", "--state", state, "--out", envPath])).code, 0)
+    const s = await serve(state)
+    const d = deviceFromEnv(readEnv(envPath), s.port)
+    const conn = await d.connect()
+    assert.equal((await cli(["revoke", "lost-1", "--state", state])).code, 0)
+    const t0 = Date.now()
+    await d.ended()
+    assert.equal(conn.closeCode, Code.REVOKED)
+    assert.ok(Date.now() - t0 < 3000)
+    // resumption refused, then the full handshake: UNKNOWN_DEVICE
+    await assert.rejects(d.connect(), (err: unknown) => err instanceof RejectedError && err.code === Code.UNKNOWN_DEVICE)
+    s.child.kill("SIGTERM")
+    assert.equal(await s.exited, 0)
+})
+
+test("serve: a new ticket key from rotate-ticket-key is used by the running gateway", async () => {
+    const state = join(work, "s-rotate")
+    assert.equal((await cli(["init", "--state", state])).code, 0)
+    const s = await serve(state)
+    assert.equal((await cli(["rotate-ticket-key", "--state", state])).code, 0)
+    assert.ok(await until(() => s.lines.some(l => l.event === "ticket-key" && l.outcome === "rotated")))
+    // a device paired after the rotation (ticket under key 1) resumes against the running gateway
+    const envPath = join(work, "rotate.env")
+    assert.equal((await cli(["pair", "late-1", "--state", state, "--out", envPath])).code, 0)
+    const env = readEnv(envPath)
+    assert.equal(String(env.TT_TICKET).slice(0, 2), "01")
+    const d = deviceFromEnv(env, s.port)
+    const conn = await d.connect()
+    assert.equal(conn.resumed, true)
+    assert.equal(conn.fellBack, false)
+    await d.close()
+    s.child.kill("SIGTERM")
+    assert.equal(await s.exited, 0)
+})
