@@ -263,6 +263,19 @@ test("request: upstream timeout, oversized responses, connection refused", async
     await d.close()
 })
 
+test("request: more upstream calls in flight than the per-device cap are answered UPSTREAM_FAILED", async () => {
+    const up = await upstream()
+    const f = await fx({ config: { routes: { slow: { url: `${up.url}/slow`, timeoutMs: 300, devices: ["*"] } } } })
+    const d = f.device(await f.pair("dev-i"))
+    await d.connect()
+    const answers = await Promise.all(Array.from({ length: 20 }, () => d.request("slow", Buffer.alloc(0))))
+    const codes = answers.map(a => a.payload[0])
+    assert.equal(codes.filter(c => c === AppError.UPSTREAM_TIMEOUT).length, 16)
+    assert.equal(codes.filter(c => c === AppError.UPSTREAM_FAILED).length, 4)
+    assert.equal(f.logs.filter(l => l.outcome === "too-many-requests").length, 4)
+    await d.close()
+})
+
 test("sendMessage: delivered to the device, acknowledged; queued while it is offline", async () => {
     const f = await fx()
     const p = await f.pair("dev-d")

@@ -332,6 +332,42 @@ test("revoke closes a live session with CLOSE(REVOKED); the device cannot come b
     assert.equal(await s.exited, 0)
 })
 
+test("serve --config: the device's REQUEST goes to the configured upstream; a bad config is a clear error", async () => {
+    const { createServer } = await import("node:http")
+    const http = createServer((req, res) => res.end(`hi ${req.headers["x-tether-device"]}`))
+    await new Promise<void>(r => http.listen(0, "127.0.0.1", r))
+    const addr = http.address()
+    const upPort = typeof addr === "object" && addr !== null ? addr.port : 0
+    try {
+        const state = join(work, "s-config")
+        assert.equal((await cli(["init", "--state", state])).code, 0)
+        const envPath = join(work, "config.env")
+        assert.equal((await cli(["pair", "asker", "--state", state, "--out", envPath])).code, 0)
+        const bad = join(work, "bad-config.json")
+        writeFileSync(bad, JSON.stringify({ routes: { hi: { url: "ftp://x/", devices: ["*"] } } }))
+        const rb = await cli(["serve", "--state", state, "--port", "0", "--config", bad])
+        assert.equal(rb.code, 1)
+        assert.match(rb.err, /routes\.hi\.url must be http or https/)
+        const good = join(work, "config.json")
+        writeFileSync(good, JSON.stringify({ routes: { hi: { url: `http://127.0.0.1:${upPort}/`, devices: ["asker"] } } }))
+        const s = await serve(state, ["--config", good])
+        const d = deviceFromEnv(readEnv(envPath), s.port)
+        await d.connect()
+        const r = await d.request("hi", Buffer.from("?"))
+        assert.equal(r.status, 200)
+        assert.equal(r.payload.toString(), "hi asker")
+        const refused = await d.request("elsewhere", Buffer.alloc(0))
+        assert.deepEqual([refused.status, refused.payload[0]], [0, 0x01])
+        assert.ok(await until(() => s.lines.some(l => l.outcome === "route-refused" && l.route === "elsewhere")))
+        await d.close()
+        s.child.kill("SIGTERM")
+        assert.equal(await s.exited, 0)
+    } finally {
+        http.closeAllConnections()
+        http.close()
+    }
+})
+
 test("serve: a new ticket key from rotate-ticket-key is used by the running gateway", async () => {
     const state = join(work, "s-rotate")
     assert.equal((await cli(["init", "--state", state])).code, 0)

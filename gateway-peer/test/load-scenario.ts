@@ -54,6 +54,7 @@ export async function loadScenario(n: number, garbage: number, log: (s: string) 
         ])
         log(`flood: ${flood.connections} garbage connections in ${Date.now() - t0} ms, rejects ${JSON.stringify(flood.rejects)}`)
         assert.equal(flood.connections, garbage)
+        assert.equal(flood.closedByGateway, garbage, "the gateway closed every garbage connection itself")
         assert.ok(await until(() => received.every(x => x === 2), 30000), "every device got the second MESSAGE")
         assert.ok(clients.every((c, i) => c.conn !== undefined && c.conn === before[i] && c.conn.isOpen()), "no session lost to the flood")
 

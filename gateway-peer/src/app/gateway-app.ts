@@ -63,6 +63,8 @@ export interface GatewayAppOptions {
     readonly fetch?: typeof fetch
     /** most unacknowledged gateway messages kept per device (default 256) */
     readonly maxQueue?: number
+    /** most upstream calls in flight per device; more are answered UPSTREAM_FAILED (default 16) */
+    readonly maxInflight?: number
 }
 
 interface DeviceState {
@@ -73,6 +75,8 @@ interface DeviceState {
     link: AppLink | undefined
     /** serialises loading and DATA processing for this device */
     chain: Promise<void>
+    /** upstream calls in flight for this device */
+    inflight: number
 }
 
 /** The application layer of one gateway process. */
@@ -99,7 +103,7 @@ export class GatewayApp {
     #state(device: AppDevice): DeviceState {
         let d = this.#devices.get(device.id)
         if (d === undefined) {
-            d = { device, send: new SendStream(), recv: undefined, link: undefined, chain: Promise.resolve() }
+            d = { device, send: new SendStream(), recv: undefined, link: undefined, chain: Promise.resolve(), inflight: 0 }
             this.#devices.set(device.id, d)
         }
         d.device = device
@@ -169,8 +173,16 @@ export class GatewayApp {
                 this.#respond(d, m.id, gatewayError(AppError.ROUTE_REFUSED))
                 return
             }
+            // a device cannot make the gateway hold an unbounded number of upstream calls
+            if (d.inflight >= (this.opts.maxInflight ?? 16)) {
+                this.#log({ event: "app", outcome: "too-many-requests", device: name, id: m.id, route: m.route })
+                this.#respond(d, m.id, gatewayError(AppError.UPSTREAM_FAILED))
+                return
+            }
             const t0 = Date.now()
+            d.inflight++
             const p = callUpstream(route, m.payload, name, this.opts.fetch).then(res => {
+                d.inflight--
                 this.#log({ event: "app", outcome: "request", device: name, id: m.id, route: m.route, status: res.status, result: res.outcome, ms: Date.now() - t0 })
                 this.#respond(d, m.id, res)
             })

@@ -171,7 +171,11 @@ export async function garbageFlood(host: string, port: number, n: number, opts: 
         new Promise<void>(resolve => {
             const s = netConnect({ host, port })
             let got = Buffer.alloc(0)
-            const timer = setTimeout(() => s.destroy(), opts.timeoutMs ?? 30000)
+            let gaveUp = false
+            const timer = setTimeout(() => {
+                gaveUp = true
+                s.destroy()
+            }, opts.timeoutMs ?? 30000)
             s.on("connect", () => {
                 report.connections++
                 const bytes = (kinds[i % kinds.length] as () => Buffer)()
@@ -181,7 +185,7 @@ export async function garbageFlood(host: string, port: number, n: number, opts: 
             s.on("error", () => {})
             s.on("close", () => {
                 clearTimeout(timer)
-                if (s.destroyed && got.length >= 0) report.closedByGateway++
+                if (!gaveUp) report.closedByGateway++
                 if (got.length >= 4 && got[2] === FrameType.REJECT) {
                     const code = String(got[3])
                     report.rejects[code] = (report.rejects[code] ?? 0) + 1
