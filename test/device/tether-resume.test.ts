@@ -1,15 +1,21 @@
 // The resumption (PROTOCOL.md 6.2) on the device: the schedule against a test-local gateway
 // side written token by token on SymmetricState, zero X25519, early data in and out,
-// transactional RESUME_RESP processing, tampering.
+// transactional RESUME_RESP processing, tampering; and the gateway's generated vectors
+// (test/vectors/generated/tether-resume.json) byte for byte: RESUME_INIT with and without
+// early data, RESUME_RESP and its flags, the handshake hash, the TICKET and DATA records.
 // @timeout 30000
+import * as ds from "@devicescript/core"
 import { describe, test, expect } from "@devicescript/test"
 import { sha256 } from "../../src/crypto/hash"
 import { AESCCM } from "../../src/noise/cipher-state"
 import { SymmetricState } from "../../src/noise/symmetric-state"
-import { readResumeResp, writeResumeInit } from "../../src/tether/resume"
-import { InnerType } from "../../src/tether/wire"
+import { encodeFrame, HEADER_SIZE } from "../../src/net/frame"
+import { readResumeResp, writeResumeInit, ResumePending } from "../../src/tether/resume"
+import { FrameType, InnerType, RESUME_NONCE_LEN, RESUME_RESP_BODY_LEN } from "../../src/tether/wire"
+import { TETHER_RESUME } from "./vectors/tether-resume"
 
 const hex = (b: Buffer) => b.toString("hex")
+const h = (s: string) => Buffer.from(s, "hex")
 const EMPTY = Buffer.alloc(0)
 
 function bytes(label: string, n: number) {
@@ -89,5 +95,100 @@ describe("resume schedule", () => {
         expect(writeResumeInit(t, bytes("n", 12), Buffer.alloc(960)).body.length).toBe(1023)
         expect(() => writeResumeInit(t, bytes("n", 12), Buffer.alloc(961))).toThrow()
         expect(() => writeResumeInit({ ticket: TICKET.slice(1), secret: SECRET }, bytes("n", 12))).toThrow()
+    })
+})
+
+/** The body of a whole frame from the vector file, after checking its header. */
+function body(frame: Buffer, type: number): Buffer {
+    expect(frame[2]).toBe(type)
+    expect(frame[0] * 256 + frame[1]).toBe(frame.length - 2)
+    return frame.slice(HEADER_SIZE)
+}
+
+function start(v: any): ResumePending {
+    return writeResumeInit({ ticket: h(v.ticket), secret: h(v.resumption_secret) }, h(v.nonce_i), v.early ? h(v.early_data) : undefined)
+}
+
+/**
+ * The handshake hash after RESUME_RESP, on a clone of the device's own SymmetricState
+ * (readResumeResp keeps its clone to itself): nonce_r as a psk-mode e token, then the flags.
+ */
+function hashAfterResp(p: ResumePending, resp: Buffer): string {
+    const sym = p.sym.clone()
+    const nonceR = resp.slice(0, RESUME_NONCE_LEN)
+    sym.mixHash(nonceR)
+    sym.mixKey(nonceR)
+    expect(sym.decryptAndHash(resp.slice(RESUME_NONCE_LEN)) === undefined).toBe(false)
+    return hex(sym.h)
+}
+
+describe("Tether resume vectors", () => {
+    test("the vector file has the three cases: early accepted, no early data, early refused", () => {
+        expect(TETHER_RESUME.length).toBe(3)
+        let accepted = 0
+        let none = 0
+        let refused = 0
+        TETHER_RESUME.forEach((v: any) => {
+            if (!v.early) none++
+            else if (v.flags === 1) accepted++
+            else refused++
+        })
+        expect(accepted + " " + none + " " + refused).toBe("1 1 1")
+    })
+    TETHER_RESUME.forEach((v: any) => {
+        test(v.name + ": RESUME_INIT, RESUME_RESP, flags, hash, records byte for byte", async () => {
+            await ds.sleep(0) // the VM allows 128K instructions between awaits
+            expect(v.protocol_name).toBe("Tether_Resume1_AESCCM_SHA256")
+            expect(v.ticket.slice(2, 18)).toBe(v.device_id)
+            const p = start(v)
+            expect(p.early).toBe(v.early)
+            expect(hex(encodeFrame(FrameType.RESUME_INIT, p.body))).toBe(v.resume_init)
+            const resp = body(h(v.resume_resp), FrameType.RESUME_RESP)
+            expect(hashAfterResp(p, resp)).toBe(v.handshake_hash)
+            const r = readResumeResp(p, resp)
+            expect(r === undefined).toBe(false)
+            expect(r.flags).toBe(v.flags)
+            const s = r.session
+            // the gateway's first record: the next TICKET (n = 0)
+            const t = s.decrypt(body(h(v.record_ticket), FrameType.RECORD))
+            expect(t.type).toBe(InnerType.TICKET)
+            expect(hex(t.content)).toBe(v.next_ticket + v.next_resumption_secret)
+            // device -> gateway (n = 0), gateway -> device (n = 1)
+            const up = s.encrypt(InnerType.DATA, h(v.data_i2r))
+            expect(hex(encodeFrame(FrameType.RECORD, up[0]))).toBe(v.record_data_i2r)
+            const d = s.decrypt(body(h(v.record_data_r2i), FrameType.RECORD))
+            expect(d.type).toBe(InnerType.DATA)
+            expect(hex(d.content)).toBe(v.data_r2i)
+        })
+        test(v.name + ": a flipped byte in RESUME_RESP or a record is refused, the state unchanged", async () => {
+            await ds.sleep(0)
+            const p = start(v)
+            const h0 = hex(p.sym.h)
+            const resp = body(h(v.resume_resp), FrameType.RESUME_RESP)
+            for (let i = 0; i < RESUME_RESP_BODY_LEN; i++) {
+                const bad = resp.slice(0)
+                bad[i] ^= 0x20
+                expect(readResumeResp(p, bad)).toBe(undefined)
+                expect(hex(p.sym.h)).toBe(h0)
+                await ds.sleep(0)
+            }
+            const r = readResumeResp(p, resp)
+            expect(r.flags).toBe(v.flags)
+            const s = r.session
+            const ticket = body(h(v.record_ticket), FrameType.RECORD)
+            for (const i of [0, 2, 50, ticket.length - 1]) {
+                const bad = ticket.slice(0)
+                bad[i] ^= 0x02
+                expect(s.recv.decryptWithAd(EMPTY, bad)).toBe(undefined)
+                expect(s.recv.n).toBe(0)
+            }
+            expect(hex(s.decrypt(ticket).content.slice(0, 33))).toBe(v.next_ticket)
+            const data = body(h(v.record_data_r2i), FrameType.RECORD)
+            const bad = data.slice(0)
+            bad[data.length - 1] ^= 0x01
+            expect(s.decrypt(bad)).toBe(undefined)
+            expect(s.dead).toBe(true)
+            expect(s.decrypt(data)).toBe(undefined)
+        })
     })
 })
