@@ -55,6 +55,8 @@ export interface ClientOptions {
     cipher?: CipherFunction
     /** handshake answer timeout; default {@link HANDSHAKE_TIMEOUT_MS} */
     timeoutMs?: number
+    /** called when the TCP connection is open and the first handshake frame is about to go */
+    onOpen?: () => void
 }
 
 /** Thrown by connect() when the gateway answered REJECT (a hint, PROTOCOL.md 9.5). */
@@ -206,12 +208,16 @@ export class TetherClient {
     }
 
     /**
-     * Idle work: computes `ss` (once per pairing) and the next ephemeral key pair, so that a
+     * Idle work: computes the static public key when the pairing left it undefined, `ss`
+     * (once per pairing) and the next ephemeral key pair, so that a
      * full handshake costs only es, ee and se. Call it while idle; connect() calls it when
      * needed.
      */
     async prepare(): Promise<void> {
         const p = this.opts.pairing
+        // the static public key is only needed by the full handshake: a device that resumes
+        // at boot does not pay for it (one X25519) until it is idle
+        if (p.s.publicKey === undefined) p.s.publicKey = await this.dh.x25519Base(p.s.privateKey)
         if (this.ss === undefined) this.ss = await this.dh.x25519(p.s.privateKey, p.gatewayPublic)
         if (this.e === undefined) {
             const priv = this.random(32)
@@ -233,6 +239,7 @@ export class TetherClient {
         const timeoutMs = o.timeoutMs === undefined ? HANDSHAKE_TIMEOUT_MS : o.timeoutMs
         const sock = await FramedSocket.connect({ host: o.host, port: o.port, timeoutMs })
         try {
+            if (o.onOpen) o.onOpen()
             const t0 = ds.millis()
             let session: Session = undefined
             let resumed = false

@@ -1,0 +1,470 @@
+// The device's link to its gateway: the one API a firmware uses (issue 7).
+//
+//     const link = await startLink()                     // the TT_* settings from pairing
+//     link.onState((state, s) => console.log(state))
+//     link.onMessage((topic, payload) => { ... })
+//     link.publish("telemetry", Buffer.from("21.5"))
+//     const r = await link.request("weather", Buffer.alloc(0), { timeoutMs: 10000 })
+//
+// Underneath: resumption first (the stored ticket, else the out-of-band one from pairing),
+// the full handshake when the gateway rejects the ticket (TetherClient); reconnection with
+// exponential backoff and jitter, bounded, reset once a session made progress; the static
+// public key, `ss` and the next ephemeral key computed while idle after the first session is
+// up (TetherClient.prepare), never on the way to the first message; the STREAM message and
+// the first queued messages riding as early data of the resumption; every other step yields
+// (`await`), so the rest of the firmware keeps running.
+//
+// Delivery (PROTOCOL.md 12.1): every message has an id in a stream; the gateway acknowledges
+// and de-duplicates, the link resends what is unacknowledged after every handshake, so across
+// any number of dropped connections each message arrives exactly once and in order, both
+// ways. Messages queued in RAM are lost on a device restart (the queue is not in flash);
+// nothing the gateway acknowledged is lost. The queue is bounded: publish() and request()
+// throw QueueFullError when it is full.
+//
+// Fibers: one runs the connect/receive loop (message handlers run on it: keep them short),
+// one per session writes (coalesced ACKs, queued messages), one computes keys while idle.
+import * as ds from "@devicescript/core"
+import { readSetting } from "@devicescript/settings"
+import { randomBytes, RandomSource } from "./crypto/random"
+import { AppLayer, AppProtocolError, MessageHandler, Response } from "./app/app-layer"
+import { Dh } from "./noise/handshake-state"
+import { Connection, TetherClient } from "./tether/client"
+import { SettingsStorage, SlotStorage, TicketStore } from "./tether/ticket-store"
+import { Code, DEVICE_ID_LEN, InnerType, PSK_LEN, PUBLIC_KEY_LEN, RESUMPTION_SECRET_LEN, TICKET_LEN } from "./tether/wire"
+
+export { QueueFullError } from "./app/outbound"
+export { RequestError, REQUEST_TIMEOUT, Response } from "./app/app-layer"
+export { AppError } from "./app/codec"
+
+/** The link's state: "connecting" (TCP), "handshaking", "up" (a session), "down" (waiting to retry). */
+export type LinkState = "connecting" | "handshaking" | "up" | "down"
+
+/** What the link knows about itself; passed to state handlers. */
+export interface LinkStatus {
+    state: LinkState
+    /** the last handshake was a resumption (false: full handshake) */
+    resumed: boolean
+    /** the last handshake fell back from a rejected ticket to the full handshake */
+    fellBack: boolean
+    /** the gateway accepted the last resumption's early data (0-RTT) */
+    earlyAccepted: boolean
+    /** milliseconds of the last handshake (first frame sent to session keys) */
+    handshakeMs: number
+    /** sessions established since start */
+    sessions: number
+    /** failed connection attempts since the last session */
+    failures: number
+    /** why the last attempt or session ended, when it was not stop() */
+    lastError: string
+    /** unacknowledged outbound messages */
+    queued: number
+}
+
+/** Handler of state changes. */
+export type StateHandler = (state: LinkState, status: LinkStatus) => void
+
+/** Pairing material and gateway address (PROTOCOL.md 6.8). Secrets: never log. */
+export interface LinkSettings {
+    /** TT_ID, 8 bytes */
+    deviceId: Buffer
+    /** TT_SK, the device's static private key, 32 bytes */
+    privateKey: Buffer
+    /** TT_GW_PK, 32 bytes */
+    gatewayPublic: Buffer
+    /** TT_PSK, 32 bytes */
+    psk: Buffer
+    /** TT_GW_HOST */
+    host: string
+    /** TT_GW_PORT */
+    port: number
+    /** TT_TICKET (33) and TT_RSECRET (32): the out-of-band ticket, used while flash holds none */
+    ticket?: Buffer
+    secret?: Buffer
+}
+
+/** Options of {@link startLink}. All optional. */
+export interface LinkOptions {
+    /** pairing and address; default: read from the TT_* settings ({@link readLinkSettings}) */
+    settings?: LinkSettings
+    /** where tickets are kept; default the flash settings (tt_slot_a/b) */
+    storage?: SlotStorage
+    /** most unacknowledged outbound messages (default 32) */
+    maxQueueCount?: number
+    /** most bytes of them, encoded (default 4096) */
+    maxQueueBytes?: number
+    /** first retry delay (default 250 ms); doubles per failure up to backoffMaxMs */
+    backoffMinMs?: number
+    /** largest retry delay (default 30000 ms); each delay is drawn from [d/2, d] */
+    backoffMaxMs?: number
+    /** handshake answer timeout (default 10000 ms) */
+    handshakeTimeoutMs?: number
+    /** a session with messages in flight and nothing from the gateway for this long is dropped (default 20000 ms) */
+    silenceTimeoutMs?: number
+    /** compute keys for the next full handshake while idle (default true) */
+    prepareWhenIdle?: boolean
+    /** DH functions (tests count them) */
+    dh?: Dh
+    random?: RandomSource
+}
+
+/** Options of {@link Link.request}. */
+export interface RequestOptions {
+    /** how long to wait for the RESPONSE (default 15000 ms); the REQUEST itself is not withdrawn */
+    timeoutMs?: number
+}
+
+const DEFAULT_REQUEST_TIMEOUT_MS = 15000
+/** How often the receive loop looks at the clock while nothing arrives. */
+const POLL_MS = 1000
+
+function hexSetting(value: any, key: string, len: number): Buffer {
+    if (value === undefined || value === null) throw new Error("tether: setting " + key + " is missing (run `tether-gateway pair`)")
+    if (typeof value !== "string") throw new TypeError("tether: setting " + key + " must be a quoted hex string")
+    const b = Buffer.from(value, "hex")
+    if (b.length !== len || value.length !== 2 * len) throw new TypeError("tether: setting " + key + " must be " + len + " bytes of hex")
+    return b
+}
+
+/**
+ * Reads the pairing written by `tether-gateway pair` (PROTOCOL.md 6.8) from the device's
+ * settings (`.env.local` deployed with the program).
+ * @throws Error naming the first missing or malformed setting
+ */
+export async function readLinkSettings(): Promise<LinkSettings> {
+    const port = await readSetting<any>("TT_GW_PORT")
+    const host = await readSetting<any>("TT_GW_HOST")
+    if (host === undefined || typeof host !== "string" || host.length === 0) throw new Error("tether: setting TT_GW_HOST is missing (run `tether-gateway pair`)")
+    const p = typeof port === "string" ? parseInt(port) : port
+    if (typeof p !== "number" || !(p >= 1 && p <= 65535)) throw new Error("tether: setting TT_GW_PORT is missing or not a port")
+    const s: LinkSettings = {
+        deviceId: hexSetting(await readSetting<any>("TT_ID"), "TT_ID", DEVICE_ID_LEN),
+        privateKey: hexSetting(await readSetting<any>("TT_SK"), "TT_SK", 32),
+        gatewayPublic: hexSetting(await readSetting<any>("TT_GW_PK"), "TT_GW_PK", PUBLIC_KEY_LEN),
+        psk: hexSetting(await readSetting<any>("TT_PSK"), "TT_PSK", PSK_LEN),
+        host,
+        port: p,
+    }
+    const t = await readSetting<any>("TT_TICKET")
+    if (t !== undefined) {
+        s.ticket = hexSetting(t, "TT_TICKET", TICKET_LEN)
+        s.secret = hexSetting(await readSetting<any>("TT_RSECRET"), "TT_RSECRET", RESUMPTION_SECRET_LEN)
+    }
+    return s
+}
+
+/** One session: its connection and its writer fiber. */
+interface Session {
+    conn: Connection
+    writer: ds.Fiber
+    /** when messages started waiting for an ACK, or the last record from the gateway */
+    since: number
+    /** a DATA record arrived on it (the session made progress: the backoff resets) */
+    progressed: boolean
+}
+
+/**
+ * The link to the gateway. Create it with {@link startLink}. Every method may be called in
+ * any state: messages queue while the link is down and go out, exactly once and in order,
+ * when it is up. Messages queued in RAM are lost on a device restart; nothing the gateway
+ * acknowledged is lost.
+ */
+export class Link {
+    private app: AppLayer
+    private client: TetherClient
+    private opts: LinkOptions
+    private session: Session = undefined
+    private stopped = false
+    private runner: ds.Fiber = undefined
+    private stateHandlers: StateHandler[] = []
+    private preparing = false
+    private st: LinkStatus = {
+        state: "down",
+        resumed: false,
+        fellBack: false,
+        earlyAccepted: false,
+        handshakeMs: 0,
+        sessions: 0,
+        failures: 0,
+        lastError: "",
+        queued: 0,
+    }
+
+    /** @internal use {@link startLink} */
+    constructor(opts: LinkOptions, client: TetherClient, app: AppLayer) {
+        this.opts = opts
+        this.client = client
+        this.app = app
+    }
+
+    /**
+     * Queues a PUBLISH (no answer but the gateway's ACK). Returns at once; the message goes
+     * out when the link is up.
+     * @returns the message's id in this boot's stream
+     * @throws QueueFullError when the queue is full (count or bytes); RangeError when the
+     *     topic is not 1..255 bytes or the message does not fit one record (1006 bytes)
+     */
+    publish(topic: string, payload: Buffer): number {
+        const id = this.app.publish(topic, payload)
+        this.kick()
+        return id
+    }
+
+    /**
+     * Sends a REQUEST on `route` through the gateway's funnel (PROTOCOL.md 12.2) and waits for
+     * its RESPONSE, across reconnects.
+     * @returns the upstream's HTTP status (100..599) and body
+     * @throws RequestError with an AppError code when the gateway could not make the call
+     *     (status 0), or REQUEST_TIMEOUT; QueueFullError; RangeError as publish()
+     */
+    async request(route: string, payload: Buffer, options?: RequestOptions): Promise<Response> {
+        const t = options && options.timeoutMs !== undefined ? options.timeoutMs : DEFAULT_REQUEST_TIMEOUT_MS
+        const self = this
+        return await this.app.request(route, payload, t, () => self.kick())
+    }
+
+    /** Adds a handler of MESSAGEs from the gateway, delivered once and in order. */
+    onMessage(handler: MessageHandler): void {
+        this.app.onMessage(handler)
+    }
+
+    /** Adds a handler of state changes; it is called at once with the current state. */
+    onState(handler: StateHandler): void {
+        this.stateHandlers.push(handler)
+        handler(this.st.state, this.status())
+    }
+
+    /** The current state and counters (a copy). */
+    status(): LinkStatus {
+        const s = this.st
+        return {
+            state: s.state,
+            resumed: s.resumed,
+            fellBack: s.fellBack,
+            earlyAccepted: s.earlyAccepted,
+            handshakeMs: s.handshakeMs,
+            sessions: s.sessions,
+            failures: s.failures,
+            lastError: s.lastError,
+            queued: this.app.outbound.count(),
+        }
+    }
+
+    /** The application layer (counters for tests and logs). @internal */
+    appLayer(): AppLayer {
+        return this.app
+    }
+
+    /**
+     * Closes the session (CLOSE(NORMAL)) and stops reconnecting. Queued messages stay
+     * unsent. The link cannot be restarted; start a new one.
+     */
+    async stop(): Promise<void> {
+        this.stopped = true
+        const s = this.session
+        if (s) await s.conn.close()
+        this.wake(this.runner)
+    }
+
+    /**
+     * Drops the current connection without a CLOSE, as when the radio goes away (tests and
+     * demos); the link reconnects by itself.
+     */
+    dropConnection(): void {
+        const s = this.session
+        if (s) s.conn.drop()
+    }
+
+    /** @internal */
+    async run(): Promise<void> {
+        this.runner = ds.Fiber.self()
+        const o = this.opts
+        const min = o.backoffMinMs || 250
+        const max = o.backoffMaxMs || 30000
+        let backoff = min
+        while (!this.stopped) {
+            this.setState("connecting")
+            let conn: Connection = undefined
+            try {
+                conn = await this.client.connect(this.app.sessionStart())
+            } catch (e) {
+                this.st.failures++
+                this.st.lastError = (e as Error).message
+            }
+            if (conn !== undefined) {
+                this.st.resumed = conn.resumed
+                this.st.fellBack = conn.fellBack
+                this.st.earlyAccepted = conn.earlyAccepted
+                this.st.handshakeMs = conn.handshakeMs
+                this.st.sessions++
+                this.st.failures = 0
+                const s: Session = { conn, writer: undefined, since: ds.millis(), progressed: false }
+                this.session = s
+                this.startWriter(s)
+                this.setState("up")
+                if (!this.stopped && o.prepareWhenIdle !== false) this.startPrepare()
+                await this.receive(s)
+                this.session = undefined
+                conn.drop()
+                this.wake(s.writer)
+                if (s.progressed) backoff = min
+                if (conn.closeCode !== 0) this.st.lastError = "gateway closed with code " + conn.closeCode
+            }
+            if (this.stopped) break
+            this.setState("down")
+            // a delay drawn from [backoff/2, backoff] (jitter), then double it, bounded
+            const r = this.random(2)
+            const delay = Math.floor(backoff / 2 + ((r[0] * 256 + r[1]) / 65536) * (backoff / 2))
+            await ds.suspend(delay)
+            backoff = Math.min(backoff * 2, max)
+        }
+        this.setState("down")
+    }
+
+    private random(n: number): Buffer {
+        return (this.opts.random || randomBytes)(n)
+    }
+
+    /** The receive loop of one session; returns when it ended. */
+    private async receive(s: Session): Promise<void> {
+        const silence = this.opts.silenceTimeoutMs || 20000
+        for (;;) {
+            if (this.stopped) return
+            const c = await s.conn.recv(POLL_MS)
+            if (c === null) return
+            if (c === undefined) {
+                // nothing arrived: a silent gateway while messages wait for their ACK means a
+                // dead path (TCP alone may not notice for minutes)
+                if (this.app.outbound.inFlight() && ds.millis() - s.since > silence) {
+                    this.st.lastError = "no answer from the gateway for " + silence + " ms"
+                    return
+                }
+                if (!this.app.outbound.inFlight()) s.since = ds.millis()
+                continue
+            }
+            s.since = ds.millis()
+            s.progressed = true
+            try {
+                await this.app.onData(c)
+            } catch (e) {
+                this.st.lastError = (e as Error).message
+                if (e instanceof AppProtocolError) await this.closeWith(s, Code.PROTOCOL_ERROR)
+                return
+            }
+            this.kick()
+        }
+    }
+
+    private async closeWith(s: Session, code: number): Promise<void> {
+        try {
+            await s.conn.sendRecord(InnerType.CLOSE, Buffer.from([code]))
+        } catch (e) {
+            // the writer may be mid-frame, or the socket gone: closing anyway
+        }
+    }
+
+    private startWriter(s: Session): void {
+        const self = this
+        const writer = async () => {
+            s.writer = ds.Fiber.self()
+            while (self.session === s && s.conn.isOpen()) {
+                const wasInFlight = self.app.outbound.inFlight()
+                const c = self.app.nextContent()
+                if (c === undefined) {
+                    await ds.suspend(60000)
+                    continue
+                }
+                if (!wasInFlight) s.since = ds.millis()
+                try {
+                    await s.conn.send(c)
+                } catch (e) {
+                    s.conn.drop()
+                    break
+                }
+            }
+            s.writer = undefined
+        }
+        writer.start()
+    }
+
+    private startPrepare(): void {
+        if (this.preparing) return
+        this.preparing = true
+        const self = this
+        const prep = async () => {
+            try {
+                await self.client.prepare()
+            } catch (e) {
+                console.log("tether: idle key preparation failed: " + (e as Error).message)
+            }
+            self.preparing = false
+        }
+        prep.start()
+    }
+
+    private kick(): void {
+        const s = this.session
+        if (s) this.wake(s.writer)
+    }
+
+    private wake(f: ds.Fiber): void {
+        if (f && f.suspended) f.resume(undefined)
+    }
+
+    private setState(state: LinkState): void {
+        if (this.st.state === state) return
+        this.st.state = state
+        const status = this.status()
+        for (const h of this.stateHandlers) {
+            try {
+                h(state, status)
+            } catch (e) {
+                console.log("tether: state handler failed: " + (e as Error).message)
+            }
+        }
+    }
+
+    /** @internal */
+    onOpen(): void {
+        this.setState("handshaking")
+    }
+}
+
+/**
+ * Starts the link: reads the pairing from the settings (or `options.settings`), opens the
+ * ticket store, and connects in the background. Returns at once (state "connecting").
+ * Messages queued in RAM are lost on a device restart; nothing acknowledged is lost.
+ * @throws Error when a setting is missing or malformed
+ */
+export async function startLink(options?: LinkOptions): Promise<Link> {
+    const o = options || {}
+    const s = o.settings || (await readLinkSettings())
+    const store = await TicketStore.open(o.storage || new SettingsStorage())
+    // "only when neither slot is valid does it use TT_TICKET/TT_RSECRET" (PROTOCOL.md 6.8):
+    // the out-of-band ticket seeds the store; the first handshake replaces it
+    if (store.current() === undefined && s.ticket !== undefined && s.secret !== undefined)
+        await store.save({ ticket: s.ticket, secret: s.secret })
+    let link: Link = undefined
+    const client = new TetherClient({
+        pairing: {
+            deviceId: s.deviceId,
+            // the public key is computed while idle (TetherClient.prepare), not at boot
+            s: { privateKey: s.privateKey, publicKey: undefined },
+            gatewayPublic: s.gatewayPublic,
+            psk: s.psk,
+        },
+        store,
+        host: s.host,
+        port: s.port,
+        dh: o.dh,
+        random: o.random,
+        timeoutMs: o.handshakeTimeoutMs,
+        onOpen: () => link.onOpen(),
+    })
+    const app = new AppLayer({ maxQueueCount: o.maxQueueCount, maxQueueBytes: o.maxQueueBytes, random: o.random })
+    link = new Link(o, client, app)
+    const run = async () => {
+        await link.run()
+    }
+    run.start()
+    return link
+}
