@@ -1,56 +1,97 @@
 // End to end, full handshake: the device (test/e2e/device/tether-handshake.ts, one simulator
-// run) against a gateway built from the gateway package's modules (tether-peer.ts) on
-// loopback: records both ways, a tampered record closes, a wrong gateway key, a wrong device
-// key and an unknown device are refused with their codes.
+// run) against the real gateway (startGateway, a real state directory, devices paired with
+// pairDevice) on loopback, through a recording proxy: three X25519 on the device's critical
+// path, records both ways, a tampered record from the gateway closes the connection without an
+// answer; a wrong gateway key, a wrong device key and an unknown device are refused with
+// their codes, the unknown one before any X25519 on the gateway.
 import assert from "node:assert/strict"
 import { after, before, describe, test } from "node:test"
-import { keyPairFromPrivate } from "tether-gateway/crypto/x25519"
+import { generateKeyPair } from "tether-gateway/crypto/x25519"
 import { randomBytes } from "tether-gateway/crypto/random"
-import { Code } from "tether-gateway/wire"
-import { devicePassed, runDevice, DeviceRun } from "./harness.js"
-import { startTetherPeer, TetherPeer } from "./tether-peer.js"
+import type { Paired } from "tether-gateway/cli/pair"
+import { FrameType } from "tether-gateway/wire"
+import { devicePassed, runDevice, type DeviceRun } from "./harness.js"
+import { benchLines, FrameProxy, startRealGateway, type RealGateway } from "./tether-fixture.js"
 
 function assertDevice(run: DeviceRun, name: string) {
     assert.ok(devicePassed(run, name), `device scenario ${name} did not pass:\n${run.out.split("\n").slice(-60).join("\n")}`)
 }
 
-describe("tether: full handshake end to end", () => {
-    let peer: TetherPeer
+describe("tether: full handshake end to end (real gateway)", () => {
+    let g: RealGateway
+    let proxy: FrameProxy
+    let dev: Paired
     let run: DeviceRun
     before(async () => {
-        const gw = keyPairFromPrivate(randomBytes(32))
-        const dev = keyPairFromPrivate(randomBytes(32))
-        const id = randomBytes(8)
-        const psk = randomBytes(32)
-        peer = await startTetherPeer(gw, [{ id, publicKey: dev.publicKey, psk, issued: 0, accepted: 0 }])
+        g = await startRealGateway({
+            // "tamper-me": the proxy flips a byte in the next record to the device
+            onData: (gw, device, content) => {
+                if (content !== "tamper-me") return false
+                let armed = true
+                proxy.hook = f => {
+                    if (!armed || f.dir !== "down" || f.type !== FrameType.RECORD) return undefined
+                    armed = false
+                    const raw = Buffer.from(f.raw)
+                    raw[5] = (raw[5] as number) ^ 0x01
+                    return { action: "pass", replace: raw }
+                }
+                gw.gw.send(device.id, Buffer.from("tampered"))
+                return true
+            },
+        })
+        proxy = await FrameProxy.start(g.port)
+        dev = await g.pair("hs-device")
         run = await runDevice(
             "test/e2e/device/tether-handshake.ts",
             {
-                PORT: peer.port,
-                DEV_ID: id.toString("hex"),
-                DEV_PRIV: dev.privateKey.toString("hex"),
-                GW_PUB: gw.publicKey.toString("hex"),
-                PSK: psk.toString("hex"),
-                OTHER_PRIV: randomBytes(32).toString("hex"),
+                PORT: proxy.port,
+                DEV_ID: dev.deviceId.toString("hex"),
+                DEV_PRIV: dev.s.privateKey.toString("hex"),
+                DEV_PUB: dev.s.publicKey.toString("hex"),
+                GW_PUB: g.state.identity.publicKey.toString("hex"),
+                PSK: dev.psk.toString("hex"),
+                OTHER_PRIV: generateKeyPair().privateKey.toString("hex"),
                 UNKNOWN_ID: randomBytes(8).toString("hex"),
             },
             { timeoutMs: 60000 }
         )
-        for (const line of run.out.split("\n")) if (line.includes("BENCH")) console.log(line.replace(/^.*BENCH/, "BENCH"))
+        for (const line of benchLines(run)) console.log(line)
     })
     after(async () => {
-        await peer.close()
+        await proxy?.close()
+        await g?.close()
     })
 
-    test("handshake, records both ways, tampered record closes the connection", () => {
+    test("handshake with 3 X25519 on the device, records both ways, tampered record closes the connection", () => {
         assertDevice(run, "records-and-tamper")
-        assert.deepEqual(peer.log.delivered.slice(0, 4), ["rec-0", "rec-1", "rec-2", "tamper-me"])
-        assert.equal(peer.log.badRecords, 0, "the device answered nothing to the tampered record")
+        assert.deepEqual(
+            g.delivered.map(d => d.content).slice(0, 4),
+            ["rec-0", "rec-1", "rec-2", "tamper-me"]
+        )
+        const full = g.outcomes("full-handshake", "hs-device")
+        assert.equal(full.length, 1)
+        // the device answered nothing to the tampered record: the gateway saw the socket go,
+        // no bad record and no CLOSE from it
+        assert.equal(g.outcomes("bad-record").length, 0)
+        assert.equal(g.outcomes("closed-by-peer", "hs-device").length, 0)
+        assert.equal(g.outcomes("peer-gone", "hs-device").length, 1)
+        // the handshake frames on the wire: 60 + 51 bytes
+        const first = proxy.of(0, "up")[0]!
+        const answer = proxy.of(0, "down")[0]!
+        assert.equal(first.type, FrameType.HS_INIT)
+        assert.equal(first.raw.length + answer.raw.length, 111)
     })
     test("wrong gateway key, wrong device key, unknown device: refused with their codes", () => {
         assertDevice(run, "rejects")
-        assert.deepEqual(peer.log.rejects, [Code.HANDSHAKE_FAILED, Code.HANDSHAKE_FAILED, Code.UNKNOWN_DEVICE])
-        assert.equal(peer.log.fullHandshakes, 1)
+        const rejects = g.logs.filter(l => l["outcome"] === "reject")
+        assert.deepEqual(
+            rejects.map(l => l["code"]),
+            ["HANDSHAKE_FAILED", "HANDSHAKE_FAILED", "UNKNOWN_DEVICE"]
+        )
+        // "unknown or revoked -> REJECT(UNKNOWN_DEVICE), before any X25519 operation"
+        const i = g.logs.indexOf(rejects[2]!)
+        assert.equal(g.logs[i]!.dh, g.logs[i - 1]!.dh)
+        assert.equal(g.outcomes("full-handshake").length, 1)
     })
     test("the device run passed as a whole", () => {
         assert.equal(run.code, 0, run.out.split("\n").slice(-40).join("\n"))

@@ -28,12 +28,12 @@ export function h(s: string): Buffer {
     return Buffer.from(s, "hex")
 }
 
-/** A pairing from hex strings. */
-export async function pairing(deviceId: string, priv: string, gatewayPublic: string, psk: string): Promise<Pairing> {
+/** A pairing from hex strings; the static public key is computed (one X25519) unless given. */
+export async function pairing(deviceId: string, priv: string, gatewayPublic: string, psk: string, pub?: string): Promise<Pairing> {
     const privateKey = h(priv)
     return {
         deviceId: h(deviceId),
-        s: { privateKey, publicKey: await X25519.x25519Base(privateKey) },
+        s: { privateKey, publicKey: pub ? h(pub) : await X25519.x25519Base(privateKey) },
         gatewayPublic: h(gatewayPublic),
         psk: h(psk),
     }

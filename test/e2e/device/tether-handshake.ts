@@ -1,11 +1,11 @@
-// End to end, device side of test/e2e/handshake.test.ts: a full KK handshake with records
-// both ways; a wrong gateway key, a wrong device key, an unknown device (each refused with
+// End to end, device side of test/e2e/handshake.test.ts (the real gateway): a full KK
+// handshake with records both ways; a wrong gateway key, a wrong device key, an unknown device (each refused with
 // its code, nothing stored); a tampered record from the gateway closes the connection.
 import { describe, test, expect } from "@devicescript/test"
 import { RejectedError } from "../../../src/tether/client"
 import { Code } from "../../../src/tether/wire"
 import { makeClient, pairing, pass, TestClient } from "./tether-common"
-import { DEV_ID, DEV_PRIV, GW_PUB, OTHER_PRIV, PORT, PSK, UNKNOWN_ID } from "./env.generated"
+import { DEV_ID, DEV_PRIV, DEV_PUB, GW_PUB, OTHER_PRIV, PORT, PSK, UNKNOWN_ID } from "./env.generated"
 
 async function rejectedWith(tc: TestClient): Promise<number> {
     try {
@@ -19,7 +19,7 @@ async function rejectedWith(tc: TestClient): Promise<number> {
 
 describe("tether full handshake", () => {
     test("handshake, records both ways, tampered record closes", async () => {
-        const tc = await makeClient(PORT, await pairing(DEV_ID, DEV_PRIV, GW_PUB, PSK))
+        const tc = await makeClient(PORT, await pairing(DEV_ID, DEV_PRIV, GW_PUB, PSK, DEV_PUB))
         await tc.client.prepare()
         tc.dh.reset()
         const c = await tc.client.connect()
