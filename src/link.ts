@@ -342,9 +342,9 @@ export class Link {
                 continue
             }
             s.since = ds.millis()
-            s.progressed = true
             try {
                 await this.app.onData(c)
+                s.progressed = true // (a session that only fails does not reset the backoff)
             } catch (e) {
                 this.st.lastError = (e as Error).message
                 if (e instanceof AppProtocolError) await this.closeWith(s, Code.PROTOCOL_ERROR)
