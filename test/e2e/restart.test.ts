@@ -1,0 +1,305 @@
+// End to end, restarts (issue 4): tickets survive the gateway process and the device's flash
+// survives the device.
+//
+// - gateway process restart: `tether-gateway init` and `pair` make a state directory (SQLite
+//   registry, ticket keys) and the device's settings file; `tether-gateway serve` runs in a
+//   child process. The device (test/e2e/device/tether-gw-restart.ts, test mode) connects with
+//   its out-of-band ticket and stores the new ticket; the test SIGKILLs the gateway and starts
+//   a new `serve` on the same state and port; the device's ticket resumes there.
+// - device restart with flash: test/e2e/device/tether-flash.ts runs OUTSIDE test mode
+//   (`devs run --tcp` of the built program, in a temporary working directory so its flash file
+//   .devicescript/flash/sim.bin is its own; a plain TCP listener on 127.0.0.1:8082 stands in for
+//   the devtools connection the simulator needs there). Boot 0 stores a ticket and calls
+//   ds.restart(); boot 1 resumes from the flash slot with zero X25519, then loses power in the
+//   middle of the next ticket write (a torn slot in the real settings, ds.restart()); boot 2
+//   resumes from the older slot; then the test kills the simulator process and starts it again
+//   on the same flash (a power cycle): boot 3 resumes from flash.
+import assert from "node:assert/strict"
+import { spawn, spawnSync, type ChildProcess } from "node:child_process"
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import net from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { after, before, describe, test } from "node:test"
+import { keyPairFromPrivate } from "tether-gateway/crypto/x25519"
+import type { Paired } from "tether-gateway/cli/pair"
+import { devicePassed, ROOT, sleep, type DeviceRun } from "./harness.js"
+import { benchLines, runDeviceLive, startRealGateway, writeEnv, type RealGateway } from "./tether-fixture.js"
+
+const CLI = join(ROOT, "gateway-peer", "dist", "src", "cli.js")
+const DEVS = join(ROOT, "node_modules", ".bin", "devs")
+const ENV = { ...process.env, NO_UPDATE_NOTIFIER: "1", FORCE_COLOR: "0" }
+
+function assertDevice(run: { out: string }, name: string) {
+    assert.ok(devicePassed(run as DeviceRun, name), `device scenario ${name} did not pass:\n${run.out.split("\n").slice(-60).join("\n")}`)
+}
+
+/** A free TCP port on 127.0.0.1 (listen on 0, close). */
+async function freePort(): Promise<number> {
+    const s = net.createServer()
+    await new Promise<void>(resolve => s.listen(0, "127.0.0.1", () => resolve()))
+    const a = s.address()
+    await new Promise<void>(resolve => s.close(() => resolve()))
+    if (!a || typeof a === "string") throw new Error("freePort: no address")
+    return a.port
+}
+
+/** Runs a CLI command to completion. */
+function cli(args: string[]): string {
+    const r = spawnSync(process.execPath, [CLI, ...args], { env: ENV, encoding: "utf8" })
+    if (r.status !== 0) throw new Error(`tether-gateway ${args[0]} failed (${r.status}): ${r.stderr}`)
+    return r.stdout
+}
+
+/** The settings file `pair` wrote: KEY=value lines, strings JSON-quoted. */
+function readSettings(path: string): Record<string, string | number> {
+    const out: Record<string, string | number> = {}
+    for (const line of readFileSync(path, "utf8").split("\n")) {
+        const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line)
+        if (m) out[m[1]!] = JSON.parse(m[2]!) as string | number
+    }
+    return out
+}
+
+/** `tether-gateway serve` in a child process; resolves once it listens. */
+async function startServe(state: string, port: number): Promise<{ child: ChildProcess; lines: Record<string, unknown>[] }> {
+    const child = spawn(process.execPath, [CLI, "serve", "--state", state, "--port", String(port)], { env: ENV, stdio: ["ignore", "pipe", "pipe"] })
+    const lines: Record<string, unknown>[] = []
+    let rest = ""
+    let stderr = ""
+    child.stderr!.on("data", d => (stderr += d))
+    const listening = new Promise<void>((resolve, reject) => {
+        child.stdout!.on("data", d => {
+            rest += d.toString()
+            let i: number
+            while ((i = rest.indexOf("\n")) >= 0) {
+                const line = rest.slice(0, i)
+                rest = rest.slice(i + 1)
+                try {
+                    const j = JSON.parse(line) as Record<string, unknown>
+                    lines.push(j)
+                    if (j["event"] === "serve") resolve()
+                } catch {
+                    // not a log line
+                }
+            }
+        })
+        child.once("exit", code => reject(new Error(`serve exited with ${code}: ${stderr}`)))
+    })
+    await listening
+    return { child, lines }
+}
+
+function kill(child: ChildProcess | undefined): Promise<void> {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+    return new Promise(resolve => {
+        child.once("exit", () => resolve())
+        child.kill("SIGKILL")
+    })
+}
+
+describe("tether: gateway process restart", () => {
+    let dir: string
+    let first: { child: ChildProcess; lines: Record<string, unknown>[] } | undefined
+    let second: { child: ChildProcess; lines: Record<string, unknown>[] } | undefined
+    let run: DeviceRun
+    let killedAt = ""
+    before(async () => {
+        dir = mkdtempSync(join(tmpdir(), "tether-e2e-gw-"))
+        const state = join(dir, "state")
+        const port = await freePort()
+        cli(["init", "--state", state])
+        cli(["pair", "restart-dev", "--state", state, "--out", join(dir, "device.env"), "--port", String(port)])
+        const s = readSettings(join(dir, "device.env"))
+        assert.equal(s["TT_GW_PORT"], port)
+        first = await startServe(state, port)
+        run = await runDeviceLive(
+            "test/e2e/device/tether-gw-restart.ts",
+            {
+                PORT: port,
+                TT_ID: s["TT_ID"]!,
+                TT_SK: s["TT_SK"]!,
+                TT_PUB: keyPairFromPrivate(Buffer.from(String(s["TT_SK"]), "hex")).publicKey.toString("hex"),
+                TT_GW_PK: s["TT_GW_PK"]!,
+                TT_PSK: s["TT_PSK"]!,
+                TT_TICKET: s["TT_TICKET"]!,
+                TT_RSECRET: s["TT_RSECRET"]!,
+            },
+            {
+                timeoutMs: 60000,
+                onLine: line => {
+                    if (!line.includes("E2E-STEP restart-gateway") || killedAt) return
+                    killedAt = new Date().toISOString()
+                    // a crash, not a graceful stop: SIGKILL, then a new process on the same state
+                    void kill(first?.child).then(async () => {
+                        second = await startServe(state, port)
+                    })
+                },
+            }
+        )
+    })
+    after(async () => {
+        await kill(first?.child)
+        await kill(second?.child)
+        if (dir) rmSync(dir, { recursive: true, force: true })
+    })
+
+    test("first connection from the out-of-band ticket pair wrote", () => {
+        assertDevice(run, "first-connection-oob")
+        const r = first!.lines.filter(l => l["outcome"] === "resumed" && l["deviceName"] === "restart-dev")
+        assert.equal(r.length, 1)
+        assert.equal(r[0]!["generation"], 2)
+    })
+    test("gateway killed and restarted: the ticket it issued still resumes in the new process", () => {
+        assertDevice(run, "gateway-restart")
+        assert.ok(killedAt, "the test killed the gateway")
+        assert.ok(second, "a second gateway process ran")
+        const r = second.lines.filter(l => l["outcome"] === "resumed" && l["deviceName"] === "restart-dev")
+        assert.equal(r.length, 1, JSON.stringify(second.lines))
+        assert.equal(r[0]!["generation"], 3) // issued after the registry's generation 2 (SQLite)
+        assert.equal(second.lines.filter(l => l["outcome"] === "full-handshake").length, 0)
+    })
+    test("the device run passed as a whole", () => {
+        assert.equal(run.code, 0, run.out.split("\n").slice(-40).join("\n"))
+    })
+})
+
+// ---------------------------------------------------------------------------------------------
+
+/** The devtools stand-in: the simulator outside test mode needs a TCP peer on 127.0.0.1:8082. */
+async function devtoolsListener(): Promise<net.Server> {
+    const deadline = Date.now() + 30000
+    for (;;) {
+        const server = net.createServer(s => {
+            s.on("data", () => {})
+            s.on("error", () => {})
+        })
+        try {
+            await new Promise<void>((resolve, reject) => {
+                server.once("error", reject)
+                server.listen(8082, "127.0.0.1", () => resolve())
+            })
+            return server
+        } catch (err) {
+            // another simulator run outside test mode holds the port: wait for it
+            if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE" || Date.now() > deadline) throw err
+            await sleep(500)
+        }
+    }
+}
+
+/** One simulator process outside test mode, with its output. */
+interface Sim {
+    child: ChildProcess
+    out: string
+    /** resolves when a line matches, rejects after `ms` */
+    waitFor(re: RegExp, ms: number): Promise<string>
+}
+
+function startSim(cwd: string): Sim {
+    const child = spawn(DEVS, ["run", "--tcp", "--no-colors", "prog.devs"], { cwd, env: ENV, stdio: ["ignore", "pipe", "pipe"] })
+    const sim: Sim = {
+        child,
+        out: "",
+        waitFor: (re, ms) =>
+            new Promise((resolve, reject) => {
+                const t0 = Date.now()
+                const poll = () => {
+                    const m = re.exec(sim.out)
+                    if (m) return resolve(m[0])
+                    if (Date.now() - t0 > ms || child.exitCode !== null) return reject(new Error(`no ${re} within ${ms} ms:\n${sim.out.split("\n").slice(-40).join("\n")}`))
+                    setTimeout(poll, 50)
+                }
+                poll()
+            }),
+    }
+    const on = (d: Buffer) => {
+        sim.out += d.toString()
+        if (process.env["TETHER_TEST_VERBOSE"]) process.stderr.write(d)
+    }
+    child.stdout!.on("data", on)
+    child.stderr!.on("data", on)
+    return sim
+}
+
+describe("tether: device restart with flash (outside test mode)", () => {
+    let g: RealGateway
+    let dev: Paired
+    let cwd: string
+    let devtools: net.Server | undefined
+    let firstOut = ""
+    let secondOut = ""
+    let failure: Error | undefined
+    before(async () => {
+        g = await startRealGateway()
+        dev = await g.pair("flash-dev")
+        cwd = mkdtempSync(join(tmpdir(), "tether-e2e-flash-"))
+        writeEnv({
+            PORT: g.port,
+            DEV_ID: dev.deviceId.toString("hex"),
+            DEV_PRIV: dev.s.privateKey.toString("hex"),
+            DEV_PUB: dev.s.publicKey.toString("hex"),
+            GW_PUB: g.state.identity.publicKey.toString("hex"),
+            PSK: dev.psk.toString("hex"),
+        })
+        // build in the repository, run the bytecode from the temporary directory
+        const b = spawnSync(DEVS, ["build", "--no-colors", "test/e2e/device/tether-flash.ts"], { cwd: ROOT, env: ENV, encoding: "utf8" })
+        if (b.status !== 0) throw new Error(`devs build failed: ${b.stdout}${b.stderr}`)
+        mkdirSync(join(cwd, ".devicescript", "bin"), { recursive: true })
+        copyFileSync(join(ROOT, ".devicescript", "bin", "bytecode.devs"), join(cwd, "prog.devs"))
+        copyFileSync(join(ROOT, ".devicescript", "bin", "bytecode-dbg.json"), join(cwd, ".devicescript", "bin", "bytecode-dbg.json"))
+        devtools = await devtoolsListener()
+        try {
+            const sim1 = startSim(cwd)
+            try {
+                await sim1.waitFor(/E2E-STEP kill-me|E2E-FAIL.*/, 90000)
+            } finally {
+                firstOut = sim1.out
+                await kill(sim1.child)
+            }
+            // the power cycle: a new process on the same flash file
+            const sim2 = startSim(cwd)
+            try {
+                await sim2.waitFor(/E2E-STEP done|E2E-FAIL.*/, 60000)
+            } finally {
+                secondOut = sim2.out
+                await kill(sim2.child)
+            }
+        } catch (err) {
+            failure = err as Error
+        }
+        for (const line of benchLines({ out: firstOut + secondOut })) console.log(line)
+    })
+    after(async () => {
+        if (devtools) await new Promise<void>(resolve => devtools!.close(() => resolve()))
+        await g?.close()
+        if (cwd) rmSync(cwd, { recursive: true, force: true })
+    })
+
+    test("boot 0: full handshake, the ticket written to a flash slot, ds.restart()", () => {
+        assert.ok(!/E2E-FAIL/.test(firstOut), firstOut.split("\n").slice(-30).join("\n"))
+        assertDevice({ out: firstOut }, "flash-boot0-full")
+        assert.equal(g.count("boot0-data"), 1)
+        assert.equal(g.outcomes("full-handshake", "flash-dev").length, 1)
+    })
+    test("boot 1 (after ds.restart): resumes from the flash slot with zero X25519, 0-RTT delivered once", () => {
+        assertDevice({ out: firstOut }, "flash-restart-resume")
+        assert.match(firstOut, /E2E-BOOT 1/)
+        assert.equal(g.count("boot1-early"), 1)
+    })
+    test("power cut during the ticket write (real settings): the newest valid slot survives and resumes", () => {
+        assertDevice({ out: firstOut }, "flash-power-cut")
+        assert.match(firstOut, /slots after the cut: A invalid, 30 bytes, B seq 2/)
+        assert.equal(g.count("boot1-cut"), 1) // delivered as 0-RTT on the connection the cut ended
+        assert.equal(g.count("boot2-after-cut"), 1) // refused as 0-RTT (older generation), sent again
+    })
+    test("power cycle (the simulator process killed and started again): resumes from flash", () => {
+        assert.equal(failure, undefined, String(failure?.message))
+        assert.match(secondOut, /E2E-BOOT 3/)
+        assertDevice({ out: secondOut }, "flash-power-cycle")
+        assert.equal(g.count("boot3-early"), 1)
+        // one full handshake in all four boots
+        assert.equal(g.outcomes("full-handshake", "flash-dev").length, 1)
+        assert.equal(g.outcomes("resumed", "flash-dev").length, 4)
+    })
+})
