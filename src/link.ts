@@ -174,6 +174,7 @@ export class Link {
     private opts: LinkOptions
     private session: Session = undefined
     private stopped = false
+    private finished = false
     private runner: ds.Fiber = undefined
     private stateHandlers: StateHandler[] = []
     private preparing = false
@@ -255,14 +256,18 @@ export class Link {
     }
 
     /**
-     * Closes the session (CLOSE(NORMAL)) and stops reconnecting. Queued messages stay
-     * unsent. The link cannot be restarted; start a new one.
+     * Closes the session (CLOSE(NORMAL)), stops reconnecting and returns once the link is
+     * "down". Queued messages stay unsent. The link cannot be restarted; start a new one.
      */
     async stop(): Promise<void> {
         this.stopped = true
         const s = this.session
         if (s) await s.conn.close()
         this.wake(this.runner)
+        // the loop ends at once unless a handshake is under way (then within its timeout)
+        const end = ds.millis() + (this.opts.handshakeTimeoutMs || 10000) + 1000
+        while (!this.finished && ds.millis() < end) await ds.sleep(10)
+        this.setState("down")
     }
 
     /**
@@ -317,6 +322,7 @@ export class Link {
             await ds.suspend(delay)
             backoff = Math.min(backoff * 2, max)
         }
+        this.finished = true
         this.setState("down")
     }
 

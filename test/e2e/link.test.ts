@@ -9,7 +9,10 @@
 //   (mid-handshake), inside the gateway's TICKET record (between ticket send and store),
 //   inside later records, or after a random time; and the gateway is restarted mid-stream
 //   (same registry, ticket keys and stream store, new process state). Every message must
-//   arrive exactly once and in order, both ways.
+//   arrive exactly once and in order, both ways;
+// - a rejected ticket (min_generation raised as re-pairing does): the full handshake on the
+//   same connection, with the static key, `ss` and the ephemeral prepared while idle.
+// TETHER_ROAM_N=<n> runs the roaming phase with n messages each way (default 200).
 import assert from "node:assert/strict"
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http"
 import net from "node:net"
@@ -171,6 +174,8 @@ describe("device link end to end", () => {
             publishes.push({ topic: e.topic, payload })
             if (e.topic === "hello") void gw.app.sendMessage("dev", "ping", Buffer.from("p1"))
             if (e.topic === "phase" && payload === "roam") void roam()
+            if (e.topic === "phase" && payload === "done") proxy.cutting = false
+            if (e.topic === "phase" && payload === "full") void forceFull()
         })
     }
 
@@ -204,6 +209,15 @@ describe("device link end to end", () => {
         }
     }
 
+    /** Re-pairing's effect on tickets: every outstanding one is below min_generation. */
+    async function forceFull(): Promise<void> {
+        const id = paired.deviceId.toString("hex")
+        const d = await registry.getDevice(id)
+        if (d === undefined) throw new Error("device gone")
+        await registry.putDevice({ ...d, min_generation: d.issued_generation + 1 })
+        proxy.dropAll("to force a full handshake")
+    }
+
     before(async () => {
         http = createHttpServer((req, res) => {
             const chunks: Buffer[] = []
@@ -233,7 +247,7 @@ describe("device link end to end", () => {
             },
             { timeoutMs: 150000 }
         )
-        for (const line of run.out.split("\n")) if (/LINK up|ROAM|ORDER/.test(line)) console.log(line.replace(/^.*?(LINK|ROAM|ORDER)/, "$1"))
+        for (const line of run.out.split("\n")) if (/LINK up|ROAM|ORDER|FULL/.test(line)) console.log(line.replace(/^.*?(LINK|ROAM|ORDER|FULL)/, "$1"))
         const kinds = new Map<string, number>()
         for (const d of proxy.drops) kinds.set(d, (kinds.get(d) ?? 0) + 1)
         console.log(`PROXY connections=${proxy.connections} drops=${proxy.drops.length} restarts=${restarts}`)
@@ -258,7 +272,11 @@ describe("device link end to end", () => {
         assert.equal(sentDown, N_DOWN)
         assert.ok(proxy.drops.length >= MIN_DROPS, `only ${proxy.drops.length} drops`)
         assert.equal(restarts, 1)
-        assert.deepEqual(publishes.filter(p => p.topic === "phase").map(p => p.payload), ["roam", "done"])
+        assert.deepEqual(publishes.filter(p => p.topic === "phase").map(p => p.payload).slice(0, 2), ["roam", "done"])
+    })
+    test("a rejected ticket: the full handshake with keys prepared while idle, then data", () => {
+        assert.ok(devicePassed(run, "full"), run.out.split("\n").slice(-60).join("\n"))
+        assert.deepEqual(publishes.filter(p => p.topic === "after-full").map(p => p.payload), ["x"])
     })
     test("the device run passed as a whole", () => {
         assert.equal(run.code, 0, run.out.split("\n").slice(-40).join("\n"))

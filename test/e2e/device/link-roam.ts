@@ -9,6 +9,8 @@
 //    gateway. The device checks that the gateway's messages arrive exactly once and in
 //    order, and waits until the gateway acknowledged all of its own; the Node side checks
 //    the other direction.
+// 3. a rejected ticket: the full handshake on the same connection, three X25519 on its
+//    critical path (the static key, ss and the ephemeral were computed while idle).
 // @timeout 150000
 import * as ds from "@devicescript/core"
 import { describe, test, expect } from "@devicescript/test"
@@ -117,7 +119,24 @@ describe("link", () => {
         expect(nextDown).toBe(N_DOWN + 1)
         link.publish("phase", Buffer.from("done"))
         expect(await waitFor(() => link.status().queued === 0, 30000)).toBe(true)
-        await link.stop()
         pass("roam")
+    })
+    test("rejected ticket: full handshake with idle-prepared keys", async () => {
+        // by now the idle work is done: static public key, ss, the first ephemeral
+        expect(dh.base).toBe(2)
+        expect(dh.x).toBe(1)
+        const sessions = link.status().sessions
+        link.publish("phase", Buffer.from("full")) // the gateway raises min_generation and cuts
+        expect(await waitFor(() => link.status().sessions > sessions && link.status().fellBack, 30000)).toBe(true)
+        const s = link.status()
+        expect(s.resumed).toBe(false)
+        expect(dh.x).toBe(1 + 3) // es, ee, se: the whole critical path
+        expect(dh.base).toBe(2 + 1) // the next ephemeral, after the handshake
+        console.log("FULL ms=" + s.handshakeMs)
+        link.publish("after-full", Buffer.from("x"))
+        expect(await waitFor(() => link.status().queued === 0, 30000)).toBe(true)
+        await link.stop()
+        expect(link.status().state).toBe("down")
+        pass("full")
     })
 })
