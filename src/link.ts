@@ -223,7 +223,12 @@ export class Link {
         return await this.app.request(route, payload, t, () => self.kick())
     }
 
-    /** Adds a handler of MESSAGEs from the gateway, delivered once and in order. */
+    /**
+     * Adds a handler of MESSAGEs from the gateway, delivered once and in order. Handlers run
+     * on the link's receiving fiber and the ACK follows them: keep them short, and start a
+     * fiber for a request() (awaiting it inside the handler waits for its own RESPONSE,
+     * which this fiber would deliver, until the timeout).
+     */
     onMessage(handler: MessageHandler): void {
         this.app.onMessage(handler)
     }
