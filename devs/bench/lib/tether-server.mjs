@@ -1,0 +1,50 @@
+// The Tether gateway for the TLS comparison, loaded by server-proc.mjs as kind "tether" (in a
+// child process of its own, so its CPU time is the gateway's alone): the real startGateway
+// with the identity and ticket keys of a state directory (loadState) and a memory registry
+// holding the devices the parent paired (tether-peers.mjs makePairings), so the parent's
+// devices and their out-of-band tickets are known here.
+//
+// Application data goes through the DATA path with no application layer: the content of every
+// DATA record reaches onData as is; a content ending in "!" is answered with a DATA record
+// "!" to that device (the probe of measure.mjs), exactly like tls-server.mjs answers a
+// trailing "!". The connection log is off (TLS logs nothing either).
+import { join } from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
+
+const dist = p => import(pathToFileURL(join(fileURLToPath(import.meta.url), "..", "..", "..", "..", "gateway-peer", "dist", "src", p)).href)
+
+/**
+ * @param config.stateDir a state directory made by initState (identity and ticket keys)
+ * @param config.records device records as the registry holds them, Buffers as hex
+ * @param config.policy server policy overrides
+ */
+export async function startServer({ stateDir, records, policy }) {
+    const [{ loadState }, { MemoryRegistry }, { startGateway }] = await Promise.all([
+        dist("state.js"),
+        dist("registry/memory.js"),
+        dist("server.js"),
+    ])
+    const state = loadState(stateDir)
+    const registry = new MemoryRegistry()
+    for (const r of records) await registry.putDevice({ ...r, publicKey: Buffer.from(r.publicKey, "hex"), psk: Buffer.from(r.psk, "hex") })
+    let received = 0
+    const bang = Buffer.from("!")
+    let gateway
+    gateway = await startGateway({
+        host: "127.0.0.1",
+        port: 0,
+        registry,
+        state: { identity: state.identity, ticketKeys: state.ticketKeys },
+        policy,
+        log: () => {},
+        onData: (device, content) => {
+            received += content.length
+            if (content.length > 0 && content[content.length - 1] === 0x21) gateway.send(device.id, bang)
+        },
+    })
+    return {
+        port: gateway.port,
+        received: () => received,
+        close: () => gateway.close(),
+    }
+}
