@@ -11,6 +11,7 @@
 //               second in this process: a full handshake costs the gateway 3 DH (es, ee, se;
 //               ss is cached per pairing) + 1 key generation, so ops/s / 4 is its crypto-bound
 //               limit; a resumption costs no X25519 at all
+//   records     throughput with full-size DATA records (1006 B), next to 1 KiB writes
 //   first answer  time from TCP connected to the answer of the first application message,
 //               sent as early as each protocol allows, through a proxy delaying each direction
 //               by 40 ms, in round trips: where 0-RTT shows
@@ -26,7 +27,7 @@ import { readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { pathToFileURL } from "node:url"
 import { startDelayProxy } from "./lib/delay-proxy.mjs"
-import { measureHandshakeRate, startServerProcess } from "./lib/measure.mjs"
+import { measureHandshakeRate, measureThroughput, startServerProcess } from "./lib/measure.mjs"
 import { makePairings, tetherPeers } from "./lib/tether-peers.mjs"
 import { tlsPeers } from "./lib/tls-peers.mjs"
 
@@ -114,6 +115,29 @@ async function oneCoreFigures(ctx, xMs, runs = RUNS, count = 300) {
         { name: "gateway CPU per full handshake, of which X25519", value: fullMs, unit: "ms", note: `X25519 ${xPerFull.toFixed(3)} ms of it (3 DH + 1 keygen through the gateway module, micro-bench above): the rest is Noise hashing (HMAC/HKDF), the ticket, TCP and JavaScript` },
         { name: "gateway resumptions/s (one core)", value: median(r.resumed), unit: "hs/s", note: `${how}; ${spread(r.resumed)}; no X25519` },
         { name: "gateway resumptions per full handshake (CPU)", value: median(r.resumed) / median(r.full), unit: "x", note: "ratio of the two medians above" },
+    ]
+}
+
+/**
+ * Record throughput with full-size records: 1006-byte writes, one DATA record each (the 1 KiB
+ * writes of the compare group are two records each), next to 1 KiB writes in the same run.
+ */
+async function recordFigures(ctx, runs = 3) {
+    const { median, spread } = ctx
+    const [full] = await tetherPeers()
+    const srv = await startServerProcess(full.server)
+    const r = { max: [], kib: [] }
+    try {
+        for (let i = 0; i < runs; i++) {
+            r.max.push(await measureThroughput(full, srv.port, 8 << 20, 1006))
+            r.kib.push(await measureThroughput(full, srv.port, 8 << 20, 1024))
+        }
+    } finally {
+        await srv.stop()
+    }
+    return [
+        { name: "Tether records of 1006 B (one full DATA record per write)", value: median(r.max), unit: "MB/s", note: `${runs} runs of 8 MiB, ${spread(r.max)}; same connection kind as the compare rows` },
+        { name: "Tether 1 KiB writes (two records each), same run", value: median(r.kib), unit: "MB/s", note: `${runs} runs of 8 MiB, interleaved with the row above, ${spread(r.kib)}` },
     ]
 }
 
@@ -254,7 +278,7 @@ async function deviceFigures(ctx, rounds = 5) {
         const fullHeap = await search("full", idle.lo - 8192, idle.lo + STEP)
         const resHeap = await search("resume", idle.lo - 8192, idle.lo + STEP)
         const heapNote = (m, runs) =>
-            `ballast search, ${runs} simulator runs of ${STEP} B resolution: idle program holds ${idle.lo} B of ballast, with a ${m} ${m === "full handshake" ? fullHeap.lo : resHeap.lo} B; the difference is the heap the ${m} needs at its peak over the idle state (the simulator has no heap statistics API; OutOfMemory is an uncatchable panic, so each probe is a run)`
+            `ballast bisection, ${runs} simulator runs (plus ${idle.runs} for the idle state), each search to ${STEP} B: the idle program holds ${idle.lo} B of ballast, with a ${m} ${m === "full handshake" ? fullHeap.lo : resHeap.lo} B; the difference (about ±${STEP} B) is what the ${m} needs at its peak over the idle state, socket buffers included (the simulator has no heap statistics API and OutOfMemory is an uncatchable panic, so each probe is a run)`
         figures.push(
             { name: "device peak heap of a full handshake (simulator)", value: idle.lo - fullHeap.lo, unit: "B", note: heapNote("full handshake", fullHeap.runs) },
             { name: "device peak heap of a resumption (simulator)", value: idle.lo - resHeap.lo, unit: "B", note: heapNote("resumption", resHeap.runs) },
@@ -271,6 +295,7 @@ export async function run(ctx) {
     figures.push(...x.figures)
     const xMs = { dh: ctx.median(x.raw.dh), keygen: ctx.median(x.raw.keygen) }
     figures.push(...(await oneCoreFigures(ctx, xMs)))
+    figures.push(...(await recordFigures(ctx)))
     figures.push(...(await firstAnswerFigures(ctx)))
     figures.push(...(await deviceFigures(ctx)))
     return figures
