@@ -108,7 +108,7 @@ async function until(pred: () => boolean, ms = 5000): Promise<boolean> {
     return true
 }
 
-const COMMANDS = ["init", "pair", "list", "revoke", "rotate-ticket-key", "serve", "vectors"]
+const COMMANDS = ["init", "pair", "list", "revoke", "expire-tickets", "rotate-ticket-key", "serve", "vectors"]
 
 test("--help at the top and on every command", async () => {
     const top = await cli(["--help"])
@@ -194,6 +194,13 @@ test("list, revoke, rotate-ticket-key", async () => {
     assert.match(table.out, /a1\s+[0-9a-f]{16}\s+active/)
     const psk = String(readEnv(join(work, "a1.env")).TT_PSK)
     assert.ok(!table.out.includes(psk))
+
+    const ex = await cli(["expire-tickets", "b2", "--state", state])
+    assert.equal(ex.code, 0, ex.err)
+    assert.match(ex.out, /tickets of b2 expired/)
+    assert.equal((await cli(["expire-tickets", "zz", "--state", state])).code, 1)
+    const afterExpire = JSON.parse((await cli(["list", "--json", "--state", state])).out) as Record<string, unknown>[]
+    assert.deepEqual(afterExpire.map(d => [d.name, d.status, d.min_generation]), [["a1", "active", 0], ["b2", "active", 2]])
 
     const rv = await cli(["revoke", "a1", "--state", state])
     assert.equal(rv.code, 0, rv.err)

@@ -35,6 +35,13 @@ async function contract(r: Registry): Promise<void> {
     assert.equal(d?.accepted_generation, 3)
     assert.equal(d?.full_generation, 3)
 
+    // expire-tickets: every issued ticket below the floor, the device still active
+    assert.equal(await r.expireTickets("dev1"), true)
+    assert.equal(await r.expireTickets("nope"), false)
+    const ex = await r.getDevice(id)
+    assert.equal(ex?.min_generation, 4)
+    assert.equal(ex?.revoked, false)
+
     assert.equal(await r.revoke("dev1"), true)
     assert.equal(await r.revoke("nope"), false)
     const rv = await r.getDevice(id)

@@ -15,6 +15,15 @@ live sessions with CLOSE(REVOKED) within about a second.
 
   --state DIR   the state directory (default ./.tether)`
 
+export const EXPIRE_USAGE = `usage: tether-gateway expire-tickets NAME [--state DIR]
+
+Invalidates every ticket issued to the device so far, without revoking it: its next connection
+is refused resumption (TICKET_REJECTED) and runs the full handshake, which brings fresh forward
+secrecy and a new ticket chain. Use it when a device's flash may have leaked, or to see a full
+handshake in the demo. Takes effect on the device's next handshake; live sessions stay up.
+
+  --state DIR   the state directory (default ./.tether)`
+
 export const ROTATE_USAGE = `usage: tether-gateway rotate-ticket-key [--state DIR]
 
 Makes a new current ticket key. Older keys keep opening the tickets they signed until those
@@ -67,6 +76,20 @@ export async function revoke(argv: string[], io: Io): Promise<void> {
     try {
         if (!(await registry.revoke(name))) throw new CliError(`no device named ${name}`)
         io.out(`revoked ${name}`)
+    } finally {
+        await registry.close()
+    }
+}
+
+/** Runs `expire-tickets`. */
+export async function expireTickets(argv: string[], io: Io): Promise<void> {
+    const r = parse(argv, STATE_OPTION, EXPIRE_USAGE, io, { min: 1, max: 1 })
+    if (r === undefined) return
+    const name = r.positionals[0] as string
+    const { registry } = openState(stateDir(r.values.state, io))
+    try {
+        if (!(await registry.expireTickets(name))) throw new CliError(`no device named ${name}`)
+        io.out(`tickets of ${name} expired: its next connection runs the full handshake`)
     } finally {
         await registry.close()
     }

@@ -45,6 +45,15 @@ export class MemoryRegistry implements Registry {
         return false
     }
 
+    async expireTickets(name: string): Promise<boolean> {
+        for (const d of this.#byId.values())
+            if (d.name === name) {
+                d.min_generation = Math.max(d.min_generation, d.issued_generation + 1)
+                return true
+            }
+        return false
+    }
+
     async issueGeneration(id: string): Promise<number> {
         const d = this.#get(id)
         return ++d.issued_generation

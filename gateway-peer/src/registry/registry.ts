@@ -43,6 +43,13 @@ export interface Registry {
      * @returns false if no device has that name
      */
     revoke(name: string): Promise<boolean>
+    /**
+     * Invalidates every ticket issued so far (min_generation = issued_generation + 1) without
+     * revoking: the device's next connection runs the full handshake. For a suspected leak of a
+     * device's flash, or a policy that wants fresh forward secrecy now.
+     * @returns false if no device has that name
+     */
+    expireTickets(name: string): Promise<boolean>
     /** `generation = ++issued_generation`, atomically; returns it. */
     issueGeneration(id: string): Promise<number>
     /**

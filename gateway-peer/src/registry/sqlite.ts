@@ -113,6 +113,9 @@ export class SqliteRegistry implements Registry {
             revoke: db.prepare(
                 "UPDATE devices SET revoked = 1, min_generation = max(min_generation, issued_generation + 1) WHERE name = ?",
             ),
+            expire: db.prepare(
+                "UPDATE devices SET min_generation = max(min_generation, issued_generation + 1) WHERE name = ?",
+            ),
             issue: db.prepare<[string], { g: number }>(
                 "UPDATE devices SET issued_generation = issued_generation + 1 WHERE id = ? RETURNING issued_generation AS g",
             ),
@@ -164,6 +167,10 @@ export class SqliteRegistry implements Registry {
 
     async revoke(name: string): Promise<boolean> {
         return this.#stmt.revoke.run(name).changes > 0
+    }
+
+    async expireTickets(name: string): Promise<boolean> {
+        return this.#stmt.expire.run(name).changes > 0
     }
 
     async issueGeneration(id: string): Promise<number> {
