@@ -1,0 +1,379 @@
+#!/usr/bin/env node
+// The main job: a gateway and a device in the DeviceScript simulator, and what happens between
+// them, step by step, as it happens.
+//
+//   npm start       runs the scenario, then keeps the link running (telemetry) until Ctrl-C
+//   npm run demo    runs the same scenario and exits 0 when every step succeeded, 1 otherwise
+//
+// The first run initialises a gateway and pairs a device named "demo-device" with the CLI, in
+// .tether/demo (git-ignored); later runs reuse both, as a deployed device keeps its flash. The
+// device is the real firmware (src/main.ts) in the simulator outside test mode, in its own
+// working directory, so its flash (.tether/demo/device/.devicescript/flash/sim.bin) persists:
+// its settings are written there first by a provisioning program, as `devs` deploys .env.local
+// to a board. Between device and gateway sits a TCP relay that counts every frame's bytes and
+// can cut the connection (the radio dropping).
+//
+// Scenario: (1) the device connects: on the very first run it resumes from the out-of-band
+// ticket minted by pairing, later from the ticket in its flash; (2) telemetry records flow;
+// (3) the relay drops the connection and the device resumes with no X25519; (4) the operator
+// expires the device's tickets, the relay drops it again and the device falls back to the full
+// handshake (three X25519 on its critical path); (5) the gateway sends a command and the device
+// makes an upstream HTTP request through the gateway.
+import { spawn, spawnSync } from "node:child_process"
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs"
+import http from "node:http"
+import net from "node:net"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+const root = join(fileURLToPath(import.meta.url), "..", "..")
+const scripted = process.argv.includes("--scripted")
+// TETHER_DEMO_DIR moves the demo's state elsewhere (the end-to-end test runs it in a temp dir)
+const DEMO = process.env.TETHER_DEMO_DIR || join(root, ".tether", "demo")
+const STATE = join(DEMO, "gateway")
+const DEVICE_DIR = join(DEMO, "device")
+const ENV_FILE = join(DEMO, "device.env")
+const CLI = join(root, "gateway-peer", "dist", "src", "cli.js")
+const DEVS = join(root, "node_modules", ".bin", "devs")
+const NAME = "demo-device"
+const ENV = { ...process.env, NO_UPDATE_NOTIFIER: "1", FORCE_COLOR: "0" }
+const gw = m => import(join(root, "gateway-peer", "dist", "src", m))
+
+const bold = s => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s)
+const say = (tag, text) => console.log(`${bold(tag.padEnd(8))} ${text}`)
+const sleep = ms => new Promise(r => setTimeout(r, ms))
+
+const children = []
+let failed = false
+
+function cli(args) {
+    const r = spawnSync(process.execPath, [CLI, ...args], { env: ENV, encoding: "utf8" })
+    if (r.status !== 0) throw new Error(`tether-gateway ${args[0]} failed: ${r.stderr.trim()}`)
+    return r.stdout.trim()
+}
+
+/** Reads the `.env` file pairing wrote (values are JSON-quoted strings or numbers). */
+function readEnv(path) {
+    const out = {}
+    for (const line of readFileSync(path, "utf8").split("\n")) {
+        const m = /^([A-Z_]+)=(.*)$/.exec(line.trim())
+        if (m) out[m[1]] = JSON.parse(m[2])
+    }
+    return out
+}
+
+// ---- the relay: counts frame bytes per connection and can cut it -------------------------
+
+const RESUME_INIT_LEN = 65 // PROTOCOL.md 6.2: header 3, version 1, ticket 33, nonce_i 12, tag 16
+const FRAME_NAMES = { 1: "HS_INIT", 2: "HS_RESP", 3: "RESUME_INIT", 4: "RESUME_RESP", 16: "RECORD", 127: "REJECT" }
+
+function startRelay(targetPort) {
+    const conns = new Set()
+    const server = net.createServer(device => {
+        const upstream = net.connect(targetPort, "127.0.0.1")
+        const conn = { device, upstream, frames: [] }
+        conns.add(conn)
+        const tally = dir => {
+            let buf = Buffer.alloc(0)
+            return chunk => {
+                buf = Buffer.concat([buf, chunk])
+                while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+                    const len = buf.readUInt16BE(0)
+                    conn.frames.push({ dir, type: buf[2], bytes: 2 + len })
+                    buf = buf.subarray(2 + len)
+                }
+            }
+        }
+        const up = tally("→")
+        const down = tally("←")
+        device.on("data", d => {
+            up(d)
+            upstream.write(d)
+        })
+        upstream.on("data", d => {
+            down(d)
+            device.write(d)
+        })
+        const end = () => {
+            device.destroy()
+            upstream.destroy()
+            conns.delete(conn)
+        }
+        for (const s of [device, upstream]) {
+            s.on("error", end)
+            s.on("close", end)
+        }
+    })
+    return new Promise(resolve =>
+        server.listen(0, "127.0.0.1", () =>
+            resolve({
+                port: server.address().port,
+                latest: () => [...conns].pop(),
+                cut: () => {
+                    for (const c of conns) {
+                        c.device.destroy()
+                        c.upstream.destroy()
+                    }
+                    conns.clear()
+                },
+                close: () => server.close(),
+            })
+        )
+    )
+}
+
+/** The handshake of a connection as the relay saw it: frames and their bytes. */
+function describeHandshake(conn) {
+    if (!conn) return "no connection seen"
+    const hs = []
+    let records = 0
+    let handshake = 0
+    for (const f of conn.frames) {
+        if (f.type === 16) {
+            records++
+            if (records === 1) hs.push(`TICKET record ${f.bytes} B`)
+            continue
+        }
+        // RESUME_INIT is 65 bytes; anything beyond is the 0-RTT early data riding in it
+        const early = f.type === 3 ? f.bytes - RESUME_INIT_LEN : 0
+        hs.push(`${f.dir} ${FRAME_NAMES[f.type] || f.type} ${f.bytes - early} B${early ? ` + ${early} B early data` : ""}`)
+        handshake += f.bytes - early
+    }
+    return `${handshake} B of handshake on the wire, framing included (${hs.join(", ")})`
+}
+
+// ---- the device in the simulator, outside test mode ---------------------------------------
+
+/** The simulator outside test mode wants a devtools peer on 127.0.0.1:8082; a listener will do. */
+function startDevtoolsStandIn() {
+    return new Promise((resolve, reject) => {
+        const sockets = []
+        const server = net.createServer(s => {
+            sockets.push(s)
+            s.on("error", () => {})
+        })
+        server.once("error", e =>
+            reject(new Error(`port 8082 is busy (${e.code}): the simulator needs it outside test mode; is another demo running?`))
+        )
+        server.listen(8082, "127.0.0.1", () =>
+            resolve({ close: () => (sockets.forEach(s => s.destroy()), server.close()) })
+        )
+    })
+}
+
+function buildIn(dir, entry) {
+    const r = spawnSync(DEVS, ["build", entry, "--ignore-missing-config", "--no-colors"], { cwd: dir, env: ENV, encoding: "utf8" })
+    if (r.status !== 0) throw new Error(`devs build ${entry} failed:\n${r.stdout}${r.stderr}`)
+    return join(dir, ".devicescript", "bin", "bytecode.devs")
+}
+
+/** Runs a built program in `dir`; calls onLine for every line it prints. */
+function runProgram(dir, onLine) {
+    const child = spawn(DEVS, ["run", "--tcp", "--no-colors", join(".devicescript", "bin", "bytecode.devs")], {
+        cwd: dir,
+        env: ENV,
+        stdio: ["ignore", "pipe", "pipe"],
+    })
+    children.push(child)
+    let rest = ""
+    const feed = d => {
+        rest += d
+        const lines = rest.split("\n")
+        rest = lines.pop()
+        for (const l of lines) onLine(l.replace(/^WASM> /, "").trim())
+    }
+    child.stdout.on("data", feed)
+    child.stderr.on("data", feed)
+    return child
+}
+
+/** Writes the pairing settings into the simulated device's flash, as a deploy would. */
+async function provision(settings) {
+    const lines = Object.entries(settings).map(([k, v]) => `    await writeSetting(${JSON.stringify(k)}, ${JSON.stringify(v)})`)
+    const src = join(DEVICE_DIR, "provision.ts")
+    writeFileSync(
+        src,
+        `// GENERATED by devs/demo.mjs: writes the pairing settings to flash. Holds secrets; deleted after the build.\n` +
+            `import { writeSetting } from "@devicescript/settings"\n${lines.join("\n")}\nconsole.log("PROVISIONED")\n`,
+        { mode: 0o600 }
+    )
+    try {
+        buildIn(DEVICE_DIR, "provision.ts")
+    } finally {
+        rmSync(src, { force: true })
+    }
+    await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("provisioning did not finish")), 30000)
+        const child = runProgram(DEVICE_DIR, line => {
+            if (line.includes("PROVISIONED")) {
+                clearTimeout(timer)
+                setTimeout(() => {
+                    child.kill("SIGKILL")
+                    resolve()
+                }, 300)
+            }
+        })
+    })
+    // the program image that carried the secrets is not kept
+    rmSync(join(DEVICE_DIR, ".devicescript", "bin"), { recursive: true, force: true })
+}
+
+// ---- the scenario ---------------------------------------------------------------------------
+
+/** Waits until a device line matches; returns the match. */
+function waiter() {
+    const pending = []
+    return {
+        line(l) {
+            for (const p of [...pending])
+                if (p.re.test(l)) {
+                    pending.splice(pending.indexOf(p), 1)
+                    p.resolve(p.re.exec(l))
+                }
+        },
+        wait(re, ms, what) {
+            return new Promise((resolve, reject) => {
+                const p = { re, resolve }
+                pending.push(p)
+                setTimeout(() => {
+                    if (pending.includes(p)) {
+                        pending.splice(pending.indexOf(p), 1)
+                        reject(new Error(`timed out waiting for ${what}`))
+                    }
+                }, ms)
+            })
+        },
+    }
+}
+
+async function step(title, fn) {
+    console.log("")
+    say("STEP", title)
+    try {
+        await fn()
+        say("OK", title)
+    } catch (e) {
+        failed = true
+        say("FAILED", `${title}: ${e.message}`)
+        throw e
+    }
+}
+
+async function main() {
+    if (!existsSync(CLI)) throw new Error("the gateway is not built: run npm install (or npm run build) first")
+    mkdirSync(DEVICE_DIR, { recursive: true })
+
+    // 0. gateway identity and pairing, first run only
+    if (!existsSync(join(STATE, "identity.json"))) {
+        say("SETUP", cli(["init", "--state", STATE]))
+        say("SETUP", cli(["pair", NAME, "--state", STATE, "--out", ENV_FILE, "--host", "127.0.0.1", "--port", "4433"]))
+        rmSync(join(DEVICE_DIR, ".devicescript"), { recursive: true, force: true }) // a new device: empty flash
+    } else say("SETUP", `reusing the gateway in ${STATE} and ${NAME}'s flash in ${DEVICE_DIR}`)
+
+    // an upstream the device may reach through the gateway, and nothing else
+    const upstream = http.createServer((req, res) => {
+        res.setHeader("content-type", "application/json")
+        res.end(JSON.stringify({ city: "Lisbon", temp: 19.5, via: req.headers["user-agent"] || "gateway" }))
+    })
+    await new Promise(r => upstream.listen(0, "127.0.0.1", r))
+    const routes = {
+        routes: {
+            weather: { url: `http://127.0.0.1:${upstream.address().port}/weather`, method: "GET", timeoutMs: 3000, maxResponseBytes: 993, devices: ["*"] },
+        },
+    }
+
+    // the gateway, in this process so the scenario can command it
+    const { loadState } = await gw("state.js")
+    const { SqliteRegistry } = await gw("registry/sqlite.js")
+    const { SqliteAppStateStore } = await gw("app/store.js")
+    const { parseConfig } = await gw("app/upstream.js")
+    const { startAppGateway } = await gw("app/serve.js")
+    const state = loadState(STATE)
+    const registry = new SqliteRegistry(state.registryPath)
+    const store = new SqliteAppStateStore(state.registryPath)
+    const events = []
+    const log = l => {
+        events.push(l)
+        if (l.event === "connection" || l.event === "route")
+            say("GATEWAY", Object.entries(l).filter(([k, v]) => k !== "ts" && v !== undefined).map(([k, v]) => `${k}=${v}`).join(" "))
+    }
+    const g = await startAppGateway({ host: "127.0.0.1", port: 0, registry, state, log, app: { store, config: parseConfig(routes) } })
+    const published = []
+    g.app.events.on("publish", e => published.push(e))
+    const relay = await startRelay(g.gateway.port)
+    say("GATEWAY", `listening on 127.0.0.1:${g.gateway.port}; the device reaches it through a relay on ${relay.port}`)
+
+    // the device: settings into flash, then the firmware
+    const settings = readEnv(ENV_FILE)
+    settings.TT_GW_HOST = "127.0.0.1"
+    settings.TT_GW_PORT = relay.port
+    const devtools = await startDevtoolsStandIn()
+    await provision(settings)
+    say("DEVICE", `settings of ${NAME} written to its simulated flash (ids and keys, never printed)`)
+    buildIn(DEVICE_DIR, join(root, "src", "main.ts"))
+    const w = waiter()
+    const device = runProgram(DEVICE_DIR, line => {
+        if (/^(LINK|TELEMETRY|COMMAND|RESPONSE)/.test(line)) say("DEVICE", line)
+        w.line(line)
+    })
+    const cleanup = async () => {
+        device.kill("SIGKILL")
+        devtools.close()
+        relay.close()
+        await g.close()
+        await store.close()
+        await registry.close()
+        upstream.close()
+    }
+
+    try {
+        await step("the device connects (out-of-band ticket on a new device, else its stored ticket)", async () => {
+            const m = await w.wait(/LINK up resumed=(\d) ms=(\d+)/, 60000, "the link to come up")
+            say("RESULT", `${m[1] === "1" ? "resumed" : "full handshake"} in ${m[2]} ms of device time; ${describeHandshake(relay.latest())}`)
+        })
+        await step("telemetry records flow device → gateway", async () => {
+            const t0 = published.length
+            for (let i = 0; i < 60 && published.length < t0 + 2; i++) await sleep(250)
+            if (published.length < t0 + 2) throw new Error("no telemetry reached the gateway")
+            const last = published[published.length - 1]
+            say("RESULT", `gateway got ${published.length - t0} publishes, last topic=${last.topic} payload=${Buffer.from(last.payload).toString()}`)
+        })
+        await step("the radio drops: the device resumes with zero X25519", async () => {
+            relay.cut()
+            const m = await w.wait(/LINK up resumed=(\d) ms=(\d+)/, 60000, "the link to come back")
+            if (m[1] !== "1") throw new Error("expected a resumption")
+            say("RESULT", `resumed in ${m[2]} ms of device time, no elliptic-curve work; ${describeHandshake(relay.latest())}`)
+        })
+        await step("the operator expires the device's tickets: the next connection is a full handshake", async () => {
+            await registry.expireTickets(NAME)
+            relay.cut()
+            const m = await w.wait(/LINK up resumed=(\d) ms=(\d+) fallback=(\d)/, 90000, "the full handshake")
+            if (m[1] !== "0") throw new Error("expected a full handshake")
+            say("RESULT", `TICKET_REJECTED, then Noise KKpsk2 in ${m[2]} ms of device time (3 X25519 on its critical path); ${describeHandshake(relay.latest())}`)
+        })
+        await step("the gateway commands an upstream request: device → gateway → HTTP → device", async () => {
+            await g.app.sendMessage(NAME, "request", Buffer.from("weather"))
+            const m = await w.wait(/RESPONSE route=weather (status=(\d+)|error=(\d+))/, 30000, "the response")
+            if (m[2] !== "200") throw new Error(`upstream answered ${m[1]}`)
+            say("RESULT", `the device got HTTP ${m[2]} from the allow-listed route "weather"; it has no other way out`)
+        })
+        console.log("")
+        say("DONE", "every step succeeded")
+        if (!scripted) {
+            say("LIVE", "the link keeps running (telemetry every 5 s); Ctrl-C to stop")
+            await new Promise(r => process.once("SIGINT", r))
+        }
+    } finally {
+        await cleanup()
+    }
+}
+
+main()
+    .catch(e => {
+        failed = true
+        console.error(`\ndemo failed: ${e.message}`)
+    })
+    .finally(() => {
+        for (const c of children) c.kill("SIGKILL")
+        process.exit(failed ? 1 : 0)
+    })

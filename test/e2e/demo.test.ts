@@ -1,0 +1,42 @@
+// The main job as a newcomer runs it: `npm run demo` (devs/demo.mjs --scripted) pairs a device
+// with the CLI, runs the gateway and the real firmware (src/main.ts) in the simulator outside
+// test mode, and goes through connect, records, a dropped connection with a resumption, a
+// forced full handshake and an upstream request. It exits 0 only when every step succeeded.
+// Run here twice on one state directory: the first run is a new device (its first connection
+// resumes from the out-of-band ticket), the second a device that kept its flash.
+import { test } from "node:test"
+import assert from "node:assert/strict"
+import { spawnSync } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+
+const ROOT = join(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..", "..", "..")
+
+function demo(dir: string) {
+    return spawnSync(process.execPath, [join(ROOT, "devs", "demo.mjs"), "--scripted"], {
+        cwd: ROOT,
+        env: { ...process.env, TETHER_DEMO_DIR: dir, NO_UPDATE_NOTIFIER: "1" },
+        encoding: "utf8",
+        timeout: 240000,
+    })
+}
+
+test("npm run demo: every step succeeds on a new device, and again on the same device", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tether-demo-"))
+    try {
+        const first = demo(dir)
+        assert.equal(first.status, 0, first.stdout + first.stderr)
+        assert.match(first.stdout, /SETUP\s+paired demo-device|SETUP.*demo-device/)
+        assert.match(first.stdout, /RESULT\s+resumed in \d+ ms of device time; 97 B of handshake/, "first connection: the out-of-band ticket")
+        assert.match(first.stdout, /Noise KKpsk2 in \d+ ms .*HS_INIT 60 B, ← HS_RESP 51 B/)
+        assert.match(first.stdout, /HTTP 200/)
+        assert.match(first.stdout, /DONE\s+every step succeeded/)
+        const second = demo(dir)
+        assert.equal(second.status, 0, second.stdout + second.stderr)
+        assert.match(second.stdout, /reusing the gateway/)
+        assert.match(second.stdout, /DONE\s+every step succeeded/)
+    } finally {
+        rmSync(dir, { recursive: true, force: true })
+    }
+})
