@@ -1,4 +1,5 @@
 // `tether-gateway list`, `revoke NAME`, `rotate-ticket-key`: the registry and the ticket keys.
+import type { Registry } from "../registry/registry.js"
 import { nowSeconds, CliError, openState, parse, STATE_OPTION, stateDir, type Io } from "./common.js"
 
 export const LIST_USAGE = `usage: tether-gateway list [--state DIR] [--json]
@@ -67,32 +68,43 @@ export async function list(argv: string[], io: Io): Promise<void> {
     }
 }
 
-/** Runs `revoke`. */
-export async function revoke(argv: string[], io: Io): Promise<void> {
-    const r = parse(argv, STATE_OPTION, REVOKE_USAGE, io, { min: 1, max: 1 })
+/**
+ * The shape of `revoke` and `expire-tickets`: one device NAME, one registry operation that
+ * answers false for an unknown name, one line of output.
+ */
+async function onDevice(
+    argv: string[],
+    io: Io,
+    usage: string,
+    op: (registry: Registry, name: string) => Promise<boolean>,
+    done: (name: string) => string,
+): Promise<void> {
+    const r = parse(argv, STATE_OPTION, usage, io, { min: 1, max: 1 })
     if (r === undefined) return
     const name = r.positionals[0] as string
     const { registry } = openState(stateDir(r.values.state, io))
     try {
-        if (!(await registry.revoke(name))) throw new CliError(`no device named ${name}`)
-        io.out(`revoked ${name}`)
+        if (!(await op(registry, name))) throw new CliError(`no device named ${name}`)
+        io.out(done(name))
     } finally {
         await registry.close()
     }
 }
 
+/** Runs `revoke`. */
+export function revoke(argv: string[], io: Io): Promise<void> {
+    return onDevice(argv, io, REVOKE_USAGE, (reg, name) => reg.revoke(name), name => `revoked ${name}`)
+}
+
 /** Runs `expire-tickets`. */
-export async function expireTickets(argv: string[], io: Io): Promise<void> {
-    const r = parse(argv, STATE_OPTION, EXPIRE_USAGE, io, { min: 1, max: 1 })
-    if (r === undefined) return
-    const name = r.positionals[0] as string
-    const { registry } = openState(stateDir(r.values.state, io))
-    try {
-        if (!(await registry.expireTickets(name))) throw new CliError(`no device named ${name}`)
-        io.out(`tickets of ${name} expired: its next connection runs the full handshake`)
-    } finally {
-        await registry.close()
-    }
+export function expireTickets(argv: string[], io: Io): Promise<void> {
+    return onDevice(
+        argv,
+        io,
+        EXPIRE_USAGE,
+        (reg, name) => reg.expireTickets(name),
+        name => `tickets of ${name} expired: its next connection runs the full handshake`,
+    )
 }
 
 /** Runs `rotate-ticket-key`. */
