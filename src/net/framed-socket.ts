@@ -17,6 +17,15 @@
 // (d) Chunks arrive split or merged arbitrarily. Here frames are reassembled with one
 //     MAX_FRAME-sized buffer per socket (and no copy at all when a frame lies inside one chunk).
 //
+// (e) The runtime's events carry no socket identity. The simulator's host drops events of a
+//     socket once a newer one is opened or it was closed by the program, but an event it
+//     posted before that (the peer's close right after a REJECT) still waits in the VM's
+//     queue, and is dispatched after the program, having closed that socket, opened the
+//     next: the new connection then fails with "closed". Here connect() claims the slot,
+//     yields once with the new socket in a Draining state that ignores every event, so the
+//     VM dispatches whatever was queued for the old socket, and only then opens the runtime
+//     socket. Events that follow can only be the new socket's.
+//
 // The runtime's socket is process-global, so `current` below is the one module-level variable
 // this needs; it is never exported.
 import * as ds from "@devicescript/core"
@@ -65,6 +74,8 @@ export interface Frame {
 }
 
 enum State {
+    /** Waiting for the old socket's queued events to be dispatched (ignored), before opening. */
+    Draining,
     Connecting,
     Open,
     /** The peer closed (or the runtime reported an error); buffered frames can still be read. */
@@ -88,7 +99,7 @@ function onSocketEvent(event: SocketEvent, arg?: Buffer | string) {
  * `recvFrame` at a time; sending and receiving may overlap.
  */
 export class FramedSocket {
-    private state = State.Connecting
+    private state = State.Draining
     private opened = false
     /** Why the connection ended abnormally (socket error, violation, truncation). */
     private error: Error = null
@@ -126,8 +137,18 @@ export class FramedSocket {
             throw new Error("FramedSocket: " + current.name + " is still open (one socket at a time); close it first")
 
         const s = new FramedSocket("tcp://" + host + ":" + port, sendTimeoutMs)
-        current = s
+        current = s // claims the slot; events are ignored until the runtime socket is opened
         rt._socketOnEvent = onSocketEvent
+        // Shipped bug (e): let the VM dispatch events still queued for the previous socket
+        // (they reach `s` while it is Draining and are dropped). A sleep(0) yields to every
+        // runnable fiber and to the runtime's pending callbacks once.
+        await ds.sleep(0)
+        if (current !== s || s.state !== State.Draining) {
+            if (current === s) current = null
+            s.state = State.Closed
+            throw new Error("FramedSocket: connect to " + s.name + " abandoned")
+        }
+        s.state = State.Connecting
         const r = rt._socketOpen(host, port)
         if (r !== 0) {
             current = null
@@ -248,6 +269,7 @@ export class FramedSocket {
      * @internal
      */
     _onEvent(event: SocketEvent, arg?: Buffer | string) {
+        if (this.state === State.Draining) return // the previous socket's (bug (e))
         if (event === "open") {
             if (this.state === State.Connecting) {
                 this.opened = true

@@ -25,6 +25,8 @@ function pattern(seed: number, len: number): Buffer {
 const GREETINGS = 5
 const MERGED_COUNT = 40
 const DEVICE_TIMEOUT_MS = 30000
+/** Connections to the REJECT-and-close peer, each opened right after the previous one closed. */
+const RECONNECTS = 20
 
 function assertDevice(run: DeviceRun, name: string) {
     assert.ok(devicePassed(run, name), `device scenario ${name} did not pass:\n${run.out.split("\n").slice(-60).join("\n")}`)
@@ -140,7 +142,7 @@ describe("framing: frames both ways, split and merged", () => {
 })
 
 describe("framing: protocol violations and truncation", () => {
-    let oversized: FrameServer, zero: FrameServer, trunc: FrameServer
+    let oversized: FrameServer, zero: FrameServer, trunc: FrameServer, reject: FrameServer
     let run: DeviceRun
     const closedByDevice: boolean[] = []
 
@@ -175,16 +177,21 @@ describe("framing: protocol violations and truncation", () => {
             }
             await conn.end()
         })
+        // a gateway's REJECT: one frame (REJECT's type and a one-byte code), then the
+        // connection closed at once, in the same tick
+        reject = await startFrameServer(conn => {
+            conn.socket.end(encodeFrame(0x7f, Buffer.from([0x02])))
+        })
         run = await runDevice(
             "test/e2e/device/framing-bad.ts",
-            { PORT_OVERSIZED: oversized.port, PORT_ZERO: zero.port, PORT_TRUNC: trunc.port },
+            { PORT_OVERSIZED: oversized.port, PORT_ZERO: zero.port, PORT_TRUNC: trunc.port, PORT_REJECT: reject.port, RECONNECTS },
             { timeoutMs: DEVICE_TIMEOUT_MS }
         )
-        await Promise.all([oversized.idle(), zero.idle(), trunc.idle()])
+        await Promise.all([oversized.idle(), zero.idle(), trunc.idle(), reject.idle()])
     })
 
     after(async () => {
-        await Promise.all([oversized?.close(), zero?.close(), trunc?.close()])
+        await Promise.all([oversized?.close(), zero?.close(), trunc?.close(), reject?.close()])
     })
 
     test("an oversized length field: the device reports it and closes the connection", () => {
@@ -205,9 +212,15 @@ describe("framing: protocol violations and truncation", () => {
         assert.equal(trunc.conns.length, 2)
     })
 
+    test("a REJECT and an immediate close, then an immediate reconnect, many times: every connect succeeds", () => {
+        assertDevice(run, "reject-reconnect")
+        assert.deepEqual(reject.errors, [])
+        assert.equal(reject.conns.length, RECONNECTS)
+    })
+
     test("the device run passed as a whole", () => {
         assert.equal(run.failed, 0, run.out)
-        assert.equal(run.passed, 3)
+        assert.equal(run.passed, 4)
         assert.equal(run.code, 0)
     })
 })
