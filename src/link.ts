@@ -116,6 +116,8 @@ export interface RequestOptions {
 const DEFAULT_REQUEST_TIMEOUT_MS = 15000
 /** How often the receive loop looks at the clock while nothing arrives. */
 const POLL_MS = 1000
+/** Longest wait for an idle moment before the keys of the next full handshake are computed anyway. */
+const IDLE_WAIT_MS = 2000
 
 function hexSetting(value: any, key: string, len: number): Buffer {
     if (value === undefined || value === null) throw new Error("tether: setting " + key + " is missing (run `tether-gateway pair`)")
@@ -397,13 +399,22 @@ export class Link {
         writer.start()
     }
 
+    /**
+     * Idle work after "up": the keys of the next full handshake (TetherClient.prepare), which
+     * connect() leaves out so that the link is up one X25519 sooner. It runs on its own
+     * fiber once the session's first exchange is done (nothing to send, nothing waiting for an
+     * ACK, or IDLE_WAIT_MS passed) and yields between steps, so the receive and write fibers
+     * keep running.
+     */
     private startPrepare(): void {
         if (this.preparing) return
         this.preparing = true
         const self = this
         const prep = async () => {
             try {
-                await self.client.prepare()
+                const end = ds.millis() + IDLE_WAIT_MS
+                while (!self.stopped && ds.millis() < end && (self.app.hasOutput() || self.app.outbound.inFlight())) await ds.sleep(20)
+                if (!self.stopped) await self.client.prepare()
             } catch (e) {
                 console.log("tether: idle key preparation failed: " + (e as Error).message)
             }

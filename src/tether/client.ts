@@ -7,9 +7,12 @@
 // After either handshake the gateway's first record is a TICKET: it is written to flash
 // before anything uses it (PROTOCOL.md 6.3). A REJECT never deletes the stored ticket (9.5).
 // Early data that the gateway did not accept is sent again as a DATA record under the new
-// keys (6.2). After a full handshake the next ephemeral key pair is generated at once, so
-// the next full handshake costs three X25519 on its critical path (4.3); `ss` is computed
-// once per pairing. All DH goes through `opts.dh`, so tests count it.
+// keys (6.2). connect() returns as soon as the session is established and its TICKET stored:
+// it does not generate the next ephemeral key pair (one X25519, seconds on a chip). The
+// caller runs prepare() while idle (the link does, on its own fiber, once it is up), so the
+// next full handshake costs three X25519 on its critical path (4.3); if prepare() has not run
+// by then, the full handshake does it first. `ss` is computed once per pairing. All DH goes
+// through `opts.dh`, so tests count it.
 import * as ds from "@devicescript/core"
 import { randomBytes, RandomSource } from "../crypto/random"
 import { x25519, x25519Base } from "../crypto/x25519"
@@ -198,8 +201,10 @@ export class TetherClient {
     private random: RandomSource
     /** DH(s_device, s_gateway), per pairing */
     private ss: Buffer
-    /** the ephemeral key pair for the next full handshake */
+    /** the ephemeral key pair for the next full handshake; used for one attempt only */
     private e: KeyPair
+    /** a prepare() is running (the link's idle fiber, or a full handshake) */
+    private preparing = false
 
     constructor(opts: ClientOptions) {
         this.opts = opts
@@ -210,18 +215,26 @@ export class TetherClient {
     /**
      * Idle work: computes the static public key when the pairing left it undefined, `ss`
      * (once per pairing) and the next ephemeral key pair, so that a
-     * full handshake costs only es, ee and se. Call it while idle; connect() calls it when
-     * needed.
+     * full handshake costs only es, ee and se. Call it while idle (it yields between
+     * steps); a full handshake calls it when the idle work has not been done. Calls do not
+     * overlap: a second one waits for the first and then finds nothing left to do, so no key
+     * is computed twice.
      */
     async prepare(): Promise<void> {
-        const p = this.opts.pairing
-        // the static public key is only needed by the full handshake: a device that resumes
-        // at boot does not pay for it (one X25519) until it is idle
-        if (p.s.publicKey === undefined) p.s.publicKey = await this.dh.x25519Base(p.s.privateKey)
-        if (this.ss === undefined) this.ss = await this.dh.x25519(p.s.privateKey, p.gatewayPublic)
-        if (this.e === undefined) {
-            const priv = this.random(32)
-            this.e = { privateKey: priv, publicKey: await this.dh.x25519Base(priv) }
+        while (this.preparing) await ds.sleep(5)
+        this.preparing = true
+        try {
+            const p = this.opts.pairing
+            // the static public key is only needed by the full handshake: a device that
+            // resumes at boot does not pay for it (one X25519) until it is idle
+            if (p.s.publicKey === undefined) p.s.publicKey = await this.dh.x25519Base(p.s.privateKey)
+            if (this.ss === undefined) this.ss = await this.dh.x25519(p.s.privateKey, p.gatewayPublic)
+            if (this.e === undefined) {
+                const priv = this.random(32)
+                this.e = { privateKey: priv, publicKey: await this.dh.x25519Base(priv) }
+            }
+        } finally {
+            this.preparing = false
         }
     }
 
@@ -269,7 +282,7 @@ export class TetherClient {
             // "If EARLY_ACCEPTED is clear and it sent early data, it sends the same data again"
             if (early !== undefined && !earlyAccepted) await conn.send(early)
             if (!(await conn.awaitTicket(timeoutMs))) throw new Error("tether: no TICKET after the handshake")
-            if (!resumed) await this.prepare() // the next ephemeral, off the critical path
+            // done: the next ephemeral is the caller's idle work (prepare()), not part of connect
             return conn
         } catch (e) {
             sock.close()
@@ -280,7 +293,7 @@ export class TetherClient {
     private async fullHandshake(sock: FramedSocket, timeoutMs: number): Promise<Session> {
         await this.prepare() // no-op when done while idle
         const e = this.e
-        this.e = undefined // one attempt only (PROTOCOL.md 4.3)
+        this.e = undefined // one attempt only (PROTOCOL.md 4.3): taken before any await
         const pending = await writeHsInit({ pairing: this.opts.pairing, e, ss: this.ss, dh: this.dh, cipher: this.opts.cipher })
         await sock.sendFrame(FrameType.HS_INIT, pending.body)
         const f = await this.answer(sock, timeoutMs)
