@@ -12,7 +12,7 @@ import { ReceiveStream, SendStream } from "../src/app/stream.js"
 import { GatewayApp, type AppLink } from "../src/app/gateway-app.js"
 import { MemoryAppStateStore, SqliteAppStateStore, type AppStateStore } from "../src/app/store.js"
 import { parseConfig, ConfigError } from "../src/app/upstream.js"
-import { DeviceApp } from "../src/app/device-app.js"
+import { AppClient, DeviceApp } from "../src/app/device-app.js"
 import { SqliteRegistry } from "../src/registry/sqlite.js"
 import { Code, MAX_RECORD_CONTENT } from "../src/wire.js"
 import { appFixture, until, type AppFixture } from "./app-helpers.js"
@@ -134,11 +134,55 @@ test("streams: the receiver delivers id + 1, drops duplicates, refuses gaps; STR
     assert.equal(r.arrive(2), "deliver")
     assert.equal(r.arrive(2), "duplicate")
     assert.equal(r.arrive(1), "duplicate")
-    assert.throws(() => r.arrive(4), AppProtocolError)
     assert.equal(r.peerStream(77), false)
     assert.deepEqual(r.state, { streamId: 77, delivered: 2 })
     assert.equal(r.peerStream(78), true, "a new stream starts over at 0")
     assert.deepEqual(r.state, { streamId: 78, delivered: 0 })
+})
+
+test("streams: a gap means the receiver lost its state: it forgets the stream; a gap again before any delivery is an error", () => {
+    const r = new ReceiveStream()
+    r.peerStream(77)
+    assert.equal(r.arrive(1), "deliver")
+    assert.equal(r.arrive(4), "lost")
+    assert.deepEqual(r.state, { streamId: 0, delivered: 0 }, "STREAM now reports peer_stream_id 0")
+    assert.equal(r.arrive(5), "ignore", "the rest of that stream, until its next STREAM")
+    r.sessionEnd()
+    r.peerStream(78)
+    assert.throws(() => r.arrive(2), AppProtocolError, "the new stream must start at 1")
+    const q = new ReceiveStream()
+    q.peerStream(79)
+    assert.equal(q.arrive(3), "lost")
+    q.peerStream(80)
+    assert.equal(q.arrive(1), "deliver")
+    assert.equal(q.arrive(3), "lost", "after a delivery, a later loss is a loss again")
+})
+
+test("streams: a STREAM not naming the current stream restarts it, renumbered from 1", () => {
+    const s = new SendStream({ streamId: 5 })
+    s.sessionStart(false)
+    for (const x of "abcd") s.enqueue({ kind: AppKind.MESSAGE, topic: "t", payload: Buffer.from(x) })
+    assert.equal(s.peerStream(5, 0), false)
+    assert.deepEqual(s.take().map(m => m.id), [1, 2, 3, 4])
+    s.ack(2)
+    s.sessionEnd()
+    s.sessionStart(false)
+    assert.equal(s.peerStream(0, 0), true, "the receiver restarted")
+    assert.notEqual(s.streamId, 5)
+    assert.notEqual(s.streamId, 0)
+    assert.deepEqual(
+        s.take().map(m => [m.id, m.kind === AppKind.MESSAGE ? m.payload.toString() : ""]),
+        [[1, "c"], [2, "d"]],
+    )
+    assert.equal(s.enqueue({ kind: AppKind.MESSAGE, topic: "t", payload: Buffer.from("e") }).id, 3)
+    assert.deepEqual(s.take().map(m => m.id), [3])
+    // RESPONSEs of a gone device stream are dropped; the ids stay consecutive
+    s.enqueue({ kind: AppKind.RESPONSE, requestId: 9, status: 200, payload: Buffer.alloc(0) })
+    s.enqueue({ kind: AppKind.MESSAGE, topic: "t", payload: Buffer.from("f") })
+    const before = s.streamId
+    assert.equal(s.drop(m => m.kind === AppKind.RESPONSE), 1)
+    assert.notEqual(s.streamId, before)
+    assert.deepEqual(s.pending().map(m => m.id), [1, 2, 3, 4])
 })
 
 test("streams: the sender keeps until ACK, sends once per session, resends after STREAM", () => {
@@ -146,7 +190,7 @@ test("streams: the sender keeps until ACK, sends once per session, resends after
     s.sessionStart(false)
     s.enqueue({ kind: AppKind.MESSAGE, topic: "t", payload: Buffer.from("1") })
     assert.deepEqual(s.take(), [], "waits for the peer's STREAM")
-    s.peerStream(0, 0)
+    s.peerStream(5, 0)
     s.enqueue({ kind: AppKind.MESSAGE, topic: "t", payload: Buffer.from("2") })
     assert.deepEqual(s.take().map(m => m.id), [1, 2])
     assert.deepEqual(s.take(), [], "once per session")
@@ -422,11 +466,109 @@ test("a bad message leaves the receiving state as it was (the good ones before i
     const link = new FakeLink()
     const stream = encodeApp({ kind: AppKind.STREAM, streamId: 9, peerStreamId: 0, delivered: 0 })
     const pub = (id: number) => encodeApp({ kind: AppKind.PUBLISH, id, topic: "t", payload: Buffer.alloc(0) })
-    app.data(device, Buffer.concat([stream, pub(1), pub(3)]), link)
+    app.data(device, Buffer.concat([stream, pub(1), encodeApp({ kind: AppKind.ACK, id: 99 })]), link)
     await app.idle()
     assert.deepEqual(link.closed, [Code.PROTOCOL_ERROR])
     assert.deepEqual(got, [])
     app.data(device, Buffer.concat([stream, pub(1), pub(2)]), link)
     await app.idle()
     assert.deepEqual(got, [1, 2])
+})
+
+// ---- a receiver that restarts (PROTOCOL.md 12.1) ----------------------------------------------
+
+test("the device restarts mid-stream: what it acknowledged stays delivered once, the rest arrives renumbered", async () => {
+    const f = await fx()
+    const p = await f.pair("dev-r")
+    const devId = p.deviceId.toString("hex")
+    const up: string[] = []
+    f.g.app.events.on("publish", e => up.push(e.payload.toString()))
+    // boot 1: messages 1..5 delivered and acknowledged; 6 delivered but its ACK lost; 7..10 lost
+    const boot1 = new LossyDeviceApp()
+    const got1: string[] = []
+    boot1.events.on("message", m => got1.push(m.payload.toString()))
+    const d1 = f.device(p, boot1)
+    await d1.connect()
+    for (let i = 1; i <= 5; i++) await f.g.app.sendMessage("dev-r", "n", Buffer.from(`g${i}`))
+    assert.ok(await until(() => f.g.app.queued(devId) === 0))
+    boot1.lose = "out"
+    await f.g.app.sendMessage("dev-r", "n", Buffer.from("g6"))
+    assert.ok(await until(() => got1.length === 6))
+    boot1.lose = "in"
+    for (let i = 7; i <= 10; i++) await f.g.app.sendMessage("dev-r", "n", Buffer.from(`g${i}`))
+    d1.publish("n", Buffer.from("d1"))
+    assert.ok(await until(() => up.length === 1))
+    await d1.drop()
+    await until(() => f.g.gateway.stats.sessions === 0)
+    assert.equal(f.g.app.queued(devId), 5, "6..10 unacknowledged")
+
+    // boot 2: a fresh application state (RAM lost), the same ticket store
+    const boot2 = new DeviceApp()
+    const got2: { id: number; text: string }[] = []
+    boot2.events.on("message", m => got2.push({ id: m.id, text: m.payload.toString() }))
+    const d2 = new AppClient(d1.client, boot2)
+    await d2.connect()
+    d2.publish("n", Buffer.from("d2"))
+    assert.ok(await until(() => got2.length === 5 && f.g.app.queued(devId) === 0))
+    assert.deepEqual(got1, ["g1", "g2", "g3", "g4", "g5", "g6"])
+    // acknowledged 1..5 never again; 6 (delivered, ACK lost before the restart) again; 7..10 once
+    assert.deepEqual(got2.map(m => m.text), ["g6", "g7", "g8", "g9", "g10"])
+    assert.deepEqual(got2.map(m => m.id), [1, 2, 3, 4, 5], "a new stream, renumbered from 1")
+    await d2.settled()
+    assert.deepEqual(up, ["d1", "d2"])
+    // and the gateway's messages keep flowing on the new stream
+    assert.equal(await f.g.app.sendMessage("dev-r", "n", Buffer.from("g11")), 6)
+    assert.ok(await until(() => got2.length === 6))
+    assert.ok(f.logs.some(l => l.event === "app" && l.outcome === "stream-restarted" && l.device === "dev-r"))
+    await d2.close()
+})
+
+/** Carries one session between a GatewayApp and a DeviceApp twin, in memory. */
+class Pipe implements AppLink {
+    toDevice: Buffer[] = []
+    closed: number[] = []
+    send(content: Buffer): void {
+        this.toDevice.push(content)
+    }
+    close(code: number): void {
+        this.closed.push(code)
+    }
+    /** Runs `first` (device -> gateway) and every answer back and forth until quiet. */
+    async run(g: GatewayApp, device: { id: string; name: string }, dev: DeviceApp, first: Buffer[]): Promise<void> {
+        let up = first
+        for (let i = 0; i < 20; i++) {
+            for (const c of up) g.data(device, c, this)
+            await g.idle()
+            const down = this.toDevice.splice(0)
+            up = down.flatMap(c => dev.data(c))
+            if (up.length === 0) return
+        }
+        throw new Error("Pipe: no quiet after 20 rounds")
+    }
+}
+
+test("the gateway lost its receiving state: the device's stream restarts, nothing it acknowledged is lost", async () => {
+    const device = { id: "00112233445566aa", name: "dev-l" }
+    const mk = (store: AppStateStore) => new GatewayApp({ store, config: parseConfig({}), lookup: async () => device })
+    const g1 = mk(new MemoryAppStateStore())
+    const got: string[] = []
+    g1.events.on("publish", e => got.push(e.payload.toString()))
+    const dev = new DeviceApp()
+    for (let i = 1; i <= 3; i++) dev.publish("t", Buffer.from(`p${i}`))
+    const firstStream = dev.send.streamId
+    await new Pipe().run(g1, device, dev, dev.sessionStart())
+    assert.deepEqual(got, ["p1", "p2", "p3"])
+    assert.equal(dev.send.unacked, 0)
+    dev.sessionEnd()
+    // 4 and 5 are queued while offline; the gateway comes back with an empty store
+    dev.publish("t", Buffer.from("p4"))
+    dev.publish("t", Buffer.from("p5"))
+    const g2 = mk(new MemoryAppStateStore())
+    g2.events.on("publish", e => got.push(`${e.id}:${e.payload.toString()}`))
+    const pipe = new Pipe()
+    await pipe.run(g2, device, dev, dev.sessionStart()) // STREAM and 4, 5 as early data: a gap
+    assert.deepEqual(pipe.closed, [], "not a protocol error")
+    assert.notEqual(dev.send.streamId, firstStream, "the device started a new stream")
+    assert.deepEqual(got.slice(3), ["1:p4", "2:p5"], "4 and 5 once, renumbered")
+    assert.equal(dev.send.unacked, 0)
 })

@@ -11,6 +11,11 @@
 // ACKs are batched: receiving sets `ackDue`; the link sends one ACK (the highest id
 // delivered) after it has processed every record that was waiting, so a burst of N messages
 // costs one ACK. Duplicates are acknowledged again ("dropped, acknowledged again").
+//
+// A STREAM can be due again within a session (`streamDue`, sent before anything else): when
+// the gateway's STREAM shows that it lost its receiving state for this boot's stream (the
+// stream restarts, renumbered, 12.1), and when a gap shows that this side lost its state for
+// the gateway's stream (then `peer_stream_id` is 0).
 import * as ds from "@devicescript/core"
 import { RandomSource } from "../crypto/random"
 import {
@@ -71,9 +76,13 @@ export class AppLayer {
     readonly inbound: InboundStream = new InboundStream()
     /** an ACK is owed for messages received on this session */
     ackDue = false
+    /** a STREAM must go before anything else (the stream restarted, or a gap was seen) */
+    streamDue = false
     /** delivered to the MESSAGE handler and matched RESPONSEs, counters for logs and tests */
     messagesDelivered = 0
     duplicates = 0
+    /** times the outbound stream restarted because the gateway lost its receiving state */
+    streamRestarts = 0
     private handlers: MessageHandler[] = []
     // Pending requests (parallel arrays: no Map on the VM).
     private reqIds: number[] = []
@@ -103,6 +112,7 @@ export class AppLayer {
         this.outbound.sessionStart()
         this.inbound.sessionStart()
         this.ackDue = false // STREAM's `delivered` says it all
+        this.streamDue = false
         const parts: Buffer[] = [encodeStream(this.outbound.streamId, this.inbound.streamId, this.inbound.delivered)]
         const used = this.outbound.take(MAX_EARLY_CONTENT - STREAM_MSG_LEN, parts)
         return concat(parts, STREAM_MSG_LEN + used)
@@ -110,16 +120,22 @@ export class AppLayer {
 
     /** Whether nextContent() has something to send. */
     hasOutput(): boolean {
-        return this.ackDue || this.outbound.hasUnsent()
+        return this.streamDue || this.ackDue || this.outbound.hasUnsent()
     }
 
     /**
-     * The next DATA content to send on this session (an owed ACK first, then queued
-     * messages not yet sent on it, whole), or undefined when there is nothing.
+     * The next DATA content to send on this session (a due STREAM first, then an owed ACK,
+     * then queued messages not yet sent on it, whole), or undefined when there is nothing.
      */
     nextContent(): Buffer | undefined {
         const parts: Buffer[] = []
         let used = 0
+        if (this.streamDue) {
+            // "its own STREAM, carrying the new stream_id, before any renumbered message"
+            parts.push(encodeStream(this.outbound.streamId, this.inbound.streamId, this.inbound.delivered))
+            used += STREAM_MSG_LEN
+            this.streamDue = false
+        }
         if (this.ackDue) {
             parts.push(encodeAck(this.inbound.delivered))
             used += ACK_MSG_LEN
@@ -141,12 +157,25 @@ export class AppLayer {
         for (const m of msgs) {
             if (m.kind === AppKind.STREAM) {
                 this.inbound.peerStream(m.streamId)
-                this.outbound.peerStream(m.peerStreamId, m.delivered)
+                const first = this.outbound.peerStream(m.peerStreamId, m.delivered)
+                if (first > 0) {
+                    // the gateway lost its receiving state: a new stream, renumbered
+                    this.renumberRequests(first)
+                    this.streamDue = true
+                    this.streamRestarts++
+                }
             } else if (m.kind === AppKind.ACK) {
                 this.outbound.ack(m.id)
             } else {
+                const a = this.inbound.arrive(m.id)
+                if (a === Arrival.IGNORE) continue
+                if (a === Arrival.LOST) {
+                    // this side lost its state for the gateway's stream: say so (peer 0)
+                    this.streamDue = true
+                    continue
+                }
                 this.ackDue = true
-                if (this.inbound.arrive(m.id) === Arrival.DUPLICATE) {
+                if (a === Arrival.DUPLICATE) {
                     this.duplicates++
                     continue
                 }
@@ -168,6 +197,19 @@ export class AppLayer {
         }
     }
 
+    /**
+     * The outbound stream restarted, its queue renumbered from 1 where `first` was: a waiting
+     * request follows its REQUEST. One whose REQUEST was acknowledged before has no new id
+     * (0 matches nothing): it waits until its timeout, its RESPONSE went with the gateway's
+     * state.
+     */
+    private renumberRequests(first: number): void {
+        for (let i = 0; i < this.reqIds.length; i++) {
+            const id = this.reqIds[i]
+            this.reqIds[i] = id >= first ? id - first + 1 : 0
+        }
+    }
+
     private resolve(m: AppMessage): void {
         const i = this.reqIds.indexOf(m.requestId)
         if (i < 0) return // timed out already, or from before a restart of this program
@@ -183,22 +225,25 @@ export class AppLayer {
      */
     async request(route: string, payload: Buffer, timeoutMs: number, kick: () => void): Promise<Response> {
         const id = this.outbound.enqueue(AppKind.REQUEST, route, payload)
+        // the entry is found by its fiber (one request per fiber at a time): its id changes
+        // when the stream restarts
+        const self = ds.Fiber.self()
         this.reqIds.push(id)
-        this.reqFibers.push(ds.Fiber.self())
+        this.reqFibers.push(self)
         this.reqResults.push(undefined)
         kick()
         const deadline = ds.millis() + timeoutMs
         let r: AppMessage = undefined
         try {
             for (;;) {
-                r = this.reqResults[this.reqIds.indexOf(id)]
+                r = this.reqResults[this.reqFibers.indexOf(self)]
                 if (r !== undefined) break
                 const left = deadline - ds.millis()
                 if (left <= 0) break
                 await ds.suspend(left)
             }
         } finally {
-            const i = this.reqIds.indexOf(id)
+            const i = this.reqFibers.indexOf(self)
             this.reqIds.insert(i, -1)
             this.reqFibers.insert(i, -1)
             this.reqResults.insert(i, -1)

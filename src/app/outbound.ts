@@ -1,14 +1,16 @@
 // The device's sending stream (PROTOCOL.md 12.1): PUBLISH and REQUEST numbered 1, 2, 3, ...
 // under a random `stream_id` chosen at boot, each kept (encoded, in RAM) until the gateway
-// acknowledges it. "On receiving STREAM, a side resends, in order, every unacknowledged
-// message with an id above `delivered` if `peer_stream_id` names its current stream, or all of
-// them otherwise."
+// acknowledges it. On the gateway's STREAM: "If peer_stream_id names its current stream, the
+// sender releases every message up to delivered and resends, in order, the unacknowledged
+// ones above it. Otherwise it starts a new stream: a fresh random stream_id, and its
+// unacknowledged messages, in order, renumbered 1, 2, 3, ..." (the gateway lost its
+// receiving state for this stream).
 //
 // The queue is bounded twice, by count and by encoded bytes (the heap is about 64 KB):
 // `enqueue` throws QueueFullError instead of growing. A device restart loses the queue and
 // starts a new stream: messages queued in RAM are lost; nothing acknowledged is.
 import { randomBytes, RandomSource } from "../crypto/random"
-import { AppKind, AppProtocolError, encodedId, encodeNamed, readU32 } from "./codec"
+import { AppKind, AppProtocolError, encodedId, encodeNamed, readU32, writeU32 } from "./codec"
 
 /** Default bound on unacknowledged messages. */
 export const DEFAULT_QUEUE_COUNT = 32
@@ -45,8 +47,8 @@ export interface OutboundOptions {
 
 /** The sending half of the device's stream. */
 export class OutboundStream {
-    /** this stream's id, random per boot */
-    readonly streamId: number
+    /** this stream's id, random per boot and per restart(); read it, do not set it */
+    streamId: number
     readonly maxCount: number
     readonly maxBytes: number
     /** unacknowledged encoded messages, ids ascending and consecutive */
@@ -55,12 +57,14 @@ export class OutboundStream {
     private nextId = 1
     /** highest id sent in the current session (0: none yet) */
     private sentUpTo = 0
+    private random: RandomSource
 
     constructor(opts?: OutboundOptions) {
         const o = opts || {}
         this.maxCount = o.maxCount || DEFAULT_QUEUE_COUNT
         this.maxBytes = o.maxBytes || DEFAULT_QUEUE_BYTES
-        this.streamId = o.streamId || newStreamId(o.random || randomBytes)
+        this.random = o.random || randomBytes
+        this.streamId = o.streamId || newStreamId(this.random)
     }
 
     /** Unacknowledged messages. */
@@ -131,11 +135,41 @@ export class OutboundStream {
     /**
      * The gateway's STREAM. When it names this stream, `delivered` acknowledges (the gateway
      * may report less than it acknowledged before: nothing is resent that was released).
-     * Then everything still queued and not yet sent in this session goes out, in order.
+     * Otherwise the stream restarts ({@link restart}).
+     * @returns the first id of the queue before a restart (the caller moves what refers to
+     *     the old ids), or 0 when the stream was not restarted
      * @throws AppProtocolError when `delivered` is beyond the last id queued
      */
-    peerStream(peerStreamId: number, delivered: number): void {
-        if (peerStreamId === this.streamId) this.ack(delivered)
+    peerStream(peerStreamId: number, delivered: number): number {
+        if (peerStreamId === this.streamId) {
+            this.ack(delivered)
+            return 0
+        }
+        const first = this.nextId - this.queue.length
+        this.restart()
+        return first
+    }
+
+    /**
+     * Starts a new stream: a fresh random stream_id, the queued messages renumbered 1, 2,
+     * 3, ... in order, none of them sent yet. They were never acknowledged by the gateway's
+     * current receiving state, so they are delivered once from its view; a message it
+     * delivered before it lost that state, whose ACK never came, is delivered again.
+     * The queue's buffers may already have been handed to the link: new ones are made.
+     */
+    restart(): void {
+        let id = this.streamId
+        while (id === this.streamId) id = newStreamId(this.random)
+        this.streamId = id
+        for (let i = 0; i < this.queue.length; i++) {
+            const old = this.queue[i]
+            const m = Buffer.alloc(old.length)
+            m.blitAt(0, old, 0, old.length)
+            writeU32(m, 1, i + 1) // the id follows the kind byte
+            this.queue[i] = m
+        }
+        this.nextId = this.queue.length + 1
+        this.sentUpTo = 0
     }
 
     /**

@@ -282,3 +282,116 @@ describe("device link end to end", () => {
         assert.equal(run.code, 0, run.out.split("\n").slice(-40).join("\n"))
     })
 })
+
+// The device restarts mid-stream (test/e2e/device/link-restart.ts): a fresh link and
+// application state, the same ticket store. PROTOCOL.md 12.1: the restarted device reports
+// peer_stream_id 0, so the gateway starts a new stream with its unacknowledged messages
+// renumbered from 1, and its own STREAM first.
+describe("device link: restart mid-stream", () => {
+    const registry = new MemoryRegistry()
+    const store = new MemoryAppStateStore()
+    const identity = generateKeyPair()
+    const ticketKeys = TicketKeySet.create(Math.floor(Date.now() / 1000))
+    const N_BOOT1 = 10
+    const N_TOTAL = 20
+    let gw: AppGateway
+    let paired: Paired
+    let run: DeviceRun
+    const publishes: { topic: string; payload: string }[] = []
+    /** the highest gateway message id the device acknowledged before boot 2 connected */
+    let ackedBeforeRestart = -1
+    let acked = 0
+    let boot1Sent: Promise<void> = Promise.resolve()
+    const logs: Record<string, unknown>[] = []
+
+    before(async () => {
+        gw = await startAppGateway({
+            port: 0,
+            registry,
+            state: { identity, ticketKeys },
+            log: l => logs.push(l as Record<string, unknown>),
+            app: { store, config: parseConfig({}) },
+        })
+        gw.app.events.on("acked", e => {
+            acked = Math.max(acked, e.id)
+        })
+        gw.app.events.on("publish", e => {
+            const payload = e.payload.toString()
+            publishes.push({ topic: e.topic, payload })
+            if (e.topic === "phase" && payload === "boot1") {
+                boot1Sent = (async () => {
+                    // slow enough that some are still unacknowledged (or unsent) when the
+                    // device restarts after g-7: they are renumbered into the new stream
+                    for (let i = 1; i <= N_BOOT1; i++) {
+                        await gw.app.sendMessage("dev-r", "g", Buffer.from(`g-${i}`))
+                        await sleep(i < 7 ? 10 : 150)
+                    }
+                })()
+            }
+            if (e.topic === "phase" && payload === "boot2") {
+                // the device's new STREAM was processed before this PUBLISH: boot 1's ACKs are in
+                ackedBeforeRestart = acked
+                void (async () => {
+                    await boot1Sent // g-1..g-10 first: the gateway's stream stays in order
+                    for (let i = N_BOOT1 + 1; i <= N_TOTAL; i++) await gw.app.sendMessage("dev-r", "g", Buffer.from(`g-${i}`))
+                })()
+            }
+        })
+        paired = await pairDevice({ registry, ticketKeys, name: "dev-r", now: Math.floor(Date.now() / 1000) })
+        run = await runDevice(
+            "test/e2e/device/link-restart.ts",
+            {
+                PORT: gw.gateway.port,
+                TT_ID: paired.deviceId.toString("hex"),
+                TT_SK: paired.s.privateKey.toString("hex"),
+                TT_GW_PK: identity.publicKey.toString("hex"),
+                TT_PSK: paired.psk.toString("hex"),
+                TT_TICKET: paired.ticket.ticket.toString("hex"),
+                TT_RSECRET: paired.ticket.secret.toString("hex"),
+                N_DOWN_TOTAL: N_TOTAL,
+            },
+            { timeoutMs: 60000 }
+        )
+        for (const line of run.out.split("\n")) if (/RESTART/.test(line)) console.log(line.replace(/^.*?RESTART/, "RESTART"))
+    })
+    after(async () => {
+        await gw.close()
+    })
+
+    test("gateway -> device: nothing acknowledged is delivered again, nothing is lost, delivery continues", () => {
+        assert.ok(devicePassed(run, "restart"), run.out.split("\n").slice(-60).join("\n"))
+        const got = (boot: number) =>
+            run.out
+                .split("\n")
+                .map(l => new RegExp(`GOT ${boot} g-(\\d+)`).exec(l))
+                .filter((m): m is RegExpExecArray => m !== null)
+                .map(m => Number(m[1]))
+        const boot1 = got(1)
+        const boot2 = got(2)
+        assert.deepEqual(boot1, Array.from({ length: boot1.length }, (_, i) => i + 1), "boot 1: in order, once")
+        assert.ok(boot1.length >= 7)
+        assert.ok(ackedBeforeRestart >= 5, `acked ${ackedBeforeRestart}`)
+        const first = boot2[0] ?? 0
+        // acknowledged ones never again; at most the ones delivered but not yet acknowledged
+        assert.ok(first > ackedBeforeRestart, `boot 2 starts at g-${first}, g-${ackedBeforeRestart} was acknowledged`)
+        assert.ok(first <= boot1.length + 1, `boot 2 starts at g-${first}: a message was lost`)
+        assert.deepEqual(boot2, Array.from({ length: N_TOTAL - first + 1 }, (_, i) => first + i), "boot 2: the rest, in order, once")
+        assert.equal(gw.app.queued(paired.deviceId.toString("hex")), 0)
+        // the path taken: the gateway restarted its stream on boot 2's STREAM, with the
+        // unacknowledged messages renumbered; no gap was ever seen by either side
+        const restarted = logs.filter(l => l["event"] === "app" && l["outcome"] === "stream-restarted")
+        assert.ok(restarted.some(l => Number(l["renumbered"]) >= 1), JSON.stringify(restarted))
+        assert.ok(!logs.some(l => l["outcome"] === "stream-lost" || l["outcome"] === "protocol-error"))
+        assert.ok(!/GOT 2 g-\d+[\s\S]*tether: .*id \d+ after/.test(run.out))
+    })
+    test("device -> gateway: boot 1's acknowledged messages once, then boot 2's", () => {
+        assert.deepEqual(
+            publishes.filter(p => p.topic === "a" || p.topic === "b").map(p => p.payload),
+            ["a-1", "a-2", "a-3", "a-4", "a-5", "b-1", "b-2", "b-3", "b-4", "b-5"]
+        )
+        assert.deepEqual(publishes.filter(p => p.topic === "phase").map(p => p.payload), ["boot1", "boot2"])
+    })
+    test("the device run passed as a whole", () => {
+        assert.equal(run.code, 0, run.out.split("\n").slice(-40).join("\n"))
+    })
+})

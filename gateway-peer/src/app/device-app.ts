@@ -69,17 +69,26 @@ export class DeviceApp {
      * @throws AppProtocolError: the device closes the session
      */
     data(content: Buffer): Buffer[] {
-        const recv = new ReceiveStream(this.recv.state, this.recv.synced)
+        const recv = new ReceiveStream(this.recv.state, this.recv.session)
         const deliver: SequencedMessage[] = []
+        const streams: Buffer[] = []
         let ack = false
         for (const m of decodeApp(content, "gateway")) {
             if (m.kind === AppKind.STREAM) {
                 recv.peerStream(m.streamId)
-                this.send.peerStream(m.peerStreamId, m.delivered)
+                const before = this.send.pending()
+                // the gateway's receiving state is not this stream's: a new stream, renumbered,
+                // announced by a STREAM that goes before any of it (PROTOCOL.md 12.1)
+                if (this.send.peerStream(m.peerStreamId, m.delivered)) {
+                    this.#renumberWaiting(before)
+                    streams.push(this.#streamMsg(recv))
+                }
             } else if (m.kind === AppKind.ACK) this.send.ack(m.id)
             else {
-                ack = true
-                if (recv.arrive(m.id) === "deliver") deliver.push(m)
+                const a = recv.arrive(m.id)
+                if (a === "deliver") deliver.push(m)
+                if (a === "deliver" || a === "duplicate") ack = true
+                if (a === "lost") streams.push(this.#streamMsg(recv))
             }
         }
         this.recv = recv
@@ -92,7 +101,29 @@ export class DeviceApp {
             }
         }
         const out = ack ? [encodeApp({ kind: AppKind.ACK, id: recv.state.delivered })] : []
-        return packApp([...out, ...this.send.take().map(encodeApp)], MAX_EARLY_DATA_CONTENT)
+        return packApp([...streams, ...out, ...this.send.take().map(encodeApp)], MAX_EARLY_DATA_CONTENT)
+    }
+
+    #streamMsg(recv: ReceiveStream): Buffer {
+        const r = recv.state
+        return encodeApp({ kind: AppKind.STREAM, streamId: this.send.streamId, peerStreamId: r.streamId, delivered: r.delivered })
+    }
+
+    /**
+     * The stream restarted: a waiting request follows its REQUEST to its new id. One whose
+     * REQUEST was already acknowledged has no new id; its RESPONSE is gone with the
+     * gateway's state (12.1), so it ends with status 0, UPSTREAM_FAILED.
+     */
+    #renumberWaiting(before: readonly SequencedMessage[]): void {
+        const waiting = new Map(this.#waiting)
+        this.#waiting.clear()
+        before.forEach((m, i) => {
+            const w = waiting.get(m.id)
+            if (w === undefined) return
+            waiting.delete(m.id)
+            this.#waiting.set(i + 1, w)
+        })
+        for (const w of waiting.values()) w({ status: 0, payload: Buffer.from([0x04]) })
     }
 }
 

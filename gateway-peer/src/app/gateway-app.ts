@@ -134,24 +134,49 @@ export class GatewayApp {
         d.recv ??= new ReceiveStream((await this.opts.store.get(d.device.id)) ?? { streamId: 0, delivered: 0 })
         // Work on a copy of the receiving state; it replaces the state only when the whole
         // record was processed (a bad message must not count the good ones before it).
-        const recv = new ReceiveStream(d.recv.state, d.recv.synced && d.link === link)
+        const recv = new ReceiveStream(d.recv.state, d.link === link ? d.recv.session : undefined)
         const out: Buffer[] = []
         let changed = false
         let ack = false
         const deliver: SequencedMessage[] = []
         for (const m of msgs) {
             if (m.kind === AppKind.STREAM) {
-                changed = recv.peerStream(m.streamId) || changed
+                const newPeer = recv.peerStream(m.streamId)
+                changed = newPeer || changed
+                // every device STREAM opens a session (the server's link is per device); a
+                // second one within a session (the device restarted its stream) resends what
+                // is unacknowledged, which the device drops as duplicates
                 d.link = link
                 d.send.sessionStart(false)
-                d.send.peerStream(m.peerStreamId, m.delivered)
-                const r = recv.state
-                out.push(encodeApp({ kind: AppKind.STREAM, streamId: d.send.streamId, peerStreamId: r.streamId, delivered: r.delivered }))
+                // "Otherwise it starts a new stream": the device restarted (peer_stream_id
+                // 0) or lost its receiving state
+                let restarted = d.send.peerStream(m.peerStreamId, m.delivered)
+                if (newPeer) {
+                    // RESPONSEs answer requests of the device's previous stream: nobody waits
+                    // for them any more, and their request_ids would name the new stream's
+                    const dropped = d.send.drop(q => q.kind === AppKind.RESPONSE)
+                    if (dropped > 0) {
+                        restarted = true
+                        this.#log({ event: "app", outcome: "responses-dropped", device: d.device.name, count: dropped })
+                    }
+                }
+                if (restarted) this.#log({ event: "app", outcome: "stream-restarted", device: d.device.name, renumbered: d.send.unacked })
+                // sent before anything of the (possibly new) stream: #flush appends those
+                out.push(this.#streamMsg(d, recv))
             } else if (m.kind === AppKind.ACK) {
                 if (d.send.ack(m.id) > 0) this.events.emit("acked", { device: d.device.name, deviceId: d.device.id, id: m.id })
             } else {
-                ack = true
-                if (recv.arrive(m.id) === "deliver") deliver.push(m)
+                const a = recv.arrive(m.id)
+                if (a === "deliver") deliver.push(m)
+                if (a === "deliver" || a === "duplicate") ack = true
+                if (a === "lost") {
+                    // an id further ahead: this gateway lost its state for the device's
+                    // stream (a store restored from an older copy, or none): forget it and
+                    // say so, and the device starts a new stream (PROTOCOL.md 12.1)
+                    changed = true
+                    this.#log({ event: "app", outcome: "stream-lost", device: d.device.name, id: m.id })
+                    out.push(this.#streamMsg(d, recv))
+                }
             }
         }
         // stored before anything it counts is delivered or acknowledged
@@ -161,8 +186,16 @@ export class GatewayApp {
         this.#flush(d, ack, out)
     }
 
+    #streamMsg(d: DeviceState, recv: ReceiveStream): Buffer {
+        const r = recv.state
+        return encodeApp({ kind: AppKind.STREAM, streamId: d.send.streamId, peerStreamId: r.streamId, delivered: r.delivered })
+    }
+
     #deliver(d: DeviceState, m: SequencedMessage): void {
         const name = d.device.name
+        // the device stream this REQUEST came from: its RESPONSE is dropped if that stream is
+        // gone by the time the upstream answers (a restarted device)
+        const stream = d.recv?.state.streamId ?? 0
         if (m.kind === AppKind.PUBLISH) {
             this.#log({ event: "app", outcome: "publish", device: name, id: m.id, topic: m.topic, bytes: m.payload.length })
             this.events.emit("publish", { device: name, deviceId: d.device.id, id: m.id, topic: m.topic, payload: m.payload })
@@ -170,13 +203,13 @@ export class GatewayApp {
             const route = allowedRoute(this.#config, m.route, name)
             if (route === undefined) {
                 this.#log({ event: "app", outcome: "route-refused", device: name, id: m.id, route: m.route })
-                this.#respond(d, m.id, gatewayError(AppError.ROUTE_REFUSED))
+                this.#respond(d, stream, m.id, gatewayError(AppError.ROUTE_REFUSED))
                 return
             }
             // a device cannot make the gateway hold an unbounded number of upstream calls
             if (d.inflight >= (this.opts.maxInflight ?? 16)) {
                 this.#log({ event: "app", outcome: "too-many-requests", device: name, id: m.id, route: m.route })
-                this.#respond(d, m.id, gatewayError(AppError.UPSTREAM_FAILED))
+                this.#respond(d, stream, m.id, gatewayError(AppError.UPSTREAM_FAILED))
                 return
             }
             const t0 = Date.now()
@@ -184,14 +217,18 @@ export class GatewayApp {
             const p = callUpstream(route, m.payload, name, this.opts.fetch).then(res => {
                 d.inflight--
                 this.#log({ event: "app", outcome: "request", device: name, id: m.id, route: m.route, status: res.status, result: res.outcome, ms: Date.now() - t0 })
-                this.#respond(d, m.id, res)
+                this.#respond(d, stream, m.id, res)
             })
             this.#inflight.add(p)
             void p.finally(() => this.#inflight.delete(p))
         }
     }
 
-    #respond(d: DeviceState, requestId: number, res: UpstreamResult): void {
+    #respond(d: DeviceState, stream: number, requestId: number, res: UpstreamResult): void {
+        if ((d.recv?.state.streamId ?? 0) !== stream) {
+            this.#log({ event: "app", outcome: "response-dropped", device: d.device.name, id: requestId })
+            return
+        }
         d.send.enqueue({ kind: AppKind.RESPONSE, requestId, status: res.status, payload: res.payload })
         this.#flush(d, false)
     }
@@ -209,7 +246,9 @@ export class GatewayApp {
     /**
      * Queues a MESSAGE to a device; it is sent now if the device is connected, otherwise at
      * its next session, and kept until acknowledged (the `acked` event).
-     * @returns the message's id in the gateway's stream to that device
+     * @returns the message's id in the gateway's current stream to that device (when the
+     *     device restarts before acknowledging it, the stream restarts and the message is
+     *     renumbered, PROTOCOL.md 12.1)
      * @throws Error for an unknown device, a full queue, or a topic/payload that does not fit
      */
     async sendMessage(deviceName: string, topic: string, payload: Buffer): Promise<number> {

@@ -2,8 +2,10 @@
 // Node twin of the device: exactly once, in order, across reconnects.
 //
 // "Each direction is a stream of sequenced messages numbered 1, 2, 3, ... by the sender. A
-// stream is named by a random 32-bit stream_id chosen when the sender's queue is created and
-// lives across connections."
+// stream is named by a random non-zero 32-bit stream_id chosen when the sender starts it." A
+// sender starts a new stream when the peer's STREAM shows that the peer's receiving state is
+// not its current stream's (the peer restarted or lost that state): its unacknowledged
+// messages are renumbered from 1 under a fresh stream_id, and its own STREAM goes first.
 import { randomBytes, type RandomSource } from "../crypto/random.js"
 import { AppProtocolError, type SequencedMessage } from "./codec.js"
 
@@ -24,7 +26,8 @@ export type Unnumbered = SequencedMessage extends infer M ? (M extends Sequenced
  * peer's STREAM says what it has.
  */
 export class SendStream {
-    readonly streamId: number
+    #streamId: number
+    readonly #rng: RandomSource
     #nextId = 1
     #unacked: SequencedMessage[] = []
     /** highest id handed out for sending in the current session */
@@ -33,7 +36,13 @@ export class SendStream {
     #ready = false
 
     constructor(opts: { streamId?: number; rng?: RandomSource } = {}) {
-        this.streamId = opts.streamId ?? newStreamId(opts.rng)
+        this.#rng = opts.rng ?? randomBytes
+        this.#streamId = opts.streamId ?? newStreamId(this.#rng)
+    }
+
+    /** The current stream's id (it changes when the stream is restarted). */
+    get streamId(): number {
+        return this.#streamId
     }
 
     /** Messages kept until acknowledged. */
@@ -69,12 +78,55 @@ export class SendStream {
     }
 
     /**
-     * The peer's STREAM: "resends, in order, every unacknowledged message with an id above
-     * delivered if peer_stream_id names its current stream, or all of them otherwise".
+     * The peer's STREAM. "If peer_stream_id names its current stream, the sender releases
+     * every message up to delivered and resends, in order, the unacknowledged ones above it.
+     * Otherwise it starts a new stream": see restart().
+     * @returns true when the stream was restarted: the caller's STREAM (with the new
+     *     streamId) must go before anything take() returns
      */
-    peerStream(peerStreamId: number, delivered: number): void {
-        if (peerStreamId === this.streamId) this.ack(delivered, false)
+    peerStream(peerStreamId: number, delivered: number): boolean {
         this.#ready = true
+        if (peerStreamId === this.#streamId) {
+            this.ack(delivered, false)
+            return false
+        }
+        this.restart()
+        return true
+    }
+
+    /**
+     * Starts a new stream: "a fresh random stream_id, and its unacknowledged messages, in
+     * order, renumbered 1, 2, 3, ...". They were never acknowledged under the receiver's
+     * current state, so delivering them under new ids is exactly once from that state's view.
+     * Nothing of the new stream has been sent yet.
+     */
+    restart(): void {
+        let id = this.#streamId
+        while (id === this.#streamId) id = newStreamId(this.#rng)
+        this.#streamId = id
+        this.#unacked = this.#unacked.map((m, i) => ({ ...m, id: i + 1 }))
+        this.#nextId = this.#unacked.length + 1
+        this.#sentUpTo = 0
+    }
+
+    /**
+     * Drops the unacknowledged messages `pred` selects (RESPONSEs to a stream that is gone)
+     * and, when it dropped any, restarts the stream so that ids stay consecutive.
+     * @returns how many were dropped
+     */
+    drop(pred: (m: SequencedMessage) => boolean): number {
+        const keep = this.#unacked.filter(m => !pred(m))
+        const n = this.#unacked.length - keep.length
+        if (n > 0) {
+            this.#unacked = keep
+            this.restart()
+        }
+        return n
+    }
+
+    /** The unacknowledged messages, in order (read-only copies of the queue's entries). */
+    pending(): readonly SequencedMessage[] {
+        return [...this.#unacked]
     }
 
     /**
@@ -110,19 +162,31 @@ export interface ReceiveState {
     delivered: number
 }
 
-/** The verdict on a sequenced message. */
-export type Arrival = "deliver" | "duplicate"
+/**
+ * The verdict on a sequenced message: deliver it, drop it as a duplicate (acknowledge
+ * again), or "lost": an id further ahead, so the receiver forgot the stream and the caller
+ * sends STREAM with peer_stream_id 0 (the sender starts a new stream); "ignore": a message
+ * of the stream forgotten so (dropped, not acknowledged).
+ */
+export type Arrival = "deliver" | "duplicate" | "lost" | "ignore"
+
+/** Per-session flags of a ReceiveStream (copied with it). */
+export interface ReceiveSession {
+    /** the peer's STREAM arrived in this session */
+    synced: boolean
+    /** a gap made the receiver forget the stream, and nothing was delivered since */
+    lost: boolean
+}
 
 /** The receiving half. */
 export class ReceiveStream {
     #state: ReceiveState
-    /** the peer's STREAM arrived in this session */
-    #synced = false
+    #session: ReceiveSession
 
-    /** @param synced whether the peer's STREAM already arrived in this session (copies) */
-    constructor(state: ReceiveState = { streamId: 0, delivered: 0 }, synced = false) {
+    /** @param session the per-session flags, when copying a receiver within a session */
+    constructor(state: ReceiveState = { streamId: 0, delivered: 0 }, session: ReceiveSession = { synced: false, lost: false }) {
         this.#state = { ...state }
-        this.#synced = synced
+        this.#session = { ...session }
     }
 
     /** A copy of the state to persist. */
@@ -130,12 +194,17 @@ export class ReceiveStream {
         return { ...this.#state }
     }
 
+    /** A copy of the per-session flags. */
+    get session(): ReceiveSession {
+        return { ...this.#session }
+    }
+
     get synced(): boolean {
-        return this.#synced
+        return this.#session.synced
     }
 
     sessionEnd(): void {
-        this.#synced = false
+        this.#session.synced = false
     }
 
     /**
@@ -143,7 +212,7 @@ export class ReceiveStream {
      * starts over at 0 for the new stream". Returns true if the state changed.
      */
     peerStream(streamId: number): boolean {
-        this.#synced = true
+        this.#session.synced = true
         if (streamId === this.#state.streamId) return false
         this.#state = { streamId, delivered: 0 }
         return true
@@ -151,14 +220,24 @@ export class ReceiveStream {
 
     /**
      * "The receiver delivers a message only if its id is exactly one more than the last id it
-     * delivered from that stream; an id at or below it is a duplicate; an id further ahead is
-     * a protocol error." A message before the peer's STREAM is one too.
+     * delivered from that stream; an id at or below it is a duplicate." An id further ahead
+     * means this receiver lost its state for the stream: it forgets the stream ("lost") and
+     * ignores that stream's messages until the peer's next STREAM. A gap again before anything
+     * was delivered since is a protocol error (the sender did not start a new stream at 1),
+     * as is a message before the peer's STREAM.
      */
     arrive(id: number): Arrival {
-        if (!this.#synced) throw new AppProtocolError("sequenced message before STREAM")
+        if (!this.#session.synced) throw new AppProtocolError("sequenced message before STREAM")
+        if (this.#state.streamId === 0 && this.#session.lost) return "ignore"
         if (id <= this.#state.delivered) return "duplicate"
-        if (id !== this.#state.delivered + 1) throw new AppProtocolError(`id ${id} after ${this.#state.delivered}`)
+        if (id !== this.#state.delivered + 1) {
+            if (this.#session.lost) throw new AppProtocolError(`id ${id} after ${this.#state.delivered}`)
+            this.#session.lost = true
+            this.#state = { streamId: 0, delivered: 0 }
+            return "lost"
+        }
         this.#state.delivered = id
+        this.#session.lost = false
         return "deliver"
     }
 }
