@@ -27,6 +27,8 @@ const NONCE_ZEROS = NONCE_LEN - 8
 // (checked by the crypto tests). Every empty input is therefore passed as a zero-length view
 // of this one-byte buffer, whose data pointer is never NULL.
 const ANCHOR = Buffer.alloc(1)
+/** The empty `ad` of transport records; nonNull() still guards what reaches OpenSSL. */
+const EMPTY = ANCHOR.subarray(0, 0)
 
 function nonNull(b: Buffer): Buffer {
     return b.length > 0 ? b : ANCHOR.subarray(0, 0)
@@ -49,8 +51,11 @@ function checkNonce(nonce: Buffer, name: string): void {
  */
 export function aeadNonce(n: number): Buffer {
     if (!Number.isSafeInteger(n) || n < 0) throw new RangeError("aeadNonce: n must be an integer in [0, 2^53)")
-    const nonce = Buffer.alloc(NONCE_LEN)
-    nonce.writeBigUInt64BE(BigInt(n), NONCE_ZEROS)
+    // uint64_be(n) as two uint32 halves: no BigInt per record (n < 2^53, so both are exact)
+    const nonce = Buffer.allocUnsafe(NONCE_LEN)
+    nonce.fill(0, 0, NONCE_ZEROS)
+    nonce.writeUInt32BE(Math.floor(n / 2 ** 32), NONCE_ZEROS)
+    nonce.writeUInt32BE(n >>> 0, NONCE_ZEROS + 4)
     return nonce
 }
 
@@ -63,15 +68,20 @@ export function aeadNonce(n: number): Buffer {
  *   what the device's native CCM computes
  * @returns ciphertext || tag (plaintext.length + 16 bytes)
  */
-export function ccmEncrypt(key: Buffer, nonce: Buffer, plaintext: Buffer, aad: Buffer = Buffer.alloc(0)): Buffer {
+export function ccmEncrypt(key: Buffer, nonce: Buffer, plaintext: Buffer, aad: Buffer = EMPTY): Buffer {
     checkKey(key, "ccmEncrypt")
     checkNonce(nonce, "ccmEncrypt")
     const cipher = createCipheriv("aes-256-ccm", key, nonce, { authTagLength: TAG_LEN })
     // CCM needs the message length before any data; node takes it through setAAD, also for
     // an empty AAD.
     cipher.setAAD(nonNull(aad), { plaintextLength: plaintext.length })
-    const ct = Buffer.concat([cipher.update(nonNull(plaintext)), cipher.final()])
-    return Buffer.concat([ct, cipher.getAuthTag()])
+    const ct = cipher.update(nonNull(plaintext))
+    cipher.final() // CCM: empty; it computes the tag
+    // one buffer for ciphertext || tag, one copy of the ciphertext
+    const out = Buffer.allocUnsafe(ct.length + TAG_LEN)
+    ct.copy(out, 0)
+    cipher.getAuthTag().copy(out, ct.length)
+    return out
 }
 
 /**
@@ -84,7 +94,7 @@ export function ccmDecrypt(
     key: Buffer,
     nonce: Buffer,
     ciphertext: Buffer,
-    aad: Buffer = Buffer.alloc(0),
+    aad: Buffer = EMPTY,
 ): Buffer | undefined {
     checkKey(key, "ccmDecrypt")
     checkNonce(nonce, "ccmDecrypt")
@@ -152,5 +162,47 @@ export function aeadRekey(k: Buffer): Buffer {
         return ccmEncrypt(key, nonce, Buffer.alloc(KEY_LEN)).subarray(0, KEY_LEN)
     } finally {
         key.fill(0)
+    }
+}
+
+/**
+ * ENCRYPT and DECRYPT with an empty `ad` under one Noise key `k`, with the per-key work done
+ * once: PROTOCOL.md 3.1 allows caching HMAC-SHA-256(k, "") "for as long as k is unchanged".
+ * Only the empty `ad` is cached (transport records); a handshake payload (ad = h) always goes
+ * through aeadEncrypt/aeadDecrypt. The output is byte for byte that of aeadEncrypt(k, n, "",
+ * ...). Whoever holds one calls destroy() when `k` changes (CipherState does, on
+ * initializeKey, rekey and key update); it holds the derived key only, never `k` itself.
+ */
+export class AeadEmptyAdKey {
+    #key: Buffer | undefined
+
+    /** @param k the 32-byte Noise cipher key; HMAC-SHA-256(k, "") is computed here, once */
+    constructor(k: Buffer) {
+        checkKey(k, "AeadEmptyAdKey")
+        this.#key = hmacSha256(k, EMPTY)
+    }
+
+    #derived(): Buffer {
+        if (this.#key === undefined) throw new Error("AeadEmptyAdKey: destroyed")
+        return this.#key
+    }
+
+    /** ENCRYPT(k, n, "", plaintext) -> ciphertext || tag16 */
+    encrypt(n: number, plaintext: Buffer): Buffer {
+        return ccmEncrypt(this.#derived(), aeadNonce(n), plaintext)
+    }
+
+    /** DECRYPT(k, n, "", ciphertext): the plaintext, or undefined on a wrong tag or a short input */
+    decrypt(n: number, ciphertext: Buffer): Buffer | undefined {
+        const key = this.#derived()
+        const nonce = aeadNonce(n)
+        if (ciphertext.length < TAG_LEN) return undefined
+        return ccmDecrypt(key, nonce, ciphertext)
+    }
+
+    /** Zeroes the derived key (best effort on a garbage-collected VM); later calls throw. */
+    destroy(): void {
+        this.#key?.fill(0)
+        this.#key = undefined
     }
 }

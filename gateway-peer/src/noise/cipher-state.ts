@@ -5,7 +5,7 @@
 // counts in doubles, and it bounds the data under one key). The session layer reads `n` and
 // calls `keyUpdate()` (or re-handshakes) before the limit; reaching it throws, never wraps.
 import { KEY_LEN } from "../crypto/aead.js"
-import type { CipherFunction } from "./cipher.js"
+import type { CipherFunction, EmptyAdKey } from "./cipher.js"
 
 /** The first nonce value a CipherState refuses to use (PROTOCOL.md 5.1: 2^32 - 1). */
 export const NONCE_LIMIT = 2 ** 32 - 1
@@ -22,6 +22,12 @@ export class NonceLimitError extends Error {
 export class CipherState {
     #k: Buffer | undefined
     #n = 0
+    /**
+     * ENCRYPT/DECRYPT with ad = "" under #k, made on first use (the cipher function's
+     * emptyAdKey: HMAC-SHA-256(k, "") once per key, PROTOCOL.md 3.1) and destroyed whenever
+     * #k changes. Only the empty ad is cached: a handshake payload's ad is h.
+     */
+    #emptyAd: EmptyAdKey | undefined
 
     /**
      * @param cipher the cipher function (AESCCM for Tether, AESGCM for the cacophony vectors)
@@ -37,6 +43,7 @@ export class CipherState {
     /** "Sets k = key. Sets n = 0." (undefined is Noise's `empty`.) */
     initializeKey(key: Buffer | undefined): void {
         if (key !== undefined && key.length !== KEY_LEN) throw new TypeError(`cipher-state: key must be ${KEY_LEN} bytes`)
+        this.#forgetEmptyAd()
         this.#k = key === undefined ? undefined : Buffer.from(key)
         this.#n = 0
     }
@@ -61,7 +68,8 @@ export class CipherState {
     encryptWithAd(ad: Buffer, plaintext: Buffer): Buffer {
         if (this.#k === undefined) return Buffer.from(plaintext)
         if (this.#n >= NONCE_LIMIT) throw new NonceLimitError()
-        const ct = this.cipher.encrypt(this.#k, this.#n, ad, plaintext)
+        const bound = ad.length === 0 ? this.#emptyAdKey(this.#k) : undefined
+        const ct = bound !== undefined ? bound.encrypt(this.#n, plaintext) : this.cipher.encrypt(this.#k, this.#n, ad, plaintext)
         this.#n++
         return ct
     }
@@ -75,7 +83,8 @@ export class CipherState {
     decryptWithAd(ad: Buffer, ciphertext: Buffer): Buffer | undefined {
         if (this.#k === undefined) return Buffer.from(ciphertext)
         if (this.#n >= NONCE_LIMIT) throw new NonceLimitError()
-        const pt = this.cipher.decrypt(this.#k, this.#n, ad, ciphertext)
+        const bound = ad.length === 0 ? this.#emptyAdKey(this.#k) : undefined
+        const pt = bound !== undefined ? bound.decrypt(this.#n, ciphertext) : this.cipher.decrypt(this.#k, this.#n, ad, ciphertext)
         if (pt === undefined) return undefined
         this.#n++
         return pt
@@ -85,6 +94,7 @@ export class CipherState {
     rekey(): void {
         if (this.#k === undefined) throw new Error("cipher-state: rekey without a key")
         const old = this.#k
+        this.#forgetEmptyAd()
         this.#k = this.cipher.rekey(old)
         old.fill(0) // best effort on a garbage-collected VM; #k is never shared (see clone)
     }
@@ -99,7 +109,26 @@ export class CipherState {
         this.#n = 0
     }
 
-    /** An independent copy (for checkpoints): the key bytes are copied, not shared. */
+    /** The cached empty-ad key for `k` (= #k), made now if the cipher function offers one. */
+    #emptyAdKey(k: Buffer): EmptyAdKey | undefined {
+        if (this.#emptyAd === undefined && this.cipher.emptyAdKey !== undefined) this.#emptyAd = this.cipher.emptyAdKey(k)
+        return this.#emptyAd
+    }
+
+    #forgetEmptyAd(): void {
+        this.#emptyAd?.destroy()
+        this.#emptyAd = undefined
+    }
+
+    /** Whether HMAC-SHA-256(k, "") is cached for the current key (tests). */
+    get emptyAdCached(): boolean {
+        return this.#emptyAd !== undefined
+    }
+
+    /**
+     * An independent copy (for checkpoints): the key bytes are copied, not shared; the copy
+     * derives its own empty-ad key when it needs one.
+     */
     clone(): CipherState {
         const c = new CipherState(this.cipher, this.#k)
         c.#n = this.#n

@@ -4,7 +4,7 @@
 // checked byte for byte against an independent implementation; the AESCCM substitution is
 // then pinned by Tether's generated vectors.
 import { createCipheriv, createDecipheriv } from "node:crypto"
-import { aeadDecrypt, aeadEncrypt, aeadRekey, KEY_LEN, TAG_LEN } from "../crypto/aead.js"
+import { AeadEmptyAdKey, aeadDecrypt, aeadEncrypt, aeadRekey, KEY_LEN, TAG_LEN } from "../crypto/aead.js"
 
 /** A Noise cipher function: ENCRYPT, DECRYPT and REKEY of section 4.2. */
 export interface CipherFunction {
@@ -19,6 +19,20 @@ export interface CipherFunction {
      * cipher function because maxnonce = 2^64 - 1 is not a number `n` can hold.
      */
     rekey(k: Buffer): Buffer
+    /**
+     * Optional: ENCRYPT/DECRYPT with an empty ad under one `k`, the per-key work done once (for
+     * AESCCM, HMAC-SHA-256(k, ""), which PROTOCOL.md 3.1 allows caching while k is unchanged).
+     * Same bytes as encrypt/decrypt with ad = "". CipherState uses it for transport records.
+     */
+    emptyAdKey?(k: Buffer): EmptyAdKey
+}
+
+/** ENCRYPT/DECRYPT bound to one key and the empty ad (CipherFunction.emptyAdKey). */
+export interface EmptyAdKey {
+    encrypt(n: number, plaintext: Buffer): Buffer
+    decrypt(n: number, ciphertext: Buffer): Buffer | undefined
+    /** forgets (zeroes) what was derived from k: called when k changes */
+    destroy(): void
 }
 
 /** Tether's cipher function: AES-256-CCM under HMAC-SHA-256(k, ad), 13-byte nonce. */
@@ -27,6 +41,7 @@ export const AESCCM: CipherFunction = {
     encrypt: aeadEncrypt,
     decrypt: aeadDecrypt,
     rekey: aeadRekey,
+    emptyAdKey: k => new AeadEmptyAdKey(k),
 }
 
 // Section 12.4: "The 96-bit nonce is formed by encoding 32 bits of zeros followed by

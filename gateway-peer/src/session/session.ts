@@ -59,7 +59,11 @@ export class Session {
 
     #seal(type: number, content: Buffer): Buffer {
         if (this.send.n >= NONCE_LIMIT) throw new Error("session: nonce limit")
-        return this.send.encryptWithAd(EMPTY, Buffer.concat([Buffer.from([type]), content]))
+        // inner_type || content in one buffer (CCM takes the plaintext in one piece)
+        const pt = Buffer.allocUnsafe(INNER_TYPE_LEN + content.length)
+        pt[0] = type
+        content.copy(pt, INNER_TYPE_LEN)
+        return this.send.encryptWithAd(EMPTY, pt)
     }
 
     /**

@@ -1,0 +1,176 @@
+// The record path's shortcuts (PROTOCOL.md 3.1 and 5): the per-key cache of
+// HMAC-SHA-256(k, "") gives exactly the bytes of the uncached rule, is never used for a
+// non-empty ad, and is dropped whenever k changes (rekey, KEY_UPDATE, initializeKey).
+import { test, describe } from "node:test"
+import assert from "node:assert/strict"
+import { randomBytes } from "node:crypto"
+import { AeadEmptyAdKey, aeadDecrypt, aeadEncrypt, aeadRekey, TAG_LEN } from "../src/crypto/aead.js"
+import { AESCCM, AESGCM } from "../src/noise/cipher.js"
+import { CipherState } from "../src/noise/cipher-state.js"
+import { Session } from "../src/session/session.js"
+import { InnerType, KEY_UPDATE_AT, MAX_RECORD_CONTENT } from "../src/wire.js"
+
+const EMPTY = Buffer.alloc(0)
+
+/** A zero-length Buffer with a NULL data pointer (see crypto/aead.ts). */
+function nullEmpty(): Buffer {
+    const b = Buffer.alloc(0)
+    void b.buffer
+    return b
+}
+
+/** A device and a gateway Session over the same two keys. */
+function pair(): { dev: Session; gw: Session; up: Buffer; down: Buffer } {
+    const up = randomBytes(32)
+    const down = randomBytes(32)
+    return {
+        dev: new Session(new CipherState(AESCCM, up), new CipherState(AESCCM, down)),
+        gw: new Session(new CipherState(AESCCM, down), new CipherState(AESCCM, up)),
+        up,
+        down,
+    }
+}
+
+function data(from: Session, to: Session, text: string): void {
+    const bodies = from.encrypt(InnerType.DATA, Buffer.from(text))
+    const got = bodies.map(b => to.decrypt(b))
+    const last = got[got.length - 1]
+    assert.ok(last !== undefined, `"${text}" decrypts`)
+    assert.equal(last.type, InnerType.DATA)
+    assert.equal(last.content.toString(), text)
+}
+
+describe("AeadEmptyAdKey", () => {
+    const k = randomBytes(32)
+    test("the same bytes as aeadEncrypt(k, n, \"\", ...), and it opens what aeadEncrypt made", () => {
+        const key = new AeadEmptyAdKey(k)
+        for (const n of [0, 1, 255, 256, 2 ** 32 - 2, 2 ** 32, Number.MAX_SAFE_INTEGER])
+            for (const len of [0, 1, 15, 16, 17, 1007]) {
+                const pt = randomBytes(len)
+                const ct = key.encrypt(n, pt)
+                assert.deepEqual(ct, aeadEncrypt(k, n, EMPTY, pt), `n ${n} len ${len}`)
+                assert.deepEqual(key.decrypt(n, ct), pt)
+                assert.deepEqual(aeadDecrypt(k, n, EMPTY, ct), pt)
+            }
+    })
+    test("wrong n, flipped bits, short inputs: undefined; NULL-pointer empty inputs keep the MAC", () => {
+        const key = new AeadEmptyAdKey(k)
+        const ct = key.encrypt(4, Buffer.from("record"))
+        assert.equal(key.decrypt(5, ct), undefined)
+        for (let i = 0; i < ct.length; i++) {
+            const bad = Buffer.from(ct)
+            bad[i] = (bad[i] ?? 0) ^ 0x80
+            assert.equal(key.decrypt(4, bad), undefined, `byte ${i}`)
+        }
+        assert.equal(key.decrypt(4, ct.subarray(0, TAG_LEN - 1)), undefined)
+        assert.equal(key.decrypt(4, nullEmpty()), undefined)
+        const empty = key.encrypt(9, nullEmpty())
+        assert.deepEqual(empty, aeadEncrypt(k, 9, EMPTY, Buffer.alloc(0)))
+        assert.deepEqual(key.decrypt(9, empty), Buffer.alloc(0))
+        const forged = Buffer.from(empty)
+        forged[0] = (forged[0] ?? 0) ^ 1
+        assert.equal(key.decrypt(9, forged), undefined)
+    })
+    test("destroy(): later use throws; a wrong key length is a caller error", () => {
+        const key = new AeadEmptyAdKey(k)
+        key.destroy()
+        assert.throws(() => key.encrypt(0, Buffer.from("x")), /destroyed/)
+        assert.throws(() => key.decrypt(0, Buffer.alloc(TAG_LEN + 1)), /destroyed/)
+        assert.throws(() => new AeadEmptyAdKey(Buffer.alloc(16)), TypeError)
+    })
+})
+
+describe("CipherState: the cached empty-ad key", () => {
+    test("made for an empty ad only; both paths give the rule's bytes", () => {
+        const k = randomBytes(32)
+        const cs = new CipherState(AESCCM, k)
+        const ad = randomBytes(32)
+        const pt = Buffer.from("payload")
+        assert.deepEqual(cs.encryptWithAd(ad, pt), aeadEncrypt(k, 0, ad, pt))
+        assert.equal(cs.emptyAdCached, false, "a handshake-style ad is never cached")
+        assert.deepEqual(cs.encryptWithAd(EMPTY, pt), aeadEncrypt(k, 1, EMPTY, pt))
+        assert.equal(cs.emptyAdCached, true)
+        assert.deepEqual(cs.encryptWithAd(ad, pt), aeadEncrypt(k, 2, ad, pt), "a non-empty ad after caching still goes through HMAC(k, ad)")
+        assert.deepEqual(cs.encryptWithAd(nullEmpty(), pt), aeadEncrypt(k, 3, EMPTY, pt))
+        const rx = new CipherState(AESCCM, k)
+        assert.equal(rx.decryptWithAd(EMPTY, aeadEncrypt(k, 0, ad, pt)), undefined, "a ciphertext under HMAC(k, ad) does not open with ad = \"\"")
+        assert.equal(rx.n, 0)
+        assert.deepEqual(rx.decryptWithAd(ad, aeadEncrypt(k, 0, ad, pt)), pt)
+        assert.deepEqual(rx.decryptWithAd(EMPTY, aeadEncrypt(k, 1, EMPTY, pt)), pt)
+    })
+    test("rekey, keyUpdate and initializeKey drop it; the next record is under the new key", () => {
+        const k = randomBytes(32)
+        const cs = new CipherState(AESCCM, k)
+        const pt = Buffer.from("after")
+        cs.encryptWithAd(EMPTY, pt)
+        cs.rekey()
+        assert.equal(cs.emptyAdCached, false)
+        const k2 = aeadRekey(k)
+        assert.deepEqual(cs.encryptWithAd(EMPTY, pt), aeadEncrypt(k2, 1, EMPTY, pt))
+        cs.keyUpdate()
+        assert.equal(cs.emptyAdCached, false)
+        const k3 = aeadRekey(k2)
+        assert.deepEqual(cs.encryptWithAd(EMPTY, pt), aeadEncrypt(k3, 0, EMPTY, pt))
+        const k4 = randomBytes(32)
+        cs.initializeKey(k4)
+        assert.equal(cs.emptyAdCached, false)
+        assert.deepEqual(cs.encryptWithAd(EMPTY, pt), aeadEncrypt(k4, 0, EMPTY, pt))
+        cs.initializeKey(undefined)
+        assert.equal(cs.emptyAdCached, false)
+        assert.deepEqual(cs.encryptWithAd(EMPTY, pt), pt)
+    })
+    test("a clone derives its own: updating the original leaves the clone working", () => {
+        const k = randomBytes(32)
+        const cs = new CipherState(AESCCM, k)
+        cs.encryptWithAd(EMPTY, Buffer.from("warm"))
+        const copy = cs.clone()
+        assert.equal(copy.emptyAdCached, false)
+        cs.keyUpdate() // destroys the original's derived key
+        assert.deepEqual(copy.encryptWithAd(EMPTY, Buffer.from("x")), aeadEncrypt(k, 1, EMPTY, Buffer.from("x")))
+    })
+    test("a cipher function without emptyAdKey (AESGCM) is used as before", () => {
+        const k = randomBytes(32)
+        const cs = new CipherState(AESGCM, k)
+        assert.deepEqual(cs.encryptWithAd(EMPTY, Buffer.from("g")), AESGCM.encrypt(k, 0, EMPTY, Buffer.from("g")))
+        assert.equal(cs.emptyAdCached, false)
+    })
+})
+
+describe("Session: KEY_UPDATE with the cache", () => {
+    test("records after a KEY_UPDATE decrypt on both sides; a record under the old key is refused", () => {
+        for (const direction of ["device to gateway", "gateway to device"]) {
+            const p = pair()
+            const [from, to] = direction === "device to gateway" ? [p.dev, p.gw] : [p.gw, p.dev]
+            data(from, to, "one")
+            data(to, from, "two") // both directions' caches are warm
+            const stale = from.send.clone() // the old key, at the nonce of the KEY_UPDATE
+            const [ku] = from.encrypt(InnerType.KEY_UPDATE, EMPTY)
+            assert.ok(ku !== undefined)
+            assert.equal(from.send.emptyAdCached, false, "the sender dropped the old derived key")
+            assert.equal(to.decrypt(ku)?.type, InnerType.KEY_UPDATE)
+            assert.equal(to.recv.emptyAdCached, false, "the receiver dropped the old derived key")
+            assert.equal(from.send.n, 0)
+            assert.equal(to.recv.n, 0)
+            for (let i = 0; i < 5; i++) data(from, to, `after ${i}`)
+            data(to, from, "other direction untouched")
+            // the counter the receiver expects next, under the old key
+            stale.setNonce(to.recv.n)
+            const old = stale.encryptWithAd(EMPTY, Buffer.from([InnerType.DATA, 0x41]))
+            assert.equal(to.decrypt(old), undefined, direction)
+            assert.equal(to.dead, true, "a record that fails to decrypt kills the session")
+        }
+    })
+    test("the automatic KEY_UPDATE at KEY_UPDATE_AT, then full-size records", () => {
+        const p = pair()
+        data(p.dev, p.gw, "warm")
+        p.dev.send.setNonce(KEY_UPDATE_AT)
+        p.gw.recv.setNonce(KEY_UPDATE_AT)
+        const content = randomBytes(MAX_RECORD_CONTENT)
+        const bodies = p.dev.encrypt(InnerType.DATA, content)
+        assert.equal(bodies.length, 2, "KEY_UPDATE first")
+        assert.equal(p.gw.decrypt(bodies[0] as Buffer)?.type, InnerType.KEY_UPDATE)
+        assert.deepEqual(p.gw.decrypt(bodies[1] as Buffer)?.content, content)
+        assert.deepEqual(bodies[1], aeadEncrypt(aeadRekey(p.up), 0, EMPTY, Buffer.concat([Buffer.from([InnerType.DATA]), content])))
+        for (let i = 0; i < 3; i++) data(p.dev, p.gw, `next ${i}`)
+    })
+})
