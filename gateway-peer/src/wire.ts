@@ -191,7 +191,11 @@ export function codeName(code: number): string {
 
 // ---- Encoding and decoding frames ---------------------------------------------------------
 
-/** A decoded frame. `body` is a copy, owned by the receiver. */
+/**
+ * A decoded frame. `body` belongs to the receiver: it is either a view of a chunk passed to
+ * FrameDecoder.push (which the decoder never reads or writes again) or a buffer of the
+ * decoder's own for a frame that arrived in pieces.
+ */
 export interface Frame {
     readonly type: number
     readonly body: Buffer
@@ -204,7 +208,7 @@ export interface Frame {
 export function encodeFrame(type: number, body: Buffer): Buffer {
     if (!Number.isInteger(type) || type < 0 || type > 0xff) throw new RangeError(`encodeFrame: bad type ${type}`)
     if (body.length > MAX_BODY_LEN) throw new RangeError(`encodeFrame: body of ${body.length} bytes > ${MAX_BODY_LEN}`)
-    const out = Buffer.alloc(HEADER_LEN + body.length)
+    const out = Buffer.allocUnsafe(HEADER_LEN + body.length) // every byte is written below
     out.writeUInt16BE(TYPE_SIZE + body.length, 0)
     out[LEN_SIZE] = type
     body.copy(out, HEADER_LEN)
@@ -220,16 +224,32 @@ export class FrameError extends Error {
 }
 
 /**
- * A streaming frame decoder: TCP may split or merge frames arbitrarily. It buffers at most one
- * frame (HEADER_LEN - 1 + MAX_FRAME_LEN bytes). After it has thrown it stays failed.
+ * A streaming frame decoder: TCP may split or merge frames arbitrarily. Each byte is copied
+ * at most once: a frame that lies whole inside a chunk is returned as a view of it (no copy);
+ * a frame split across chunks is gathered into a buffer of exactly its size, allocated when
+ * its length field is complete. It holds at most one partial frame (LEN_SIZE + MAX_FRAME_LEN
+ * bytes). A caller must not modify a chunk after pushing it (socket chunks never are). After
+ * it has thrown it stays failed.
  */
 export class FrameDecoder {
-    #buf: Buffer = Buffer.alloc(0)
+    /** the partial frame (length field included), sized once its length is known */
+    #partial: Buffer | undefined
+    /** bytes of #partial filled */
+    #have = 0
+    /** the first byte of a length field split after it (#have = 1, #partial undefined) */
+    #lenHigh = 0
     #failed = false
 
     /** Bytes received but not yet returned as a frame. */
     get buffered(): number {
-        return this.#buf.length
+        return this.#have
+    }
+
+    #fail(length: number): never {
+        this.#failed = true
+        this.#partial = undefined
+        this.#have = 0
+        throw new FrameError(length)
     }
 
     /**
@@ -238,23 +258,55 @@ export class FrameDecoder {
      */
     push(chunk: Buffer): Frame[] {
         if (this.#failed) throw new FrameError(-1)
-        this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk])
         const frames: Frame[] = []
-        for (;;) {
-            if (this.#buf.length < LEN_SIZE) break
-            const length = this.#buf.readUInt16BE(0)
-            if (length === 0 || length > MAX_FRAME_LEN) {
-                this.#failed = true
-                this.#buf = Buffer.alloc(0)
-                throw new FrameError(length)
+        const end = chunk.length
+        let off = 0
+        // 1. finish the frame left from earlier chunks
+        if (this.#have > 0) {
+            if (this.#partial === undefined) {
+                // one byte of the length field so far
+                if (end === 0) return frames
+                this.#start((this.#lenHigh << 8) | (chunk[0] as number))
+                off = 1
             }
-            if (this.#buf.length < LEN_SIZE + length) break
-            const type = this.#buf[LEN_SIZE] as number
-            const body = Buffer.from(this.#buf.subarray(HEADER_LEN, LEN_SIZE + length))
-            frames.push({ type, body })
-            this.#buf = this.#buf.subarray(LEN_SIZE + length)
+            const partial = this.#partial as Buffer
+            const n = Math.min(partial.length - this.#have, end - off)
+            chunk.copy(partial, this.#have, off, off + n)
+            this.#have += n
+            off += n
+            if (this.#have < partial.length) return frames
+            frames.push({ type: partial[LEN_SIZE] as number, body: partial.subarray(HEADER_LEN) })
+            this.#partial = undefined
+            this.#have = 0
         }
-        if (this.#buf.length > 0) this.#buf = Buffer.from(this.#buf) // do not pin a large chunk
+        // 2. whole frames inside this chunk: views
+        while (end - off >= LEN_SIZE) {
+            const length = chunk.readUInt16BE(off)
+            if (length === 0 || length > MAX_FRAME_LEN) this.#fail(length)
+            if (end - off < LEN_SIZE + length) break
+            frames.push({ type: chunk[off + LEN_SIZE] as number, body: chunk.subarray(off + HEADER_LEN, off + LEN_SIZE + length) })
+            off += LEN_SIZE + length
+        }
+        // 3. the start of the next frame: into a buffer of its own (never pins the chunk)
+        if (off < end) {
+            if (end - off === 1) {
+                this.#lenHigh = chunk[off] as number
+                this.#have = 1
+            } else {
+                this.#start(chunk.readUInt16BE(off))
+                chunk.copy(this.#partial as Buffer, LEN_SIZE, off + LEN_SIZE, end)
+                this.#have = end - off
+            }
+        }
         return frames
+    }
+
+    /** Allocates the partial frame for a length field; its LEN_SIZE bytes count as received. */
+    #start(length: number): void {
+        if (length === 0 || length > MAX_FRAME_LEN) this.#fail(length)
+        const partial = Buffer.allocUnsafe(LEN_SIZE + length)
+        partial.writeUInt16BE(length, 0)
+        this.#partial = partial
+        this.#have = LEN_SIZE
     }
 }

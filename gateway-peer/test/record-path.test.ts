@@ -1,6 +1,8 @@
 // The record path's shortcuts (PROTOCOL.md 3.1 and 5): the per-key cache of
 // HMAC-SHA-256(k, "") gives exactly the bytes of the uncached rule, is never used for a
-// non-empty ad, and is dropped whenever k changes (rekey, KEY_UPDATE, initializeKey).
+// non-empty ad, and is dropped whenever k changes (rekey, KEY_UPDATE, initializeKey); the frame
+// decoder that returns views of whole frames and gathers split ones yields the same frames
+// however TCP splits or merges the stream.
 import { test, describe } from "node:test"
 import assert from "node:assert/strict"
 import { randomBytes } from "node:crypto"
@@ -8,7 +10,7 @@ import { AeadEmptyAdKey, aeadDecrypt, aeadEncrypt, aeadRekey, TAG_LEN } from "..
 import { AESCCM, AESGCM } from "../src/noise/cipher.js"
 import { CipherState } from "../src/noise/cipher-state.js"
 import { Session } from "../src/session/session.js"
-import { InnerType, KEY_UPDATE_AT, MAX_RECORD_CONTENT } from "../src/wire.js"
+import { encodeFrame, FrameDecoder, FrameError, InnerType, KEY_UPDATE_AT, MAX_BODY_LEN, MAX_RECORD_CONTENT, type Frame } from "../src/wire.js"
 
 const EMPTY = Buffer.alloc(0)
 
@@ -172,5 +174,102 @@ describe("Session: KEY_UPDATE with the cache", () => {
         assert.deepEqual(p.gw.decrypt(bodies[1] as Buffer)?.content, content)
         assert.deepEqual(bodies[1], aeadEncrypt(aeadRekey(p.up), 0, EMPTY, Buffer.concat([Buffer.from([InnerType.DATA]), content])))
         for (let i = 0; i < 3; i++) data(p.dev, p.gw, `next ${i}`)
+    })
+})
+
+/** A deterministic PRNG (xorshift32) so a failing split pattern can be replayed. */
+function prng(seed: number): (below: number) => number {
+    let x = seed >>> 0 || 1
+    return below => {
+        x ^= x << 13
+        x >>>= 0
+        x ^= x >>> 17
+        x ^= x << 5
+        x >>>= 0
+        return x % below
+    }
+}
+
+describe("FrameDecoder: views and gathering", () => {
+    const rnd = prng(0x7e7e)
+    const sizes = [0, 1, 2, 15, 16, 17, 100, 1005, MAX_BODY_LEN]
+    const sent = Array.from({ length: 300 }, (_, i) => ({ type: 1 + rnd(255), body: randomBytes(sizes[i % sizes.length] as number) }))
+    const stream = Buffer.concat(sent.map(f => encodeFrame(f.type, f.body)))
+
+    function decode(cuts: number[]): Frame[] {
+        const d = new FrameDecoder()
+        const out: Frame[] = []
+        let at = 0
+        for (const c of [...cuts, stream.length]) {
+            // each chunk is a buffer of its own, as a socket's are
+            out.push(...d.push(Buffer.from(stream.subarray(at, c))))
+            at = c
+        }
+        assert.equal(d.buffered, 0)
+        return out
+    }
+
+    function same(out: Frame[], what: string): void {
+        assert.equal(out.length, sent.length, what)
+        for (let i = 0; i < sent.length; i++) {
+            assert.equal(out[i]?.type, sent[i]?.type, `${what}: frame ${i} type`)
+            assert.deepEqual(out[i]?.body, sent[i]?.body, `${what}: frame ${i} body`)
+        }
+    }
+
+    test("every fixed chunk size from 1 to 70, and around a frame", () => {
+        for (let step = 1; step <= 70; step++) {
+            const cuts: number[] = []
+            for (let i = step; i < stream.length; i += step) cuts.push(i)
+            same(decode(cuts), `step ${step}`)
+        }
+        for (const step of [1023, 1024, 1025, 1026, 1027, 4096, 65536]) {
+            const cuts: number[] = []
+            for (let i = step; i < stream.length; i += step) cuts.push(i)
+            same(decode(cuts), `step ${step}`)
+        }
+    })
+    test("200 random split and merge patterns, empty chunks included", () => {
+        for (let round = 0; round < 200; round++) {
+            const cuts: number[] = []
+            let at = 0
+            for (;;) {
+                at += rnd(4) === 0 ? rnd(3) : rnd(2 * MAX_BODY_LEN) // often 0..2 bytes: split length fields
+                if (at >= stream.length) break
+                cuts.push(at)
+            }
+            same(decode(cuts), `round ${round}`)
+        }
+    })
+    test("one byte at a time, and the whole stream in one chunk", () => {
+        same(decode(Array.from({ length: stream.length - 1 }, (_, i) => i + 1)), "bytewise")
+        same(decode([]), "one chunk")
+    })
+    test("bodies are independent: writing one, or a chunk after push, changes no other frame", () => {
+        const a = encodeFrame(1, Buffer.alloc(10, 0xaa))
+        const b = encodeFrame(2, Buffer.alloc(10, 0xbb))
+        const c = encodeFrame(3, Buffer.alloc(10, 0xcc))
+        const d = new FrameDecoder()
+        const chunk = Buffer.concat([a, b, c.subarray(0, 5)])
+        const first = d.push(chunk)
+        assert.equal(first.length, 2)
+        first[0]?.body.fill(0)
+        assert.deepEqual(first[1]?.body, Buffer.alloc(10, 0xbb))
+        chunk.fill(0xee, a.length + b.length) // the partial frame's bytes were copied out
+        const rest = d.push(Buffer.from(c.subarray(5)))
+        assert.deepEqual(rest, [{ type: 3, body: Buffer.alloc(10, 0xcc) }])
+    })
+    test("a bad length split across chunks throws once it is complete; buffered counts held bytes", () => {
+        const d = new FrameDecoder()
+        assert.deepEqual(d.push(encodeFrame(1, Buffer.alloc(3)).subarray(0, 4)), [])
+        assert.equal(d.buffered, 4)
+        assert.equal(d.push(Buffer.from([0, 0, 0x04])).length, 1)
+        assert.equal(d.buffered, 1)
+        assert.throws(() => d.push(Buffer.from([0x01])), (e: unknown) => e instanceof FrameError && e.length === 0x0401)
+        assert.equal(d.buffered, 0)
+        assert.throws(() => d.push(encodeFrame(1, Buffer.alloc(1))), FrameError)
+        const e = new FrameDecoder()
+        assert.deepEqual(e.push(Buffer.from([0])), [])
+        assert.throws(() => e.push(Buffer.from([0, 1, 2])), (x: unknown) => x instanceof FrameError && x.length === 0)
     })
 })
