@@ -86,6 +86,8 @@ interface Conn {
     readonly t0: number
     handshaking: boolean
     timer: NodeJS.Timeout | undefined
+    /** the timer is the idle timeout: each frame refreshes it instead of making a new one */
+    idleArmed: boolean
     queue: Promise<void>
     closed: boolean
 }
@@ -134,6 +136,19 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         c.timer.unref()
     }
 
+    /**
+     * Writes frames as one batch: corked, so the kernel gets one writev for a handshake's
+     * answer and its TICKET, or a KEY_UPDATE and its record, instead of one write per frame.
+     */
+    function writeFrames(c: Conn, frames: readonly Buffer[]): void {
+        if (frames.length === 1) c.socket.write(frames[0] as Buffer)
+        else if (frames.length > 1) {
+            c.socket.cork()
+            for (const f of frames) c.socket.write(f)
+            c.socket.uncork()
+        }
+    }
+
     /** The per-source limit and the handshake cap, at the first handshake frame (4.1 step 2). */
     function admit(c: Conn): boolean {
         const now = Date.now()
@@ -147,7 +162,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
 
     function apply(c: Conn, step: Step): void {
-        for (const f of step.frames) c.socket.write(f)
+        writeFrames(c, step.frames)
         if (step.event !== undefined) {
             const { code, ...rest } = step.event
             event(c, { ...rest, code: code === undefined ? undefined : codeName(code) })
@@ -156,11 +171,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         if (s.phase === Phase.Established) {
             endHandshake(c)
             for (const d of step.delivered) opts.onData?.(s.device, d)
-            arm(c, policy.idleTimeoutMs, () => {
-                for (const f of c.responder.close(Code.IDLE)) c.socket.write(f)
-                event(c, { outcome: "idle-timeout", deviceName: s.device.name })
-                finish(c, false)
-            })
+            if (c.idleArmed) c.timer?.refresh()
+            else {
+                c.idleArmed = true
+                arm(c, policy.idleTimeoutMs, () => {
+                    writeFrames(c, c.responder.close(Code.IDLE))
+                    event(c, { outcome: "idle-timeout", deviceName: s.device.name })
+                    finish(c, false)
+                })
+            }
         }
         if (step.close) finish(c, false)
     }
@@ -191,6 +210,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         if (!c.closed) apply(c, step)
     }
 
+    /** The frames of one chunk, in order, one at a time (each may wait for the registry). */
+    async function onFrames(c: Conn, frames: readonly Frame[]): Promise<void> {
+        for (const f of frames) {
+            if (c.closed) return
+            await onFrame(c, f)
+        }
+    }
+
     const server = createServer(socket => {
         socket.setNoDelay(true)
         const c: Conn = {
@@ -200,6 +227,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
             t0: Date.now(),
             handshaking: false,
             timer: undefined,
+            idleArmed: false,
             queue: Promise.resolve(),
             closed: false,
         }
@@ -219,7 +247,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
                 finish(c, true)
                 return
             }
-            for (const f of frames) c.queue = c.queue.then(() => onFrame(c, f))
+            if (frames.length > 0) c.queue = c.queue.then(() => onFrames(c, frames))
         })
         socket.on("error", () => finish(c, true))
         socket.on("close", () => {
@@ -249,13 +277,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         port,
         send(deviceId, content) {
             const live = liveFor(deviceId)
-            for (const c of live) for (const f of c.responder.data(content)) c.socket.write(f)
+            for (const c of live) writeFrames(c, c.responder.data(content))
             return live.length
         },
         closeDevice(deviceId, code) {
             const live = liveFor(deviceId)
             for (const c of live) {
-                for (const f of c.responder.close(code)) c.socket.write(f)
+                writeFrames(c, c.responder.close(code))
                 event(c, { outcome: "closed", code: codeName(code) })
                 finish(c, false)
             }
@@ -275,7 +303,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         async close() {
             const closed = new Promise<void>(resolve => server.close(() => resolve()))
             for (const c of [...conns]) {
-                for (const f of c.responder.close(Code.SHUTDOWN)) c.socket.write(f)
+                writeFrames(c, c.responder.close(Code.SHUTDOWN))
                 finish(c, false)
             }
             await closed

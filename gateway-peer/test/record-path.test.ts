@@ -2,15 +2,16 @@
 // HMAC-SHA-256(k, "") gives exactly the bytes of the uncached rule, is never used for a
 // non-empty ad, and is dropped whenever k changes (rekey, KEY_UPDATE, initializeKey); the frame
 // decoder that returns views of whole frames and gathers split ones yields the same frames
-// however TCP splits or merges the stream.
-import { test, describe } from "node:test"
+// however TCP splits or merges the stream; the server's batched record path.
+import { test, describe, after } from "node:test"
 import assert from "node:assert/strict"
 import { randomBytes } from "node:crypto"
 import { AeadEmptyAdKey, aeadDecrypt, aeadEncrypt, aeadRekey, TAG_LEN } from "../src/crypto/aead.js"
 import { AESCCM, AESGCM } from "../src/noise/cipher.js"
 import { CipherState } from "../src/noise/cipher-state.js"
 import { Session } from "../src/session/session.js"
-import { encodeFrame, FrameDecoder, FrameError, InnerType, KEY_UPDATE_AT, MAX_BODY_LEN, MAX_RECORD_CONTENT, type Frame } from "../src/wire.js"
+import { Code, encodeFrame, FrameDecoder, FrameError, FrameType, InnerType, KEY_UPDATE_AT, MAX_BODY_LEN, MAX_RECORD_CONTENT, type Frame } from "../src/wire.js"
+import { fixture, until, type Fixture } from "./helpers.js"
 
 const EMPTY = Buffer.alloc(0)
 
@@ -271,5 +272,66 @@ describe("FrameDecoder: views and gathering", () => {
         const e = new FrameDecoder()
         assert.deepEqual(e.push(Buffer.from([0])), [])
         assert.throws(() => e.push(Buffer.from([0, 1, 2])), (x: unknown) => x instanceof FrameError && x.length === 0)
+    })
+})
+
+describe("server: the record path over loopback", () => {
+    const fixtures: Fixture[] = []
+    after(async () => {
+        for (const f of fixtures) await f.gw.close()
+    })
+
+    test("many records in one write, a KEY_UPDATE among them, then split writes: all delivered in order", async () => {
+        const f = await fixture()
+        fixtures.push(f)
+        const p = await f.pair("batch")
+        const conn = await f.client(p).connect()
+        const frames: Buffer[] = []
+        const record = (type: number, content: Buffer) => {
+            for (const b of conn.session.encrypt(type, content)) frames.push(encodeFrame(FrameType.RECORD, b))
+        }
+        for (let i = 0; i < 40; i++) {
+            if (i === 17) record(InnerType.KEY_UPDATE, EMPTY)
+            record(InnerType.DATA, Buffer.from(`m${i}`.padEnd(i % 2 ? 1006 : 3, ".")))
+        }
+        conn.sock.sendRaw(Buffer.concat(frames))
+        assert.ok(await until(() => f.delivered.length === 40), `delivered ${f.delivered.length}`)
+        assert.deepEqual(
+            f.delivered.map(d => d.content.replace(/\.+$/, "")),
+            Array.from({ length: 40 }, (_, i) => `m${i}`),
+        )
+        // the same stream cut at odd places, a few bytes at a time around the frame edges
+        frames.length = 0
+        for (let i = 40; i < 60; i++) record(InnerType.DATA, Buffer.from(`m${i}`))
+        const stream = Buffer.concat(frames)
+        for (let at = 0; at < stream.length; at += 7) conn.sock.sendRaw(stream.subarray(at, at + 7))
+        assert.ok(await until(() => f.delivered.length === 60))
+        assert.equal(f.delivered[59]?.content, "m59")
+        // the gateway's answer with a KEY_UPDATE in front: two frames in one corked write
+        const [gws] = f.gw.sessionsOf(p.deviceId.toString("hex"))
+        assert.ok(gws !== undefined)
+        gws.send.setNonce(KEY_UPDATE_AT)
+        conn.session.recv.setNonce(KEY_UPDATE_AT)
+        assert.equal(f.gw.send(p.deviceId.toString("hex"), Buffer.from("down")), 1)
+        assert.equal((await conn.recv(2000))?.toString(), "down")
+        assert.equal(conn.session.recv.n, 1, "KEY_UPDATE applied, then one record under the new key")
+        conn.close()
+    })
+
+    test("records keep the idle timer from firing; silence then closes with CLOSE(IDLE)", async () => {
+        const f = await fixture({ policy: { idleTimeoutMs: 200 } })
+        fixtures.push(f)
+        const p = await f.pair("idle")
+        const conn = await f.client(p).connect()
+        for (let i = 0; i < 10; i++) {
+            conn.send(Buffer.from(`k${i}`))
+            await new Promise(r => setTimeout(r, 60))
+        }
+        assert.ok(await until(() => f.delivered.length === 10))
+        assert.equal(conn.isOpen(), true, "600 ms of traffic under a 200 ms idle timeout")
+        const t0 = Date.now()
+        assert.equal(await conn.recv(3000), null)
+        assert.equal(conn.closeCode, Code.IDLE)
+        assert.ok(Date.now() - t0 >= 100, "closed by the idle timeout, not at once")
     })
 })

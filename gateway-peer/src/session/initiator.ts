@@ -97,6 +97,14 @@ export class FramedSocket {
         this.sendRaw(encodeFrame(type, body))
     }
 
+    /** Writes frames as one batch (corked: one writev, not one write per frame). */
+    sendFrames(frames: readonly { type: number; body: Buffer }[]): void {
+        if (this.socket.destroyed) return
+        this.socket.cork()
+        for (const f of frames) this.socket.write(encodeFrame(f.type, f.body))
+        this.socket.uncork()
+    }
+
     /** Writes raw bytes (tests: garbage, truncated frames). */
     sendRaw(bytes: Buffer): void {
         if (!this.socket.destroyed) this.socket.write(bytes)
@@ -184,10 +192,10 @@ export class Connection {
 
     /** Sends a record of any inner type. */
     sendRecord(type: number, content: Buffer): void {
-        for (const b of this.session.encrypt(type, content)) {
-            this.onSend?.(FrameType.RECORD, b)
-            this.sock.sendFrame(FrameType.RECORD, b)
-        }
+        const bodies = this.session.encrypt(type, content)
+        for (const b of bodies) this.onSend?.(FrameType.RECORD, b)
+        if (bodies.length === 1) this.sock.sendFrame(FrameType.RECORD, bodies[0] as Buffer)
+        else this.sock.sendFrames(bodies.map(body => ({ type: FrameType.RECORD, body })))
     }
 
     /**
