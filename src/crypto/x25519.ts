@@ -1,33 +1,40 @@
 // X25519 (RFC 7748, section 5) for the DeviceScript VM.
 //
-// The field arithmetic and the ladder step are generated straight-line code over locals
-// (src/crypto/field25519.ts, from devs/gen/x25519-field.mjs): 20 limbs of 13 bits whose every
-// intermediate provably stays an int32 (the bound argument heads that file).
+// The field arithmetic and the ladder are generated code (src/crypto/field25519.ts, from
+// devs/gen/x25519-field.mjs): 20 limbs of 13 bits whose every intermediate provably stays an
+// int32 (the bound argument heads that file), in ONE function, fengine(), holding one unrolled
+// multiplication and one unrolled squaring shared by the ladder (a loop of 5 phases per step)
+// and the inversion (modes MODE_SQR and MODE_MUL on offsets into the state array).
 //
-// Cost, measured by devs/bench/x25519.mjs (`npm run bench`): 4.94 million bytecode
-// instructions per scalar multiplication (a ladder step is 17,331; a squaring 1,423; an
-// array-based multiplication 2,430), counted opcode by opcode from the compiled image and
-// cross-checked against the VM's InfiniteLoop counter. The VM panics after 128K instructions
-// without an await; this code yields (`await ds.sleep(0)`) after every LADDER_STEPS ladder
-// steps and every SQR_CHUNK squarings: the longest slice is 35.6K instructions (two ladder
-// steps plus loading and storing the state).
-//
-// Code size: the unrolled ladder is about 30 KB of bytecode (fmul 3.9 KB, fsqrn 2.8 KB) out
-// of the image's 64 KB limit on function code: the price of the speed.
+// Cost and size, measured by devs/bench/x25519.mjs (`npm run bench`, the instruction count
+// comes from executing the compiled image's statements, see there): 4.83 million bytecode
+// instructions per scalar multiplication (a ladder step is 17,103; a squaring 1,372; a
+// multiplication call 2,427), and 10.8 KB of bytecode for all the field code (the previous
+// fully inlined ladder step alone was 29.9 KB of the image's 64 KB limit on function code). The VM panics after 128K instructions without an await; this code
+// yields (`await ds.sleep(0)`) after every LADDER_STEPS ladder steps and every SQR_CHUNK
+// squarings.
 //
 // Constant time: the ladder executes the same instructions for every scalar and point
-// (conditional swaps by mask, scalar bits read at public positions); the final reduction
-// selects by mask; the all-zero check OR-accumulates every byte before the one branch on
-// its (public) outcome.
+// (conditional swaps by mask, scalar bits read at public positions, the engine's branches
+// depend only on the public phase counter and mode); the final reduction selects by mask;
+// the all-zero check OR-accumulates every byte before the one branch on its (public) outcome.
 import * as ds from "@devicescript/core"
-import { LIMBS, fmul, fsqrn, ladder } from "./field25519"
+import { LIMBS, ST_CTL, MODE_SQR, MODE_MUL, fengine } from "./field25519"
 
-/** Ladder steps per slice between yields (17,331 instructions each). */
+/** Ladder steps per slice between yields (17,103 instructions each; a slice is 34,884). */
 const LADDER_STEPS = 2
-/** Squarings per slice between yields (1,423 instructions each). */
+/** Squarings per slice between yields (1,372 instructions each). */
 const SQR_CHUNK = 20
 const MASK = 8191
-const HALF = 4096
+// st layout: x1 0, x2 20, z2 40, x3 60, z3 80, swap bit 100, ST_CTL 101..103, then the
+// inversion's temporaries
+const X2 = 20
+const Z2 = 40
+const T0 = 104
+const T1 = 124
+const T2 = 144
+const T3 = 164
+const ST_LEN = 184
 
 function checkLength(name: string, b: Buffer): void {
     if (!b || b.length !== 32) throw new TypeError("x25519: " + name + " must be a 32-byte Buffer")
@@ -45,7 +52,8 @@ function wipe(a: number[]): void {
 }
 
 // u-coordinate (RFC 7748: mask the top bit; non-canonical values >= p are accepted and
-// reduced by the arithmetic) into balanced limbs at st[off..off+20).
+// reduced by the arithmetic) into 13-bit unsigned limbs at st[off..off+20) (the class U of
+// field25519.ts).
 function unpack(st: number[], off: number, u: Buffer): void {
     let acc = 0
     let bits = 0
@@ -60,14 +68,6 @@ function unpack(st: number[], off: number, u: Buffer): void {
         }
     }
     st[off + j] = acc // limb 19: the top 8 bits
-    // balance: limbs into [-4096, 4095] with the carry into the next (bit 255 is clear, so
-    // the last carry is 0)
-    let c = 0
-    for (let i = 0; i < LIMBS; i++) {
-        const v = st[off + i] + c + HALF
-        st[off + i] = (v & MASK) - HALF
-        c = v >> 13
-    }
 }
 
 // One unsigned carry pass; returns the carry out of bit 260.
@@ -81,13 +81,16 @@ function carry(a: number[]): number {
     return c
 }
 
-// Fully reduces a (limbs in [-4098, 4097]) to the canonical value in [0, p) with unsigned
-// 13-bit limbs, in constant time. t is scratch.
+// Fully reduces a (limbs in [-2, 8193], the class U of field25519.ts) to the canonical value
+// in [0, p) with unsigned 13-bit limbs, in constant time. t is scratch.
 function freeze(a: number[], t: number[]): void {
     // + 32p = 2^260 - 608 (limbs 7584, 8191, ..., 8191) makes every limb positive
     a[0] += 7584
     for (let i = 1; i < LIMBS; i++) a[i] += MASK
-    a[0] += 608 * carry(a) // value < 2^261: fold the carry of bit 260 (2^260 = 608)
+    // value < 2^261.01: fold the carry of bit 260 (2^260 = 608) twice (the second fold carries
+    // at most 1 and leaves a value far below 2^260)
+    a[0] += 608 * carry(a)
+    a[0] += 608 * carry(a)
     carry(a) // now < 2^260 with 13-bit limbs
     for (let r = 0; r < 2; r++) {
         // fold bits 255..259 (2^255 = 19); twice, the second carries at most 1
@@ -126,41 +129,51 @@ function pack(a: number[]): Buffer {
     return out
 }
 
-async function sqrn(o: number[], a: number[], n: number): Promise<void> {
-    let src = a
+// st[o..] = st[a..] * st[b..] (offsets into st; o may alias a or b)
+function fmul(st: number[], k: Buffer, o: number, a: number, b: number): void {
+    st[ST_CTL] = o
+    st[ST_CTL + 1] = a
+    st[ST_CTL + 2] = b
+    fengine(st, k, MODE_MUL, 1)
+}
+
+// st[o..] = st[a..]^(2^n), yielding every SQR_CHUNK squarings
+async function sqrn(st: number[], k: Buffer, o: number, a: number, n: number): Promise<void> {
     while (n > 0) {
         const c = n < SQR_CHUNK ? n : SQR_CHUNK
-        fsqrn(o, src, c)
-        src = o
+        st[ST_CTL] = o
+        st[ST_CTL + 1] = a
+        fengine(st, k, MODE_SQR, c)
+        a = o
         n -= c
         await ds.sleep(0)
     }
 }
 
-// o = z^(p - 2) = z^(2^255 - 21): 254 squarings and 11 multiplications.
-async function invert(o: number[], z: number[], t0: number[], t1: number[], t2: number[], t3: number[]): Promise<void> {
-    await sqrn(t0, z, 1) // z^2
-    await sqrn(t1, t0, 2) // z^8
-    fmul(t1, z, t1) // z^9
-    fmul(t0, t0, t1) // z^11
-    await sqrn(t2, t0, 1) // z^22
-    fmul(t1, t1, t2) // z^(2^5 - 1)
-    await sqrn(t2, t1, 5)
-    fmul(t1, t2, t1) // z^(2^10 - 1)
-    await sqrn(t2, t1, 10)
-    fmul(t2, t2, t1) // z^(2^20 - 1)
-    await sqrn(t3, t2, 20)
-    fmul(t2, t3, t2) // z^(2^40 - 1)
-    await sqrn(t2, t2, 10)
-    fmul(t1, t2, t1) // z^(2^50 - 1)
-    await sqrn(t2, t1, 50)
-    fmul(t2, t2, t1) // z^(2^100 - 1)
-    await sqrn(t3, t2, 100)
-    fmul(t2, t3, t2) // z^(2^200 - 1)
-    await sqrn(t2, t2, 50)
-    fmul(t1, t2, t1) // z^(2^250 - 1)
-    await sqrn(t1, t1, 5) // z^(2^255 - 32)
-    fmul(o, t1, t0) // z^(2^255 - 21)
+// st[o..] = z^(p - 2) = z^(2^255 - 21) for z = st[z..]: 254 squarings and 11 multiplications.
+async function invert(st: number[], k: Buffer, o: number, z: number): Promise<void> {
+    await sqrn(st, k, T0, z, 1) // z^2
+    await sqrn(st, k, T1, T0, 2) // z^8
+    fmul(st, k, T1, z, T1) // z^9
+    fmul(st, k, T0, T0, T1) // z^11
+    await sqrn(st, k, T2, T0, 1) // z^22
+    fmul(st, k, T1, T1, T2) // z^(2^5 - 1)
+    await sqrn(st, k, T2, T1, 5)
+    fmul(st, k, T1, T2, T1) // z^(2^10 - 1)
+    await sqrn(st, k, T2, T1, 10)
+    fmul(st, k, T2, T2, T1) // z^(2^20 - 1)
+    await sqrn(st, k, T3, T2, 20)
+    fmul(st, k, T2, T3, T2) // z^(2^40 - 1)
+    await sqrn(st, k, T2, T2, 10)
+    fmul(st, k, T1, T2, T1) // z^(2^50 - 1)
+    await sqrn(st, k, T2, T1, 50)
+    fmul(st, k, T2, T2, T1) // z^(2^100 - 1)
+    await sqrn(st, k, T3, T2, 100)
+    fmul(st, k, T2, T3, T2) // z^(2^200 - 1)
+    await sqrn(st, k, T2, T2, 50)
+    fmul(st, k, T1, T2, T1) // z^(2^250 - 1)
+    await sqrn(st, k, T1, T1, 5) // z^(2^255 - 32)
+    fmul(st, k, o, T1, T0) // z^(2^255 - 21)
 }
 
 /**
@@ -180,16 +193,17 @@ export async function x25519(scalar: Buffer, u: Buffer): Promise<Buffer> {
     k[0] &= 248
     k[31] = (k[31] & 127) | 64
 
-    // st: x1, x2, z2, x3, z3 (20 limbs each) and the pending swap bit
+    // st: x1, x2, z2, x3, z3 (20 limbs each), the pending swap bit, the field-mode offsets and
+    // the inversion's temporaries
     const st: number[] = []
-    for (let i = 0; i <= 5 * LIMBS; i++) st.push(0)
+    for (let i = 0; i < ST_LEN; i++) st.push(0)
     unpack(st, 0, u)
     st[20] = 1 // x2 = 1, z2 = 0
     for (let i = 0; i < LIMBS; i++) st[60 + i] = st[i] // x3 = u
     st[80] = 1 // z3 = 1
 
     for (let t = 254; t >= 0; t -= LADDER_STEPS) {
-        ladder(st, k, t, t + 1 < LADDER_STEPS ? t + 1 : LADDER_STEPS)
+        fengine(st, k, t, t + 1 < LADDER_STEPS ? t + 1 : LADDER_STEPS)
         await ds.sleep(0)
     }
     // the last conditional swap, by mask
@@ -200,14 +214,10 @@ export async function x25519(scalar: Buffer, u: Buffer): Promise<Buffer> {
         st[i + 40] ^= d
     }
 
-    const x2 = st.slice(20, 40)
-    const z2 = st.slice(40, 60)
+    await invert(st, k, Z2, Z2)
+    fmul(st, k, X2, X2, Z2)
+    const x2 = st.slice(X2, X2 + LIMBS)
     const t0 = fe()
-    const t1 = fe()
-    const t2 = fe()
-    const t3 = fe()
-    await invert(z2, z2, t0, t1, t2, t3)
-    fmul(x2, x2, z2)
     freeze(x2, t0)
     const out = pack(x2)
 
@@ -215,11 +225,7 @@ export async function x25519(scalar: Buffer, u: Buffer): Promise<Buffer> {
     for (let i = 0; i < 32; i++) k[i] = 0
     wipe(st)
     wipe(x2)
-    wipe(z2)
     wipe(t0)
-    wipe(t1)
-    wipe(t2)
-    wipe(t3)
 
     // RFC 7748 section 6.1: reject the all-zero output, checked without early exit
     let acc = 0
