@@ -220,6 +220,9 @@ async function provision(settings) {
 
 // ---- the scenario ---------------------------------------------------------------------------
 
+/** The firmware's "link up" line: resumed, handshake ms, fell back, X25519 operations. */
+const UP = /LINK up resumed=(\d) ms=(\d+) fallback=(\d) .*x25519=(\d+)/
+
 /** Waits until a device line matches; returns the match. */
 function waiter() {
     const pending = []
@@ -328,8 +331,8 @@ async function main() {
 
     try {
         await step("the device connects (out-of-band ticket on a new device, else its stored ticket)", async () => {
-            const m = await w.wait(/LINK up resumed=(\d) ms=(\d+)/, 60000, "the link to come up")
-            say("RESULT", `${m[1] === "1" ? "resumed" : "full handshake"} in ${m[2]} ms of device time; ${describeHandshake(relay.latest())}`)
+            const m = await w.wait(UP, 60000, "the link to come up")
+            say("RESULT", `${m[1] === "1" ? "resumed" : "full handshake"} in ${m[2]} ms of device time with ${m[4]} X25519; ${describeHandshake(relay.latest())}`)
         })
         await step("telemetry records flow device → gateway", async () => {
             const t0 = published.length
@@ -340,16 +343,18 @@ async function main() {
         })
         await step("the radio drops: the device resumes with zero X25519", async () => {
             relay.cut()
-            const m = await w.wait(/LINK up resumed=(\d) ms=(\d+)/, 60000, "the link to come back")
+            const m = await w.wait(UP, 60000, "the link to come back")
             if (m[1] !== "1") throw new Error("expected a resumption")
-            say("RESULT", `resumed in ${m[2]} ms of device time, no elliptic-curve work; ${describeHandshake(relay.latest())}`)
+            if (m[4] !== "0") throw new Error(`the resumption made ${m[4]} X25519 operations`)
+            say("RESULT", `resumed in ${m[2]} ms of device time with 0 X25519; ${describeHandshake(relay.latest())}`)
         })
         await step("the operator expires the device's tickets: the next connection is a full handshake", async () => {
             await registry.expireTickets(NAME)
             relay.cut()
-            const m = await w.wait(/LINK up resumed=(\d) ms=(\d+) fallback=(\d)/, 90000, "the full handshake")
-            if (m[1] !== "0") throw new Error("expected a full handshake")
-            say("RESULT", `TICKET_REJECTED, then Noise KKpsk2 in ${m[2]} ms of device time (3 X25519 on its critical path); ${describeHandshake(relay.latest())}`)
+            const m = await w.wait(UP, 90000, "the full handshake")
+            if (m[1] !== "0" || m[3] !== "1") throw new Error("expected a fallback to the full handshake")
+            if (m[4] !== "3") throw new Error(`the full handshake made ${m[4]} X25519 operations, not 3`)
+            say("RESULT", `TICKET_REJECTED, then Noise KKpsk2 in ${m[2]} ms of device time with 3 X25519 (es, ee, se); ${describeHandshake(relay.latest())}`)
         })
         await step("the gateway commands an upstream request: device → gateway → HTTP → device", async () => {
             await g.app.sendMessage(NAME, "request", Buffer.from("weather"))

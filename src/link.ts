@@ -28,7 +28,7 @@ import { readSetting } from "@devicescript/settings"
 import { randomBytes, RandomSource } from "./crypto/random"
 import { AppLayer, AppProtocolError, MessageHandler, Response } from "./app/app-layer"
 import { Dh } from "./noise/handshake-state"
-import { Connection, TetherClient } from "./tether/client"
+import { Connection, TetherClient, X25519 } from "./tether/client"
 import { SettingsStorage, SlotStorage, TicketStore } from "./tether/ticket-store"
 import { Code, DEVICE_ID_LEN, InnerType, PSK_LEN, PUBLIC_KEY_LEN, RESUMPTION_SECRET_LEN, TICKET_LEN } from "./tether/wire"
 
@@ -58,6 +58,28 @@ export interface LinkStatus {
     lastError: string
     /** unacknowledged outbound messages */
     queued: number
+    /**
+     * X25519 operations made while the last session was being set up: 0 for a resumption,
+     * 3 for a full handshake (es, ee, se; `ss` is cached and the ephemeral made while idle)
+     */
+    x25519: number
+}
+
+/** The X25519 the link uses, counting its operations (for {@link LinkStatus.x25519}). */
+class CountingDh implements Dh {
+    count = 0
+    private base: Dh
+    constructor(base: Dh) {
+        this.base = base
+    }
+    async x25519(scalar: Buffer, u: Buffer) {
+        this.count++
+        return await this.base.x25519(scalar, u)
+    }
+    async x25519Base(scalar: Buffer) {
+        this.count++
+        return await this.base.x25519Base(scalar)
+    }
 }
 
 /** Handler of state changes. */
@@ -190,11 +212,14 @@ export class Link {
         failures: 0,
         lastError: "",
         queued: 0,
+        x25519: 0,
     }
+    private dh: CountingDh
 
     /** @internal use {@link startLink} */
-    constructor(opts: LinkOptions, client: TetherClient, app: AppLayer) {
+    constructor(opts: LinkOptions, client: TetherClient, app: AppLayer, dh: CountingDh) {
         this.opts = opts
+        this.dh = dh
         this.client = client
         this.app = app
     }
@@ -254,6 +279,7 @@ export class Link {
             failures: s.failures,
             lastError: s.lastError,
             queued: this.app.outbound.count(),
+            x25519: s.x25519,
         }
     }
 
@@ -296,6 +322,7 @@ export class Link {
         while (!this.stopped) {
             this.setState("connecting")
             let conn: Connection = undefined
+            const dhBefore = this.dh.count
             try {
                 conn = await this.client.connect(this.app.sessionStart())
             } catch (e) {
@@ -307,6 +334,7 @@ export class Link {
                 this.st.fellBack = conn.fellBack
                 this.st.earlyAccepted = conn.earlyAccepted
                 this.st.handshakeMs = conn.handshakeMs
+                this.st.x25519 = this.dh.count - dhBefore
                 this.st.sessions++
                 this.st.failures = 0
                 const s: Session = { conn, writer: undefined, since: ds.millis(), progressed: false }
@@ -466,6 +494,7 @@ export async function startLink(options?: LinkOptions): Promise<Link> {
     if (store.current() === undefined && s.ticket !== undefined && s.secret !== undefined)
         await store.save({ ticket: s.ticket, secret: s.secret })
     let link: Link = undefined
+    const dh = new CountingDh(o.dh || X25519)
     const client = new TetherClient({
         pairing: {
             deviceId: s.deviceId,
@@ -477,13 +506,13 @@ export async function startLink(options?: LinkOptions): Promise<Link> {
         store,
         host: s.host,
         port: s.port,
-        dh: o.dh,
+        dh,
         random: o.random,
         timeoutMs: o.handshakeTimeoutMs,
         onOpen: () => link.onOpen(),
     })
     const app = new AppLayer({ maxQueueCount: o.maxQueueCount, maxQueueBytes: o.maxQueueBytes, random: o.random })
-    link = new Link(o, client, app)
+    link = new Link(o, client, app, dh)
     const run = async () => {
         await link.run()
     }

@@ -9,7 +9,7 @@
 // Log lines are stable and grep-able (one event per line, key=value, no secrets):
 //
 //     LINK connecting | LINK handshaking
-//     LINK up resumed=1 ms=16 fallback=0 early=1 sessions=2
+//     LINK up resumed=1 ms=16 fallback=0 early=1 sessions=2 x25519=0
 //     LINK down failures=1 reason=<text>
 //     TELEMETRY id=5 temp=21.4
 //     TELEMETRY dropped reason=<text>
@@ -35,7 +35,7 @@ link.onState((state, s) => {
     if (state === "up")
         console.log(
             "LINK up resumed=" + (s.resumed ? 1 : 0) + " ms=" + s.handshakeMs + " fallback=" + (s.fellBack ? 1 : 0) +
-                " early=" + (s.earlyAccepted ? 1 : 0) + " sessions=" + s.sessions
+                " early=" + (s.earlyAccepted ? 1 : 0) + " sessions=" + s.sessions + " x25519=" + s.x25519
         )
     else if (state === "down") console.log("LINK down failures=" + s.failures + " reason=" + (s.lastError || "none"))
     else console.log("LINK " + state)
