@@ -27,28 +27,10 @@
 import * as ds from "@devicescript/core"
 import { describe, test, expect } from "@devicescript/test"
 import { Dh } from "../src/noise/handshake-state"
-import { TetherClient, X25519 } from "../src/tether/client"
+import { CountingDh, TetherClient, X25519 } from "../src/tether/client"
 import { Pairing } from "../src/tether/handshake"
 import { MemoryStorage, TicketStore } from "../src/tether/ticket-store"
 import { BALLAST, DEV_ID, DEV_PRIV, GW_PUB, MODE, PORT, PSK, ROUNDS } from "./bench-env.generated"
-
-/** Counts X25519 calls: `x` variable-base (DH), `base` key generation. */
-class CountingDh implements Dh {
-    x = 0
-    base = 0
-    async x25519(scalar: Buffer, u: Buffer): Promise<Buffer> {
-        this.x++
-        return await X25519.x25519(scalar, u)
-    }
-    async x25519Base(scalar: Buffer): Promise<Buffer> {
-        this.base++
-        return await X25519.x25519Base(scalar)
-    }
-    reset() {
-        this.x = 0
-        this.base = 0
-    }
-}
 
 function emit(name: string, value: number, unit: string): void {
     // number-to-string keeps ~6 significant digits: fine for integers up to 999999

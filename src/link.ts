@@ -28,7 +28,7 @@ import { readSetting } from "@devicescript/settings"
 import { randomBytes, RandomSource } from "./crypto/random"
 import { AppLayer, AppProtocolError, MessageHandler, Response } from "./app/app-layer"
 import { Dh } from "./noise/handshake-state"
-import { Connection, TetherClient, X25519 } from "./tether/client"
+import { Connection, CountingDh, TetherClient } from "./tether/client"
 import { SettingsStorage, SlotStorage, TicketStore } from "./tether/ticket-store"
 import { Code, DEVICE_ID_LEN, InnerType, PSK_LEN, PUBLIC_KEY_LEN, RESUMPTION_SECRET_LEN, TICKET_LEN } from "./tether/wire"
 
@@ -63,23 +63,6 @@ export interface LinkStatus {
      * 3 for a full handshake (es, ee, se; `ss` is cached and the ephemeral made while idle)
      */
     x25519: number
-}
-
-/** The X25519 the link uses, counting its operations (for {@link LinkStatus.x25519}). */
-class CountingDh implements Dh {
-    count = 0
-    private base: Dh
-    constructor(base: Dh) {
-        this.base = base
-    }
-    async x25519(scalar: Buffer, u: Buffer) {
-        this.count++
-        return await this.base.x25519(scalar, u)
-    }
-    async x25519Base(scalar: Buffer) {
-        this.count++
-        return await this.base.x25519Base(scalar)
-    }
 }
 
 /** Handler of state changes. */
@@ -322,7 +305,7 @@ export class Link {
         while (!this.stopped) {
             this.setState("connecting")
             let conn: Connection = undefined
-            const dhBefore = this.dh.count
+            const dhBefore = this.dh.x + this.dh.base
             try {
                 conn = await this.client.connect(this.app.sessionStart())
             } catch (e) {
@@ -334,7 +317,7 @@ export class Link {
                 this.st.fellBack = conn.fellBack
                 this.st.earlyAccepted = conn.earlyAccepted
                 this.st.handshakeMs = conn.handshakeMs
-                this.st.x25519 = this.dh.count - dhBefore
+                this.st.x25519 = this.dh.x + this.dh.base - dhBefore
                 this.st.sessions++
                 this.st.failures = 0
                 const s: Session = { conn, writer: undefined, since: ds.millis(), progressed: false }
@@ -494,7 +477,7 @@ export async function startLink(options?: LinkOptions): Promise<Link> {
     if (store.current() === undefined && s.ticket !== undefined && s.secret !== undefined)
         await store.save({ ticket: s.ticket, secret: s.secret })
     let link: Link = undefined
-    const dh = new CountingDh(o.dh || X25519)
+    const dh = new CountingDh(o.dh)
     const client = new TetherClient({
         pairing: {
             deviceId: s.deviceId,

@@ -40,6 +40,33 @@ export const X25519: Dh = {
     x25519Base: async (scalar: Buffer) => await x25519Base(scalar),
 }
 
+/**
+ * An X25519 that counts its calls, `x` variable-base (DH) and `base` key generations: the
+ * link reports it per handshake, tests and the bench assert it (3 DH on a full handshake's
+ * critical path, none on a resumption).
+ */
+export class CountingDh implements Dh {
+    x = 0
+    base = 0
+    private inner: Dh
+    constructor(inner?: Dh) {
+        this.inner = inner || X25519
+    }
+    async x25519(scalar: Buffer, u: Buffer): Promise<Buffer> {
+        this.x++
+        return await this.inner.x25519(scalar, u)
+    }
+    async x25519Base(scalar: Buffer): Promise<Buffer> {
+        this.base++
+        return await this.inner.x25519Base(scalar)
+    }
+    /** Back to zero. */
+    reset() {
+        this.x = 0
+        this.base = 0
+    }
+}
+
 /** Default time to wait for the gateway's handshake answer and first record. */
 export const HANDSHAKE_TIMEOUT_MS = 10000
 

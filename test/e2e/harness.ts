@@ -34,14 +34,16 @@ export interface DeviceRun {
  * @param env constants the program imports from "./env.generated"
  * @param opts.timeoutMs the simulator's own timeout for the whole file (`-T`), default 30000;
  *     the process is killed 15 s after that if it has not exited
+ * @param opts.onLine called with every output line as it arrives (tests that react to the
+ *     device while it runs)
  */
 export async function runDevice(
     entry: string,
     env: Record<string, string | number>,
-    opts: { timeoutMs?: number } = {}
+    opts: { timeoutMs?: number; onLine?: (line: string) => void } = {}
 ): Promise<DeviceRun> {
     const timeoutMs = opts.timeoutMs ?? 30000
-    writeFileSync(ENV_FILE, envModule(env))
+    writeEnv(env)
     return await new Promise<DeviceRun>((resolve, reject) => {
         const child = spawn(DEVS, ["run", "--test", "-k", "-T", String(timeoutMs), "--no-colors", entry], {
             cwd: ROOT,
@@ -49,9 +51,11 @@ export async function runDevice(
             stdio: ["ignore", "pipe", "pipe"],
         })
         let out = ""
+        const lines = lineSplitter(line => opts.onLine?.(line))
         const onData = (d: Buffer) => {
             out += d.toString()
             if (process.env["TETHER_TEST_VERBOSE"]) process.stderr.write(d)
+            lines(d)
         }
         child.stdout.on("data", onData)
         child.stderr.on("data", onData)
@@ -74,6 +78,24 @@ export async function runDevice(
             })
         })
     })
+}
+
+/** Writes test/e2e/device/env.generated.ts (device runs must not overlap). */
+export function writeEnv(env: Record<string, string | number>): void {
+    writeFileSync(ENV_FILE, envModule(env))
+}
+
+/** Splits a stream into lines for a callback. */
+function lineSplitter(onLine: (line: string) => void): (d: Buffer) => void {
+    let rest = ""
+    return d => {
+        rest += d.toString()
+        let i: number
+        while ((i = rest.indexOf("\n")) >= 0) {
+            onLine(rest.slice(0, i))
+            rest = rest.slice(i + 1)
+        }
+    }
 }
 
 function envModule(env: Record<string, string | number>): string {

@@ -5,23 +5,10 @@
 // RECONNECTS times: the old socket's close must never reach the new connection.
 import { describe, test, expect } from "@devicescript/test"
 import { FramedSocket } from "../../../src/net/framed-socket"
+import { errorOf, has } from "./check"
 import { PORT_OVERSIZED, PORT_ZERO, PORT_TRUNC, PORT_REJECT, RECONNECTS } from "./env.generated"
 
 const HOST = "127.0.0.1"
-
-async function errorOf(f: () => Promise<any>): Promise<string> {
-    try {
-        await f()
-    } catch (e) {
-        return (e as Error).message
-    }
-    return ""
-}
-
-function has(msg: string, part: string) {
-    if (msg.indexOf(part) < 0) console.log("expected '" + part + "' in '" + msg + "'")
-    expect(msg.indexOf(part) >= 0).toBe(true)
-}
 
 describe("framing e2e (failures)", () => {
     test("oversized: a length above MAX_FRAME is an error and the device closes", async () => {

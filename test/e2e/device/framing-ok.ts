@@ -5,6 +5,7 @@
 import * as ds from "@devicescript/core"
 import { describe, test, expect } from "@devicescript/test"
 import { FramedSocket } from "../../../src/net/framed-socket"
+import { errorOf, has } from "./check"
 import { MAX_BODY } from "../../../src/net/frame"
 import { PORT_GREET, PORT_SPLIT, PORT_MERGED, PORT_ECHO, GREETINGS, MERGED_COUNT } from "./env.generated"
 
@@ -16,20 +17,6 @@ function pattern(seed: number, len: number): Buffer {
     const b = Buffer.alloc(len)
     for (let j = 0; j < len; j++) b[j] = (seed * 31 + j) & 0xff
     return b
-}
-
-async function errorOf(f: () => Promise<any>): Promise<string> {
-    try {
-        await f()
-    } catch (e) {
-        return (e as Error).message
-    }
-    return ""
-}
-
-function has(msg: string, part: string) {
-    if (msg.indexOf(part) < 0) console.log("expected '" + part + "' in '" + msg + "'")
-    expect(msg.indexOf(part) >= 0).toBe(true)
 }
 
 describe("framing e2e (ok)", () => {

@@ -17,7 +17,8 @@ import * as ds from "@devicescript/core"
 import { describe, test, expect } from "@devicescript/test"
 import { startLink, Link, LinkSettings, QueueFullError, RequestError } from "../../../src/link"
 import { MemoryStorage } from "../../../src/tether/ticket-store"
-import { CountingDh, h, pass } from "./tether-common"
+import { CountingDh } from "../../../src/tether/client"
+import { h, pass } from "./tether-common"
 import { PORT, TT_GW_PK, TT_ID, TT_PSK, TT_RSECRET, TT_SK, TT_TICKET, N_UP, N_DOWN } from "./env.generated"
 
 const settings: LinkSettings = {

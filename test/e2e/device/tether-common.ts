@@ -1,27 +1,8 @@
 // Shared helpers of the Tether end-to-end device programs: the pairing from the generated
 // env module, a DH that counts its calls, and a client on an in-memory ticket store.
-import { Dh } from "../../../src/noise/handshake-state"
-import { X25519, TetherClient } from "../../../src/tether/client"
+import { CountingDh, X25519, TetherClient } from "../../../src/tether/client"
 import { Pairing } from "../../../src/tether/handshake"
 import { MemoryStorage, TicketStore } from "../../../src/tether/ticket-store"
-
-/** Counts X25519 calls: `x` variable-base (DH), `base` key generation. */
-export class CountingDh implements Dh {
-    x = 0
-    base = 0
-    async x25519(scalar: Buffer, u: Buffer): Promise<Buffer> {
-        this.x++
-        return await X25519.x25519(scalar, u)
-    }
-    async x25519Base(scalar: Buffer): Promise<Buffer> {
-        this.base++
-        return await X25519.x25519Base(scalar)
-    }
-    reset() {
-        this.x = 0
-        this.base = 0
-    }
-}
 
 /** Decodes a hex string from the env module. */
 export function h(s: string): Buffer {

@@ -16,7 +16,8 @@
 import * as ds from "@devicescript/core"
 import { TetherClient } from "../../../src/tether/client"
 import { decodeSlot, SettingsStorage, SLOT_A, SLOT_B, SlotStorage, TicketStore } from "../../../src/tether/ticket-store"
-import { CountingDh, pairing } from "./tether-common"
+import { CountingDh } from "../../../src/tether/client"
+import { pairing } from "./tether-common"
 import { DEV_ID, DEV_PRIV, DEV_PUB, GW_PUB, PORT, PSK } from "./env.generated"
 
 /** Test-only setting: how many times the program has booted on this flash. */
