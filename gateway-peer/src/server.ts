@@ -90,6 +90,8 @@ interface Conn {
     idleArmed: boolean
     queue: Promise<void>
     closed: boolean
+    /** set once the session is established: the key of `byDevice` */
+    deviceId?: string
 }
 
 /** Starts the gateway. */
@@ -107,6 +109,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         ssCache: new Map(),
     }
     const conns = new Set<Conn>()
+    // established connections by device id, so send/closeDevice do not scan every connection
+    const byDevice = new Map<string, Set<Conn>>()
     const attempts = new Map<string, { count: number; since: number }>()
     let handshakes = 0
 
@@ -126,6 +130,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         endHandshake(c)
         clearTimeout(c.timer)
         conns.delete(c)
+        if (c.deviceId !== undefined) {
+            const set = byDevice.get(c.deviceId)
+            set?.delete(c)
+            if (set?.size === 0) byDevice.delete(c.deviceId)
+        }
         if (destroy) c.socket.destroy()
         else c.socket.end()
     }
@@ -173,7 +182,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
             for (const d of step.delivered) opts.onData?.(s.device, d)
             if (c.idleArmed) c.timer?.refresh()
             else {
+                // the first step into Established: index the connection by its device
                 c.idleArmed = true
+                c.deviceId = s.device.id
+                const set = byDevice.get(s.device.id) ?? new Set<Conn>()
+                byDevice.set(s.device.id, set.add(c))
                 arm(c, policy.idleTimeoutMs, () => {
                     writeFrames(c, c.responder.close(Code.IDLE))
                     event(c, { outcome: "idle-timeout", deviceName: s.device.name })
@@ -268,7 +281,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const port = typeof address === "object" && address !== null ? address.port : 0
 
     const liveFor = (deviceId: string) =>
-        [...conns].filter(c => {
+        [...(byDevice.get(deviceId) ?? [])].filter(c => {
             const s = c.responder.state
             return s.phase === Phase.Established && s.device.id === deviceId && !c.closed
         })
