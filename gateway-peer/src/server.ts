@@ -179,7 +179,6 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         const s = step.next
         if (s.phase === Phase.Established) {
             endHandshake(c)
-            for (const d of step.delivered) opts.onData?.(s.device, d)
             if (c.idleArmed) c.timer?.refresh()
             else {
                 // the first step into Established: index the connection by its device
@@ -193,6 +192,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
                     finish(c, false)
                 })
             }
+            // after indexing: an application that answers 0-RTT data at once must find this
+            // connection (send() looks connections up by device)
+            for (const d of step.delivered) opts.onData?.(s.device, d)
         }
         if (step.close) finish(c, false)
     }

@@ -77,6 +77,24 @@ test("send and closeDevice reach every live session of that device and no other,
     b1.close()
 })
 
+test("an application that answers 0-RTT early data at once reaches the device", async () => {
+    // onData runs inside the step that establishes the session: send() must already find it
+    let gw: Fixture["gw"] | undefined
+    const f = await fx({
+        onData: (d, c) => {
+            gw?.send(d.id, Buffer.concat([Buffer.from("ack:"), c]))
+        },
+    })
+    gw = f.gw
+    const p = await f.pair("answer-at-once")
+    const store = new MemoryTicketStore()
+    ;(await f.client(p, store).connect()).close()
+    const conn = await f.client(p, store).connect(Buffer.from("early"))
+    assert.equal(conn.resumed, true)
+    assert.equal((await conn.recv())?.toString(), "ack:early")
+    conn.close()
+})
+
 test("resumption with 0-RTT early data delivered once; replay of the RESUME_INIT delivers nothing", async () => {
     const f = await fx()
     const p = await f.pair("d2")
