@@ -16,7 +16,7 @@
 //   on the same flash (a power cycle): boot 3 resumes from flash.
 import assert from "node:assert/strict"
 import { spawn, spawnSync, type ChildProcess } from "node:child_process"
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -188,6 +188,26 @@ async function devtoolsListener(): Promise<net.Server> {
     }
 }
 
+/**
+ * Waits until the simulator's flash file has been left alone for `quietMs` (at most 10 s).
+ * The simulator rewrites the whole file (about 20 KB) on every settings write; a SIGKILL in the
+ * middle of one leaves a truncated file, which the next process reads as blank flash. Seen once
+ * in CI-like runs: the power-cycled process booted as a new device.
+ */
+async function flashQuiet(file: string, quietMs = 700): Promise<void> {
+    const deadline = Date.now() + 10000
+    let last = ""
+    let since = Date.now()
+    while (Date.now() < deadline) {
+        const now = existsSync(file) ? `${statSync(file).mtimeMs}:${statSync(file).size}` : "none"
+        if (now !== last) {
+            last = now
+            since = Date.now()
+        } else if (now !== "none" && Date.now() - since >= quietMs) return
+        await sleep(50)
+    }
+}
+
 /** One simulator process outside test mode, with its output. */
 interface Sim {
     child: ChildProcess
@@ -253,6 +273,7 @@ describe("tether: device restart with flash (outside test mode)", () => {
             const sim1 = startSim(cwd)
             try {
                 await sim1.waitFor(/E2E-STEP kill-me|E2E-FAIL.*/, 90000)
+                await flashQuiet(join(cwd, ".devicescript", "flash", "sim.bin"))
             } finally {
                 firstOut = sim1.out
                 await kill(sim1.child)
