@@ -13,33 +13,15 @@
 // @timeout 60000
 import * as ds from "@devicescript/core"
 import { describe, test, expect } from "@devicescript/test"
-import { startLink, Link, LinkSettings } from "../../../src/link"
+import { startLink, Link } from "../../../src/link"
 import { MemoryStorage } from "../../../src/tether/ticket-store"
-import { h, pass } from "./tether-common"
+import { linkSettings, pass, waitFor } from "./tether-common"
 import { PORT, TT_GW_PK, TT_ID, TT_PSK, TT_RSECRET, TT_SK, TT_TICKET, N_DOWN_TOTAL } from "./env.generated"
 
-const settings: LinkSettings = {
-    deviceId: h(TT_ID),
-    privateKey: h(TT_SK),
-    gatewayPublic: h(TT_GW_PK),
-    psk: h(TT_PSK),
-    host: "127.0.0.1",
-    port: PORT,
-    ticket: h(TT_TICKET),
-    secret: h(TT_RSECRET),
-}
+const settings = linkSettings(PORT, TT_ID, TT_SK, TT_GW_PK, TT_PSK, TT_TICKET, TT_RSECRET)
 
 /** The ticket store survives the restart (flash); everything else is new. */
 const storage = new MemoryStorage()
-
-async function waitFor(pred: () => boolean, ms: number): Promise<boolean> {
-    const end = ds.millis() + ms
-    while (!pred()) {
-        if (ds.millis() > end) return false
-        await ds.sleep(20)
-    }
-    return true
-}
 
 /** The number in "g-<n>". */
 function num(text: string): number {

@@ -15,22 +15,13 @@
 // @timeout 150000
 import * as ds from "@devicescript/core"
 import { describe, test, expect } from "@devicescript/test"
-import { startLink, Link, LinkSettings, QueueFullError, RequestError } from "../../../src/link"
+import { startLink, Link, QueueFullError, RequestError } from "../../../src/link"
 import { MemoryStorage } from "../../../src/tether/ticket-store"
 import { CountingDh } from "../../../src/tether/client"
-import { h, pass } from "./tether-common"
+import { linkSettings, pass, waitFor } from "./tether-common"
 import { PORT, TT_GW_PK, TT_ID, TT_PSK, TT_RSECRET, TT_SK, TT_TICKET, N_UP, N_DOWN } from "./env.generated"
 
-const settings: LinkSettings = {
-    deviceId: h(TT_ID),
-    privateKey: h(TT_SK),
-    gatewayPublic: h(TT_GW_PK),
-    psk: h(TT_PSK),
-    host: "127.0.0.1",
-    port: PORT,
-    ticket: h(TT_TICKET),
-    secret: h(TT_RSECRET),
-}
+const settings = linkSettings(PORT, TT_ID, TT_SK, TT_GW_PK, TT_PSK, TT_TICKET, TT_RSECRET)
 
 const dh = new CountingDh()
 let link: Link = undefined
@@ -43,15 +34,6 @@ let dhBaseAtUp = -1
 let nextDown = 1
 let downErrors = 0
 let pings = 0
-
-async function waitFor(pred: () => boolean, ms: number): Promise<boolean> {
-    const end = ds.millis() + ms
-    while (!pred()) {
-        if (ds.millis() > end) return false
-        await ds.sleep(20)
-    }
-    return true
-}
 
 describe("link", () => {
     test("basics: 0-RTT first connection, publish, request, message, states", async () => {

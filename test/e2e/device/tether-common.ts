@@ -1,5 +1,7 @@
 // Shared helpers of the Tether end-to-end device programs: the pairing from the generated
 // env module, a DH that counts its calls, and a client on an in-memory ticket store.
+import * as ds from "@devicescript/core"
+import { LinkSettings } from "../../../src/link"
 import { CountingDh, X25519, TetherClient } from "../../../src/tether/client"
 import { Pairing } from "../../../src/tether/handshake"
 import { MemoryStorage, TicketStore } from "../../../src/tether/ticket-store"
@@ -41,4 +43,28 @@ export async function makeClient(port: number, p: Pairing, ticket?: string, secr
 /** Marks a passed scenario for the Node side (harness.devicePassed). */
 export function pass(name: string) {
     console.log("E2E-PASS " + name)
+}
+
+/** Link settings from the generated env module's pairing (hex) and the gateway port. */
+export function linkSettings(port: number, id: string, sk: string, gwPk: string, psk: string, ticket: string, secret: string): LinkSettings {
+    return {
+        deviceId: h(id),
+        privateKey: h(sk),
+        gatewayPublic: h(gwPk),
+        psk: h(psk),
+        host: "127.0.0.1",
+        port,
+        ticket: h(ticket),
+        secret: h(secret),
+    }
+}
+
+/** Polls `pred` every 20 ms; false if it does not hold within `ms`. */
+export async function waitFor(pred: () => boolean, ms: number): Promise<boolean> {
+    const end = ds.millis() + ms
+    while (!pred()) {
+        if (ds.millis() > end) return false
+        await ds.sleep(20)
+    }
+    return true
 }
