@@ -33,7 +33,7 @@ const DEMO = process.env.TETHER_DEMO_DIR || join(root, ".tether", "demo")
 const STATE = join(DEMO, "gateway")
 const DEVICE_DIR = join(DEMO, "device")
 const ENV_FILE = join(DEMO, "device.env")
-const CLI = join(root, "gateway-peer", "dist", "src", "cli.js")
+const CLI = join(root, "gateway-peer", "bin", "tether-gateway.js")
 const DEVS = join(root, "node_modules", ".bin", "devs")
 const NAME = "demo-device"
 const ENV = { ...process.env, NO_UPDATE_NOTIFIER: "1", FORCE_COLOR: "0" }
@@ -144,17 +144,34 @@ function describeHandshake(conn) {
 
 // ---- the device in the simulator, outside test mode ---------------------------------------
 
-/** The simulator outside test mode wants a devtools peer on 127.0.0.1:8082; a listener will do. */
-function startDevtoolsStandIn() {
+/**
+ * The simulator outside test mode wants a devtools peer on 127.0.0.1:8082; a listener will do.
+ * The port is the lock between runs that need it (another demo, the restart tests): wait for it.
+ */
+async function startDevtoolsStandIn(waitMs = 300000) {
+    const deadline = Date.now() + waitMs
+    let said = false
+    for (;;) {
+        try {
+            return await listenDevtools()
+        } catch (e) {
+            if (e.code !== "EADDRINUSE" || Date.now() > deadline)
+                throw new Error(`port 8082 is busy (${e.code}): the simulator needs it outside test mode; is another demo running?`)
+            if (!said) say("WAIT", "port 8082 is in use by another simulator run; waiting for it")
+            said = true
+            await new Promise(r => setTimeout(r, 500))
+        }
+    }
+}
+
+function listenDevtools() {
     return new Promise((resolve, reject) => {
         const sockets = []
         const server = net.createServer(s => {
             sockets.push(s)
             s.on("error", () => {})
         })
-        server.once("error", e =>
-            reject(new Error(`port 8082 is busy (${e.code}): the simulator needs it outside test mode; is another demo running?`))
-        )
+        server.once("error", reject)
         server.listen(8082, "127.0.0.1", () =>
             resolve({ close: () => (sockets.forEach(s => s.destroy()), server.close()) })
         )
@@ -263,7 +280,7 @@ async function step(title, fn) {
 }
 
 async function main() {
-    if (!existsSync(CLI)) throw new Error("the gateway is not built: run npm install (or npm run build) first")
+    if (!existsSync(join(root, "gateway-peer", "dist", "src", "cli.js"))) throw new Error("the gateway is not built: run npm install (or npm run build) first")
     mkdirSync(DEVICE_DIR, { recursive: true })
 
     // 0. gateway identity and pairing, first run only

@@ -1,5 +1,4 @@
-#!/usr/bin/env node
-// tether-gateway: the operator's CLI (issue 5). One module per command under cli/; this file
+// tether-gateway: the operator's CLI. One module per command under cli/; this file
 // dispatches and turns errors into one line on stderr and exit status 1 (2 for usage errors).
 // No message printed here carries a secret: pair prints the name, the id and the path only.
 import { CliError, processIo, type Io } from "./cli/common.js"
@@ -68,4 +67,3 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     }
 }
 
-process.exitCode = await main(process.argv.slice(2))

@@ -1,4 +1,4 @@
-// The operator CLI end to end: `node dist/src/cli.js ...` in a temporary state directory, as
+// The operator CLI end to end: `node bin/tether-gateway.js ...` (the installed command) in a temporary state directory, as
 // an operator runs it. The device side is the package's own initiator with the application
 // twin, configured from the settings file `pair` wrote.
 import { test, after } from "node:test"
@@ -15,7 +15,7 @@ import { MemoryTicketStore, RejectedError, TetherClient } from "../src/session/i
 import { openTicket, TicketKeySet } from "../src/tickets.js"
 import { Code } from "../src/wire.js"
 
-const CLI = join(fileURLToPath(import.meta.url), "..", "..", "src", "cli.js")
+const CLI = join(fileURLToPath(import.meta.url), "..", "..", "..", "bin", "tether-gateway.js")
 const ROOT = join(fileURLToPath(import.meta.url), "..", "..", "..", "..")
 const CACOPHONY = join(ROOT, "test", "vectors", "published", "noise-cacophony-25519-aesgcm-sha256.json")
 

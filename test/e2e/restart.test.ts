@@ -26,7 +26,7 @@ import type { Paired } from "tether-gateway/cli/pair"
 import { devicePassed, ROOT, sleep, type DeviceRun } from "./harness.js"
 import { benchLines, runDeviceLive, startRealGateway, writeEnv, type RealGateway } from "./tether-fixture.js"
 
-const CLI = join(ROOT, "gateway-peer", "dist", "src", "cli.js")
+const CLI = join(ROOT, "gateway-peer", "bin", "tether-gateway.js")
 const DEVS = join(ROOT, "node_modules", ".bin", "devs")
 const ENV = { ...process.env, NO_UPDATE_NOTIFIER: "1", FORCE_COLOR: "0" }
 
@@ -168,7 +168,7 @@ describe("tether: gateway process restart", () => {
 
 /** The devtools stand-in: the simulator outside test mode needs a TCP peer on 127.0.0.1:8082. */
 async function devtoolsListener(): Promise<net.Server> {
-    const deadline = Date.now() + 30000
+    const deadline = Date.now() + 300000
     for (;;) {
         const server = net.createServer(s => {
             s.on("data", () => {})
