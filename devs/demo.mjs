@@ -37,7 +37,6 @@ const CLI = join(root, "gateway-peer", "bin", "tether-gateway.js")
 const DEVS = join(root, "node_modules", ".bin", "devs")
 const NAME = "demo-device"
 const ENV = { ...process.env, NO_UPDATE_NOTIFIER: "1", FORCE_COLOR: "0" }
-const gw = m => import(join(root, "gateway-peer", "dist", "src", m))
 
 const bold = s => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s)
 const say = (tag, text) => console.log(`${bold(tag.padEnd(8))} ${text}`)
@@ -303,11 +302,7 @@ async function main() {
     }
 
     // the gateway, in this process so the scenario can command it
-    const { loadState } = await gw("state.js")
-    const { SqliteRegistry } = await gw("registry/sqlite.js")
-    const { SqliteAppStateStore } = await gw("app/store.js")
-    const { parseConfig } = await gw("app/upstream.js")
-    const { startAppGateway } = await gw("app/serve.js")
+    const { loadState, SqliteRegistry, SqliteAppStateStore, parseConfig, startAppGateway } = await import("tether-gateway")
     const state = loadState(STATE)
     const registry = new SqliteRegistry(state.registryPath)
     const store = new SqliteAppStateStore(state.registryPath)

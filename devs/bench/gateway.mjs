@@ -3,8 +3,6 @@
 // load-gateway.js: in-memory registry, application layer); the 2,000 devices are the gateway
 // package's own initiator with the application twin, in this process. So a figure is
 // end to end on this machine's cores, device-side crypto included.
-import { join } from "node:path"
-import { pathToFileURL } from "node:url"
 
 const N = 2000
 /** connection attempts in flight; more would overflow the listen backlog (511) and the figure
@@ -13,8 +11,8 @@ const WINDOW = 256
 const RUNS = 3
 
 export async function run(ctx) {
-    const { median, spread, root } = ctx
-    const load = await import(pathToFileURL(join(root, "gateway-peer", "dist", "src", "app", "load.js")).href)
+    const { median, spread } = ctx
+    const load = await import("tether-gateway/peer")
     const full = []
     const resumed = []
     const heap = []

@@ -25,7 +25,6 @@ import { spawnSync } from "node:child_process"
 import { diffieHellman, generateKeyPairSync } from "node:crypto"
 import { readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { pathToFileURL } from "node:url"
 import { startDelayProxy } from "./lib/delay-proxy.mjs"
 import { measureHandshakeRate, measureThroughput, startServerProcess } from "./lib/measure.mjs"
 import { makePairings, tetherPeers } from "./lib/tether-peers.mjs"
@@ -33,9 +32,6 @@ import { tlsPeers } from "./lib/tls-peers.mjs"
 
 const RUNS = 5
 
-function gw(root, path) {
-    return import(pathToFileURL(join(root, "gateway-peer", "dist", "src", path)).href)
-}
 
 /** ms per call of f, over `batch` calls (f gets the index). */
 function msPerOp(f, batch) {
@@ -50,7 +46,7 @@ function msPerOp(f, batch) {
  */
 export async function x25519Figures(ctx, runs = RUNS, batch = 2000) {
     const { median, spread } = ctx
-    const x = await gw(ctx.root, "crypto/x25519.js")
+    const x = await import("tether-gateway")
     const identity = x.generateKeyPair() // one Buffer object, reused like the gateway's identity
     const peers = Array.from({ length: 64 }, () => x.generateKeyPair().publicKey)
     const a = generateKeyPairSync("x25519")

@@ -6,7 +6,7 @@ import { randomBytes } from "../src/crypto/random.js"
 import { MemoryRegistry } from "../src/registry/memory.js"
 import { newDevice, type DeviceRecord } from "../src/registry/registry.js"
 import { startGateway, type Gateway, type GatewayOptions, type LogLine } from "../src/server.js"
-import { MemoryTicketStore, TetherClient, type ClientOptions, type Pairing } from "../src/session/initiator.js"
+import { MemoryTicketStore, TetherClient, type ClientOptions, type Pairing } from "../peer/initiator.js"
 import { TicketKeySet } from "../src/tickets.js"
 
 export interface Fixture {

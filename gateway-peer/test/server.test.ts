@@ -1,7 +1,7 @@
 // The responder and the server over real loopback TCP, driven by the Node initiator.
 import { test, after } from "node:test"
 import assert from "node:assert/strict"
-import { FramedSocket, MemoryTicketStore, RejectedError } from "../src/session/initiator.js"
+import { FramedSocket, MemoryTicketStore, RejectedError } from "../peer/initiator.js"
 import { Phase } from "../src/session/responder.js"
 import { mintTicket, TicketKeySet } from "../src/tickets.js"
 import { Code, encodeFrame, FrameType, InnerType, KEY_UPDATE_AT, TICKET_LIFETIME } from "../src/wire.js"

@@ -20,8 +20,7 @@
 //   handshake slot, and its log holds no key, ticket, secret or payload bytes.
 import assert from "node:assert/strict"
 import { after, before, describe, test } from "node:test"
-import type { Paired } from "tether-gateway/cli/pair"
-import { randomBytes } from "tether-gateway/crypto/random"
+import { type Paired, randomBytes } from "tether-gateway"
 import { FrameType } from "tether-gateway/wire"
 import { devicePassed, runDevice, sleep, type DeviceRun } from "./harness.js"
 import { FrameProxy, startRealGateway, type ProxyFrame, type RealGateway, type Verdict } from "./tether-fixture.js"

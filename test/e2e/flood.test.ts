@@ -6,8 +6,7 @@
 import assert from "node:assert/strict"
 import net from "node:net"
 import { after, before, describe, test } from "node:test"
-import type { Paired } from "tether-gateway/cli/pair"
-import { randomBytes } from "tether-gateway/crypto/random"
+import { type Paired, randomBytes } from "tether-gateway"
 import { devicePassed, runDevice, sleep, type DeviceRun } from "./harness.js"
 import { startRealGateway, type RealGateway } from "./tether-fixture.js"
 

@@ -6,9 +6,7 @@
 // their codes, the unknown one before any X25519 on the gateway.
 import assert from "node:assert/strict"
 import { after, before, describe, test } from "node:test"
-import { generateKeyPair } from "tether-gateway/crypto/x25519"
-import { randomBytes } from "tether-gateway/crypto/random"
-import type { Paired } from "tether-gateway/cli/pair"
+import { generateKeyPair, type Paired, randomBytes } from "tether-gateway"
 import { FrameType } from "tether-gateway/wire"
 import { devicePassed, runDevice, type DeviceRun } from "./harness.js"
 import { benchLines, FrameProxy, startRealGateway, type RealGateway } from "./tether-fixture.js"

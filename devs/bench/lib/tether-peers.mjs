@@ -38,21 +38,11 @@ import { mkdtempSync, rmSync } from "node:fs"
 import net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { fileURLToPath, pathToFileURL } from "node:url"
 
-const root = join(fileURLToPath(import.meta.url), "..", "..", "..", "..")
-const dist = p => import(pathToFileURL(join(root, "gateway-peer", "dist", "src", p)).href)
-
-const [wire, kk, resume, x25519, random, stateMod, memory, pairMod] = await Promise.all([
-    dist("wire.js"),
-    dist("session/kk.js"),
-    dist("session/resume.js"),
-    dist("crypto/x25519.js"),
-    dist("crypto/random.js"),
-    dist("state.js"),
-    dist("registry/memory.js"),
-    dist("cli/pair.js"),
-])
+// the gateway's public entry points: the library, its wire constants, and the Node twin of the
+// device (the initiator's handshake messages)
+const [wire, gateway, peer] = await Promise.all([import("tether-gateway/wire"), import("tether-gateway"), import("tether-gateway/peer")])
+const [kk, resume, x25519, random, stateMod, memory, pairMod] = [peer, peer, gateway, gateway, gateway, gateway, gateway]
 const { FrameType, InnerType, VERSION, MAX_RECORD_CONTENT, EARLY_ACCEPTED, RESUME_NONCE_LEN, TICKET_LEN, HEADER_LEN, encodeFrame, FrameDecoder } = wire
 
 /** Devices in the pool. */

@@ -8,10 +8,7 @@
 // DATA record reaches onData as is; a content ending in "!" is answered with a DATA record
 // "!" to that device (the probe of measure.mjs), exactly like tls-server.mjs answers a
 // trailing "!". The connection log is off (TLS logs nothing either).
-import { join } from "node:path"
-import { fileURLToPath, pathToFileURL } from "node:url"
 
-const dist = p => import(pathToFileURL(join(fileURLToPath(import.meta.url), "..", "..", "..", "..", "gateway-peer", "dist", "src", p)).href)
 
 /**
  * @param config.stateDir a state directory made by initState (identity and ticket keys)
@@ -19,11 +16,7 @@ const dist = p => import(pathToFileURL(join(fileURLToPath(import.meta.url), ".."
  * @param config.policy server policy overrides
  */
 export async function startServer({ stateDir, records, policy }) {
-    const [{ loadState }, { MemoryRegistry }, { startGateway }] = await Promise.all([
-        dist("state.js"),
-        dist("registry/memory.js"),
-        dist("server.js"),
-    ])
+    const { loadState, MemoryRegistry, startGateway } = await import("tether-gateway")
     const state = loadState(stateDir)
     const registry = new MemoryRegistry()
     for (const r of records) await registry.putDevice({ ...r, publicKey: Buffer.from(r.publicKey, "hex"), psk: Buffer.from(r.psk, "hex") })

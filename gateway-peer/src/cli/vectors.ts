@@ -1,9 +1,32 @@
 // `tether-gateway vectors --cacophony FILE`: the gateway's Noise layers with Noise's AESGCM
-// against published cacophony vectors, byte for byte (PROTOCOL.md 3.3).
+// against published cacophony vectors, byte for byte (PROTOCOL.md 3.3). The runner, the generic
+// HandshakeState and AESGCM are the Noise reference (gateway-peer/reference/), which is not part
+// of the shipped gateway: it is loaded here on demand, by path, and only by this command.
 import { readFileSync } from "node:fs"
 import { resolve } from "node:path"
-import { runCacophonyVector, type CacophonyFile } from "../noise/cacophony.js"
 import { CliError, parse, type Io } from "./common.js"
+
+/** A cacophony file: the fields this command reads; the runner checks each vector. */
+interface CacophonyFile {
+    readonly vectors: readonly { readonly protocol_name: string }[]
+}
+
+/** What this command needs of the reference's runner (reference/cacophony.ts). */
+interface CacophonyRunner {
+    runCacophonyVector(v: unknown): { status: "passed" | "skipped" | "failed"; reason?: string }
+}
+
+const REFERENCE_RUNNER = new URL("../../reference/cacophony.js", import.meta.url)
+
+async function loadRunner(): Promise<CacophonyRunner> {
+    try {
+        return (await import(REFERENCE_RUNNER.href)) as CacophonyRunner
+    } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND")
+            throw new CliError("the Noise reference is not installed with this gateway (gateway-peer/reference/ is development code): run vectors from a built checkout")
+        throw err
+    }
+}
 
 export const VECTORS_USAGE = `usage: tether-gateway vectors --cacophony FILE
 
@@ -26,6 +49,7 @@ export async function vectors(argv: string[], io: Io): Promise<number> {
         throw new CliError(`cannot read ${path}: ${(err as Error).message}`)
     }
     if (json === null || typeof json !== "object" || !Array.isArray(json.vectors)) throw new CliError(`${path} is not a cacophony file`)
+    const { runCacophonyVector } = await loadRunner()
     let passed = 0
     let failed = 0
     const skipped = new Set<string>()

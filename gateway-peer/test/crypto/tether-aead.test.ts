@@ -5,9 +5,9 @@ import { test, describe } from "node:test"
 import assert from "node:assert/strict"
 import { readFileSync } from "node:fs"
 import { createCipheriv, createHmac } from "node:crypto"
-import { aeadDecrypt, aeadEncrypt } from "../src/crypto/aead.js"
-import { render, tetherAead, type AeadVector, type VectorFile } from "../scripts/gen-vectors.js"
-import { readVectors, h } from "./vectors.js"
+import { aeadDecrypt, aeadEncrypt } from "../../src/crypto/aead.js"
+import { render, tetherAead, type AeadVector, type VectorFile } from "../../scripts/gen-vectors.js"
+import { readVectors, h } from "../vectors.js"
 
 const file = readVectors<VectorFile<AeadVector>>("generated", "tether-aead.json")
 
@@ -24,7 +24,7 @@ function reference(k: Buffer, n: number, ad: Buffer, pt: Buffer): Buffer {
 
 describe("tether-aead.json", () => {
     test("the committed file is what gen-vectors writes (never edited by hand)", () => {
-        const committed = readFileSync(new URL("../../../test/vectors/generated/tether-aead.json", import.meta.url), "utf8")
+        const committed = readFileSync(new URL("../../../../test/vectors/generated/tether-aead.json", import.meta.url), "utf8")
         assert.equal(committed, render(tetherAead()))
         assert.equal(file.generator, "gateway-peer/scripts/gen-vectors.ts")
     })

@@ -1,17 +1,17 @@
 // Fixtures for the application-layer, CLI-serve and load tests: a gateway with its
 // application layer on loopback (in-memory registry and stream store unless given), devices
 // paired the way `pair` pairs them, and AppClients (the Node twin of the device's app stream).
-import { startAppGateway, type AppGateway } from "../src/app/serve.js"
-import { AppClient, DeviceApp } from "../src/app/device-app.js"
-import { MemoryAppStateStore, type AppStateStore } from "../src/app/store.js"
-import { parseConfig } from "../src/app/upstream.js"
-import { pairDevice, type Paired } from "../src/cli/pair.js"
-import { generateKeyPair } from "../src/crypto/x25519.js"
-import { MemoryRegistry } from "../src/registry/memory.js"
-import type { Registry } from "../src/registry/registry.js"
-import type { LogLine, ServerPolicy } from "../src/server.js"
-import { MemoryTicketStore, TetherClient } from "../src/session/initiator.js"
-import { TicketKeySet } from "../src/tickets.js"
+import { startAppGateway, type AppGateway } from "../../src/app/serve.js"
+import { AppClient, DeviceApp } from "../../peer/device-app.js"
+import { MemoryAppStateStore, type AppStateStore } from "../../src/app/store.js"
+import { parseConfig } from "../../src/app/upstream.js"
+import { pairDevice, type Paired } from "../../src/cli/pair.js"
+import { generateKeyPair } from "../../src/crypto/x25519.js"
+import { MemoryRegistry } from "../../src/registry/memory.js"
+import type { Registry } from "../../src/registry/registry.js"
+import type { LogLine, ServerPolicy } from "../../src/server.js"
+import { MemoryTicketStore, TetherClient } from "../../peer/initiator.js"
+import { TicketKeySet } from "../../src/tickets.js"
 
 export interface AppFixture {
     g: AppGateway

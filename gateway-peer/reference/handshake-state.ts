@@ -3,13 +3,13 @@
 // short message, a wrong tag, a low-order point) the checkpoint is restored, so a rejected
 // message leaves ck, h, k, n, e, re and rs exactly as they were (WireGuard and snow do the
 // same). Tether's DH is X25519 and its hash SHA-256; the cipher function is a parameter.
-import type { RandomSource } from "../crypto/random.js"
-import { DH_LEN, generateKeyPair, x25519, type KeyPair } from "../crypto/x25519.js"
-import { TAG_LEN } from "../crypto/aead.js"
-import type { CipherFunction } from "./cipher.js"
-import type { CipherState } from "./cipher-state.js"
+import type { RandomSource } from "../src/crypto/random.js"
+import { DH_LEN, generateKeyPair, x25519, type KeyPair } from "../src/crypto/x25519.js"
+import { TAG_LEN } from "../src/crypto/aead.js"
+import type { CipherFunction } from "../src/noise/cipher.js"
+import type { CipherState } from "../src/noise/cipher-state.js"
 import { lookupPattern, type HandshakePattern, type Token } from "./patterns.js"
-import { SymmetricState, type SymmetricCheckpoint } from "./symmetric-state.js"
+import { SymmetricState, type SymmetricCheckpoint } from "../src/noise/symmetric-state.js"
 
 /** Length of a psk (section 9.2: "a 32-byte secret value"). */
 export const PSK_LEN = 32

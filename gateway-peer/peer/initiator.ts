@@ -10,8 +10,8 @@
 // deletes the stored ticket (9.5). Early data the gateway did not accept is sent again as a DATA
 // record (6.2). `ss` is computed once per pairing; every DH goes through `dh` (counted by tests).
 import { connect as netConnect, type Socket } from "node:net"
-import { randomBytes, type RandomSource } from "../crypto/random.js"
-import { generateKeyPair, type KeyPair } from "../crypto/x25519.js"
+import { randomBytes, type RandomSource } from "../src/crypto/random.js"
+import { generateKeyPair, type KeyPair } from "../src/crypto/x25519.js"
 import {
     Code,
     EARLY_ACCEPTED,
@@ -24,10 +24,10 @@ import {
     TICKET_LEN,
     VERSION,
     type Frame,
-} from "../wire.js"
-import { readKk2, writeKk1, X25519, type Dh } from "./kk.js"
-import { readResumeResp, writeResumeInit, type ResumeTicket } from "./resume.js"
-import type { Session } from "./session.js"
+} from "../src/wire.js"
+import { readKk2, writeKk1, X25519, type Dh } from "../src/session/kk.js"
+import { readResumeResp, writeResumeInit, type ResumeTicket } from "../src/session/resume.js"
+import type { Session } from "../src/session/session.js"
 
 /** What pairing gave the device. Secrets: never log. */
 export interface Pairing {

@@ -9,14 +9,14 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { createInterface } from "node:readline"
-import { AppClient } from "../src/app/device-app.js"
-import { keyPairFromPrivate } from "../src/crypto/x25519.js"
-import { MemoryTicketStore, RejectedError, TetherClient } from "../src/session/initiator.js"
-import { openTicket, TicketKeySet } from "../src/tickets.js"
-import { Code } from "../src/wire.js"
+import { AppClient } from "../../peer/device-app.js"
+import { keyPairFromPrivate } from "../../src/crypto/x25519.js"
+import { MemoryTicketStore, RejectedError, TetherClient } from "../../peer/initiator.js"
+import { openTicket, TicketKeySet } from "../../src/tickets.js"
+import { Code } from "../../src/wire.js"
 
-const CLI = join(fileURLToPath(import.meta.url), "..", "..", "..", "bin", "tether-gateway.js")
-const ROOT = join(fileURLToPath(import.meta.url), "..", "..", "..", "..")
+const CLI = join(fileURLToPath(import.meta.url), "..", "..", "..", "..", "bin", "tether-gateway.js")
+const ROOT = join(fileURLToPath(import.meta.url), "..", "..", "..", "..", "..")
 const CACOPHONY = join(ROOT, "test", "vectors", "published", "noise-cacophony-25519-aesgcm-sha256.json")
 
 const work = mkdtempSync(join(tmpdir(), "tether-cli-"))

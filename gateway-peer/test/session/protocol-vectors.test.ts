@@ -5,13 +5,13 @@ import assert from "node:assert/strict"
 import { readFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { keyPairFromPrivate } from "../src/crypto/x25519.js"
-import { readKk2, writeKk1 } from "../src/session/kk.js"
-import { readResumeResp, writeResumeInit } from "../src/session/resume.js"
-import { mintTicket, TicketKeySet } from "../src/tickets.js"
-import { encodeFrame, FrameType, InnerType, VERSION } from "../src/wire.js"
+import { keyPairFromPrivate } from "../../src/crypto/x25519.js"
+import { readKk2, writeKk1 } from "../../src/session/kk.js"
+import { readResumeResp, writeResumeInit } from "../../src/session/resume.js"
+import { mintTicket, TicketKeySet } from "../../src/tickets.js"
+import { encodeFrame, FrameType, InnerType, VERSION } from "../../src/wire.js"
 
-const dir = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "test", "vectors", "generated")
+const dir = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "..", "test", "vectors", "generated")
 const load = (f: string) => JSON.parse(readFileSync(join(dir, f), "utf8")).tests as any[] // eslint-disable-line @typescript-eslint/no-explicit-any
 const b = (h: string) => Buffer.from(h, "hex")
 const frameBody = (h: string) => b(h).subarray(3)

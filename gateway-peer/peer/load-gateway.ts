@@ -1,11 +1,11 @@
 // The gateway side of the load test and the bench, run as a child process (load.ts forks it):
 // an in-memory registry filled from the setup, the application layer, and a small IPC
 // protocol (start, stats, memory, send, stop). Logs are counted, not printed.
-import { MemoryRegistry } from "../registry/memory.js"
-import { TicketKeySet } from "../tickets.js"
-import { startAppGateway, type AppGateway } from "./serve.js"
-import { MemoryAppStateStore } from "./store.js"
-import { parseConfig } from "./upstream.js"
+import { MemoryRegistry } from "../src/registry/memory.js"
+import { TicketKeySet } from "../src/tickets.js"
+import { startAppGateway, type AppGateway } from "../src/app/serve.js"
+import { MemoryAppStateStore } from "../src/app/store.js"
+import { parseConfig } from "../src/app/upstream.js"
 import { setupRecords, type LoadGatewaySetup } from "./load.js"
 
 let g: AppGateway | undefined

@@ -3,9 +3,9 @@ import assert from "node:assert/strict"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { MemoryRegistry } from "../src/registry/memory.js"
-import { newDevice, type Registry } from "../src/registry/registry.js"
-import { RegistryOpenError, SqliteRegistry } from "../src/registry/sqlite.js"
+import { MemoryRegistry } from "../../src/registry/memory.js"
+import { newDevice, type Registry } from "../../src/registry/registry.js"
+import { RegistryOpenError, SqliteRegistry } from "../../src/registry/sqlite.js"
 
 const dev = (i: number) =>
     newDevice({ id: i.toString(16).padStart(16, "0"), name: `dev${i}`, publicKey: Buffer.alloc(32, i), psk: Buffer.alloc(32, 0x80 + i), now: 1000 + i })

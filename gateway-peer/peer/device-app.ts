@@ -4,10 +4,10 @@
 // and AppClient, which runs it over the package's own initiator (session/initiator.ts) with
 // STREAM and the first queued messages as resumption early data.
 import { EventEmitter } from "node:events"
-import { MAX_EARLY_DATA_CONTENT } from "../wire.js"
-import type { Connection, TetherClient } from "../session/initiator.js"
-import { AppKind, decodeApp, encodeApp, packApp, type SequencedMessage } from "./codec.js"
-import { ReceiveStream, SendStream } from "./stream.js"
+import { MAX_EARLY_DATA_CONTENT } from "../src/wire.js"
+import type { Connection, TetherClient } from "./initiator.js"
+import { AppKind, decodeApp, encodeApp, packApp, type SequencedMessage } from "../src/app/codec.js"
+import { ReceiveStream, SendStream } from "../src/app/stream.js"
 
 /** A RESPONSE as the device sees it. */
 export interface DeviceResponse {

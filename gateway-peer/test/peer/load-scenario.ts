@@ -3,7 +3,7 @@
 // connection and a reconnect, and a garbage flood while the real devices keep their sessions.
 // Nothing may be dropped: every PUBLISH delivered once and in order, every MESSAGE received.
 import assert from "node:assert/strict"
-import { connectAll, dropAll, forkGateway, garbageFlood, makeFleet, publishAll } from "../src/app/load.js"
+import { connectAll, dropAll, forkGateway, garbageFlood, makeFleet, publishAll } from "../../peer/load.js"
 
 async function until(pred: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
     const end = Date.now() + ms

@@ -2,11 +2,11 @@
 // the cacophony vectors): the same keys give the same bytes, the same h and the same keys.
 import { test } from "node:test"
 import assert from "node:assert/strict"
-import { AESCCM } from "../src/noise/cipher.js"
-import { HandshakeState } from "../src/noise/handshake-state.js"
-import { keyPairFromPrivate } from "../src/crypto/x25519.js"
-import { readKk1, readKk2, writeKk1, writeKk2 } from "../src/session/kk.js"
-import { prologue } from "../src/wire.js"
+import { AESCCM } from "../../src/noise/cipher.js"
+import { HandshakeState } from "../../reference/handshake-state.js"
+import { keyPairFromPrivate } from "../../src/crypto/x25519.js"
+import { readKk1, readKk2, writeKk1, writeKk2 } from "../../src/session/kk.js"
+import { prologue } from "../../src/wire.js"
 
 const kp = (b: number) => keyPairFromPrivate(Buffer.alloc(32, b))
 

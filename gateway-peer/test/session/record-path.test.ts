@@ -6,12 +6,13 @@
 import { test, describe, after } from "node:test"
 import assert from "node:assert/strict"
 import { randomBytes } from "node:crypto"
-import { AeadEmptyAdKey, aeadDecrypt, aeadEncrypt, aeadRekey, TAG_LEN } from "../src/crypto/aead.js"
-import { AESCCM, AESGCM } from "../src/noise/cipher.js"
-import { CipherState } from "../src/noise/cipher-state.js"
-import { Session } from "../src/session/session.js"
-import { Code, encodeFrame, FrameDecoder, FrameError, FrameType, InnerType, KEY_UPDATE_AT, MAX_BODY_LEN, MAX_RECORD_CONTENT, type Frame } from "../src/wire.js"
-import { fixture, until, type Fixture } from "./helpers.js"
+import { AeadEmptyAdKey, aeadDecrypt, aeadEncrypt, aeadRekey, TAG_LEN } from "../../src/crypto/aead.js"
+import { AESCCM } from "../../src/noise/cipher.js"
+import { AESGCM } from "../../reference/aesgcm.js"
+import { CipherState } from "../../src/noise/cipher-state.js"
+import { Session } from "../../src/session/session.js"
+import { Code, encodeFrame, FrameDecoder, FrameError, FrameType, InnerType, KEY_UPDATE_AT, MAX_BODY_LEN, MAX_RECORD_CONTENT, type Frame } from "../../src/wire.js"
+import { fixture, until, type Fixture } from "../helpers.js"
 
 const EMPTY = Buffer.alloc(0)
 

@@ -3,8 +3,8 @@
 // that follow. One test per vector; unsupported patterns are skipped and counted.
 import { test, describe } from "node:test"
 import assert from "node:assert/strict"
-import { runCacophony, runCacophonyVector, type CacophonyFile, type CacophonyVector } from "../src/noise/cacophony.js"
-import { readVectors } from "./vectors.js"
+import { runCacophony, runCacophonyVector, type CacophonyFile, type CacophonyVector } from "../../reference/cacophony.js"
+import { readVectors } from "../vectors.js"
 
 const file = readVectors<CacophonyFile>("published", "noise-cacophony-25519-aesgcm-sha256.json")
 /** The patterns Tether needs; they must never be skipped. */

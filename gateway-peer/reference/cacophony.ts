@@ -6,9 +6,9 @@
 // initiator/responder, and continues with transport messages. After an interactive pattern
 // the transport messages keep alternating; after a one-way pattern (section 7.4) every
 // message is the initiator's, since the responder has nothing to send with.
-import { AESGCM } from "./cipher.js"
+import { AESGCM } from "./aesgcm.js"
 import { HandshakeState, type HandshakeResult } from "./handshake-state.js"
-import { keyPairFromPrivate } from "../crypto/x25519.js"
+import { keyPairFromPrivate } from "../src/crypto/x25519.js"
 import { lookupPattern } from "./patterns.js"
 
 /** One cacophony vector (hex strings). */

@@ -1,0 +1,40 @@
+// The gateway as a library: the entry point `tether-gateway`. Everything a program needs to run a
+// gateway in its own process, the same parts the CLI is built from. The protocol's sizes,
+// frame types and codes are the entry point `tether-gateway/wire`.
+
+// the server and its application layer
+export { DEFAULT_POLICY, startGateway } from "./server.js"
+export type { Gateway, GatewayOptions, LogLine, ServerPolicy, ServerState } from "./server.js"
+export { startAppGateway } from "./app/serve.js"
+export type { AppGateway } from "./app/serve.js"
+export { GatewayApp } from "./app/gateway-app.js"
+export type { AckEvent, AppDevice, AppEvents, GatewayAppOptions, PublishEvent } from "./app/gateway-app.js"
+export { MemoryAppStateStore, SqliteAppStateStore } from "./app/store.js"
+export type { AppStateStore } from "./app/store.js"
+export { ConfigError, parseConfig } from "./app/upstream.js"
+export type { Route, UpstreamConfig } from "./app/upstream.js"
+
+// the sans-IO protocol engine under the server: one Responder per connection
+export { Phase, Responder } from "./session/responder.js"
+export type { ResponderContext, ResponderPolicy, ResponderState, Step, StepEvent } from "./session/responder.js"
+
+// state: identity, ticket keys, devices
+export { initState, loadState, StateError } from "./state.js"
+export type { GatewayState } from "./state.js"
+export { mintTicket, openTicket, TicketKeySet } from "./tickets.js"
+export type { MintedTicket, OpenedTicket, TicketError, TicketKey } from "./tickets.js"
+export { deviceIdHex, newDevice } from "./registry/registry.js"
+export type { DeviceRecord, GenerationVerdict, Registry } from "./registry/registry.js"
+export { MemoryRegistry } from "./registry/memory.js"
+export { RegistryOpenError, SqliteRegistry } from "./registry/sqlite.js"
+export { envText, pairDevice } from "./cli/pair.js"
+export type { DeviceSettings, Paired } from "./cli/pair.js"
+
+// keys and randomness, as the gateway makes them (node:crypto)
+export { generateKeyPair, keyPairFromPrivate, x25519, x25519Base } from "./crypto/x25519.js"
+export type { KeyPair } from "./crypto/x25519.js"
+export { randomBytes } from "./crypto/random.js"
+export type { RandomSource } from "./crypto/random.js"
+
+// the operator CLI, for programs that embed it
+export { main } from "./cli.js"
