@@ -4,7 +4,8 @@
 // Each module in devs/bench/*.mjs exports `async function run(ctx)` returning figures
 // `{ name, value, unit, note? }`. A figure is a median of several runs; a module puts the run
 // count and spread in `note`. This driver prints one `BENCH {...}` JSON line per figure, then a
-// markdown table; with `--write-readme` it replaces the README's bench section with the table.
+// markdown table; with `--write-docs` it replaces the table in docs/bench.md (between its
+// bench:begin and bench:end markers) with this run's.
 //
 // Device programs run in the DeviceScript simulator (`devs run --test -k`) and print their own
 // figures as `BENCHDEV {...}` lines, which ctx.runDevice parses.
@@ -15,7 +16,7 @@ import { fileURLToPath, pathToFileURL } from "node:url"
 
 const root = join(fileURLToPath(import.meta.url), "..", "..")
 const args = process.argv.slice(2)
-const writeReadme = args.includes("--write-readme")
+const writeDocs = args.includes("--write-docs")
 const filters = args.filter(a => !a.startsWith("--"))
 
 /** Median of a list of numbers. */
@@ -85,16 +86,16 @@ const table = [
 ].join("\n")
 console.log("\n" + table)
 
-if (writeReadme && !failed) {
-    const path = join(root, "README.md")
-    const readme = readFileSync(path, "utf8")
+if (writeDocs && !failed) {
+    const path = join(root, "docs", "bench.md")
+    const doc = readFileSync(path, "utf8")
     const begin = "<!-- bench:begin -->"
     const end = "<!-- bench:end -->"
-    const i = readme.indexOf(begin)
-    const j = readme.indexOf(end)
-    if (i < 0 || j < i) throw new Error("README.md has no bench markers")
-    const stamp = `Measured by \`npm run bench -- --write-readme\` on ${new Date().toISOString().slice(0, 10)} (${process.platform}, Node ${process.version}, ${(await import("node:os")).cpus().length} cores).`
-    writeFileSync(path, readme.slice(0, i + begin.length) + "\n" + stamp + "\n\n" + table + "\n" + readme.slice(j))
-    console.log("README.md bench section written")
+    const i = doc.indexOf(begin)
+    const j = doc.indexOf(end)
+    if (i < 0 || j < i) throw new Error("docs/bench.md has no bench markers")
+    const stamp = `Measured by \`npm run bench -- --write-docs\` on ${new Date().toISOString().slice(0, 10)} (${process.platform}, Node ${process.version}, ${(await import("node:os")).cpus().length} cores).`
+    writeFileSync(path, doc.slice(0, i + begin.length) + "\n" + stamp + "\n\n" + table + "\n" + doc.slice(j))
+    console.log("docs/bench.md bench table written")
 }
 process.exit(failed ? 1 : 0)
