@@ -6,11 +6,13 @@
 //                        (`devs run --test -k`), counted from its "tests: N, pass: P" line
 //   end-to-end tests     node:test over test/e2e/dist/*.test.js, one file at a time: each
 //                        starts a gateway in Node and a device program in the simulator
+//   devs checks          node:test over test/devs/*.test.mjs: the generators reproduce the
+//                        committed vectors, the formatter finds nothing to change
 //
 // `--slow` runs the exhaustive suites instead (test/slow/*.test.ts on the device, and the
 // node:test files named *.slow.test.js): all Wycheproof vectors through the simulator, the
 // 1000-iteration RFC 7748 ladder, ...
-// `--only device|gateway|e2e` restricts to one group; further arguments filter file names.
+// `--only devs|gateway|device|e2e` restricts to one group; further arguments filter file names.
 import { spawn } from "node:child_process"
 import { readdirSync, readFileSync, existsSync, statSync } from "node:fs"
 import { join, relative } from "node:path"
@@ -118,6 +120,11 @@ function report(label, p, f, out, ms) {
 
 const want = g => !only || only === g
 const isSlowNode = n => n.endsWith(".slow.test.js")
+
+if (want("devs") && !slow) {
+    const files = listFiles(join(root, "test", "devs"), n => n.endsWith(".test.mjs"))
+    await nodeFiles("devs checks (node:test)", files, 300000)
+}
 
 if (want("gateway")) {
     const files = listFiles(join(root, "gateway-peer", "dist", "test"), n =>

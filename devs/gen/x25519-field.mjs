@@ -22,7 +22,7 @@
 // 80 instructions per core), sums subtract 32p limb-wise instead (see the bound argument).
 //
 // Representation and bounds: see HEADER below (repeated in the generated file).
-import { writeFileSync } from "node:fs"
+import { readFileSync, writeFileSync } from "node:fs"
 import { join, dirname } from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -297,5 +297,13 @@ ${body(storeAt("m", O), "        ")}
 
 const text = generate()
 const file = join(root, "src", "crypto", "field25519.ts")
-writeFileSync(file, text)
-console.log(`wrote ${file} (${text.length} bytes)`)
+if (process.argv.includes("--check")) {
+    // writes nothing: fails when the committed module is not what this script writes
+    if (readFileSync(file, "utf8") !== text) {
+        console.error(`${file} is stale: run node devs/gen/x25519-field.mjs`)
+        process.exitCode = 1
+    } else console.log(`${file} is up to date`)
+} else {
+    writeFileSync(file, text)
+    console.log(`wrote ${file} (${text.length} bytes)`)
+}

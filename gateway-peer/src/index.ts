@@ -21,7 +21,7 @@ export type { ResponderContext, ResponderPolicy, ResponderState, Step, StepEvent
 // state: identity, ticket keys, devices
 export { initState, loadState, StateError } from "./state.js"
 export type { GatewayState } from "./state.js"
-export { mintTicket, openTicket, TicketKeySet } from "./tickets.js"
+export { mintTicket, openTicket, peekTicket, TicketKeySet } from "./tickets.js"
 export type { MintedTicket, OpenedTicket, TicketError, TicketKey } from "./tickets.js"
 export { deviceIdHex, newDevice } from "./registry/registry.js"
 export type { DeviceRecord, GenerationVerdict, Registry } from "./registry/registry.js"

@@ -1,5 +1,5 @@
 // The full handshake against the gateway's generated vectors (test/vectors/generated/
-// tether-kk.json, from gateway-peer/scripts/gen-protocol-vectors.ts): with the vector's static
+// tether-kk.json, from devs/gen/protocol-vectors.mjs): with the vector's static
 // and ephemeral keys injected, the device writes HS_INIT byte for byte, reads HS_RESP to the
 // same handshake hash, opens the gateway's TICKET and DATA records and writes its own DATA
 // record byte for byte. A flipped byte in HS_RESP or in a record is refused with undefined

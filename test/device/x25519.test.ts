@@ -1,6 +1,6 @@
 // Device X25519 (src/crypto/x25519.ts) against RFC 7748 (both scalar multiplications, the
 // 1-iteration ladder, Alice/Bob), the Wycheproof subset covering every flag, and the random
-// differential set generated with node:crypto (gateway-peer/scripts/gen-x25519-random.ts).
+// differential set generated with node:crypto (devs/gen/x25519-random.mjs).
 // The 1000-iteration ladder and all 518 Wycheproof cases are in test/slow/x25519-all.test.ts.
 // @timeout 120000
 import { describe, test, expect } from "@devicescript/test"

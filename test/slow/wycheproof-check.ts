@@ -1,5 +1,5 @@
 // Shared by the exhaustive X25519 programs: runs packed Wycheproof rows (see
-// test/vectors/to-device.mjs) through the device X25519. An all-zero expected secret must make
+// devs/gen/vectors-to-device.mjs) through the device X25519. An all-zero expected secret must make
 // x25519 throw: Tether rejects low-order points.
 import { expect } from "@devicescript/test"
 import { x25519 } from "../../src/crypto/x25519"

@@ -1,13 +1,30 @@
-// The generated Tether AEAD vectors: the committed file is exactly what the generator writes
-// now, every valid case matches an independent computation of the rule on raw node:crypto,
-// and every invalid case is rejected.
+// The generated Tether AEAD vectors (devs/gen/aead-vectors.mjs, on @noble/hashes; that the
+// committed file is what it writes is checked in test/devs/): every valid case matches the
+// gateway and an independent computation of the rule on raw node:crypto, and every invalid case
+// is rejected.
 import { test, describe } from "node:test"
 import assert from "node:assert/strict"
-import { readFileSync } from "node:fs"
 import { createCipheriv, createHmac } from "node:crypto"
 import { aeadDecrypt, aeadEncrypt } from "../../src/crypto/aead.js"
-import { render, tetherAead, type AeadVector, type VectorFile } from "../../scripts/gen-vectors.js"
 import { readVectors, h } from "../vectors.js"
+
+/** One case of tether-aead.json. */
+interface AeadVector {
+    comment: string
+    k: string
+    n: number
+    ad: string
+    plaintext: string
+    ciphertext: string
+    result: "valid" | "invalid"
+}
+
+/** The generated file. */
+interface VectorFile<T> {
+    generator: string
+    rule: string
+    tests: T[]
+}
 
 const file = readVectors<VectorFile<AeadVector>>("generated", "tether-aead.json")
 
@@ -23,10 +40,8 @@ function reference(k: Buffer, n: number, ad: Buffer, pt: Buffer): Buffer {
 }
 
 describe("tether-aead.json", () => {
-    test("the committed file is what gen-vectors writes (never edited by hand)", () => {
-        const committed = readFileSync(new URL("../../../../test/vectors/generated/tether-aead.json", import.meta.url), "utf8")
-        assert.equal(committed, render(tetherAead()))
-        assert.equal(file.generator, "gateway-peer/scripts/gen-vectors.ts")
+    test("the committed file names its generator (never edited by hand)", () => {
+        assert.equal(file.generator, "devs/gen/aead-vectors.mjs")
     })
     test("coverage: ads, plaintext sizes, counters, invalid cases", () => {
         const valid = file.tests.filter(t => t.result === "valid")

@@ -1,5 +1,5 @@
 // The committed protocol vectors still match the code (regenerate with
-// gateway-peer/scripts/gen-protocol-vectors.ts when the protocol changes, never by hand).
+// devs/gen/protocol-vectors.mjs when the protocol changes, never by hand).
 import { test } from "node:test"
 import assert from "node:assert/strict"
 import { readFileSync } from "node:fs"

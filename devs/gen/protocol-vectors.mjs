@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-// Generates the Tether protocol vectors from fixed inputs, through the gateway's own code paths
-// (the Responder for the gateway's frames, the initiator functions for the device's), and
-// checks the full handshake against the Noise HandshakeState as it goes. Output, at the repo
-// root: test/vectors/generated/tether-kk.json and tether-resume.json; then run
-// `node test/vectors/to-device.mjs` to refresh the device's modules. Never edit the JSON.
+// Writes the Tether protocol vectors from fixed inputs, through the gateway's own code paths
+// (its Responder for the gateway's frames, the initiator's messages of tether-gateway/peer for the
+// device's), and checks the full handshake against the Noise reference's HandshakeState as it
+// goes. Output: test/vectors/generated/tether-kk.json and tether-resume.json; then
+// `node devs/gen/vectors-to-device.mjs` refreshes the device's modules. Never edit the JSON.
 //
-//     npm run build -w gateway-peer && node gateway-peer/dist/scripts/gen-protocol-vectors.js
+//     npm run build -w gateway-peer && node devs/gen/protocol-vectors.mjs [--out DIR]
 //
 // Both files are { description, tests: [case, ...] }, each case a flat object of lowercase hex
 // strings (bytes), numbers and booleans. Frames ("hs_init", "record_...") are whole frames,
@@ -35,25 +35,14 @@
 //   next_generation, next_expires_at, next_ticket, next_resumption_secret: the ticket issued
 //   record_ticket: the gateway's first RECORD frame (TICKET, n = 0)
 //   data_i2r/record_data_i2r (device -> gateway, n = 0), data_r2i/record_data_r2i (n = 1)
-import { mkdirSync, writeFileSync } from "node:fs"
-import { dirname, join } from "node:path"
-import { fileURLToPath } from "node:url"
-import { keyPairFromPrivate } from "../src/crypto/x25519.js"
-import { AESCCM } from "../src/noise/cipher.js"
-import { HandshakeState } from "../reference/handshake-state.js"
-import { MemoryRegistry } from "../src/registry/memory.js"
-import { newDevice } from "../src/registry/registry.js"
-import { readKk2, writeKk1 } from "../src/session/kk.js"
-import { readResumeResp, writeResumeInit } from "../src/session/resume.js"
-import { Phase, Responder, type ResponderContext } from "../src/session/responder.js"
-import type { Session } from "../src/session/session.js"
-import { mintTicket, peekTicket, TicketKeySet } from "../src/tickets.js"
-import { encodeFrame, FrameType, InnerType, KK_PATTERN, KK_PROTOCOL_NAME, prologue, RESUME_PROTOCOL_NAME, TICKET_LEN, TICKET_LIFETIME, VERSION } from "../src/wire.js"
+import { keyPairFromPrivate, MemoryRegistry, mintTicket, newDevice, peekTicket, Phase, Responder, TicketKeySet } from "tether-gateway"
+import { readKk2, readResumeResp, writeKk1, writeResumeInit } from "tether-gateway/peer"
+import { AESCCM, HandshakeState } from "tether-gateway/reference"
+import { encodeFrame, FrameType, InnerType, KK_PATTERN, KK_PROTOCOL_NAME, prologue, RESUME_PROTOCOL_NAME, TICKET_LEN, TICKET_LIFETIME, VERSION } from "tether-gateway/wire"
+import { outDir, runAsMain, writeVectorFile } from "./common.mjs"
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..")
-const outDir = join(root, "test", "vectors", "generated")
-const hex = (b: Buffer) => b.toString("hex")
-const seq = (start: number, n = 32) => Buffer.from(Array.from({ length: n }, (_, i) => (start + i) & 0xff))
+const hex = b => Buffer.from(b).toString("hex")
+const seq = (start, n = 32) => Buffer.from(Array.from({ length: n }, (_, i) => (start + i) & 0xff))
 
 const NOW = 1_767_225_600 // 2026-01-01T00:00:00Z
 const deviceId = Buffer.from("d1d2d3d4d5d6d7d8", "hex")
@@ -65,11 +54,11 @@ const psk = seq(0x81)
 const ticketKey = seq(0xa1)
 const TICKET_KEY_ID = 3
 
-function check(cond: boolean, what: string): asserts cond {
+function check(cond, what) {
     if (!cond) throw new Error(`gen-protocol-vectors: ${what}`)
 }
 
-async function context(accepted: number, issued: number, rng?: (n: number) => Buffer): Promise<ResponderContext> {
+async function context(accepted, issued, rng) {
     const registry = new MemoryRegistry()
     await registry.putDevice({
         ...newDevice({ id: hex(deviceId), name: "vector-device", publicKey: device.publicKey, psk, now: NOW }),
@@ -88,7 +77,7 @@ async function context(accepted: number, issued: number, rng?: (n: number) => Bu
 }
 
 /** Reads the TICKET record, then one DATA record each way, from both ends' sessions. */
-function records(deviceSession: Session, responder: Responder, ticketFrame: Buffer) {
+function records(deviceSession, responder, ticketFrame) {
     const s = responder.state
     check(s.phase === Phase.Established, "responder not established")
     const t = deviceSession.decrypt(ticketFrame.subarray(3))
@@ -119,7 +108,7 @@ function records(deviceSession: Session, responder: Responder, ticketFrame: Buff
     }
 }
 
-async function kkCase(): Promise<Record<string, string | number | boolean>> {
+async function kkCase() {
     const ctx = await context(0, 0)
     const pending = writeKk1({ deviceId, s: device, rs: gateway.publicKey, psk }, deviceE)
     const hsInit = encodeFrame(FrameType.HS_INIT, Buffer.concat([Buffer.from([VERSION]), deviceId, pending.message]))
@@ -164,7 +153,7 @@ async function kkCase(): Promise<Record<string, string | number | boolean>> {
     }
 }
 
-async function resumeCase(name: string, early: Buffer | undefined, accepted: number): Promise<Record<string, string | number | boolean>> {
+async function resumeCase(name, early, accepted) {
     const generation = 5
     const nonceI = seq(0xc1, 12)
     const nonceR = seq(0xe1, 12)
@@ -210,23 +199,22 @@ async function resumeCase(name: string, early: Buffer | undefined, accepted: num
     }
 }
 
-async function main(): Promise<void> {
-    mkdirSync(outDir, { recursive: true })
+/** Writes both files into `dir`. */
+export async function generate(dir = outDir()) {
     const kk = {
-        description: "Tether v1 full handshake (PROTOCOL.md 4, 5, 6.1): generated by gateway-peer/scripts/gen-protocol-vectors.ts; do not edit",
+        description: "Tether v1 full handshake (PROTOCOL.md 4, 5, 6.1): generated by devs/gen/protocol-vectors.mjs; do not edit",
         tests: [await kkCase()],
     }
     const resume = {
-        description: "Tether v1 resumption (PROTOCOL.md 6.2-6.4): generated by gateway-peer/scripts/gen-protocol-vectors.ts; do not edit",
+        description: "Tether v1 resumption (PROTOCOL.md 6.2-6.4): generated by devs/gen/protocol-vectors.mjs; do not edit",
         tests: [
             await resumeCase("resume with early data, newer generation: EARLY_ACCEPTED", Buffer.from("early hello"), 4),
             await resumeCase("resume without early data", undefined, 4),
             await resumeCase("resume with early data, generation already accepted: discarded", Buffer.from("early hello"), 5),
         ],
     }
-    writeFileSync(join(outDir, "tether-kk.json"), JSON.stringify(kk, null, 2) + "\n")
-    writeFileSync(join(outDir, "tether-resume.json"), JSON.stringify(resume, null, 2) + "\n")
-    console.log(`wrote ${join(outDir, "tether-kk.json")} (1 case), ${join(outDir, "tether-resume.json")} (3 cases)`)
+    writeVectorFile(dir, "tether-kk.json", JSON.stringify(kk, null, 2) + "\n", "1 case")
+    writeVectorFile(dir, "tether-resume.json", JSON.stringify(resume, null, 2) + "\n", "3 cases")
 }
 
-await main()
+runAsMain(import.meta.url, argv => generate(outDir(argv)))
