@@ -25,13 +25,12 @@ import { Session } from "./session"
 import { TicketStore } from "./ticket-store"
 import {
     Code,
+    decodeTicketContent,
     EARLY_ACCEPTED,
     FrameType,
     REJECT_BODY_LEN,
     InnerType,
     RESUME_NONCE_LEN,
-    RESUMPTION_SECRET_LEN,
-    TICKET_LEN,
 } from "./wire"
 
 /** The runtime's X25519. */
@@ -173,12 +172,10 @@ export class Connection {
         const r = this.session.decrypt(f.body)
         if (r === undefined) return this.abort()
         if (r.type === InnerType.TICKET) {
-            // store before use (PROTOCOL.md 6.3)
-            await this.store.save({
-                ticket: r.content.slice(0, TICKET_LEN),
-                secret: r.content.slice(TICKET_LEN, TICKET_LEN + RESUMPTION_SECRET_LEN),
-            })
+            const t = decodeTicketContent(r.content)
             r.content.fillAt(0, r.content.length, 0) // best effort on a garbage-collected VM
+            if (t === undefined) return this.abort()
+            await this.store.save(t) // store before use (PROTOCOL.md 6.3)
         } else if (r.type === InnerType.CLOSE) {
             this.closeCode = r.content[0]
             return this.abort()
