@@ -27,7 +27,7 @@ import * as ds from "@devicescript/core"
 import { randomBytes, RandomSource } from "./crypto/random"
 import { AppLayer, AppProtocolError, MessageHandler, Response } from "./app/app-layer"
 import { Dh } from "./noise/handshake-state"
-import { Connection, CountingDh, TetherClient } from "./tether/client"
+import { Connection, CountingDh, RecvKind, TetherClient } from "./tether/client"
 import { LinkSettings, readPairingSettings } from "./tether/pairing-settings"
 import { SettingsStorage, SlotStorage, TicketStore } from "./tether/ticket-store"
 import { Code, InnerType } from "./tether/wire"
@@ -309,9 +309,9 @@ export class Link {
         const silence = this.opts.silenceTimeoutMs || 20000
         for (;;) {
             if (this.stopped) return
-            const c = await s.conn.recv(POLL_MS)
-            if (c === null) return
-            if (c === undefined) {
+            const r = await s.conn.receive(POLL_MS)
+            if (r.kind === RecvKind.Closed) return
+            if (r.kind === RecvKind.Timeout) {
                 // nothing arrived: a silent gateway while messages wait for their ACK means a
                 // dead path (TCP alone may not notice for minutes)
                 if (this.app.outbound.inFlight() && ds.millis() - s.since > silence) {
@@ -323,7 +323,7 @@ export class Link {
             }
             s.since = ds.millis()
             try {
-                await this.app.onData(c)
+                await this.app.onData(r.data)
                 s.progressed = true // (a session that only fails does not reset the backoff)
             } catch (e) {
                 this.st.lastError = (e as Error).message

@@ -1,37 +1,29 @@
-// The device's connection to its gateway (PROTOCOL.md 8):
+// The device's connection to its gateway (PROTOCOL.md 8). The states and the transitions are
+// in ./initiator.ts; this module drives them over a Transport:
 //
-//     Idle -> (RESUME_INIT) AwaitResumeResp -> Established         when a ticket is stored
-//     Idle -> (HS_INIT) AwaitHsResp -> Established                 when none
+//     Idle -> (RESUME_INIT) AwaitResumeResp -> AwaitTicket -> Established   a ticket is stored
+//     Idle -> (HS_INIT) AwaitHsResp -> AwaitTicket -> Established           none is
 //     AwaitResumeResp -> REJECT(TICKET_REJECTED) -> (HS_INIT) AwaitHsResp, same connection
 //
-// After either handshake the gateway's first record is a TICKET: it is written to flash
-// before anything uses it (PROTOCOL.md 6.3). A REJECT never deletes the stored ticket (9.5).
-// Early data that the gateway did not accept is sent again as a DATA record under the new
-// keys (6.2). connect() returns as soon as the session is established and its TICKET stored:
-// it does not generate the next ephemeral key pair (one X25519, seconds on a chip). The
-// caller runs prepare() while idle (the link does, on its own fiber, once it is up), so the
-// next full handshake costs three X25519 on its critical path (4.3); if prepare() has not run
-// by then, the full handshake does it first. `ss` is computed once per pairing. All DH goes
-// through `opts.dh`, so tests count it.
+// connect() returns as soon as the session is established and its TICKET stored: it does not
+// generate the next ephemeral key pair (one X25519, seconds on a chip). The caller runs
+// prepare() while idle (the link does, on its own fiber, once it is up), so the next full
+// handshake costs three X25519 on its critical path (4.3); if prepare() has not run by then,
+// the full handshake does it first. `ss` is computed once per pairing. All DH goes through
+// `opts.dh`, so tests count it. The connection comes from `opts.connect` (FramedSocket on
+// the device, a MemoryTransport in tests).
 import * as ds from "@devicescript/core"
 import { randomBytes, RandomSource } from "../crypto/random"
 import { x25519, x25519Base } from "../crypto/x25519"
 import { FramedSocket } from "../net/framed-socket"
+import { Connector, Frame, Transport } from "../net/transport"
 import { CipherFunction } from "../noise/cipher-state"
 import { Dh, KeyPair } from "../noise/handshake-state"
-import { Pairing, readHsResp, writeHsInit } from "./handshake"
-import { readResumeResp, writeResumeInit } from "./resume"
+import { Pairing } from "./handshake"
+import { Established, Initiator, InitiatorContext, Outcome, Phase, Step } from "./initiator"
 import { Session } from "./session"
 import { TicketStore } from "./ticket-store"
-import {
-    Code,
-    decodeTicketContent,
-    EARLY_ACCEPTED,
-    FrameType,
-    REJECT_BODY_LEN,
-    InnerType,
-    RESUME_NONCE_LEN,
-} from "./wire"
+import { Code, FrameType, InnerType } from "./wire"
 
 /** The runtime's X25519. */
 export const X25519: Dh = {
@@ -69,6 +61,9 @@ export class CountingDh implements Dh {
 /** Default time to wait for the gateway's handshake answer and first record. */
 export const HANDSHAKE_TIMEOUT_MS = 10000
 
+/** The device's connector: a FramedSocket over TCP. */
+export const TCP: Connector = async o => await FramedSocket.connect(o)
+
 /** Options of {@link TetherClient}. */
 export interface ClientOptions {
     pairing: Pairing
@@ -76,15 +71,17 @@ export interface ClientOptions {
     store: TicketStore
     host: string
     port: number
+    /** opens the connection; default {@link TCP} (FramedSocket.connect) */
+    connect?: Connector
     /** DH functions; default {@link X25519} */
     dh?: Dh
     /** randomness for nonces and ephemeral keys; default the CSPRNG */
     random?: RandomSource
     /** cipher function; default AESCCM */
     cipher?: CipherFunction
-    /** handshake answer timeout; default {@link HANDSHAKE_TIMEOUT_MS} */
+    /** connection and handshake answer timeout; default {@link HANDSHAKE_TIMEOUT_MS} */
     timeoutMs?: number
-    /** called when the TCP connection is open and the first handshake frame is about to go */
+    /** called when the connection is open and the first handshake frame is about to go */
     onOpen?: () => void
 }
 
@@ -98,6 +95,24 @@ export class RejectedError extends Error {
     }
 }
 
+/** What {@link Connection.receive} got. */
+export enum RecvKind {
+    /** a DATA record's content */
+    Data,
+    /** nothing within the timeout; the connection is still up */
+    Timeout,
+    /**
+     * the connection ended: the gateway closed (a CLOSE record, then `code` is its code), the
+     * connection broke, or a bad record arrived (no plaintext of it is released)
+     */
+    Closed,
+}
+
+/** The result of {@link Connection.receive}. */
+export type Received = { kind: RecvKind.Data; data: Buffer } | { kind: RecvKind.Timeout } | { kind: RecvKind.Closed; code: number }
+
+const TIMEOUT: Received = { kind: RecvKind.Timeout }
+
 /** An established connection: records both ways. */
 export class Connection {
     /** true when this session came from a resumption */
@@ -110,18 +125,25 @@ export class Connection {
     handshakeMs = 0
     /** the code of a CLOSE received from the gateway, or 0 */
     closeCode = 0
-    private pending: Buffer[] = []
+    private session: Session
 
-    constructor(private sock: FramedSocket, private session: Session, private store: TicketStore) {}
+    /** @internal use {@link TetherClient.connect} */
+    constructor(private transport: Transport, private machine: Initiator) {
+        const s = machine.state as Established
+        this.session = s.session
+        this.resumed = s.how.resumed
+        this.earlyAccepted = s.how.earlyAccepted
+        this.fellBack = s.how.fellBack
+    }
 
     /** Whether records can still be sent and received. */
     isOpen(): boolean {
-        return !this.session.dead && this.sock.isOpen()
+        return !this.session.dead && this.transport.isOpen()
     }
 
     /**
      * Sends one DATA record (two frames when a KEY_UPDATE is due).
-     * @throws when the session is dead or the socket closed
+     * @throws when the session is dead or the connection closed
      */
     async send(data: Buffer): Promise<void> {
         await this.sendRecord(InnerType.DATA, data)
@@ -130,88 +152,79 @@ export class Connection {
     /** @internal */
     async sendRecord(type: number, content: Buffer): Promise<void> {
         const bodies = this.session.encrypt(type, content)
-        for (const b of bodies) await this.sock.sendFrame(FrameType.RECORD, b)
+        for (const b of bodies) await this.transport.sendFrame(FrameType.RECORD, b)
     }
 
     /**
      * Receives the next DATA content. TICKET records are stored, KEY_UPDATE is applied.
-     * @returns the content; undefined on timeout; null when the connection ended (peer
-     *     close, CLOSE record with `closeCode` set, or a bad record: then it is closed
-     *     without answering and no plaintext of it is released)
+     * @param timeoutMs how long to wait; forever when omitted
+     * @returns Data; Timeout; or Closed when the connection ended (peer close, CLOSE record
+     *     with its code, or a bad record: then it is closed without answering and no
+     *     plaintext of it is released)
+     * @throws when the ticket store fails to save a TICKET
      */
-    async recv(timeoutMs?: number): Promise<Buffer | undefined | null> {
-        if (this.pending.length) return this.pending.shift()
+    async receive(timeoutMs?: number): Promise<Received> {
         const deadline = timeoutMs === undefined ? undefined : ds.millis() + timeoutMs
         for (;;) {
-            if (this.session.dead) return null
+            if (this.session.dead || this.machine.state.phase !== Phase.Established) return this.ended()
             let left: number = undefined
             if (deadline !== undefined) {
                 left = deadline - ds.millis()
-                if (left <= 0) return undefined
+                if (left <= 0) return TIMEOUT
             }
-            const r = await this.next(left)
-            if (r === undefined) return undefined
-            if (r === null) return null
-            if (r.type === InnerType.DATA) return r.content
+            let f: Frame
+            try {
+                f = await this.transport.recvFrame(left)
+            } catch (e) {
+                f = null // framing violation or connection error
+            }
+            if (f === undefined) return TIMEOUT
+            if (f === null) {
+                this.abort()
+                return this.ended()
+            }
+            const step = await this.machine.receive(f)
+            if (step.outcome === Outcome.PeerClosed) this.closeCode = step.code
+            if (step.close) {
+                this.abort()
+                return this.ended()
+            }
+            if (step.delivered.length > 0) return { kind: RecvKind.Data, data: step.delivered[0] }
         }
     }
 
     /**
-     * The next record, with TICKET and CLOSE handled.
-     * @internal
+     * The content of the next DATA record, `undefined` on timeout, `null` when the
+     * connection ended: {@link receive} in its older shape.
+     * @deprecated use receive(); kept because devs/bench-handshake.ts calls it
      */
-    async next(timeoutMs: number): Promise<{ type: number; content: Buffer } | undefined | null> {
-        let f
-        try {
-            f = await this.sock.recvFrame(timeoutMs)
-        } catch (e) {
-            f = null // framing violation or socket error
-        }
-        if (f === undefined) return undefined
-        if (f === null || f.type !== FrameType.RECORD) return this.abort()
-        const r = this.session.decrypt(f.body)
-        if (r === undefined) return this.abort()
-        if (r.type === InnerType.TICKET) {
-            const t = decodeTicketContent(r.content)
-            r.content.fillAt(0, r.content.length, 0) // best effort on a garbage-collected VM
-            if (t === undefined) return this.abort()
-            await this.store.save(t) // store before use (PROTOCOL.md 6.3)
-        } else if (r.type === InnerType.CLOSE) {
-            this.closeCode = r.content[0]
-            return this.abort()
-        }
-        return r
+    async recv(timeoutMs?: number): Promise<Buffer | undefined | null> {
+        const r = await this.receive(timeoutMs)
+        if (r.kind === RecvKind.Data) return r.data
+        return r.kind === RecvKind.Timeout ? undefined : null
     }
 
-    /**
-     * Waits for the gateway's first record, which must be the TICKET (DATA is kept for recv).
-     * @internal
-     */
-    async awaitTicket(timeoutMs: number): Promise<boolean> {
-        const r = await this.next(timeoutMs)
-        if (r === undefined || r === null) return false
-        if (r.type === InnerType.DATA) this.pending.push(r.content)
-        return r.type === InnerType.TICKET
+    private ended(): Received {
+        return { kind: RecvKind.Closed, code: this.closeCode }
     }
 
-    private abort(): null {
-        this.session.close()
-        this.sock.close()
-        return null
+    private abort() {
+        this.machine.close()
+        this.transport.close()
     }
 
-    /** Closes the socket without a CLOSE record, as when the radio goes away. */
+    /** Closes the connection without a CLOSE record, as when the radio goes away. */
     drop() {
         this.abort()
     }
 
-    /** Sends CLOSE(NORMAL) when possible, then closes the socket. */
+    /** Sends CLOSE(NORMAL) when possible, then closes the connection. */
     async close(): Promise<void> {
         if (this.isOpen()) {
             try {
                 await this.sendRecord(InnerType.CLOSE, Buffer.from([Code.NORMAL]))
             } catch (e) {
-                // the socket is going away anyway
+                // the connection is going away anyway
             }
         }
         this.abort()
@@ -223,6 +236,7 @@ export class TetherClient {
     private opts: ClientOptions
     private dh: Dh
     private random: RandomSource
+    private ctx: InitiatorContext
     /** DH(s_device, s_gateway), per pairing */
     private ss: Buffer
     /** the ephemeral key pair for the next full handshake; used for one attempt only */
@@ -234,6 +248,14 @@ export class TetherClient {
         this.opts = opts
         this.dh = opts.dh || X25519
         this.random = opts.random || randomBytes
+        const self = this
+        this.ctx = {
+            pairing: opts.pairing,
+            dh: this.dh,
+            random: this.random,
+            cipher: opts.cipher,
+            fullKeys: async () => await self.takeKeys(),
+        }
     }
 
     /**
@@ -262,6 +284,14 @@ export class TetherClient {
         }
     }
 
+    /** The keys of one full handshake attempt: prepared (now, if not while idle), then taken. */
+    private async takeKeys(): Promise<{ e: KeyPair; ss: Buffer }> {
+        await this.prepare() // no-op when done while idle
+        const e = this.e
+        this.e = undefined // one attempt only (PROTOCOL.md 4.3): taken before any await
+        return { e, ss: this.ss }
+    }
+
     /**
      * Connects: resumes with the stored ticket (with `early` as 0-RTT data), or runs the full
      * handshake when there is no ticket or it is rejected (same connection).
@@ -269,73 +299,59 @@ export class TetherClient {
      * @returns the connection; `earlyAccepted` says whether `early` went as 0-RTT data (if
      *     not, it was sent again as a DATA record)
      * @throws RejectedError on any other REJECT; Error on a bad or missing answer (the
-     *     socket is closed, the stored ticket is kept)
+     *     connection is closed, the stored ticket is kept)
      */
     async connect(early?: Buffer): Promise<Connection> {
         const o = this.opts
         const timeoutMs = o.timeoutMs === undefined ? HANDSHAKE_TIMEOUT_MS : o.timeoutMs
-        const sock = await FramedSocket.connect({ host: o.host, port: o.port, timeoutMs })
+        const transport = await (o.connect || TCP)({ host: o.host, port: o.port, timeoutMs })
+        const m = new Initiator(this.ctx, o.store)
         try {
             if (o.onOpen) o.onOpen()
             const t0 = ds.millis()
-            let session: Session = undefined
-            let resumed = false
-            let earlyAccepted = false
-            let fellBack = false
-            const t = o.store.current()
-            if (t !== undefined) {
-                const pending = writeResumeInit(t, this.random(RESUME_NONCE_LEN), early, o.cipher)
-                await sock.sendFrame(FrameType.RESUME_INIT, pending.body)
-                const f = await this.answer(sock, timeoutMs)
-                if (f.type === FrameType.RESUME_RESP) {
-                    const r = readResumeResp(pending, f.body)
-                    if (r === undefined) throw new Error("tether: bad RESUME_RESP")
-                    session = r.session
-                    resumed = true
-                    earlyAccepted = early !== undefined && (r.flags & EARLY_ACCEPTED) !== 0
-                } else if (f.type === FrameType.REJECT && f.body.length === REJECT_BODY_LEN && f.body[0] === Code.TICKET_REJECTED) {
-                    fellBack = true // keep the ticket: the REJECT is not authenticated
-                } else throw this.unexpected(f)
+            let handshakeMs = -1
+            let s = await m.start(early)
+            for (;;) {
+                if (handshakeMs < 0 && s.next.phase === Phase.AwaitTicket) handshakeMs = ds.millis() - t0
+                if (s.close) throw errorOf(s)
+                for (const f of s.frames) await transport.sendFrame(f.type, f.body)
+                if (m.state.phase === Phase.Established) break
+                s = await m.receive(await this.answer(transport, m.state.phase === Phase.AwaitTicket, timeoutMs))
             }
-            if (session === undefined) session = await this.fullHandshake(sock, timeoutMs)
-            const conn = new Connection(sock, session, o.store)
-            conn.handshakeMs = ds.millis() - t0
-            conn.resumed = resumed
-            conn.earlyAccepted = earlyAccepted
-            conn.fellBack = fellBack
-            // "If EARLY_ACCEPTED is clear and it sent early data, it sends the same data again"
-            if (early !== undefined && !earlyAccepted) await conn.send(early)
-            if (!(await conn.awaitTicket(timeoutMs))) throw new Error("tether: no TICKET after the handshake")
             // done: the next ephemeral is the caller's idle work (prepare()), not part of connect
+            const conn = new Connection(transport, m)
+            conn.handshakeMs = handshakeMs
             return conn
         } catch (e) {
-            sock.close()
+            m.close()
+            transport.close()
             throw e
         }
     }
 
-    private async fullHandshake(sock: FramedSocket, timeoutMs: number): Promise<Session> {
-        await this.prepare() // no-op when done while idle
-        const e = this.e
-        this.e = undefined // one attempt only (PROTOCOL.md 4.3): taken before any await
-        const pending = await writeHsInit({ pairing: this.opts.pairing, e, ss: this.ss, dh: this.dh, cipher: this.opts.cipher })
-        await sock.sendFrame(FrameType.HS_INIT, pending.body)
-        const f = await this.answer(sock, timeoutMs)
-        if (f.type !== FrameType.HS_RESP) throw this.unexpected(f)
-        const session = await readHsResp(pending, f.body)
-        if (session === undefined) throw new Error("tether: bad HS_RESP")
-        return session
-    }
-
-    private async answer(sock: FramedSocket, timeoutMs: number) {
-        const f = await sock.recvFrame(timeoutMs)
-        if (f === undefined) throw new Error("tether: no answer from the gateway")
-        if (f === null) throw new Error("tether: the gateway closed the connection")
+    /**
+     * The gateway's next frame during the handshake. Waiting for the TICKET, a timeout, a
+     * close or a framing error all mean the same: no TICKET.
+     */
+    private async answer(transport: Transport, ticket: boolean, timeoutMs: number): Promise<Frame> {
+        let f: Frame
+        try {
+            f = await transport.recvFrame(timeoutMs)
+        } catch (e) {
+            if (!ticket) throw e
+            f = null
+        }
+        if (f === undefined || f === null) {
+            if (ticket) throw new Error("tether: no TICKET after the handshake")
+            if (f === undefined) throw new Error("tether: no answer from the gateway")
+            throw new Error("tether: the gateway closed the connection")
+        }
         return f
     }
+}
 
-    private unexpected(f: { type: number; body: Buffer }): Error {
-        if (f.type === FrameType.REJECT && f.body.length === REJECT_BODY_LEN) return new RejectedError(f.body[0])
-        return new Error("tether: unexpected frame " + f.type)
-    }
+/** The error connect() throws for a closing Step. */
+function errorOf(s: Step): Error {
+    if (s.outcome === Outcome.Rejected) return new RejectedError(s.code)
+    return new Error(s.detail)
 }
