@@ -50,31 +50,38 @@ export interface Handshake {
     fellBack: boolean
 }
 
+/** Nothing sent yet. */
 export interface Idle {
     phase: Phase.Idle
 }
+/** RESUME_INIT sent; RESUME_RESP or a REJECT expected. */
 export interface AwaitResumeResp {
     phase: Phase.AwaitResumeResp
     pending: ResumePending
     /** the early data sent, kept to be sent again if the gateway does not accept it */
     early: Buffer | undefined
 }
+/** HS_INIT sent; HS_RESP expected. */
 export interface AwaitHsResp {
     phase: Phase.AwaitHsResp
     pending: KkPending
     early: Buffer | undefined
+    /** this HS_INIT followed a REJECT(TICKET_REJECTED) on the same connection */
     fellBack: boolean
 }
+/** A session exists; its first record must be the TICKET. */
 export interface AwaitTicket {
     phase: Phase.AwaitTicket
     session: Session
     how: Handshake
 }
+/** The TICKET is stored; records both ways. */
 export interface Established {
     phase: Phase.Established
     session: Session
     how: Handshake
 }
+/** The connection is over; every frame is refused. */
 export interface Closed {
     phase: Phase.Closed
 }
@@ -141,15 +148,13 @@ export interface InitiatorContext {
 
 const IDLE: Idle = { phase: Phase.Idle }
 const CLOSED: Closed = { phase: Phase.Closed }
-const NONE: Buffer[] = []
-
 function step(next: InitiatorState, outcome: Outcome, frames: Frame[]): Step {
-    return { next, frames, delivered: NONE, close: false, outcome }
+    return { next, frames, delivered: [], close: false, outcome }
 }
 
 /** A failed message: the state unchanged, nothing sent, the connection to be closed. */
 function fail(s: InitiatorState, outcome: Outcome, detail: string, code?: number): Step {
-    return { next: s, frames: [], delivered: NONE, close: true, outcome, detail, code }
+    return { next: s, frames: [], delivered: [], close: true, outcome, detail, code }
 }
 
 /** A frame of the wrong type; a REJECT in a handshake state carries its code. */
