@@ -1,4 +1,4 @@
-// The device's link to its gateway: the one API a firmware uses (issue 7).
+// The device's link to its gateway: the one API a firmware uses.
 //
 //     const link = await startLink()                     // the TT_* settings from pairing
 //     link.onState((state, s) => console.log(state))
