@@ -1,4 +1,4 @@
-// The device's link to its gateway: the one API a firmware uses (issue 7).
+// The device's link to its gateway: the one API a firmware uses.
 //
 //     const link = await startLink()                     // the TT_* settings from pairing
 //     link.onState((state, s) => console.log(state))
@@ -24,14 +24,15 @@
 // Fibers: one runs the connect/receive loop (message handlers run on it: keep them short),
 // one per session writes (coalesced ACKs, queued messages), one computes keys while idle.
 import * as ds from "@devicescript/core"
-import { readSetting } from "@devicescript/settings"
 import { randomBytes, RandomSource } from "./crypto/random"
 import { AppLayer, AppProtocolError, MessageHandler, Response } from "./app/app-layer"
 import { Dh } from "./noise/handshake-state"
-import { Connection, CountingDh, TetherClient } from "./tether/client"
+import { Connection, CountingDh, RecvKind, TetherClient } from "./tether/client"
+import { LinkSettings, readPairingSettings } from "./tether/pairing-settings"
 import { SettingsStorage, SlotStorage, TicketStore } from "./tether/ticket-store"
-import { Code, DEVICE_ID_LEN, InnerType, PSK_LEN, PUBLIC_KEY_LEN, RESUMPTION_SECRET_LEN, TICKET_LEN } from "./tether/wire"
+import { Code, InnerType } from "./tether/wire"
 
+export { LinkSettings } from "./tether/pairing-settings"
 export { QueueFullError } from "./app/outbound"
 export { RequestError, REQUEST_TIMEOUT, Response } from "./app/app-layer"
 export { AppError } from "./app/codec"
@@ -67,25 +68,6 @@ export interface LinkStatus {
 
 /** Handler of state changes. */
 export type StateHandler = (state: LinkState, status: LinkStatus) => void
-
-/** Pairing material and gateway address (PROTOCOL.md 6.8). Secrets: never log. */
-export interface LinkSettings {
-    /** TT_ID, 8 bytes */
-    deviceId: Buffer
-    /** TT_SK, the device's static private key, 32 bytes */
-    privateKey: Buffer
-    /** TT_GW_PK, 32 bytes */
-    gatewayPublic: Buffer
-    /** TT_PSK, 32 bytes */
-    psk: Buffer
-    /** TT_GW_HOST */
-    host: string
-    /** TT_GW_PORT */
-    port: number
-    /** TT_TICKET (33) and TT_RSECRET (32): the out-of-band ticket, used while flash holds none */
-    ticket?: Buffer
-    secret?: Buffer
-}
 
 /** Options of {@link startLink}. All optional. */
 export interface LinkOptions {
@@ -124,39 +106,13 @@ const POLL_MS = 1000
 /** Longest wait for an idle moment before the keys of the next full handshake are computed anyway. */
 const IDLE_WAIT_MS = 2000
 
-function hexSetting(value: any, key: string, len: number): Buffer {
-    if (value === undefined || value === null) throw new Error("tether: setting " + key + " is missing (run `tether-gateway pair`)")
-    if (typeof value !== "string") throw new TypeError("tether: setting " + key + " must be a quoted hex string")
-    const b = Buffer.from(value, "hex")
-    if (b.length !== len || value.length !== 2 * len) throw new TypeError("tether: setting " + key + " must be " + len + " bytes of hex")
-    return b
-}
-
 /**
  * Reads the pairing written by `tether-gateway pair` (PROTOCOL.md 6.8) from the device's
  * settings (`.env.local` deployed with the program).
  * @throws Error naming the first missing or malformed setting
  */
 export async function readLinkSettings(): Promise<LinkSettings> {
-    const port = await readSetting<any>("TT_GW_PORT")
-    const host = await readSetting<any>("TT_GW_HOST")
-    if (host === undefined || typeof host !== "string" || host.length === 0) throw new Error("tether: setting TT_GW_HOST is missing (run `tether-gateway pair`)")
-    const p = typeof port === "string" ? parseInt(port) : port
-    if (typeof p !== "number" || !(p >= 1 && p <= 65535)) throw new Error("tether: setting TT_GW_PORT is missing or not a port")
-    const s: LinkSettings = {
-        deviceId: hexSetting(await readSetting<any>("TT_ID"), "TT_ID", DEVICE_ID_LEN),
-        privateKey: hexSetting(await readSetting<any>("TT_SK"), "TT_SK", 32),
-        gatewayPublic: hexSetting(await readSetting<any>("TT_GW_PK"), "TT_GW_PK", PUBLIC_KEY_LEN),
-        psk: hexSetting(await readSetting<any>("TT_PSK"), "TT_PSK", PSK_LEN),
-        host,
-        port: p,
-    }
-    const t = await readSetting<any>("TT_TICKET")
-    if (t !== undefined) {
-        s.ticket = hexSetting(t, "TT_TICKET", TICKET_LEN)
-        s.secret = hexSetting(await readSetting<any>("TT_RSECRET"), "TT_RSECRET", RESUMPTION_SECRET_LEN)
-    }
-    return s
+    return await readPairingSettings()
 }
 
 /** One session: its connection and its writer fiber. */
@@ -353,9 +309,9 @@ export class Link {
         const silence = this.opts.silenceTimeoutMs || 20000
         for (;;) {
             if (this.stopped) return
-            const c = await s.conn.recv(POLL_MS)
-            if (c === null) return
-            if (c === undefined) {
+            const r = await s.conn.receive(POLL_MS)
+            if (r.kind === RecvKind.Closed) return
+            if (r.kind === RecvKind.Timeout) {
                 // nothing arrived: a silent gateway while messages wait for their ACK means a
                 // dead path (TCP alone may not notice for minutes)
                 if (this.app.outbound.inFlight() && ds.millis() - s.since > silence) {
@@ -367,7 +323,7 @@ export class Link {
             }
             s.since = ds.millis()
             try {
-                await this.app.onData(c)
+                await this.app.onData(r.data)
                 s.progressed = true // (a session that only fails does not reset the backoff)
             } catch (e) {
                 this.st.lastError = (e as Error).message

@@ -2,7 +2,7 @@
 // Runs every test of the project and ends with one line "N passed, N failed".
 //
 //   gateway unit tests   node:test over gateway-peer/dist/test/**      (TAP, counted per test)
-//   device tests         each test/device/*.test.ts in the DeviceScript simulator
+//   device tests         each test/device/**/*.test.ts in the DeviceScript simulator
 //                        (`devs run --test -k`), counted from its "tests: N, pass: P" line
 //   end-to-end tests     node:test over test/e2e/dist/*.test.js, one file at a time: each
 //                        starts a gateway in Node and a device program in the simulator

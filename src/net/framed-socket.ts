@@ -30,6 +30,7 @@
 // this needs; it is never exported.
 import * as ds from "@devicescript/core"
 import { encodeFrame, LEN_SIZE, MAX_FRAME, MAX_WIRE_FRAME, TYPE_SIZE } from "./frame"
+import { ConnectOptions, Frame, Transport } from "./transport"
 
 type SocketEvent = "open" | "close" | "data" | "error"
 type DsSockets = typeof ds & {
@@ -53,24 +54,10 @@ const SEND_BACKOFF_MAX_MS = 200
  */
 export const RX_QUEUE_MAX = 8 * MAX_WIRE_FRAME
 
-/** Options of {@link FramedSocket.connect}. */
-export interface FramedSocketOptions {
-    /** Host name or IP address of the gateway. */
-    host: string
-    /** TCP port, 1..65535. */
-    port: number
-    /** How long to wait for the connection to open; default {@link CONNECT_TIMEOUT_MS}. */
-    timeoutMs?: number
+/** Options of {@link FramedSocket.connect}; `timeoutMs` defaults to {@link CONNECT_TIMEOUT_MS}. */
+export interface FramedSocketOptions extends ConnectOptions {
     /** How long `sendFrame` retries while the socket is busy; default {@link SEND_TIMEOUT_MS}. */
     sendTimeoutMs?: number
-}
-
-/** One received frame. */
-export interface Frame {
-    /** The type byte, 0..255. */
-    type: number
-    /** The body (may be empty), at most MAX_FRAME - 1 bytes. */
-    body: Buffer
 }
 
 enum State {
@@ -98,7 +85,7 @@ function onSocketEvent(event: SocketEvent, arg?: Buffer | string) {
  * At most one is open at a time (the runtime has one socket). One fiber may wait in
  * `recvFrame` at a time; sending and receiving may overlap.
  */
-export class FramedSocket {
+export class FramedSocket implements Transport {
     private state = State.Draining
     private opened = false
     /** Why the connection ended abnormally (socket error, violation, truncation). */

@@ -49,6 +49,8 @@ export enum Code {
 export const DEVICE_ID_LEN = 8
 /** Static and ephemeral public keys. */
 export const PUBLIC_KEY_LEN = DH_LEN
+/** An X25519 private key (the device's static key, TT_SK). */
+export const PRIVATE_KEY_LEN = DH_LEN
 export { PSK_LEN, TAG_LEN }
 /** `resumption_secret`. */
 export const RESUMPTION_SECRET_LEN = 32
@@ -83,8 +85,11 @@ export const TICKET_MAC_OFFSET = TICKET_BODY_LEN
 export const TICKET_MAC_LEN = 16
 /** `ticket`: 33. */
 export const TICKET_LEN = TICKET_BODY_LEN + TICKET_MAC_LEN
-/** TICKET record content: ticket || resumption_secret = 65. */
-export const TICKET_CONTENT_LEN = TICKET_LEN + RESUMPTION_SECRET_LEN
+/** TICKET record content (PROTOCOL.md 5): ticket (33) || resumption_secret (32). */
+export const TICKET_CONTENT_TICKET_OFFSET = 0
+export const TICKET_CONTENT_SECRET_OFFSET = TICKET_CONTENT_TICKET_OFFSET + TICKET_LEN
+/** TICKET record content: 65. */
+export const TICKET_CONTENT_LEN = TICKET_CONTENT_SECRET_OFFSET + RESUMPTION_SECRET_LEN
 /** CLOSE record content: code. */
 export const CLOSE_CONTENT_LEN = 1
 /** REJECT body: code. */
@@ -142,4 +147,32 @@ export function prologue(deviceId: Buffer): Buffer {
     out[PROLOGUE_LABEL.length] = VERSION
     out.blitAt(PROLOGUE_LABEL.length + VERSION_LEN, deviceId, 0, DEVICE_ID_LEN)
     return out
+}
+
+/** A TICKET record's content, decoded. The secret: never log. */
+export interface TicketContent {
+    /** 33 bytes, opaque to the device */
+    ticket: Buffer
+    /** 32 bytes */
+    secret: Buffer
+}
+
+/**
+ * Splits a TICKET record's content into its ticket and resumption secret (copies).
+ * @returns undefined when the content is not exactly {@link TICKET_CONTENT_LEN} bytes
+ */
+export function decodeTicketContent(content: Buffer): TicketContent | undefined {
+    if (content.length !== TICKET_CONTENT_LEN) return undefined
+    return {
+        ticket: content.slice(TICKET_CONTENT_TICKET_OFFSET, TICKET_CONTENT_SECRET_OFFSET),
+        secret: content.slice(TICKET_CONTENT_SECRET_OFFSET, TICKET_CONTENT_LEN),
+    }
+}
+
+/**
+ * The code of a REJECT body (PROTOCOL.md 7).
+ * @returns the code, or undefined when the body is not exactly {@link REJECT_BODY_LEN} bytes
+ */
+export function rejectCode(body: Buffer): number | undefined {
+    return body.length === REJECT_BODY_LEN ? body[0] : undefined
 }

@@ -6,10 +6,10 @@
 // client's own timeout (no hang), leave the ticket store as it was, and release nothing.
 import * as ds from "@devicescript/core"
 import { describe, test, expect } from "@devicescript/test"
-import { RejectedError } from "../../../src/tether/client"
+import { Connection, RecvKind, RejectedError } from "../../../src/tether/client"
 import { Code } from "../../../src/tether/wire"
 import { has } from "./check"
-import { makeClient, pairing, pass, TestClient } from "./tether-common"
+import { makeClient, pairing, pass, TestClient, text } from "./tether-common"
 import { GB, GW_PUB, HI, HR, OK, PORT, RI, RR, RT, TR, WT } from "./env.generated"
 
 /** A refused connection must end this much sooner than the client's 15 s timeout. */
@@ -62,10 +62,10 @@ async function fails(tc: TestClient, early?: Buffer): Promise<Refusal> {
     return r
 }
 
-/** A record that must end the connection: recv gives null (no plaintext), soon. */
-async function endsWithoutPlaintext(c: { recv(ms: number): Promise<Buffer | undefined | null>; isOpen(): boolean; closeCode: number }) {
+/** A record that must end the connection: receive gives Closed (no plaintext), soon. */
+async function endsWithoutPlaintext(c: Connection) {
     const t0 = ds.millis()
-    expect(await c.recv(10000)).toBe(null)
+    expect((await c.receive(10000)).kind).toBe(RecvKind.Closed)
     expect(ds.millis() - t0 < NO_HANG_MS).toBe(true)
     expect(c.isOpen()).toBe(false)
     expect(c.closeCode).toBe(0)
@@ -106,7 +106,7 @@ describe("tether attacks through the proxy", () => {
             expect(c.resumed).toBe(false)
             expect(c.earlyAccepted).toBe(false)
             expect(tc.store.seq()).toBe(seq + 1)
-            expect((await c.recv(10000)).toString()).toBe("ack:" + early)
+            expect(text(await c.receive(10000))).toBe("ack:" + early)
             await c.close()
         }
         pass("resume-init-tamper")
@@ -199,19 +199,19 @@ describe("tether attacks through the proxy", () => {
         const c = await tc.client.connect()
         expect(c.resumed).toBe(false)
         await c.send(Buffer.from("ok-after"))
-        expect((await c.recv(10000)).toString()).toBe("ack:ok-after")
+        expect(text(await c.receive(10000))).toBe("ack:ok-after")
         await c.close()
         // the device whose HS_INIT was tampered with: a full handshake
         const c2 = await hi.client.connect()
         expect(c2.resumed).toBe(false)
         await c2.send(Buffer.from("hi-after"))
-        expect((await c2.recv(10000)).toString()).toBe("ack:hi-after")
+        expect(text(await c2.receive(10000))).toBe("ack:hi-after")
         await c2.close()
         // the device whose RESUME_RESP was tampered with resumes with the ticket it kept
         const c3 = await rr.client.connect()
         expect(c3.resumed).toBe(true)
         await c3.send(Buffer.from("rr-after"))
-        expect((await c3.recv(10000)).toString()).toBe("ack:rr-after")
+        expect(text(await c3.receive(10000))).toBe("ack:rr-after")
         await c3.close()
         pass("still-serving")
     })

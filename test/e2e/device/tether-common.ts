@@ -2,7 +2,7 @@
 // env module, a DH that counts its calls, and a client on an in-memory ticket store.
 import * as ds from "@devicescript/core"
 import { LinkSettings } from "../../../src/link"
-import { CountingDh, X25519, TetherClient } from "../../../src/tether/client"
+import { CountingDh, Received, RecvKind, X25519, TetherClient } from "../../../src/tether/client"
 import { Pairing } from "../../../src/tether/handshake"
 import { MemoryStorage, TicketStore } from "../../../src/tether/ticket-store"
 
@@ -38,6 +38,12 @@ export async function makeClient(port: number, p: Pairing, ticket?: string, secr
     const dh = new CountingDh()
     const client = new TetherClient({ pairing: p, store, host: "127.0.0.1", port, dh, timeoutMs: 15000 })
     return { client, dh, mem, store }
+}
+
+/** A receive() result as text: the DATA content, or "<timeout>", or "<closed CODE>". */
+export function text(r: Received): string {
+    if (r.kind === RecvKind.Data) return r.data.toString()
+    return r.kind === RecvKind.Timeout ? "<timeout>" : "<closed " + r.code + ">"
 }
 
 /** Marks a passed scenario for the Node side (harness.devicePassed). */

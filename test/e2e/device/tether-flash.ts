@@ -14,10 +14,10 @@
 //
 // Lines: `E2E-BOOT n`, `E2E-PASS name`, `E2E-FAIL name: reason`, `E2E-STEP kill-me`.
 import * as ds from "@devicescript/core"
-import { TetherClient } from "../../../src/tether/client"
+import { Connection, TetherClient } from "../../../src/tether/client"
 import { decodeSlot, SettingsStorage, SLOT_A, SLOT_B, SlotStorage, TicketStore } from "../../../src/tether/ticket-store"
 import { CountingDh } from "../../../src/tether/client"
-import { pairing } from "./tether-common"
+import { pairing, text } from "./tether-common"
 import { DEV_ID, DEV_PRIV, DEV_PUB, GW_PUB, PORT, PSK } from "./env.generated"
 
 /** Test-only setting: how many times the program has booted on this flash. */
@@ -55,9 +55,8 @@ async function boot() {
     const dh = new CountingDh()
     const p = await pairing(DEV_ID, DEV_PRIV, GW_PUB, PSK, DEV_PUB)
     const client = new TetherClient({ pairing: p, store, host: "127.0.0.1", port: PORT, dh, timeoutMs: 15000 })
-    const ack = async (c: any, what: string) => {
-        const r = await c.recv(10000)
-        check(r !== undefined && r !== null && r.toString() === "ack:" + what, "ack of " + what)
+    const ack = async (c: Connection, what: string) => {
+        check(text(await c.receive(10000)) === "ack:" + what, "ack of " + what)
     }
     dh.reset()
 

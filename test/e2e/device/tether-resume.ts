@@ -10,7 +10,7 @@ import { describe, test, expect } from "@devicescript/test"
 import { RejectedError, TetherClient } from "../../../src/tether/client"
 import { TicketStore } from "../../../src/tether/ticket-store"
 import { Code } from "../../../src/tether/wire"
-import { h, makeClient, pairing, pass, TestClient } from "./tether-common"
+import { h, makeClient, pairing, pass, TestClient, text } from "./tether-common"
 import {
     DEV_ID,
     DEV_PRIV,
@@ -68,7 +68,7 @@ async function fallsBack(ticket: Buffer, secret: Buffer, early: string) {
     expect(c.earlyAccepted).toBe(false)
     expect(d.dh.x).toBe(3) // the full handshake's critical path
     expect(d.store.seq()).toBe(seq + 1) // replaced only by the new ticket
-    expect((await c.recv(10000)).toString()).toBe("ack:" + early)
+    expect(text(await c.receive(10000))).toBe("ack:" + early)
     await c.close()
 }
 
@@ -86,7 +86,7 @@ describe("tether resumption", () => {
         await d.client.prepare() // what the link runs while idle after "up": one key pair
         expect(d.dh.base).toBe(1)
         await c1.send(Buffer.from("ping-1"))
-        expect((await c1.recv(10000)).toString()).toBe("ack:ping-1")
+        expect(text(await c1.receive(10000))).toBe("ack:ping-1")
         console.log("BENCH device_full_handshake_ms " + c1.handshakeMs)
         c1.drop()
 
@@ -96,9 +96,9 @@ describe("tether resumption", () => {
         expect(c2.earlyAccepted).toBe(true)
         expect(d.dh.x + d.dh.base).toBe(0) // no X25519 at all
         expect(d.store.seq()).toBe(2)
-        expect((await c2.recv(10000)).toString()).toBe("ack:early-1")
+        expect(text(await c2.receive(10000))).toBe("ack:early-1")
         await c2.send(Buffer.from("ping-2"))
-        expect((await c2.recv(10000)).toString()).toBe("ack:ping-2")
+        expect(text(await c2.receive(10000))).toBe("ack:ping-2")
         console.log("BENCH device_resume_handshake_ms " + c2.handshakeMs)
         await c2.close()
 
@@ -107,7 +107,7 @@ describe("tether resumption", () => {
         expect(c3.resumed).toBe(true)
         expect(d.dh.x + d.dh.base).toBe(0)
         await c3.send(Buffer.from("ping-3"))
-        expect((await c3.recv(10000)).toString()).toBe("ack:ping-3")
+        expect(text(await c3.receive(10000))).toBe("ack:ping-3")
         await c3.close()
         pass("full-then-resume")
     })
@@ -119,7 +119,7 @@ describe("tether resumption", () => {
         expect(c.earlyAccepted).toBe(true)
         expect(tc.dh.x + tc.dh.base).toBe(0)
         expect(tc.store.seq()).toBe(2)
-        expect((await c.recv(10000)).toString()).toBe("ack:oob-early")
+        expect(text(await c.receive(10000))).toBe("ack:oob-early")
         await c.close()
         pass("oob-ticket")
     })
@@ -166,7 +166,7 @@ describe("tether resumption", () => {
         expect(c.resumed).toBe(true)
         expect(c.fellBack).toBe(false)
         expect(c.earlyAccepted).toBe(false)
-        expect((await c.recv(10000)).toString()).toBe("ack:torn-2")
+        expect(text(await c.receive(10000))).toBe("ack:torn-2")
         expect(tc.store.seq()).toBe(2)
         await c.close()
         expect(tc.dh.x + tc.dh.base).toBe(0)
@@ -185,7 +185,7 @@ describe("tether resumption", () => {
         const c2 = await rebooted.connect(Buffer.from("cut-2"))
         expect(c2.resumed).toBe(true)
         expect(c2.earlyAccepted).toBe(false)
-        expect((await c2.recv(10000)).toString()).toBe("ack:cut-2")
+        expect(text(await c2.receive(10000))).toBe("ack:cut-2")
         expect(store.seq()).toBe(3)
         await c2.close()
         expect(tc.dh.x + tc.dh.base).toBe(0)

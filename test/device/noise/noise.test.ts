@@ -4,11 +4,11 @@
 // real X25519 and the gateway's bytes are checked by tether-kk.test.ts).
 // @timeout 30000
 import { describe, test, expect } from "@devicescript/test"
-import { sha256, hmacSha256 } from "../../src/crypto/hash"
-import { aeadEncrypt, aeadDecrypt, ccmEncrypt } from "../../src/crypto/aead"
-import { AESCCM, CipherState, NONCE_LIMIT } from "../../src/noise/cipher-state"
-import { SymmetricState } from "../../src/noise/symmetric-state"
-import { Dh, HandshakeState } from "../../src/noise/handshake-state"
+import { sha256, hmacSha256 } from "../../../src/crypto/hash"
+import { aeadEncrypt, aeadDecrypt, ccmEncrypt } from "../../../src/crypto/aead"
+import { AESCCM, CipherState, NONCE_LIMIT } from "../../../src/noise/cipher-state"
+import { SymmetricState } from "../../../src/noise/symmetric-state"
+import { Dh, HandshakeState } from "../../../src/noise/handshake-state"
 
 const h = (s: string) => Buffer.from(s, "hex")
 const hex = (b: Buffer) => b.toString("hex")

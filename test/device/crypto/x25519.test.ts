@@ -4,10 +4,10 @@
 // The 1000-iteration ladder and all 518 Wycheproof cases are in test/slow/x25519-all.test.ts.
 // @timeout 120000
 import { describe, test, expect } from "@devicescript/test"
-import { x25519, x25519Base } from "../../src/crypto/x25519"
-import { RFC7748 } from "./vectors/x25519-rfc7748"
-import { WYCHEPROOF_X25519 } from "./vectors/x25519-wycheproof"
-import { X25519_RANDOM } from "./vectors/x25519-random"
+import { x25519, x25519Base } from "../../../src/crypto/x25519"
+import { RFC7748 } from "../vectors/x25519-rfc7748"
+import { WYCHEPROOF_X25519 } from "../vectors/x25519-wycheproof"
+import { X25519_RANDOM } from "../vectors/x25519-random"
 
 const h = (s: string) => Buffer.from(s, "hex")
 const ZERO32 = "0000000000000000000000000000000000000000000000000000000000000000"

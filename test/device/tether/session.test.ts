@@ -3,8 +3,8 @@
 // setNonce), and the nonce limit.
 // @timeout 30000
 import { describe, test, expect } from "@devicescript/test"
-import { AESCCM, CipherState, NONCE_LIMIT } from "../../src/noise/cipher-state"
-import { Session } from "../../src/tether/session"
+import { AESCCM, CipherState, NONCE_LIMIT } from "../../../src/noise/cipher-state"
+import { Session } from "../../../src/tether/session"
 import {
     KEY_UPDATE_AT,
     MAX_RECORD_CONTENT,
@@ -21,8 +21,8 @@ import {
     TICKET_CONTENT_LEN,
     TICKET_LEN,
     prologue,
-} from "../../src/tether/wire"
-import { sha256 } from "../../src/crypto/hash"
+} from "../../../src/tether/wire"
+import { sha256 } from "../../../src/crypto/hash"
 
 const hex = (b: Buffer) => b.toString("hex")
 const EMPTY = Buffer.alloc(0)

@@ -3,7 +3,7 @@
 // settings service stores a slot as bytes.
 // @timeout 30000
 import { describe, test, expect } from "@devicescript/test"
-import { sha256 } from "../../src/crypto/hash"
+import { sha256 } from "../../../src/crypto/hash"
 import {
     decodeSlot,
     encodeSlot,
@@ -13,7 +13,7 @@ import {
     SLOT_B,
     SLOT_LEN,
     TicketStore,
-} from "../../src/tether/ticket-store"
+} from "../../../src/tether/ticket-store"
 
 const hex = (b: Buffer) => b.toString("hex")
 

@@ -6,13 +6,13 @@
 // @timeout 30000
 import * as ds from "@devicescript/core"
 import { describe, test, expect } from "@devicescript/test"
-import { sha256 } from "../../src/crypto/hash"
-import { AESCCM } from "../../src/noise/cipher-state"
-import { SymmetricState } from "../../src/noise/symmetric-state"
-import { encodeFrame, HEADER_SIZE } from "../../src/net/frame"
-import { readResumeResp, writeResumeInit, ResumePending } from "../../src/tether/resume"
-import { FrameType, InnerType, RESUME_NONCE_LEN, RESUME_RESP_BODY_LEN } from "../../src/tether/wire"
-import { TETHER_RESUME } from "./vectors/tether-resume"
+import { sha256 } from "../../../src/crypto/hash"
+import { AESCCM } from "../../../src/noise/cipher-state"
+import { SymmetricState } from "../../../src/noise/symmetric-state"
+import { encodeFrame, HEADER_SIZE } from "../../../src/net/frame"
+import { readResumeResp, writeResumeInit, ResumePending } from "../../../src/tether/resume"
+import { FrameType, InnerType, RESUME_NONCE_LEN, RESUME_RESP_BODY_LEN } from "../../../src/tether/wire"
+import { TETHER_RESUME } from "../vectors/tether-resume"
 
 const hex = (b: Buffer) => b.toString("hex")
 const h = (s: string) => Buffer.from(s, "hex")

@@ -6,13 +6,13 @@
 // and leaves the state as it was (PROTOCOL.md 3.3, 5).
 // @timeout 60000
 import { describe, test, expect } from "@devicescript/test"
-import { x25519, x25519Base } from "../../src/crypto/x25519"
-import { encodeFrame, HEADER_SIZE } from "../../src/net/frame"
-import { Dh } from "../../src/noise/handshake-state"
-import { readHsResp, writeHsInit, KkPending, Pairing } from "../../src/tether/handshake"
-import { Session } from "../../src/tether/session"
-import { FrameType, HS_RESP_BODY_LEN, InnerType, prologue } from "../../src/tether/wire"
-import { TETHER_KK } from "./vectors/tether-kk"
+import { x25519, x25519Base } from "../../../src/crypto/x25519"
+import { encodeFrame, HEADER_SIZE } from "../../../src/net/frame"
+import { Dh } from "../../../src/noise/handshake-state"
+import { readHsResp, writeHsInit, KkPending, Pairing } from "../../../src/tether/handshake"
+import { Session } from "../../../src/tether/session"
+import { FrameType, HS_RESP_BODY_LEN, InnerType, prologue } from "../../../src/tether/wire"
+import { TETHER_KK } from "../vectors/tether-kk"
 
 const h = (s: string) => Buffer.from(s, "hex")
 const hex = (b: Buffer) => b.toString("hex")

@@ -3,8 +3,8 @@
 // byte for byte and opens; every invalid case is rejected with undefined, never an exception.
 // @timeout 30000
 import { describe, test, expect } from "@devicescript/test"
-import { aeadEncrypt, aeadDecrypt } from "../../src/crypto/aead"
-import { TETHER_AEAD } from "./vectors/tether-aead"
+import { aeadEncrypt, aeadDecrypt } from "../../../src/crypto/aead"
+import { TETHER_AEAD } from "../vectors/tether-aead"
 
 const h = (s: string) => Buffer.from(s, "hex")
 

@@ -4,12 +4,12 @@
 // @timeout 30000
 import * as ds from "@devicescript/core"
 import { describe, test, expect } from "@devicescript/test"
-import { sha256, hmacSha256, hkdf2, hkdf3, hkdfSha256, constantTimeEqual } from "../../src/crypto/hash"
-import { aeadEncrypt, aeadDecrypt, aeadNonce, ccmEncrypt, ccmDecrypt, TAG_LEN } from "../../src/crypto/aead"
-import { randomBytes } from "../../src/crypto/random"
-import { HMAC_SHA256 } from "./vectors/hmac-sha256"
-import { HKDF_SHA256 } from "./vectors/hkdf-sha256"
-import { AES256CCM } from "./vectors/aes256ccm"
+import { sha256, hmacSha256, hkdf2, hkdf3, hkdfSha256, constantTimeEqual } from "../../../src/crypto/hash"
+import { aeadEncrypt, aeadDecrypt, aeadNonce, ccmEncrypt, ccmDecrypt, TAG_LEN } from "../../../src/crypto/aead"
+import { randomBytes } from "../../../src/crypto/random"
+import { HMAC_SHA256 } from "../vectors/hmac-sha256"
+import { HKDF_SHA256 } from "../vectors/hkdf-sha256"
+import { AES256CCM } from "../vectors/aes256ccm"
 
 const h = (s: string) => Buffer.from(s, "hex")
 const EMPTY = Buffer.alloc(0)

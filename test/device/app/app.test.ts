@@ -17,10 +17,10 @@ import {
     writeU32,
     MAX_APP_MSG_LEN,
     MAX_EARLY_CONTENT,
-} from "../../src/app/codec"
-import { Arrival, InboundStream } from "../../src/app/inbound"
-import { OutboundStream, QueueFullError } from "../../src/app/outbound"
-import { AppLayer, RequestError, REQUEST_TIMEOUT } from "../../src/app/app-layer"
+} from "../../../src/app/codec"
+import { Arrival, InboundStream } from "../../../src/app/inbound"
+import { OutboundStream, QueueFullError } from "../../../src/app/outbound"
+import { AppLayer, RequestError, REQUEST_TIMEOUT } from "../../../src/app/app-layer"
 
 const hex = (b: Buffer) => b.toString("hex")
 

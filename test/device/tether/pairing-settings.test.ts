@@ -1,0 +1,119 @@
+// The device's pairing settings (PROTOCOL.md 6.8, src/tether/pairing-settings.ts) and the
+// TICKET record content (src/tether/wire.ts), decoded from plain values: the KK and resume
+// vectors' keys and ticket as a settings file would carry them. Every error names the
+// setting and never contains its value.
+import { describe, test, expect } from "@devicescript/test"
+import { decodeSettings } from "../../../src/tether/pairing-settings"
+import { decodeTicketContent, rejectCode, TICKET_CONTENT_LEN } from "../../../src/tether/wire"
+import { TETHER_KK } from "../vectors/tether-kk"
+import { TETHER_RESUME } from "../vectors/tether-resume"
+
+const K = TETHER_KK[0]
+const R = TETHER_RESUME[0]
+const hex = (b: Buffer) => b.toString("hex")
+
+function values(): any {
+    return {
+        TT_ID: K.device_id,
+        TT_SK: K.device_static_private,
+        TT_GW_PK: K.gateway_static_public,
+        TT_PSK: K.psk,
+        TT_GW_HOST: "192.168.1.20",
+        TT_GW_PORT: "8443",
+        TT_TICKET: R.ticket,
+        TT_RSECRET: R.resumption_secret,
+    }
+}
+
+/** decodeSettings' error, checked not to leak any value given. */
+function errorFor(v: any): string {
+    let msg = ""
+    try {
+        decodeSettings(v)
+    } catch (e) {
+        msg = (e as Error).message
+    }
+    for (const k of Object.keys(v)) {
+        const s = v[k]
+        if (typeof s === "string" && s.length >= 8) expect(msg.indexOf(s) < 0).toBe(true)
+    }
+    return msg
+}
+
+describe("pairing settings", () => {
+    test("the vector's settings decode to the pairing", () => {
+        const s = decodeSettings(values())
+        expect(hex(s.deviceId)).toBe(K.device_id)
+        expect(hex(s.privateKey)).toBe(K.device_static_private)
+        expect(hex(s.gatewayPublic)).toBe(K.gateway_static_public)
+        expect(hex(s.psk)).toBe(K.psk)
+        expect(s.host + ":" + s.port).toBe("192.168.1.20:8443")
+        expect(hex(s.ticket) + hex(s.secret)).toBe(R.ticket + R.resumption_secret)
+        const v = values()
+        v.TT_GW_PORT = 9000
+        v.TT_TICKET = undefined
+        v.TT_RSECRET = undefined
+        const t = decodeSettings(v)
+        expect(t.port).toBe(9000)
+        expect(t.ticket === undefined && t.secret === undefined).toBe(true)
+    })
+    test("a missing setting is named", () => {
+        for (const name of ["TT_ID", "TT_SK", "TT_GW_PK", "TT_PSK", "TT_GW_HOST"]) {
+            const v = values()
+            v[name] = undefined
+            expect(errorFor(v)).toBe("tether: setting " + name + " is missing (run `tether-gateway pair`)")
+        }
+        const v = values()
+        v.TT_GW_PORT = undefined
+        expect(errorFor(v)).toBe("tether: setting TT_GW_PORT is missing or not a port")
+        // a ticket without its secret, or a secret without its ticket
+        const a = values()
+        a.TT_RSECRET = undefined
+        expect(errorFor(a)).toBe("tether: setting TT_RSECRET is missing (run `tether-gateway pair`)")
+        const b = values()
+        b.TT_TICKET = undefined
+        expect(errorFor(b)).toBe("tether: setting TT_TICKET is missing (run `tether-gateway pair`)")
+    })
+    test("a setting of the wrong length or not hex is named, its value not printed", () => {
+        const cases = [
+            ["TT_ID", K.device_id + "00", 8],
+            ["TT_SK", K.device_static_private.slice(2), 32],
+            ["TT_GW_PK", K.gateway_static_public + "0", 32],
+            ["TT_PSK", "zz" + K.psk.slice(2), 32],
+            ["TT_TICKET", R.ticket.slice(0, 64), 33],
+            ["TT_RSECRET", R.resumption_secret + R.resumption_secret, 32],
+        ]
+        for (const c of cases) {
+            const v = values()
+            v[c[0] as string] = c[1]
+            expect(errorFor(v)).toBe("tether: setting " + c[0] + " must be " + c[2] + " bytes of hex")
+        }
+        const n = values()
+        n.TT_PSK = 42
+        expect(errorFor(n)).toBe("tether: setting TT_PSK must be a quoted hex string")
+        for (const port of ["0", "65536", "http", 80.5]) {
+            const v = values()
+            v.TT_GW_PORT = port
+            expect(errorFor(v)).toBe("tether: setting TT_GW_PORT is missing or not a port")
+        }
+    })
+})
+
+describe("wire decoders", () => {
+    test("TICKET content: ticket 33 || resumption_secret 32, nothing else", () => {
+        const content = Buffer.from(R.next_ticket + R.next_resumption_secret, "hex")
+        expect(content.length).toBe(TICKET_CONTENT_LEN)
+        const t = decodeTicketContent(content)
+        expect(hex(t.ticket)).toBe(R.next_ticket)
+        expect(hex(t.secret)).toBe(R.next_resumption_secret)
+        content[0] ^= 1 // copies, not views
+        expect(hex(t.ticket)).toBe(R.next_ticket)
+        expect(decodeTicketContent(content.slice(1)) === undefined).toBe(true)
+        expect(decodeTicketContent(Buffer.concat(content, Buffer.alloc(1))) === undefined).toBe(true)
+    })
+    test("REJECT body: exactly one code byte", () => {
+        expect(rejectCode(Buffer.from([5]))).toBe(5)
+        expect(rejectCode(Buffer.alloc(0)) === undefined).toBe(true)
+        expect(rejectCode(Buffer.from([5, 0])) === undefined).toBe(true)
+    })
+})
