@@ -91,6 +91,17 @@ export const jobs = [
     [gen("tether-aead.json"), "test/device/vectors/tether-aead.ts", "TETHER_AEAD", j => j.tests || j],
     [gen("tether-kk.json"), "test/device/vectors/tether-kk.ts", "TETHER_KK", j => j.tests || j],
     [gen("tether-resume.json"), "test/device/vectors/tether-resume.ts", "TETHER_RESUME", j => j.tests || j],
+    // the settings flattened as set_<NAME> (the .env text is the gateway's side of the contract)
+    [
+        gen("tether-pairing.json"),
+        "test/device/vectors/tether-pairing.ts",
+        "TETHER_PAIRING",
+        j =>
+            j.tests.map(({ settings, env_text, ...rest }) => ({
+                ...Object.fromEntries(Object.entries(settings).map(([k, v]) => ["set_" + k, v])),
+                ...rest,
+            })),
+    ],
 ]
 
 // A packed job emits `NAME_FIELDS` (the field names, space-separated) and `NAME`, one string

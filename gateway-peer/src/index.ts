@@ -27,7 +27,7 @@ export { deviceIdHex, newDevice } from "./registry/registry.js"
 export type { DeviceRecord, GenerationVerdict, Registry } from "./registry/registry.js"
 export { MemoryRegistry } from "./registry/memory.js"
 export { RegistryOpenError, SqliteRegistry } from "./registry/sqlite.js"
-export { envText, pairDevice } from "./cli/pair.js"
+export { deviceSettings, envText, pairDevice } from "./cli/pair.js"
 export type { DeviceSettings, Paired } from "./cli/pair.js"
 
 // keys and randomness, as the gateway makes them (node:crypto)

@@ -36,6 +36,11 @@ describe("the vector generators reproduce the committed files", () => {
         sameAsCommitted("tether-kk.json")
         sameAsCommitted("tether-resume.json")
     })
+    test("pairing-vectors.mjs writes tether-pairing.json", () => {
+        const r = generator("pairing-vectors.mjs", "--out", out)
+        assert.equal(r.code, 0, r.text)
+        sameAsCommitted("tether-pairing.json")
+    })
     test("x25519-random.mjs writes x25519-random.json", () => {
         const r = generator("x25519-random.mjs", "--out", out)
         assert.equal(r.code, 0, r.text)

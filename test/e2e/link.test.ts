@@ -17,7 +17,7 @@ import assert from "node:assert/strict"
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http"
 import net from "node:net"
 import { after, before, describe, test } from "node:test"
-import { type AppGateway, generateKeyPair, MemoryAppStateStore, MemoryRegistry, pairDevice, type Paired, parseConfig, startAppGateway, TicketKeySet } from "tether-gateway"
+import { type AppGateway, deviceSettings, generateKeyPair, MemoryAppStateStore, MemoryRegistry, pairDevice, type Paired, parseConfig, startAppGateway, TicketKeySet } from "tether-gateway"
 import { devicePassed, runDevice, sleep, type DeviceRun } from "./harness.js"
 
 const N_UP = Number(process.env["TETHER_ROAM_N"] ?? 200)
@@ -230,12 +230,7 @@ describe("device link end to end", () => {
             "test/e2e/device/link-roam.ts",
             {
                 PORT: proxy.port,
-                TT_ID: paired.deviceId.toString("hex"),
-                TT_SK: paired.s.privateKey.toString("hex"),
-                TT_GW_PK: identity.publicKey.toString("hex"),
-                TT_PSK: paired.psk.toString("hex"),
-                TT_TICKET: paired.ticket.ticket.toString("hex"),
-                TT_RSECRET: paired.ticket.secret.toString("hex"),
+                ...deviceSettings(paired, identity.publicKey, "127.0.0.1", proxy.port),
                 N_UP,
                 N_DOWN,
             },
@@ -314,12 +309,17 @@ describe("device link: restart mid-stream", () => {
             publishes.push({ topic: e.topic, payload })
             if (e.topic === "phase" && payload === "boot1") {
                 boot1Sent = (async () => {
-                    // slow enough that some are still unacknowledged (or unsent) when the
-                    // device restarts after g-7: they are renumbered into the new stream
-                    for (let i = 1; i <= N_BOOT1; i++) {
+                    // g-1..g-7 to boot 1; g-8..g-10 once boot 1's session is gone (the device
+                    // stops after g-7), so they are certainly unacknowledged when boot 2
+                    // connects and are renumbered into the new stream, however slow the machine
+                    for (let i = 1; i <= 7; i++) {
                         await gw.app.sendMessage("dev-r", "g", Buffer.from(`g-${i}`))
-                        await sleep(i < 7 ? 10 : 150)
+                        await sleep(10)
                     }
+                    const id = paired.deviceId.toString("hex")
+                    const deadline = Date.now() + 20000
+                    while (gw.gateway.sessionsOf(id).length > 0 && Date.now() < deadline) await sleep(20)
+                    for (let i = 8; i <= N_BOOT1; i++) await gw.app.sendMessage("dev-r", "g", Buffer.from(`g-${i}`))
                 })()
             }
             if (e.topic === "phase" && payload === "boot2") {
@@ -336,12 +336,7 @@ describe("device link: restart mid-stream", () => {
             "test/e2e/device/link-restart.ts",
             {
                 PORT: gw.gateway.port,
-                TT_ID: paired.deviceId.toString("hex"),
-                TT_SK: paired.s.privateKey.toString("hex"),
-                TT_GW_PK: identity.publicKey.toString("hex"),
-                TT_PSK: paired.psk.toString("hex"),
-                TT_TICKET: paired.ticket.ticket.toString("hex"),
-                TT_RSECRET: paired.ticket.secret.toString("hex"),
+                ...deviceSettings(paired, identity.publicKey, "127.0.0.1", gw.gateway.port),
                 N_DOWN_TOTAL: N_TOTAL,
             },
             { timeoutMs: 60000 }

@@ -40,6 +40,23 @@ export interface DeviceSettings {
 }
 
 /**
+ * The settings for a paired device (PROTOCOL.md 6.8): the one place they are made, for `pair`,
+ * the tests and the vectors. Secrets (TT_SK, TT_PSK, TT_RSECRET): never log.
+ */
+export function deviceSettings(p: Paired, gatewayPublic: Buffer, host: string, port: number): DeviceSettings {
+    return {
+        TT_ID: deviceIdHex(p.deviceId),
+        TT_SK: p.s.privateKey.toString("hex"),
+        TT_GW_PK: gatewayPublic.toString("hex"),
+        TT_PSK: p.psk.toString("hex"),
+        TT_GW_HOST: host,
+        TT_GW_PORT: port,
+        TT_TICKET: p.ticket.ticket.toString("hex"),
+        TT_RSECRET: p.ticket.secret.toString("hex"),
+    }
+}
+
+/**
  * The `.env` text. String values are written JSON-quoted: DeviceScript's build JSON-parses each
  * value, so an unquoted all-digit hex id would become a number (and "1e9..." even Infinity).
  */
@@ -113,19 +130,7 @@ export async function pair(argv: string[], io: Io): Promise<void> {
     try {
         const p = await pairDevice({ registry, ticketKeys: state.ticketKeys, name, now: nowSeconds(), lifetime })
         const id = deviceIdHex(p.deviceId)
-        const text = envText(
-            {
-                TT_ID: id,
-                TT_SK: p.s.privateKey.toString("hex"),
-                TT_GW_PK: state.identity.publicKey.toString("hex"),
-                TT_PSK: p.psk.toString("hex"),
-                TT_GW_HOST: host,
-                TT_GW_PORT: port,
-                TT_TICKET: p.ticket.ticket.toString("hex"),
-                TT_RSECRET: p.ticket.secret.toString("hex"),
-            },
-            name,
-        )
+        const text = envText(deviceSettings(p, state.identity.publicKey, host, port), name)
         writeFileSync(out, text, { mode: 0o600, flag: force ? "w" : "wx" })
         chmodSync(out, 0o600) // the mode applies only when the file is created
         // best effort on a garbage-collected VM (the hex strings cannot be wiped)

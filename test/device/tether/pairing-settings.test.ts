@@ -2,11 +2,13 @@
 // TICKET record content (src/tether/wire.ts), decoded from plain values: the KK and resume
 // vectors' keys and ticket as a settings file would carry them. Every error names the
 // setting and never contains its value.
+import * as ds from "@devicescript/core"
 import { describe, test, expect } from "@devicescript/test"
 import { decodeSettings } from "../../../src/tether/pairing-settings"
 import { decodeTicketContent, rejectCode, TICKET_CONTENT_LEN } from "../../../src/tether/wire"
 import { TETHER_KK } from "../vectors/tether-kk"
 import { TETHER_RESUME } from "../vectors/tether-resume"
+import { TETHER_PAIRING } from "../vectors/tether-pairing"
 
 const K = TETHER_KK[0]
 const R = TETHER_RESUME[0]
@@ -115,5 +117,36 @@ describe("wire decoders", () => {
         expect(rejectCode(Buffer.from([5]))).toBe(5)
         expect(rejectCode(Buffer.alloc(0)) === undefined).toBe(true)
         expect(rejectCode(Buffer.from([5, 0])) === undefined).toBe(true)
+    })
+})
+
+// The contract with the gateway's `pair`, pinned by tether-pairing.json
+// (devs/gen/pairing-vectors.mjs runs the gateway's own deviceSettings()): what pairing writes,
+// the device reads; what the gateway puts in a TICKET record, the device splits.
+describe("tether-pairing vectors (the gateway's pairing)", () => {
+    test("the settings as pair writes them decode to the pairing", async () => {
+        for (let i = 0; i < TETHER_PAIRING.length; i++) {
+            await ds.sleep(0) // each decode checks every hex digit: yield between cases
+            const c = TETHER_PAIRING[i]
+            const v: any = {}
+            for (const k of Object.keys(c)) if (k.indexOf("set_") === 0) v[k.slice(4)] = c[k]
+            const s = decodeSettings(v)
+            expect(hex(s.deviceId)).toBe(c.expect_device_id)
+            expect(hex(s.privateKey)).toBe(c.expect_private_key)
+            expect(hex(s.gatewayPublic)).toBe(c.expect_gateway_public)
+            expect(hex(s.psk)).toBe(c.expect_psk)
+            expect(s.host).toBe(c.expect_host)
+            expect(s.port).toBe(c.expect_port)
+            expect(hex(s.ticket)).toBe(c.expect_ticket)
+            expect(hex(s.secret)).toBe(c.expect_secret)
+        }
+    })
+    test("the TICKET content as the gateway encodes it splits into ticket and secret", () => {
+        for (let i = 0; i < TETHER_PAIRING.length; i++) {
+            const c = TETHER_PAIRING[i]
+            const t = decodeTicketContent(Buffer.from(c.ticket_content, "hex"))
+            expect(hex(t.ticket)).toBe(c.expect_ticket)
+            expect(hex(t.secret)).toBe(c.expect_secret)
+        }
     })
 })

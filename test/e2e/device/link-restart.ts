@@ -4,8 +4,9 @@
 // streams' RAM state is gone) and the same ticket store, as after ds.restart() with tickets
 // in flash.
 //
-// Boot 1 publishes a-1..a-5 and waits for their ACKs; the gateway sends g-1..g-10; the
-// device restarts as soon as it has handled g-7 (g-8..g-10 may or may not have arrived).
+// Boot 1 publishes a-1..a-5 and waits for their ACKs; the gateway sends g-1..g-7; the
+// device restarts as soon as it has handled g-7, and the gateway queues g-8..g-10 once boot 1's
+// session is gone.
 // Boot 2 publishes b-1..b-5 and receives the gateway's unacknowledged messages, renumbered
 // in a new stream (PROTOCOL.md 12.1), then g-11..g-20. Each delivery is printed as
 // "GOT <boot> <payload>"; the Node side checks that nothing the gateway saw acknowledged is
