@@ -1,4 +1,4 @@
-// The gateway as a service (issue 5): handshakes per second with 2,000 concurrent connections,
+// The gateway as a service: handshakes per second with 2,000 concurrent connections,
 // and memory per idle session. The gateway runs in a child process (gateway-peer's
 // load-gateway.js: in-memory registry, application layer); the 2,000 devices are the gateway
 // package's own initiator with the application twin, in this process. So a figure is

@@ -1,4 +1,4 @@
-// Tether's own figures for `npm run bench` (issues 3, 4 and 6), each next to what bounds it.
+// Tether's own figures for `npm run bench`, each next to what bounds it.
 // (Bytes on the wire, round trips and record throughput of both Tether handshakes sit in the
 // compare group, measured exactly like TLS 1.3: devs/bench/lib/tether-peers.mjs.)
 //

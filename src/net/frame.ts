@@ -1,4 +1,4 @@
-// Tether's framing (PROTOCOL.md "Framing"; design brief "Framing and records"): every frame on
+// Tether's framing (PROTOCOL.md 2): every frame on
 // the TCP stream is
 //
 //     uint16_be length || type (1 byte) || body

@@ -1,4 +1,4 @@
-// End to end, attacks on the wire (issue 3): the device (test/e2e/device/tether-attacks.ts,
+// End to end, attacks on the wire: the device (test/e2e/device/tether-attacks.ts,
 // one simulator run) against the real gateway on loopback, through the FrameProxy, which
 // tampers with, replaces, retypes or cuts frames. The device prints `E2E-STEP <name>` before
 // each scenario and the proxy's hook switches on that line. Each scenario has its own paired

@@ -1,4 +1,4 @@
-// End to end under attack traffic (issue 5): the device in the simulator keeps its session,
+// End to end under attack traffic: the device in the simulator keeps its session,
 // its records and its resumptions working while the same gateway is flooded with garbage
 // connections from this process: random bytes, oversized length fields, half frames left
 // open, and connections that say nothing. The gateway closes every garbage connection itself

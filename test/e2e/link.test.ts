@@ -4,7 +4,7 @@
 //
 // - basics: publish, request round trips through the funnel to a local HTTP upstream (201 and
 //   a refused route), a MESSAGE from the gateway answered by the device;
-// - roaming (issue 7): N_UP messages device -> gateway and N_DOWN gateway -> device while the
+// - roaming: N_UP messages device -> gateway and N_DOWN gateway -> device while the
 //   proxy cuts the connection at random points: inside the device's first frame
 //   (mid-handshake), inside the gateway's TICKET record (between ticket send and store),
 //   inside later records, or after a random time; and the gateway is restarted mid-stream

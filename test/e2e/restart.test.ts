@@ -1,4 +1,4 @@
-// End to end, restarts (issue 4): tickets survive the gateway process and the device's flash
+// End to end, restarts: tickets survive the gateway process and the device's flash
 // survives the device.
 //
 // - gateway process restart: `tether-gateway init` and `pair` make a state directory (SQLite

@@ -1,4 +1,4 @@
-// The device registry (PROTOCOL.md 6.4; issue 5): paired devices and their ticket generations,
+// The device registry (PROTOCOL.md 6.4): paired devices and their ticket generations,
 // behind a small interface so a cluster can keep it in a shared store. The operations are
 // asynchronous for that reason; the embedded (sqlite.ts) and in-memory (memory.ts) ones answer
 // at once. Generation updates are atomic in every implementation: acceptGeneration is a

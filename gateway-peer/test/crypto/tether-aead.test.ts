@@ -28,7 +28,7 @@ interface VectorFile<T> {
 
 const file = readVectors<VectorFile<AeadVector>>("generated", "tether-aead.json")
 
-/** The rule written out once more, straight on node:crypto, as the brief states it. */
+/** The rule written out once more, straight on node:crypto, as PROTOCOL.md 3.1 states it. */
 function reference(k: Buffer, n: number, ad: Buffer, pt: Buffer): Buffer {
     const key = createHmac("sha256", k).update(ad).digest()
     const nonce = Buffer.alloc(13)

@@ -1,4 +1,4 @@
-// The load test of issue 5: 2,000 concurrent clients on loopback, each the package's own
+// The load test: 2,000 concurrent clients on loopback, each the package's own
 // initiator with the application twin; full handshakes, resumptions and records with nothing
 // dropped, and a flood of 4,000 garbage connections while they keep their sessions. It runs in
 // about 20-30 s on 2 cores (the gateway in a child process), so it is in the normal suite.
