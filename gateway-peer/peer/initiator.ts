@@ -22,10 +22,9 @@ import {
     REJECT_BODY_LEN,
     RESUME_NONCE_LEN,
     TICKET_LEN,
-    VERSION,
     type Frame,
 } from "../src/wire.js"
-import { readKk2, writeKk1, X25519, type Dh } from "../src/session/kk.js"
+import { readHsResp, writeHsInit, X25519, type Dh } from "../src/session/handshake.js"
 import { readResumeResp, writeResumeInit, type ResumeTicket } from "../src/session/resume.js"
 import type { Session } from "../src/session/session.js"
 
@@ -315,11 +314,11 @@ export class TetherClient {
                 const e = this.#e as KeyPair
                 this.#e = undefined // one attempt only (4.3)
                 const p = o.pairing
-                const pending = writeKk1({ deviceId: p.deviceId, s: p.s, rs: p.gatewayPublic, psk: p.psk, ss: this.#ss, dh: this.#dh }, e)
-                send(FrameType.HS_INIT, Buffer.concat([Buffer.from([VERSION]), p.deviceId, pending.message]))
+                const pending = writeHsInit({ deviceId: p.deviceId, s: p.s, rs: p.gatewayPublic, psk: p.psk, ss: this.#ss, dh: this.#dh }, e)
+                send(FrameType.HS_INIT, pending.body)
                 const f = await answer(sock, timeoutMs)
                 if (f.type !== FrameType.HS_RESP) throw unexpected(f)
-                const r = readKk2(pending, f.body)
+                const r = readHsResp(pending, f.body)
                 if (r === undefined) throw new Error("tether: bad HS_RESP")
                 session = r.session
             }

@@ -30,7 +30,7 @@ const LAYERS: Record<string, number> = {
 }
 
 export interface SourceFile {
-    /** path relative to the package, "/"-separated, e.g. "src/session/kk.ts" */
+    /** path relative to the package, "/"-separated, e.g. "src/session/handshake.ts" */
     readonly path: string
     readonly text: string
 }
@@ -101,7 +101,7 @@ describe("the shipped gateway's boundary", () => {
         const bad: SourceFile[] = [
             { path: "src/server.ts", text: `import { TetherClient } from "../peer/initiator.js"` },
             { path: "src/cli/vectors.ts", text: `const r = await import("../../reference/cacophony.js")` },
-            { path: "src/session/kk.ts", text: `export { x } from "../server.js"` },
+            { path: "src/session/handshake.ts", text: `export { x } from "../server.js"` },
             { path: "src/crypto/hash.ts", text: `import "../noise/cipher.js"` },
             { path: "src/app/serve.ts", text: `import { startGateway } from "tether-gateway"` },
         ]
@@ -116,8 +116,8 @@ describe("the shipped gateway's boundary", () => {
 
     test("imports down the layers and within a folder are allowed", () => {
         const ok: SourceFile[] = [
-            { path: "src/server.ts", text: `import { Responder } from "./session/responder.js"\nimport type { Dh } from "./session/kk.js"` },
-            { path: "src/session/kk.ts", text: `import { Session } from "./session.js"\nimport { SymmetricState } from "../noise/symmetric-state.js"` },
+            { path: "src/server.ts", text: `import { Responder } from "./session/responder.js"\nimport type { Dh } from "./session/handshake.js"` },
+            { path: "src/session/handshake.ts", text: `import { Session } from "./session.js"\nimport { SymmetricState } from "../noise/symmetric-state.js"` },
             { path: "src/cli/serve.ts", text: `import { readFileSync } from "node:fs"\nimport Database from "better-sqlite3"` },
         ]
         assert.deepEqual(boundaryViolations(ok), [])
