@@ -13,3 +13,6 @@ export type { KkInitiatorPending, KkKeys, KkResult } from "../src/session/handsh
 export { readResumeResp, writeResumeInit } from "../src/session/resume.js"
 export type { ResumePending, Resumed, ResumeTicket } from "../src/session/resume.js"
 export { Session } from "../src/session/session.js"
+// the TICKET record's content, as the device stores it
+export { decodeTicketContent } from "../src/tickets.js"
+export type { TicketContent } from "../src/tickets.js"

@@ -21,12 +21,12 @@ import {
     InnerType,
     REJECT_BODY_LEN,
     RESUME_NONCE_LEN,
-    TICKET_LEN,
     type Frame,
 } from "../src/wire.js"
 import { readHsResp, writeHsInit, X25519, type Dh } from "../src/session/handshake.js"
 import { readResumeResp, writeResumeInit, type ResumeTicket } from "../src/session/resume.js"
 import type { Session } from "../src/session/session.js"
+import { decodeTicketContent } from "../src/tickets.js"
 
 /** What pairing gave the device. Secrets: never log. */
 export interface Pairing {
@@ -229,17 +229,17 @@ export class Connection {
             if (f === undefined || f === null || f.type !== FrameType.RECORD) return false
             const r = this.session.decrypt(f.body)
             if (r === undefined) return false
-            if (r.type === InnerType.TICKET) {
-                this.#storeTicket(r.content)
-                return true
-            }
+            if (r.type === InnerType.TICKET) return this.#storeTicket(r.content)
             if (r.type === InnerType.DATA) this.#pending.push(r.content)
             else if (r.type !== InnerType.KEY_UPDATE) return false
         }
     }
 
-    #storeTicket(content: Buffer): void {
-        this.store.store({ ticket: Buffer.from(content.subarray(0, TICKET_LEN)), secret: Buffer.from(content.subarray(TICKET_LEN)) })
+    /** Stores a well-formed TICKET record's content; false for a malformed one (not stored). */
+    #storeTicket(content: Buffer): boolean {
+        const t = decodeTicketContent(content)
+        if (t !== undefined) this.store.store(t)
+        return t !== undefined
     }
 
     #end(): null {

@@ -47,8 +47,8 @@ import { readHsInit, readHsResp, writeHsInit } from "../src/session/handshake.js
 import { readResumeResp, writeResumeInit } from "../src/session/resume.js"
 import { Phase, Responder, type ResponderContext } from "../src/session/responder.js"
 import type { Session } from "../src/session/session.js"
-import { mintTicket, peekTicket, TicketKeySet } from "../src/tickets.js"
-import { encodeFrame, FrameType, InnerType, KK_PATTERN, KK_PROTOCOL_NAME, prologue, RESUME_PROTOCOL_NAME, TICKET_LEN, TICKET_LIFETIME } from "../src/wire.js"
+import { decodeTicketContent, mintTicket, peekTicket, TicketKeySet } from "../src/tickets.js"
+import { encodeFrame, FrameType, InnerType, KK_PATTERN, KK_PROTOCOL_NAME, prologue, RESUME_PROTOCOL_NAME, TICKET_LIFETIME } from "../src/wire.js"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..")
 const outDir = join(root, "test", "vectors", "generated")
@@ -102,12 +102,13 @@ function records(deviceSession: Session, responder: Responder, ticketFrame: Buff
     const [frameR2i] = responder.data(dataR2i)
     check(frameR2i !== undefined, "record")
     check(deviceSession.decrypt(frameR2i.subarray(3))?.content.equals(dataR2i) === true, "gateway -> device record")
-    const ticket = t.content.subarray(0, TICKET_LEN)
-    const f = peekTicket(ticket)
+    const content = decodeTicketContent(t.content)
+    check(content !== undefined, "TICKET content")
+    const f = peekTicket(content.ticket)
     check(f !== undefined, "ticket")
     return {
-        ticket,
-        secret: t.content.subarray(TICKET_LEN),
+        ticket: content.ticket,
+        secret: content.secret,
         fields: f,
         out: {
             record_ticket: hex(ticketFrame),

@@ -43,7 +43,7 @@ import { join } from "node:path"
 // device (the initiator's handshake messages)
 const [wire, gateway, peer] = await Promise.all([import("tether-gateway/wire"), import("tether-gateway"), import("tether-gateway/peer")])
 const [kk, resume, x25519, random, stateMod, memory, pairMod] = [peer, peer, gateway, gateway, gateway, gateway, gateway]
-const { FrameType, InnerType, MAX_RECORD_CONTENT, EARLY_ACCEPTED, RESUME_NONCE_LEN, TICKET_LEN, HEADER_LEN, encodeFrame, FrameDecoder } = wire
+const { FrameType, InnerType, MAX_RECORD_CONTENT, EARLY_ACCEPTED, RESUME_NONCE_LEN, HEADER_LEN, encodeFrame, FrameDecoder } = wire
 
 /** Devices in the pool. */
 export const POOL = 64
@@ -152,8 +152,7 @@ function tetherConnect(port, dev, mode, opts = {}) {
         if (f.type !== FrameType.RECORD) throw new Error(`tether-peers: frame type ${f.type} after the handshake`)
         const r = session.decrypt(f.body)
         if (r === undefined) throw new Error("tether-peers: a record failed to decrypt")
-        if (r.type === InnerType.TICKET)
-            dev.ticket = { ticket: Buffer.from(r.content.subarray(0, TICKET_LEN)), secret: Buffer.from(r.content.subarray(TICKET_LEN)) }
+        if (r.type === InnerType.TICKET) dev.ticket = peer.decodeTicketContent(r.content) ?? dev.ticket
         else if (r.type === InnerType.DATA) for (const l of listeners) l(r.content)
         else if (r.type === InnerType.CLOSE) destroy()
         return false

@@ -16,7 +16,7 @@ import { randomBytes, type RandomSource } from "../crypto/random.js"
 import { generateKeyPair, type KeyPair } from "../crypto/x25519.js"
 import type { Registry } from "../registry/registry.js"
 import { deviceIdHex, type DeviceRecord } from "../registry/registry.js"
-import { mintTicket, openTicket, type TicketKeySet } from "../tickets.js"
+import { encodeTicketContent, mintTicket, openTicket, type TicketKeySet } from "../tickets.js"
 import {
     CHAIN_LIMIT,
     Code,
@@ -121,8 +121,10 @@ async function issueTicket(ctx: ResponderContext, device: DeviceRecord, session:
     if (full) await ctx.registry.markFullHandshake(device.id, generation)
     const expiresAt = ctx.now() + (ctx.policy?.ticketLifetime ?? TICKET_LIFETIME)
     const m = mintTicket({ deviceId: Buffer.from(device.id, "hex"), generation, expiresAt, keySet: ctx.ticketKeys })
-    const frames = records(session, InnerType.TICKET, Buffer.concat([m.ticket, m.resumptionSecret]))
+    const content = encodeTicketContent(m.ticket, m.resumptionSecret)
+    const frames = records(session, InnerType.TICKET, content)
     m.resumptionSecret.fill(0) // best effort on a garbage-collected VM
+    content.fill(0)
     return { frames, generation }
 }
 
