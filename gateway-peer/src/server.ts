@@ -6,35 +6,16 @@
 import { createServer, type Socket } from "node:net"
 import type { RandomSource } from "./crypto/random.js"
 import type { KeyPair } from "./crypto/x25519.js"
+import { resolvePolicy, type ServerPolicy } from "./policy.js"
 import type { DeviceRecord, Registry } from "./registry/registry.js"
 import type { Dh } from "./session/handshake.js"
 import type { Session } from "./session/session.js"
-import { Phase, Responder, type ResponderContext, type ResponderPolicy, type Step } from "./session/responder.js"
+import { Phase, Responder, type ResponderContext, type Step } from "./session/responder.js"
 import type { TicketKeySet } from "./tickets.js"
 import { Code, codeName, encodeFrame, FrameDecoder, FrameType, type Frame } from "./wire.js"
 
-/** Edge policy; every field has a default. */
-export interface ServerPolicy extends ResponderPolicy {
-    /** ms from accept to an established session */
-    readonly handshakeTimeoutMs: number
-    /** ms without a frame from an established device */
-    readonly idleTimeoutMs: number
-    /** handshakes in progress at once, all sources */
-    readonly maxConcurrentHandshakes: number
-    /** handshake attempts per source address per window */
-    readonly perSourceAttempts: number
-    readonly perSourceWindowMs: number
-}
-
-export const DEFAULT_POLICY: ServerPolicy = {
-    ticketLifetime: 7 * 24 * 3600,
-    chainLimit: 64,
-    handshakeTimeoutMs: 10_000,
-    idleTimeoutMs: 300_000,
-    maxConcurrentHandshakes: 512,
-    perSourceAttempts: 10_000,
-    perSourceWindowMs: 10_000,
-}
+export { DEFAULT_POLICY } from "./policy.js"
+export type { ServerPolicy } from "./policy.js"
 
 /** The identity and ticket keys (a loaded state directory fits). */
 export interface ServerState {
@@ -52,6 +33,7 @@ export interface GatewayOptions {
     readonly port?: number
     readonly registry: Registry
     readonly state: ServerState
+    /** fields not given take DEFAULT_POLICY's (policy.ts) */
     readonly policy?: Partial<ServerPolicy>
     /** seconds since the Unix epoch; default the wall clock */
     readonly now?: () => number
@@ -96,7 +78,7 @@ interface Conn {
 
 /** Starts the gateway. */
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
-    const policy: ServerPolicy = { ...DEFAULT_POLICY, ...opts.policy }
+    const policy = resolvePolicy(opts.policy)
     const log = opts.log ?? ((l: LogLine) => process.stdout.write(JSON.stringify(l) + "\n"))
     const ctx: ResponderContext = {
         registry: opts.registry,

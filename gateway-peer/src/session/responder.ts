@@ -13,32 +13,25 @@
 // opens sockets or reads the clock itself: registry, keys, time, randomness and the DH
 // function come in through the ResponderContext.
 import { randomBytes, type RandomSource } from "../crypto/random.js"
+import { resolvePolicy, type ResponderPolicy } from "../policy.js"
 import { generateKeyPair, type KeyPair } from "../crypto/x25519.js"
 import type { Registry } from "../registry/registry.js"
 import { deviceIdHex, type DeviceRecord } from "../registry/registry.js"
 import { encodeTicketContent, mintTicket, openTicket, type TicketKeySet } from "../tickets.js"
 import {
-    CHAIN_LIMIT,
     Code,
     EARLY_ACCEPTED,
     encodeFrame,
     FrameType,
     InnerType,
     RESUME_NONCE_LEN,
-    TICKET_LIFETIME,
     type Frame,
 } from "../wire.js"
 import { consumeHsInit, readHsInit, writeHsResp, X25519, type Dh } from "./handshake.js"
 import { consumeResumeInit, readResumeInit, writeResumeResp } from "./resume.js"
 import type { Session } from "./session.js"
 
-/** Gateway policy (PROTOCOL.md 6.5). */
-export interface ResponderPolicy {
-    /** seconds */
-    readonly ticketLifetime: number
-    /** a ticket with generation - full_generation >= chainLimit is refused */
-    readonly chainLimit: number
-}
+export type { ResponderPolicy } from "../policy.js"
 
 /** Everything a responder needs from outside; shared by all connections of a gateway. */
 export interface ResponderContext {
@@ -46,6 +39,7 @@ export interface ResponderContext {
     /** the gateway's static key pair */
     readonly identity: KeyPair
     readonly ticketKeys: TicketKeySet
+    /** fields not given take DEFAULT_POLICY's (policy.ts) */
     readonly policy?: Partial<ResponderPolicy>
     /** seconds since the Unix epoch */
     readonly now: () => number
@@ -57,6 +51,9 @@ export interface ResponderContext {
     /** the ephemeral key pair for a full handshake; default a fresh one (vectors fix it) */
     readonly ephemeral?: () => KeyPair
 }
+
+/** A ResponderContext with its policy resolved: what the transitions read. */
+export type Context = ResponderContext & { readonly policy: ResponderPolicy }
 
 /** The closed set of states. */
 export const Phase = { AwaitFirst: 0, AwaitHsInit: 1, Established: 2, Closed: 3 } as const
@@ -116,10 +113,10 @@ function records(session: Session, type: number, content: Buffer): Buffer[] {
 }
 
 /** The TICKET record: "After every successful handshake (full or resumed) the gateway sends one". */
-async function issueTicket(ctx: ResponderContext, device: DeviceRecord, session: Session, full: boolean): Promise<{ frames: Buffer[]; generation: number }> {
+async function issueTicket(ctx: Context, device: DeviceRecord, session: Session, full: boolean): Promise<{ frames: Buffer[]; generation: number }> {
     const generation = await ctx.registry.issueGeneration(device.id)
     if (full) await ctx.registry.markFullHandshake(device.id, generation)
-    const expiresAt = ctx.now() + (ctx.policy?.ticketLifetime ?? TICKET_LIFETIME)
+    const expiresAt = ctx.now() + ctx.policy.ticketLifetime
     const m = mintTicket({ deviceId: Buffer.from(device.id, "hex"), generation, expiresAt, keySet: ctx.ticketKeys })
     const content = encodeTicketContent(m.ticket, m.resumptionSecret)
     const frames = records(session, InnerType.TICKET, content)
@@ -129,7 +126,7 @@ async function issueTicket(ctx: ResponderContext, device: DeviceRecord, session:
 }
 
 /** HS_INIT in AwaitFirst or AwaitHsInit (PROTOCOL.md 4.1, checks in its order). */
-export async function onHsInit(ctx: ResponderContext, body: Buffer): Promise<Step> {
+export async function onHsInit(ctx: Context, body: Buffer): Promise<Step> {
     // 1. frame length and type, version
     const init = readHsInit(body)
     if ("error" in init) {
@@ -175,7 +172,7 @@ export async function onHsInit(ctx: ResponderContext, body: Buffer): Promise<Ste
 }
 
 /** RESUME_INIT in AwaitFirst (PROTOCOL.md 6.2, checks in its order; no X25519 at all). */
-export async function onResumeInit(ctx: ResponderContext, body: Buffer): Promise<Step> {
+export async function onResumeInit(ctx: Context, body: Buffer): Promise<Step> {
     const init = readResumeInit(body)
     if ("error" in init) {
         if (init.error === "version") return reject(Code.UNSUPPORTED_VERSION, `RESUME_INIT: version ${init.version}`)
@@ -192,8 +189,7 @@ export async function onResumeInit(ctx: ResponderContext, body: Buffer): Promise
     if (device === undefined) return refuse("ticket: unknown device")
     if (device.revoked) return refuse("ticket: revoked device", device.name)
     if (t.generation < device.min_generation) return refuse(`ticket: generation ${t.generation} below min ${device.min_generation}`, device.name)
-    const chainLimit = ctx.policy?.chainLimit ?? CHAIN_LIMIT
-    if (t.generation - device.full_generation >= chainLimit) return refuse("ticket: chain limit", device.name)
+    if (t.generation - device.full_generation >= ctx.policy.chainLimit) return refuse("ticket: chain limit", device.name)
     // 2. the SymmetricState steps, early data
     const read = consumeResumeInit(init, t.resumptionSecret)
     t.resumptionSecret.fill(0)
@@ -237,8 +233,12 @@ export function onRecord(state: Extract<ResponderState, { phase: typeof Phase.Es
 /** One connection's responder: the state and the dispatch table. */
 export class Responder {
     #state: ResponderState = { phase: Phase.AwaitFirst }
+    /** the context the transitions read: `ctx` with every policy field resolved */
+    readonly ctx: Context
 
-    constructor(readonly ctx: ResponderContext) {}
+    constructor(ctx: ResponderContext) {
+        this.ctx = { ...ctx, policy: resolvePolicy(ctx.policy) }
+    }
 
     /** The current state (tests read the session's CipherStates through it). */
     get state(): ResponderState {
