@@ -161,8 +161,9 @@ export class Connection {
         this.write(this.responder.data(content))
     }
 
-    /** Sends CLOSE(code) if a session exists, logs `outcome` if given, and closes. */
+    /** Sends CLOSE(code) if a session exists, logs `outcome` if given, and closes; once. */
     close(code: number, outcome?: string): void {
+        if (this.#life.phase === ConnPhase.Closed) return
         this.write(this.responder.close(code))
         if (outcome !== undefined) this.#event({ outcome, code: codeName(code) })
         this.finish(false)
