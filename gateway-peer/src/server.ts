@@ -70,22 +70,41 @@ export interface Gateway {
  * Handshake attempts per source address, counted in fixed windows (PROTOCOL.md 9.4): a source's
  * window starts at its first attempt and lasts `windowMs`; the first attempt after it starts the
  * next window. Time is passed in.
+ *
+ * An entry whose window has ended counts for nothing (the source's next attempt starts afresh),
+ * so such entries are dropped whenever the table has doubled since the last sweep: a flood from
+ * many addresses costs memory for the sources of one window, not for every source ever seen.
  */
 export class SourceAttempts {
     readonly #table = new Map<string, { count: number; since: number }>()
+    #sweepAt = SWEEP_MIN
 
     constructor(readonly windowMs: number) {}
+
+    /** Entries held (tests). */
+    get size(): number {
+        return this.#table.size
+    }
 
     /** Counts one attempt from `source` at `nowMs`; returns the attempts in its window, this one included. */
     count(source: string, nowMs: number): number {
         let a = this.#table.get(source)
         if (a === undefined || nowMs - a.since >= this.windowMs) {
+            if (a === undefined && this.#table.size >= this.#sweepAt) this.#sweep(nowMs)
             a = { count: 0, since: nowMs }
             this.#table.set(source, a)
         }
         return ++a.count
     }
+
+    #sweep(nowMs: number): void {
+        for (const [source, a] of this.#table) if (nowMs - a.since >= this.windowMs) this.#table.delete(source)
+        this.#sweepAt = Math.max(SWEEP_MIN, 2 * this.#table.size)
+    }
 }
+
+/** The table size below which SourceAttempts never sweeps. */
+const SWEEP_MIN = 1024
 
 /** Starts the gateway. */
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {

@@ -216,6 +216,21 @@ test("SourceAttempts: fixed windows per source, time passed in", () => {
     assert.equal(a.count("y", 15_000), 1)
 })
 
+test("SourceAttempts drops the entries of ended windows once the table has doubled, and counts the same", () => {
+    const a = new SourceAttempts(1_000)
+    for (let i = 0; i < 1024; i++) a.count(`old-${i}`, 0)
+    assert.equal(a.size, 1024)
+    a.count("old-0", 500) // a known source never sweeps
+    assert.equal(a.size, 1024)
+    a.count("new-0", 1_000) // a new source at the threshold: every ended window goes
+    assert.equal(a.size, 1)
+    assert.equal(a.count("old-1", 1_000), 1, "a dropped source starts afresh, as it would have anyway")
+    for (let i = 0; i < 1100; i++) a.count(`live-${i}`, 1_500) // sweeps at 1024 entries, all in their window
+    assert.equal(a.size, 1102, "entries still in their window are kept")
+    assert.equal(a.count("live-0", 1_999), 2)
+    assert.equal(a.count("new-0", 1_999), 2)
+})
+
 const fixtures: Fixture[] = []
 after(async () => {
     for (const f of fixtures) await f.gw.close()
