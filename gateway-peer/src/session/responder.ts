@@ -13,8 +13,8 @@
 // opens sockets or reads the clock itself: registry, keys, time, randomness and the DH
 // function come in through the ResponderContext.
 import { randomBytes, type RandomSource } from "../crypto/random.js"
-import { resolvePolicy, type ResponderPolicy } from "../policy.js"
 import { generateKeyPair, type KeyPair } from "../crypto/x25519.js"
+import { resolvePolicy, type ResponderPolicy } from "../policy.js"
 import type { Registry } from "../registry/registry.js"
 import { deviceIdHex, type DeviceRecord } from "../registry/registry.js"
 import { encodeTicketContent, mintTicket, openTicket, type TicketKeySet } from "../tickets.js"
@@ -53,7 +53,7 @@ export interface ResponderContext {
 }
 
 /** A ResponderContext with its policy resolved: what the transitions read. */
-export type Context = ResponderContext & { readonly policy: ResponderPolicy }
+export type ResolvedContext = ResponderContext & { readonly policy: ResponderPolicy }
 
 /** The closed set of states. */
 export const Phase = { AwaitFirst: 0, AwaitHsInit: 1, Established: 2, Closed: 3 } as const
@@ -113,7 +113,7 @@ function records(session: Session, type: number, content: Buffer): Buffer[] {
 }
 
 /** The TICKET record: "After every successful handshake (full or resumed) the gateway sends one". */
-async function issueTicket(ctx: Context, device: DeviceRecord, session: Session, full: boolean): Promise<{ frames: Buffer[]; generation: number }> {
+async function issueTicket(ctx: ResolvedContext, device: DeviceRecord, session: Session, full: boolean): Promise<{ frames: Buffer[]; generation: number }> {
     const generation = await ctx.registry.issueGeneration(device.id)
     if (full) await ctx.registry.markFullHandshake(device.id, generation)
     const expiresAt = ctx.now() + ctx.policy.ticketLifetime
@@ -126,7 +126,7 @@ async function issueTicket(ctx: Context, device: DeviceRecord, session: Session,
 }
 
 /** HS_INIT in AwaitFirst or AwaitHsInit (PROTOCOL.md 4.1, checks in its order). */
-export async function onHsInit(ctx: Context, body: Buffer): Promise<Step> {
+export async function onHsInit(ctx: ResolvedContext, body: Buffer): Promise<Step> {
     // 1. frame length and type, version
     const init = readHsInit(body)
     if ("error" in init) {
@@ -172,7 +172,7 @@ export async function onHsInit(ctx: Context, body: Buffer): Promise<Step> {
 }
 
 /** RESUME_INIT in AwaitFirst (PROTOCOL.md 6.2, checks in its order; no X25519 at all). */
-export async function onResumeInit(ctx: Context, body: Buffer): Promise<Step> {
+export async function onResumeInit(ctx: ResolvedContext, body: Buffer): Promise<Step> {
     const init = readResumeInit(body)
     if ("error" in init) {
         if (init.error === "version") return reject(Code.UNSUPPORTED_VERSION, `RESUME_INIT: version ${init.version}`)
@@ -234,7 +234,7 @@ export function onRecord(state: Extract<ResponderState, { phase: typeof Phase.Es
 export class Responder {
     #state: ResponderState = { phase: Phase.AwaitFirst }
     /** the context the transitions read: `ctx` with every policy field resolved */
-    readonly ctx: Context
+    readonly ctx: ResolvedContext
 
     constructor(ctx: ResponderContext) {
         this.ctx = { ...ctx, policy: resolvePolicy(ctx.policy) }
