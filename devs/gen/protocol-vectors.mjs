@@ -36,9 +36,9 @@
 //   record_ticket: the gateway's first RECORD frame (TICKET, n = 0)
 //   data_i2r/record_data_i2r (device -> gateway, n = 0), data_r2i/record_data_r2i (n = 1)
 import { keyPairFromPrivate, MemoryRegistry, mintTicket, newDevice, peekTicket, Phase, Responder, TicketKeySet } from "tether-gateway"
-import { readKk2, readResumeResp, writeKk1, writeResumeInit } from "tether-gateway/peer"
+import { decodeTicketContent, readHsInit, readHsResp, readResumeResp, writeHsInit, writeResumeInit } from "tether-gateway/peer"
 import { AESCCM, HandshakeState } from "tether-gateway/reference"
-import { encodeFrame, FrameType, InnerType, KK_PATTERN, KK_PROTOCOL_NAME, prologue, RESUME_PROTOCOL_NAME, TICKET_LEN, TICKET_LIFETIME, VERSION } from "tether-gateway/wire"
+import { encodeFrame, FrameType, InnerType, KK_PATTERN, KK_PROTOCOL_NAME, prologue, RESUME_PROTOCOL_NAME, TICKET_LIFETIME } from "tether-gateway/wire"
 import { outDir, runAsMain, writeVectorFile } from "./common.mjs"
 
 const hex = b => Buffer.from(b).toString("hex")
@@ -91,12 +91,13 @@ function records(deviceSession, responder, ticketFrame) {
     const [frameR2i] = responder.data(dataR2i)
     check(frameR2i !== undefined, "record")
     check(deviceSession.decrypt(frameR2i.subarray(3))?.content.equals(dataR2i) === true, "gateway -> device record")
-    const ticket = t.content.subarray(0, TICKET_LEN)
-    const f = peekTicket(ticket)
+    const content = decodeTicketContent(t.content)
+    check(content !== undefined, "TICKET content")
+    const f = peekTicket(content.ticket)
     check(f !== undefined, "ticket")
     return {
-        ticket,
-        secret: t.content.subarray(TICKET_LEN),
+        ticket: content.ticket,
+        secret: content.secret,
         fields: f,
         out: {
             record_ticket: hex(ticketFrame),
@@ -110,17 +111,18 @@ function records(deviceSession, responder, ticketFrame) {
 
 async function kkCase() {
     const ctx = await context(0, 0)
-    const pending = writeKk1({ deviceId, s: device, rs: gateway.publicKey, psk }, deviceE)
-    const hsInit = encodeFrame(FrameType.HS_INIT, Buffer.concat([Buffer.from([VERSION]), deviceId, pending.message]))
+    const pending = writeHsInit({ deviceId, s: device, rs: gateway.publicKey, psk }, deviceE)
+    const hsInit = encodeFrame(FrameType.HS_INIT, pending.body)
     const responder = new Responder(ctx)
     const step = await responder.receive({ type: FrameType.HS_INIT, body: hsInit.subarray(3) })
     const [hsResp, ticketFrame] = step.frames
     check(hsResp !== undefined && ticketFrame !== undefined && hsResp[2] === FrameType.HS_RESP, "HS_RESP")
-    const done = readKk2(pending, hsResp.subarray(3))
+    const done = readHsResp(pending, hsResp.subarray(3))
     check(done !== undefined, "HS_RESP did not verify")
     // the same bytes from the Noise HandshakeState (which reproduces the cacophony vectors)
     const hs = new HandshakeState({ pattern: KK_PATTERN, initiator: true, cipher: AESCCM, prologue: prologue(deviceId), s: device, rs: gateway.publicKey, psks: [psk], e: deviceE })
-    check(hs.writeMessage(Buffer.alloc(0)).equals(pending.message), "HandshakeState disagrees on message 1")
+    const m1 = readHsInit(pending.body)
+    check(!("error" in m1) && hs.writeMessage(Buffer.alloc(0)).equals(m1.message), "HandshakeState disagrees on message 1")
     check(hs.readMessage(hsResp.subarray(3))?.length === 0, "HandshakeState rejects message 2")
     check(hs.getHandshakeHash().equals(done.handshakeHash), "HandshakeState disagrees on h")
     const r = records(done.session, responder, ticketFrame)

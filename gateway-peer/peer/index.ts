@@ -8,8 +8,11 @@ export type { DeviceAppEvents, DeviceResponse } from "./device-app.js"
 export { connectAll, dropAll, forkGateway, garbageFlood, makeFleet, publishAll, setupRecords } from "./load.js"
 export type { ConnectReport, Fleet, FloodReport, LoadGateway, LoadGatewaySetup } from "./load.js"
 // the initiator's messages of the two handshakes (the responder's live in the gateway)
-export { readKk2, writeKk1 } from "../src/session/kk.js"
-export type { KkInitiatorPending, KkKeys, KkResult } from "../src/session/kk.js"
+export { readHsInit, readHsResp, writeHsInit } from "../src/session/handshake.js"
+export type { KkInitiatorPending, KkKeys, KkResult } from "../src/session/handshake.js"
 export { readResumeResp, writeResumeInit } from "../src/session/resume.js"
 export type { ResumePending, Resumed, ResumeTicket } from "../src/session/resume.js"
 export { Session } from "../src/session/session.js"
+// the TICKET record's content, as the device stores it
+export { decodeTicketContent } from "../src/tickets.js"
+export type { TicketContent } from "../src/tickets.js"

@@ -21,13 +21,12 @@ import {
     InnerType,
     REJECT_BODY_LEN,
     RESUME_NONCE_LEN,
-    TICKET_LEN,
-    VERSION,
     type Frame,
 } from "../src/wire.js"
-import { readKk2, writeKk1, X25519, type Dh } from "../src/session/kk.js"
+import { readHsResp, writeHsInit, X25519, type Dh } from "../src/session/handshake.js"
 import { readResumeResp, writeResumeInit, type ResumeTicket } from "../src/session/resume.js"
 import type { Session } from "../src/session/session.js"
+import { decodeTicketContent } from "../src/tickets.js"
 
 /** What pairing gave the device. Secrets: never log. */
 export interface Pairing {
@@ -230,17 +229,17 @@ export class Connection {
             if (f === undefined || f === null || f.type !== FrameType.RECORD) return false
             const r = this.session.decrypt(f.body)
             if (r === undefined) return false
-            if (r.type === InnerType.TICKET) {
-                this.#storeTicket(r.content)
-                return true
-            }
+            if (r.type === InnerType.TICKET) return this.#storeTicket(r.content)
             if (r.type === InnerType.DATA) this.#pending.push(r.content)
             else if (r.type !== InnerType.KEY_UPDATE) return false
         }
     }
 
-    #storeTicket(content: Buffer): void {
-        this.store.store({ ticket: Buffer.from(content.subarray(0, TICKET_LEN)), secret: Buffer.from(content.subarray(TICKET_LEN)) })
+    /** Stores a well-formed TICKET record's content; false for a malformed one (not stored). */
+    #storeTicket(content: Buffer): boolean {
+        const t = decodeTicketContent(content)
+        if (t !== undefined) this.store.store(t)
+        return t !== undefined
     }
 
     #end(): null {
@@ -315,11 +314,11 @@ export class TetherClient {
                 const e = this.#e as KeyPair
                 this.#e = undefined // one attempt only (4.3)
                 const p = o.pairing
-                const pending = writeKk1({ deviceId: p.deviceId, s: p.s, rs: p.gatewayPublic, psk: p.psk, ss: this.#ss, dh: this.#dh }, e)
-                send(FrameType.HS_INIT, Buffer.concat([Buffer.from([VERSION]), p.deviceId, pending.message]))
+                const pending = writeHsInit({ deviceId: p.deviceId, s: p.s, rs: p.gatewayPublic, psk: p.psk, ss: this.#ss, dh: this.#dh }, e)
+                send(FrameType.HS_INIT, pending.body)
                 const f = await answer(sock, timeoutMs)
                 if (f.type !== FrameType.HS_RESP) throw unexpected(f)
-                const r = readKk2(pending, f.body)
+                const r = readHsResp(pending, f.body)
                 if (r === undefined) throw new Error("tether: bad HS_RESP")
                 session = r.session
             }

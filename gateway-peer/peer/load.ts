@@ -10,9 +10,10 @@ import { generateKeyPair, type KeyPair } from "../src/crypto/x25519.js"
 import { newDevice, type DeviceRecord } from "../src/registry/registry.js"
 import type { ServerPolicy } from "../src/server.js"
 import { MemoryTicketStore, RejectedError, TetherClient } from "./initiator.js"
-import type { ResumeTicket } from "../src/session/resume.js"
+import { encodeHsInit } from "../src/session/handshake.js"
+import { encodeResumeInit, type ResumeTicket } from "../src/session/resume.js"
 import { mintTicket, TicketKeySet } from "../src/tickets.js"
-import { Code, encodeFrame, FrameType, HS_INIT_BODY_LEN, OOB_TICKET_LIFETIME, RESUME_INIT_MIN_BODY_LEN, VERSION } from "../src/wire.js"
+import { Code, DEVICE_ID_LEN, encodeFrame, FrameType, HS_INIT_MESSAGE_LEN, OOB_TICKET_LIFETIME, RESUME_NONCE_LEN, TAG_LEN, TICKET_LEN } from "../src/wire.js"
 import { AppClient } from "./device-app.js"
 
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
@@ -161,9 +162,9 @@ export async function garbageFlood(host: string, port: number, n: number, opts: 
         () => Buffer.from([0, 0, 1]),
         () => Buffer.from([0xff, 0xff, 1, 2, 3]),
         () => encodeFrame(FrameType.RECORD, randomBytes(40)),
-        () => encodeFrame(FrameType.HS_INIT, Buffer.concat([Buffer.from([VERSION]), randomBytes(HS_INIT_BODY_LEN - 1)])),
-        () => encodeFrame(FrameType.RESUME_INIT, Buffer.concat([Buffer.from([VERSION]), randomBytes(RESUME_INIT_MIN_BODY_LEN - 1)])),
-        () => encodeFrame(FrameType.HS_INIT, Buffer.concat([Buffer.from([9]), randomBytes(HS_INIT_BODY_LEN - 1)])),
+        () => encodeFrame(FrameType.HS_INIT, encodeHsInit(randomBytes(DEVICE_ID_LEN), randomBytes(HS_INIT_MESSAGE_LEN))),
+        () => encodeFrame(FrameType.RESUME_INIT, encodeResumeInit(randomBytes(TICKET_LEN), randomBytes(RESUME_NONCE_LEN), randomBytes(TAG_LEN))),
+        () => encodeFrame(FrameType.HS_INIT, encodeHsInit(randomBytes(DEVICE_ID_LEN), randomBytes(HS_INIT_MESSAGE_LEN), 9)),
         () => Buffer.alloc(0), // silent
     ]
     let next = 0

@@ -6,14 +6,18 @@
 //     mac_key, secret_key = HKDF(ticket_key[key_id], "")
 //
 // and the gateway's ticket key set: the current key signs, older keys keep opening their
-// tickets until they retire. Time is always passed in (seconds since the Unix epoch).
+// tickets until they retire; and the content of the TICKET record that carries both to the
+// device (6.3), `ticket || resumption_secret`. Time is always passed in (seconds since the Unix
+// epoch).
 import { constantTimeEqual, hkdf2, hmacSha256 } from "./crypto/hash.js"
 import { randomBytes, type RandomSource } from "./crypto/random.js"
 import {
     DEVICE_ID_LEN,
     OOB_TICKET_LIFETIME,
     RESUMPTION_LABEL,
+    RESUMPTION_SECRET_LEN,
     TICKET_BODY_LEN,
+    TICKET_CONTENT_LEN,
     TICKET_DEVICE_ID_OFFSET,
     TICKET_EXPIRES_AT_OFFSET,
     TICKET_GENERATION_OFFSET,
@@ -235,4 +239,28 @@ export function openTicket(ticket: Buffer, keySet: TicketKeySet, now: number): O
     if (!constantTimeEqual(mac, ticket.subarray(TICKET_MAC_OFFSET))) return { error: "bad-mac" }
     if (!(now < f.expiresAt)) return { error: "expired" }
     return { ...f, resumptionSecret: resumptionSecret(secretKey, Buffer.from(ticket)) }
+}
+
+/** A ticket and its resumption secret as the device holds them (the secret: never log). */
+export interface TicketContent {
+    readonly ticket: Buffer
+    readonly secret: Buffer
+}
+
+/**
+ * The TICKET record's content: `ticket || resumption_secret` (PROTOCOL.md 6.3).
+ * @throws TypeError on ill-sized parts (caller errors)
+ */
+export function encodeTicketContent(ticket: Buffer, resumptionSecret: Buffer): Buffer {
+    if (ticket.length !== TICKET_LEN || resumptionSecret.length !== RESUMPTION_SECRET_LEN) throw new TypeError("tickets: bad ticket or resumption secret length")
+    return Buffer.concat([ticket, resumptionSecret], TICKET_CONTENT_LEN)
+}
+
+/**
+ * Reads a TICKET record's content into copies of its two parts (the record's plaintext may be
+ * wiped by its owner). undefined unless it is TICKET_CONTENT_LEN bytes.
+ */
+export function decodeTicketContent(content: Buffer): TicketContent | undefined {
+    if (content.length !== TICKET_CONTENT_LEN) return undefined
+    return { ticket: Buffer.from(content.subarray(0, TICKET_LEN)), secret: Buffer.from(content.subarray(TICKET_LEN)) }
 }

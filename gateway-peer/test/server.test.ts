@@ -4,7 +4,9 @@ import assert from "node:assert/strict"
 import { FramedSocket, MemoryTicketStore, RejectedError } from "../peer/initiator.js"
 import { Phase } from "../src/session/responder.js"
 import { mintTicket, TicketKeySet } from "../src/tickets.js"
-import { Code, encodeFrame, FrameType, InnerType, KEY_UPDATE_AT, TICKET_LIFETIME } from "../src/wire.js"
+import { encodeHsInit } from "../src/session/handshake.js"
+import { encodeResumeInit } from "../src/session/resume.js"
+import { Code, DEVICE_ID_LEN, encodeFrame, FrameType, HS_INIT_MESSAGE_LEN, InnerType, KEY_UPDATE_AT, RESUME_NONCE_LEN, TAG_LEN, TICKET_LEN, TICKET_LIFETIME } from "../src/wire.js"
 import { fixture, until, type Fixture } from "./helpers.js"
 
 const fixtures: Fixture[] = []
@@ -199,7 +201,7 @@ test("tampered bytes in HS_INIT, HS_RESP and a record", async () => {
     // HS_INIT: every byte of e and the tag
     for (const i of [9, 20, 40, 56]) {
         const s = await raw(f)
-        const body = Buffer.concat([Buffer.from([1]), p.deviceId, Buffer.alloc(48, 7)])
+        const body = encodeHsInit(p.deviceId, Buffer.alloc(HS_INIT_MESSAGE_LEN, 7))
         body[i] = (body[i] as number) ^ 1
         s.sendFrame(FrameType.HS_INIT, body)
         const r = await s.recvFrame(2000)
@@ -220,17 +222,19 @@ test("tampered bytes in HS_INIT, HS_RESP and a record", async () => {
 })
 
 test("HS_RESP tampered: the initiator rejects it", async () => {
-    const { readKk1, writeKk1, writeKk2, readKk2 } = await import("../src/session/kk.js")
+    const { consumeHsInit, readHsInit, readHsResp, writeHsInit, writeHsResp } = await import("../src/session/handshake.js")
     const { generateKeyPair } = await import("../src/crypto/x25519.js")
     const sI = generateKeyPair(), sR = generateKeyPair(), psk = Buffer.alloc(32, 3), deviceId = Buffer.alloc(8, 1)
-    const pend = writeKk1({ deviceId, s: sI, rs: sR.publicKey, psk }, generateKeyPair())
-    const msg2 = writeKk2(readKk1({ deviceId, s: sR, rs: sI.publicKey, psk }, pend.message)!, generateKeyPair()).message
+    const pend = writeHsInit({ deviceId, s: sI, rs: sR.publicKey, psk }, generateKeyPair())
+    const init = readHsInit(pend.body)
+    assert.ok(!("error" in init))
+    const msg2 = writeHsResp(consumeHsInit({ deviceId, s: sR, rs: sI.publicKey, psk }, init.message)!, generateKeyPair()).body
     for (let i = 0; i < msg2.length; i += 7) {
         const bad = Buffer.from(msg2)
         bad[i] = (bad[i] as number) ^ 0x80
-        assert.equal(readKk2(pend, bad), undefined, `byte ${i}`)
+        assert.equal(readHsResp(pend, bad), undefined, `byte ${i}`)
     }
-    assert.ok(readKk2(pend, msg2))
+    assert.ok(readHsResp(pend, msg2))
 })
 
 test("truncated frame, oversized length, garbage, wrong frame types", async () => {
@@ -261,7 +265,7 @@ test("truncated frame, oversized length, garbage, wrong frame types", async () =
     }
     // bad version, short bodies
     s = await raw(f)
-    s.sendFrame(FrameType.HS_INIT, Buffer.concat([Buffer.from([2]), Buffer.alloc(56)]))
+    s.sendFrame(FrameType.HS_INIT, encodeHsInit(Buffer.alloc(DEVICE_ID_LEN), Buffer.alloc(HS_INIT_MESSAGE_LEN), 2))
     assert.deepEqual(await s.recvFrame(2000), { type: FrameType.REJECT, body: Buffer.from([Code.UNSUPPORTED_VERSION]) })
     s = await raw(f)
     s.sendFrame(FrameType.RESUME_INIT, Buffer.from([1, 2, 3]))
@@ -278,7 +282,7 @@ test("truncated frame, oversized length, garbage, wrong frame types", async () =
     assert.equal(await conn.sock.recvFrame(2000), null)
     // after TICKET_REJECTED only HS_INIT is accepted
     s = await raw(f)
-    const bad = Buffer.concat([Buffer.from([1]), Buffer.alloc(61, 9)])
+    const bad = encodeResumeInit(Buffer.alloc(TICKET_LEN, 9), Buffer.alloc(RESUME_NONCE_LEN, 9), Buffer.alloc(TAG_LEN, 9))
     s.sendFrame(FrameType.RESUME_INIT, bad)
     assert.deepEqual(await s.recvFrame(2000), { type: FrameType.REJECT, body: Buffer.from([Code.TICKET_REJECTED]) })
     s.sendFrame(FrameType.RESUME_INIT, bad)

@@ -1,7 +1,7 @@
 import { test } from "node:test"
 import assert from "node:assert/strict"
-import { mintTicket, openTicket, TicketKeySet } from "../src/tickets.js"
-import { DAY, TICKET_LEN } from "../src/wire.js"
+import { decodeTicketContent, encodeTicketContent, mintTicket, openTicket, TicketKeySet } from "../src/tickets.js"
+import { DAY, TICKET_CONTENT_LEN, TICKET_LEN } from "../src/wire.js"
 
 const T0 = 1_700_000_000
 const deviceId = Buffer.from("0102030405060708", "hex")
@@ -83,4 +83,19 @@ test("a key set survives JSON and rejects malformed files", () => {
     assert.throws(() => TicketKeySet.fromJSON({ version: 1, keys: [{ id: 0, key: "zz", created_at: 0, retire_at: null }] }), /malformed/)
     assert.throws(() => TicketKeySet.fromJSON({ version: 2, keys: [] }), /version 1/)
     assert.throws(() => TicketKeySet.fromJSON({ version: 1, keys: [] }), /current key/)
+})
+
+test("the TICKET record's content: ticket || resumption_secret, one encoder and one decoder", () => {
+    const keySet = TicketKeySet.create(T0, fixed(0x33))
+    const m = mintTicket({ deviceId, generation: 7, expiresAt: T0 + DAY, keySet })
+    const content = encodeTicketContent(m.ticket, m.resumptionSecret)
+    assert.equal(content.length, TICKET_CONTENT_LEN)
+    assert.deepEqual(content, Buffer.concat([m.ticket, m.resumptionSecret]), "the layout of PROTOCOL.md 6.3")
+    const back = decodeTicketContent(content)
+    assert.deepEqual(back, { ticket: m.ticket, secret: m.resumptionSecret })
+    content.fill(0)
+    assert.deepEqual(back?.ticket, m.ticket, "the decoded parts are copies: wiping the record leaves them")
+    assert.equal(decodeTicketContent(Buffer.alloc(TICKET_CONTENT_LEN - 1)), undefined)
+    assert.equal(decodeTicketContent(Buffer.alloc(TICKET_CONTENT_LEN + 1)), undefined)
+    assert.throws(() => encodeTicketContent(m.ticket, m.resumptionSecret.subarray(1)), TypeError)
 })

@@ -4,7 +4,7 @@
 //   Tether, full handshake (KKpsk2)   HS_INIT -> HS_RESP, then the gateway's TICKET record
 //   Tether, resumed (ticket, 0-RTT)   RESUME_INIT -> RESUME_RESP, then the TICKET record
 //
-// The client is the gateway package's own initiator code (session/kk.js, session/resume.js,
+// The client is the gateway package's own initiator code (session/handshake.js, session/resume.js,
 // session/session.js, wire.js) on a plain socket, not TetherClient: TetherClient.connect()
 // returns only after the TICKET, and the comparison needs the moment the handshake ends.
 //
@@ -43,7 +43,7 @@ import { join } from "node:path"
 // device (the initiator's handshake messages)
 const [wire, gateway, peer] = await Promise.all([import("tether-gateway/wire"), import("tether-gateway"), import("tether-gateway/peer")])
 const [kk, resume, x25519, random, stateMod, memory, pairMod] = [peer, peer, gateway, gateway, gateway, gateway, gateway]
-const { FrameType, InnerType, VERSION, MAX_RECORD_CONTENT, EARLY_ACCEPTED, RESUME_NONCE_LEN, TICKET_LEN, HEADER_LEN, encodeFrame, FrameDecoder } = wire
+const { FrameType, InnerType, MAX_RECORD_CONTENT, EARLY_ACCEPTED, RESUME_NONCE_LEN, HEADER_LEN, encodeFrame, FrameDecoder } = wire
 
 /** Devices in the pool. */
 export const POOL = 64
@@ -121,8 +121,8 @@ function tetherConnect(port, dev, mode, opts = {}) {
         if (mode === "full") {
             dev.ss ??= x25519.x25519(dev.s.privateKey, dev.gatewayPublic)
             const e = x25519.generateKeyPair()
-            pending = kk.writeKk1({ deviceId: dev.deviceId, s: dev.s, rs: dev.gatewayPublic, psk: dev.psk, ss: dev.ss }, e)
-            sendFrame(FrameType.HS_INIT, Buffer.concat([Buffer.from([VERSION]), dev.deviceId, pending.message]))
+            pending = kk.writeHsInit({ deviceId: dev.deviceId, s: dev.s, rs: dev.gatewayPublic, psk: dev.psk, ss: dev.ss }, e)
+            sendFrame(FrameType.HS_INIT, pending.body)
         } else {
             pending = resume.writeResumeInit(dev.ticket, random.randomBytes(RESUME_NONCE_LEN), early)
             sendFrame(FrameType.RESUME_INIT, pending.body)
@@ -135,7 +135,7 @@ function tetherConnect(port, dev, mode, opts = {}) {
         if (session === undefined) {
             let r
             if (mode === "full" && f.type === FrameType.HS_RESP) {
-                r = kk.readKk2(pending, f.body)
+                r = kk.readHsResp(pending, f.body)
                 readyAt = performance.now()
             } else if (mode === "resume" && f.type === FrameType.RESUME_RESP) {
                 r = resume.readResumeResp(pending, f.body)
@@ -152,8 +152,7 @@ function tetherConnect(port, dev, mode, opts = {}) {
         if (f.type !== FrameType.RECORD) throw new Error(`tether-peers: frame type ${f.type} after the handshake`)
         const r = session.decrypt(f.body)
         if (r === undefined) throw new Error("tether-peers: a record failed to decrypt")
-        if (r.type === InnerType.TICKET)
-            dev.ticket = { ticket: Buffer.from(r.content.subarray(0, TICKET_LEN)), secret: Buffer.from(r.content.subarray(TICKET_LEN)) }
+        if (r.type === InnerType.TICKET) dev.ticket = peer.decodeTicketContent(r.content) ?? dev.ticket
         else if (r.type === InnerType.DATA) for (const l of listeners) l(r.content)
         else if (r.type === InnerType.CLOSE) destroy()
         return false

@@ -10,6 +10,7 @@ import { join, resolve } from "node:path"
 import { startAppGateway } from "../app/serve.js"
 import { SqliteAppStateStore } from "../app/store.js"
 import { ConfigError, parseConfig, type UpstreamConfig } from "../app/upstream.js"
+import { DEFAULT_POLICY } from "../policy.js"
 import type { Registry } from "../registry/registry.js"
 import type { LogLine } from "../server.js"
 import { loadState, TICKET_KEYS_FILE } from "../state.js"
@@ -85,7 +86,8 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
     const log = (l: LogLine) => io.out(JSON.stringify(l))
     let g
     try {
-        g = await startAppGateway({ host, port, registry, state, log, app: { store, config } })
+        // serve has no policy options: it runs with the defaults of policy.ts
+        g = await startAppGateway({ host, port, registry, state, log, policy: DEFAULT_POLICY, app: { store, config } })
     } catch (err) {
         await store.close()
         await registry.close()

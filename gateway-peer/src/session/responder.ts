@@ -14,39 +14,24 @@
 // function come in through the ResponderContext.
 import { randomBytes, type RandomSource } from "../crypto/random.js"
 import { generateKeyPair, type KeyPair } from "../crypto/x25519.js"
+import { resolvePolicy, type ResponderPolicy } from "../policy.js"
 import type { Registry } from "../registry/registry.js"
 import { deviceIdHex, type DeviceRecord } from "../registry/registry.js"
-import { mintTicket, openTicket, type TicketKeySet } from "../tickets.js"
+import { encodeTicketContent, mintTicket, openTicket, type TicketKeySet } from "../tickets.js"
 import {
-    CHAIN_LIMIT,
     Code,
     EARLY_ACCEPTED,
     encodeFrame,
     FrameType,
-    HS_INIT_BODY_LEN,
-    HS_INIT_DEVICE_ID_OFFSET,
-    HS_INIT_MESSAGE_OFFSET,
     InnerType,
-    RESUME_INIT_MIN_BODY_LEN,
-    RESUME_INIT_NONCE_OFFSET,
-    RESUME_INIT_PAYLOAD_OFFSET,
-    RESUME_INIT_TICKET_OFFSET,
     RESUME_NONCE_LEN,
-    TICKET_LIFETIME,
-    VERSION,
     type Frame,
 } from "../wire.js"
-import { readKk1, writeKk2, X25519, type Dh } from "./kk.js"
-import { readResumeInit, writeResumeResp } from "./resume.js"
+import { consumeHsInit, readHsInit, writeHsResp, X25519, type Dh } from "./handshake.js"
+import { consumeResumeInit, readResumeInit, writeResumeResp } from "./resume.js"
 import type { Session } from "./session.js"
 
-/** Gateway policy (PROTOCOL.md 6.5). */
-export interface ResponderPolicy {
-    /** seconds */
-    readonly ticketLifetime: number
-    /** a ticket with generation - full_generation >= chainLimit is refused */
-    readonly chainLimit: number
-}
+export type { ResponderPolicy } from "../policy.js"
 
 /** Everything a responder needs from outside; shared by all connections of a gateway. */
 export interface ResponderContext {
@@ -54,6 +39,7 @@ export interface ResponderContext {
     /** the gateway's static key pair */
     readonly identity: KeyPair
     readonly ticketKeys: TicketKeySet
+    /** fields not given take DEFAULT_POLICY's (policy.ts) */
     readonly policy?: Partial<ResponderPolicy>
     /** seconds since the Unix epoch */
     readonly now: () => number
@@ -65,6 +51,9 @@ export interface ResponderContext {
     /** the ephemeral key pair for a full handshake; default a fresh one (vectors fix it) */
     readonly ephemeral?: () => KeyPair
 }
+
+/** A ResponderContext with its policy resolved: what the transitions read. */
+export type ResolvedContext = ResponderContext & { readonly policy: ResponderPolicy }
 
 /** The closed set of states. */
 export const Phase = { AwaitFirst: 0, AwaitHsInit: 1, Established: 2, Closed: 3 } as const
@@ -124,29 +113,33 @@ function records(session: Session, type: number, content: Buffer): Buffer[] {
 }
 
 /** The TICKET record: "After every successful handshake (full or resumed) the gateway sends one". */
-async function issueTicket(ctx: ResponderContext, device: DeviceRecord, session: Session, full: boolean): Promise<{ frames: Buffer[]; generation: number }> {
+async function issueTicket(ctx: ResolvedContext, device: DeviceRecord, session: Session, full: boolean): Promise<{ frames: Buffer[]; generation: number }> {
     const generation = await ctx.registry.issueGeneration(device.id)
     if (full) await ctx.registry.markFullHandshake(device.id, generation)
-    const expiresAt = ctx.now() + (ctx.policy?.ticketLifetime ?? TICKET_LIFETIME)
+    const expiresAt = ctx.now() + ctx.policy.ticketLifetime
     const m = mintTicket({ deviceId: Buffer.from(device.id, "hex"), generation, expiresAt, keySet: ctx.ticketKeys })
-    const frames = records(session, InnerType.TICKET, Buffer.concat([m.ticket, m.resumptionSecret]))
+    const content = encodeTicketContent(m.ticket, m.resumptionSecret)
+    const frames = records(session, InnerType.TICKET, content)
     m.resumptionSecret.fill(0) // best effort on a garbage-collected VM
+    content.fill(0)
     return { frames, generation }
 }
 
 /** HS_INIT in AwaitFirst or AwaitHsInit (PROTOCOL.md 4.1, checks in its order). */
-export async function onHsInit(ctx: ResponderContext, body: Buffer): Promise<Step> {
+export async function onHsInit(ctx: ResolvedContext, body: Buffer): Promise<Step> {
     // 1. frame length and type, version
-    if (body.length < 1) return reject(Code.PROTOCOL_ERROR, "HS_INIT: empty body")
-    if (body[0] !== VERSION) return reject(Code.UNSUPPORTED_VERSION, `HS_INIT: version ${body[0]}`)
-    if (body.length < HS_INIT_BODY_LEN) return reject(Code.PROTOCOL_ERROR, `HS_INIT: ${body.length} bytes`)
+    const init = readHsInit(body)
+    if ("error" in init) {
+        if (init.error === "version") return reject(Code.UNSUPPORTED_VERSION, `HS_INIT: version ${init.version}`)
+        return reject(Code.PROTOCOL_ERROR, init.error === "empty" ? "HS_INIT: empty body" : `HS_INIT: ${init.length} bytes`)
+    }
     // 2. the registry, before any X25519
-    const deviceId = body.subarray(HS_INIT_DEVICE_ID_OFFSET, HS_INIT_MESSAGE_OFFSET)
+    const { deviceId } = init
     const device = await ctx.registry.getDevice(deviceIdHex(deviceId))
     if (device === undefined) return reject(Code.UNKNOWN_DEVICE, `HS_INIT: unknown device ${deviceIdHex(deviceId)}`)
     if (device.revoked) return reject(Code.UNKNOWN_DEVICE, "HS_INIT: revoked", CLOSED, device.name)
     // "payload1 MUST be empty": a longer body carries a payload; refused before any DH
-    if (body.length !== HS_INIT_BODY_LEN) return reject(Code.HANDSHAKE_FAILED, "HS_INIT: non-empty payload", CLOSED, device.name)
+    if (init.hasPayload) return reject(Code.HANDSHAKE_FAILED, "HS_INIT: non-empty payload", CLOSED, device.name)
     // 3. ReadMessage: e, es, ss (cached), payload
     const dh = ctx.dh ?? X25519
     const cacheKey = device.id + device.publicKey.toString("hex")
@@ -160,18 +153,18 @@ export async function onHsInit(ctx: ResponderContext, body: Buffer): Promise<Ste
         return reject(Code.HANDSHAKE_FAILED, "HS_INIT: low-order device static key", CLOSED, device.name)
     }
     const keys = { deviceId, s: ctx.identity, rs: device.publicKey, psk: device.psk, ss, dh }
-    const read = readKk1(keys, body.subarray(HS_INIT_MESSAGE_OFFSET))
+    const read = consumeHsInit(keys, init.message)
     if (read === undefined) return reject(Code.HANDSHAKE_FAILED, "HS_INIT: message 1 failed", CLOSED, device.name)
     let hs
     try {
-        hs = writeKk2(read, ctx.ephemeral?.() ?? generateKeyPair(ctx.rng))
+        hs = writeHsResp(read, ctx.ephemeral?.() ?? generateKeyPair(ctx.rng))
     } catch {
         return reject(Code.HANDSHAKE_FAILED, "HS_RESP: DH failed", CLOSED, device.name)
     }
     const ticket = await issueTicket(ctx, device, hs.session, true)
     return {
         next: { phase: Phase.Established, device, session: hs.session, resumed: false },
-        frames: [encodeFrame(FrameType.HS_RESP, hs.message), ...ticket.frames],
+        frames: [encodeFrame(FrameType.HS_RESP, hs.body), ...ticket.frames],
         delivered: [],
         close: false,
         event: { outcome: "full-handshake", deviceName: device.name, generation: ticket.generation },
@@ -179,27 +172,26 @@ export async function onHsInit(ctx: ResponderContext, body: Buffer): Promise<Ste
 }
 
 /** RESUME_INIT in AwaitFirst (PROTOCOL.md 6.2, checks in its order; no X25519 at all). */
-export async function onResumeInit(ctx: ResponderContext, body: Buffer): Promise<Step> {
-    if (body.length < 1) return reject(Code.PROTOCOL_ERROR, "RESUME_INIT: empty body")
-    if (body[0] !== VERSION) return reject(Code.UNSUPPORTED_VERSION, `RESUME_INIT: version ${body[0]}`)
-    if (body.length < RESUME_INIT_MIN_BODY_LEN) return reject(Code.PROTOCOL_ERROR, `RESUME_INIT: ${body.length} bytes`)
+export async function onResumeInit(ctx: ResolvedContext, body: Buffer): Promise<Step> {
+    const init = readResumeInit(body)
+    if ("error" in init) {
+        if (init.error === "version") return reject(Code.UNSUPPORTED_VERSION, `RESUME_INIT: version ${init.version}`)
+        return reject(Code.PROTOCOL_ERROR, init.error === "empty" ? "RESUME_INIT: empty body" : `RESUME_INIT: ${init.length} bytes`)
+    }
     // A refused ticket leaves the connection open for HS_INIT (6.2: "the device runs the full
     // handshake on the same connection").
     const refuse = (detail: string, name?: string) => reject(Code.TICKET_REJECTED, detail, { phase: Phase.AwaitHsInit }, name)
     // 1. the ticket: live key, mac, expiry; the device; min_generation; the chain limit
     const now = ctx.now()
-    const ticket = Buffer.from(body.subarray(RESUME_INIT_TICKET_OFFSET, RESUME_INIT_NONCE_OFFSET))
-    const t = openTicket(ticket, ctx.ticketKeys, now)
+    const t = openTicket(init.ticket, ctx.ticketKeys, now)
     if ("error" in t) return refuse(`ticket: ${t.error}`)
     const device = await ctx.registry.getDevice(deviceIdHex(t.deviceId))
     if (device === undefined) return refuse("ticket: unknown device")
     if (device.revoked) return refuse("ticket: revoked device", device.name)
     if (t.generation < device.min_generation) return refuse(`ticket: generation ${t.generation} below min ${device.min_generation}`, device.name)
-    const chainLimit = ctx.policy?.chainLimit ?? CHAIN_LIMIT
-    if (t.generation - device.full_generation >= chainLimit) return refuse("ticket: chain limit", device.name)
+    if (t.generation - device.full_generation >= ctx.policy.chainLimit) return refuse("ticket: chain limit", device.name)
     // 2. the SymmetricState steps, early data
-    const nonceI = body.subarray(RESUME_INIT_NONCE_OFFSET, RESUME_INIT_PAYLOAD_OFFSET)
-    const read = readResumeInit(ticket, t.resumptionSecret, nonceI, body.subarray(RESUME_INIT_PAYLOAD_OFFSET))
+    const read = consumeResumeInit(init, t.resumptionSecret)
     t.resumptionSecret.fill(0)
     if (read === undefined) return refuse("RESUME_INIT: early data failed to decrypt", device.name)
     const hasEarly = read.early.length > 0
@@ -241,8 +233,12 @@ export function onRecord(state: Extract<ResponderState, { phase: typeof Phase.Es
 /** One connection's responder: the state and the dispatch table. */
 export class Responder {
     #state: ResponderState = { phase: Phase.AwaitFirst }
+    /** the context the transitions read: `ctx` with every policy field resolved */
+    readonly ctx: ResolvedContext
 
-    constructor(readonly ctx: ResponderContext) {}
+    constructor(ctx: ResponderContext) {
+        this.ctx = { ...ctx, policy: resolvePolicy(ctx.policy) }
+    }
 
     /** The current state (tests read the session's CipherStates through it). */
     get state(): ResponderState {

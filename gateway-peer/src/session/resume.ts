@@ -8,7 +8,15 @@
 //     <- RESUME_RESP:  nonce_r: MixHash(nonce_r); MixKey(nonce_r); EncryptAndHash(flags (1))
 //     Split()          first CipherState device -> gateway, second gateway -> device
 //
-// Function names are the device's (src/tether/resume.ts).
+// This module is the only one that builds or takes apart these bodies:
+//
+//     RESUME_INIT body = version (1) || ticket (33) || nonce_i (12) || EncryptAndHash(early_data)
+//     RESUME_RESP body = nonce_r (12) || EncryptAndHash(flags (1))
+//
+// The initiator's function names are the device's (src/tether/resume.ts): writeResumeInit,
+// readResumeResp. The responder reads the body first (readResumeInit: the ticket is opened and
+// checked against the registry before the resumption secret exists), then consumes it
+// (consumeResumeInit) and writes RESUME_RESP (writeResumeResp).
 import { AESCCM, type CipherFunction } from "../noise/cipher.js"
 import { SymmetricState } from "../noise/symmetric-state.js"
 import {
@@ -19,6 +27,10 @@ import {
     InnerType,
     MAX_EARLY_DATA,
     prologue,
+    RESUME_INIT_MIN_BODY_LEN,
+    RESUME_INIT_NONCE_OFFSET,
+    RESUME_INIT_PAYLOAD_OFFSET,
+    RESUME_INIT_TICKET_OFFSET,
     RESUME_NONCE_LEN,
     RESUME_PROTOCOL_NAME,
     RESUME_RESP_BODY_LEN,
@@ -26,6 +38,7 @@ import {
     TICKET_DEVICE_ID_OFFSET,
     TICKET_LEN,
     VERSION,
+    VERSION_LEN,
 } from "../wire.js"
 import { Session } from "./session.js"
 
@@ -46,6 +59,53 @@ function startResume(ticket: Buffer, secret: Buffer, nonceI: Buffer, cipher: Cip
     sym.mixHash(nonceI) // nonce_i, as a psk-mode e token
     sym.mixKey(nonceI)
     return sym
+}
+
+/** The fields of a RESUME_INIT body, each a view of it. */
+export interface ResumeInit {
+    readonly version: number
+    readonly ticket: Buffer
+    readonly nonceI: Buffer
+    /** EncryptAndHash(early_data): a tag alone when there is no early data */
+    readonly ciphertext: Buffer
+}
+
+/**
+ * Why a RESUME_INIT body could not be read, in PROTOCOL.md 6.2 step 1's order: an empty body,
+ * a version other than VERSION, fewer bytes than RESUME_INIT_MIN_BODY_LEN.
+ */
+export type ResumeInitError = { readonly error: "empty" } | { readonly error: "version"; readonly version: number } | { readonly error: "short"; readonly length: number }
+
+/**
+ * Builds a RESUME_INIT body from its fields (writeResumeInit passes a real ciphertext; tests
+ * pass garbage).
+ * @throws TypeError if the ticket or nonce_i has the wrong length
+ */
+export function encodeResumeInit(ticket: Buffer, nonceI: Buffer, ciphertext: Buffer, version: number = VERSION): Buffer {
+    if (ticket.length !== TICKET_LEN || nonceI.length !== RESUME_NONCE_LEN) throw new TypeError("resume: bad ticket or nonce length")
+    const body = Buffer.allocUnsafe(RESUME_INIT_PAYLOAD_OFFSET + ciphertext.length) // every byte is written below
+    body[0] = version
+    ticket.copy(body, RESUME_INIT_TICKET_OFFSET)
+    nonceI.copy(body, RESUME_INIT_NONCE_OFFSET)
+    ciphertext.copy(body, RESUME_INIT_PAYLOAD_OFFSET)
+    return body
+}
+
+/**
+ * Reads a RESUME_INIT body's fields without any cryptography. Lengths are checked before any
+ * field is read.
+ */
+export function readResumeInit(body: Buffer): ResumeInit | ResumeInitError {
+    if (body.length < VERSION_LEN) return { error: "empty" }
+    const version = body[0] as number
+    if (version !== VERSION) return { error: "version", version }
+    if (body.length < RESUME_INIT_MIN_BODY_LEN) return { error: "short", length: body.length }
+    return {
+        version,
+        ticket: body.subarray(RESUME_INIT_TICKET_OFFSET, RESUME_INIT_NONCE_OFFSET),
+        nonceI: body.subarray(RESUME_INIT_NONCE_OFFSET, RESUME_INIT_PAYLOAD_OFFSET),
+        ciphertext: body.subarray(RESUME_INIT_PAYLOAD_OFFSET),
+    }
 }
 
 /** The initiator between RESUME_INIT and RESUME_RESP. */
@@ -70,7 +130,7 @@ export function writeResumeInit(t: ResumeTicket, nonceI: Buffer, early?: Buffer,
     }
     const sym = startResume(t.ticket, t.secret, nonceI, cipher)
     const ct = sym.encryptAndHash(earlyPt)
-    return { body: Buffer.concat([Buffer.from([VERSION]), t.ticket, nonceI, ct]), sym, early: early !== undefined }
+    return { body: encodeResumeInit(t.ticket, nonceI, ct), sym, early: early !== undefined }
 }
 
 /** A finished resumption, either side. */
@@ -113,18 +173,13 @@ export interface ResumeRead {
 }
 
 /**
- * The responder's RESUME_INIT steps from the ticket on (the ticket was opened by the caller).
+ * The responder's RESUME_INIT steps from the ticket on (the caller opened `init.ticket` and
+ * derived its resumption secret).
  * @returns undefined if the early data fails to decrypt
  */
-export function readResumeInit(
-    ticket: Buffer,
-    secret: Buffer,
-    nonceI: Buffer,
-    ciphertext: Buffer,
-    cipher: CipherFunction = AESCCM,
-): ResumeRead | undefined {
-    const sym = startResume(ticket, secret, nonceI, cipher)
-    const early = sym.decryptAndHash(ciphertext)
+export function consumeResumeInit(init: ResumeInit, secret: Buffer, cipher: CipherFunction = AESCCM): ResumeRead | undefined {
+    const sym = startResume(init.ticket, secret, init.nonceI, cipher)
+    const early = sym.decryptAndHash(init.ciphertext)
     return early === undefined ? undefined : { sym, early }
 }
 

@@ -2,7 +2,7 @@
 // device (peer/), the Noise reference (reference/), the tests or anything else outside src/, and
 // inside src/ imports only point down the layers
 //
-//     index → cli → app → server → session → state, tickets, registry → noise, wire → crypto
+//     index → cli → app → server → connection → session → state, tickets, registry, policy → noise, wire → crypto
 //
 // Read from the TypeScript sources, so the check also holds for code that is never run by a test.
 // The one lazy load of the reference (`vectors --cacophony`, by a computed URL) is not an import.
@@ -21,16 +21,18 @@ const LAYERS: Record<string, number> = {
     wire: 1,
     registry: 2,
     tickets: 2,
+    policy: 2,
     state: 3,
     session: 3,
-    server: 4,
-    app: 5,
-    cli: 6,
-    index: 7,
+    connection: 4,
+    server: 5,
+    app: 6,
+    cli: 7,
+    index: 8,
 }
 
 export interface SourceFile {
-    /** path relative to the package, "/"-separated, e.g. "src/session/kk.ts" */
+    /** path relative to the package, "/"-separated, e.g. "src/session/handshake.ts" */
     readonly path: string
     readonly text: string
 }
@@ -101,7 +103,7 @@ describe("the shipped gateway's boundary", () => {
         const bad: SourceFile[] = [
             { path: "src/server.ts", text: `import { TetherClient } from "../peer/initiator.js"` },
             { path: "src/cli/vectors.ts", text: `const r = await import("../../reference/cacophony.js")` },
-            { path: "src/session/kk.ts", text: `export { x } from "../server.js"` },
+            { path: "src/session/handshake.ts", text: `export { x } from "../server.js"` },
             { path: "src/crypto/hash.ts", text: `import "../noise/cipher.js"` },
             { path: "src/app/serve.ts", text: `import { startGateway } from "tether-gateway"` },
         ]
@@ -116,8 +118,8 @@ describe("the shipped gateway's boundary", () => {
 
     test("imports down the layers and within a folder are allowed", () => {
         const ok: SourceFile[] = [
-            { path: "src/server.ts", text: `import { Responder } from "./session/responder.js"\nimport type { Dh } from "./session/kk.js"` },
-            { path: "src/session/kk.ts", text: `import { Session } from "./session.js"\nimport { SymmetricState } from "../noise/symmetric-state.js"` },
+            { path: "src/server.ts", text: `import { Responder } from "./session/responder.js"\nimport type { Dh } from "./session/handshake.js"` },
+            { path: "src/session/handshake.ts", text: `import { Session } from "./session.js"\nimport { SymmetricState } from "../noise/symmetric-state.js"` },
             { path: "src/cli/serve.ts", text: `import { readFileSync } from "node:fs"\nimport Database from "better-sqlite3"` },
         ]
         assert.deepEqual(boundaryViolations(ok), [])

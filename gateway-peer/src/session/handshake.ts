@@ -1,17 +1,39 @@
 // The full handshake, Noise KKpsk2 (PROTOCOL.md 4), composed on the Noise SymmetricState so
 // that `ss` can be cached per pairing and every X25519 goes through one injected function
 // (counted in tests: an unknown device must cost none). HandshakeState takes neither a
-// precomputed ss nor a DH hook; test/kk.test.ts checks this composition against it byte for
-// byte. Token order, Noise section 7 and 9:
+// precomputed ss nor a DH hook; test/session/handshake.test.ts checks this composition against
+// it byte for byte. Token order, Noise section 7 and 9:
 //
 //     -> s  <- s  ...  -> e, es, ss  <- e, ee, se, psk
 //
 // psk mode: every `e` is MixHash(e) then MixKey(e) (section 9.2).
+//
+//     HS_INIT body = version (1) || device_id (8) || e (32) || EncryptAndHash(payload1)
+//     HS_RESP body = e (32) || EncryptAndHash(payload2)
+//
+// This module is the only one that builds or takes apart these bodies. The initiator's
+// functions have the device's names (src/tether/handshake.ts): writeHsInit, readHsResp. The
+// responder reads the body first (readHsInit: the registry lookup needs device_id before any
+// X25519), then consumes its Noise message (consumeHsInit, as wireguard-go's
+// ConsumeMessageInitiation) and writes HS_RESP (writeHsResp).
 import { AESCCM, type CipherFunction } from "../noise/cipher.js"
 import { SymmetricState } from "../noise/symmetric-state.js"
 import type { KeyPair } from "../crypto/x25519.js"
 import { x25519 } from "../crypto/x25519.js"
-import { DH_LEN, HS_INIT_MESSAGE_LEN, HS_RESP_BODY_LEN, KK_PROTOCOL_NAME, prologue, PSK_LEN } from "../wire.js"
+import {
+    DEVICE_ID_LEN,
+    DH_LEN,
+    HS_INIT_BODY_LEN,
+    HS_INIT_DEVICE_ID_OFFSET,
+    HS_INIT_MESSAGE_LEN,
+    HS_INIT_MESSAGE_OFFSET,
+    HS_RESP_BODY_LEN,
+    KK_PROTOCOL_NAME,
+    prologue,
+    PSK_LEN,
+    VERSION,
+    VERSION_LEN,
+} from "../wire.js"
 import { Session } from "./session.js"
 
 const EMPTY = Buffer.alloc(0)
@@ -39,7 +61,7 @@ export interface KkKeys {
 
 /** `InitializeSymmetric`, the prologue, then the pre-messages: initiator's s, responder's s. */
 function start(k: KkKeys, sInitiator: Buffer, sResponder: Buffer): SymmetricState {
-    if (k.psk.length !== PSK_LEN || k.rs.length !== DH_LEN) throw new TypeError("kk: bad psk or remote static key")
+    if (k.psk.length !== PSK_LEN || k.rs.length !== DH_LEN) throw new TypeError("handshake: bad psk or remote static key")
     const sym = new SymmetricState(k.cipher ?? AESCCM, KK_PROTOCOL_NAME)
     sym.mixHash(prologue(k.deviceId))
     sym.mixHash(sInitiator)
@@ -52,28 +74,79 @@ function mixE(sym: SymmetricState, e: Buffer): void {
     sym.mixKey(e) // psk mode
 }
 
+/** The fields of an HS_INIT body. */
+export interface HsInit {
+    readonly version: number
+    /** a view of the body's `device_id` */
+    readonly deviceId: Buffer
+    /**
+     * a view of the Noise message 1 (`e || EncryptAndHash(payload1)`): longer than
+     * HS_INIT_MESSAGE_LEN when the device sent a payload, which version 1 refuses (`hasPayload`)
+     */
+    readonly message: Buffer
+    readonly hasPayload: boolean
+}
+
+/**
+ * Why an HS_INIT body could not be read, in PROTOCOL.md 4.1 step 1's order: an empty body, a
+ * version other than VERSION (whose layout this module does not know), fewer bytes than
+ * HS_INIT_BODY_LEN.
+ */
+export type HsInitError = { readonly error: "empty" } | { readonly error: "version"; readonly version: number } | { readonly error: "short"; readonly length: number }
+
+/**
+ * Builds an HS_INIT body from its fields (the Noise message as given: writeHsInit makes a real
+ * one; tests and the load generator pass garbage).
+ * @throws TypeError if device_id is not DEVICE_ID_LEN bytes
+ */
+export function encodeHsInit(deviceId: Buffer, message: Buffer, version: number = VERSION): Buffer {
+    if (deviceId.length !== DEVICE_ID_LEN) throw new TypeError(`handshake: device_id must be ${DEVICE_ID_LEN} bytes`)
+    const body = Buffer.allocUnsafe(HS_INIT_MESSAGE_OFFSET + message.length) // every byte is written below
+    body[0] = version
+    deviceId.copy(body, HS_INIT_DEVICE_ID_OFFSET)
+    message.copy(body, HS_INIT_MESSAGE_OFFSET)
+    return body
+}
+
+/**
+ * Reads an HS_INIT body's fields without any cryptography. Lengths are checked before any
+ * field is read; the fields are views of `body`.
+ */
+export function readHsInit(body: Buffer): HsInit | HsInitError {
+    if (body.length < VERSION_LEN) return { error: "empty" }
+    const version = body[0] as number
+    if (version !== VERSION) return { error: "version", version }
+    if (body.length < HS_INIT_BODY_LEN) return { error: "short", length: body.length }
+    return {
+        version,
+        deviceId: body.subarray(HS_INIT_DEVICE_ID_OFFSET, HS_INIT_MESSAGE_OFFSET),
+        message: body.subarray(HS_INIT_MESSAGE_OFFSET),
+        hasPayload: body.length !== HS_INIT_BODY_LEN,
+    }
+}
+
 /** The initiator between HS_INIT and HS_RESP. */
 export interface KkInitiatorPending {
-    /** HS_INIT's Noise message (after version and device_id) */
-    readonly message: Buffer
+    /** the HS_INIT frame body */
+    readonly body: Buffer
     readonly sym: SymmetricState
     readonly keys: KkKeys
     readonly e: KeyPair
 }
 
 /**
- * Writes message 1: `e, es, ss`, empty payload.
+ * Builds HS_INIT: version, device_id, then message 1: `e, es, ss`, empty payload.
  * @param e the ephemeral key pair, for this attempt only
  * @throws if a DH output is all zero
  */
-export function writeKk1(keys: KkKeys, e: KeyPair): KkInitiatorPending {
+export function writeHsInit(keys: KkKeys, e: KeyPair): KkInitiatorPending {
     const dh = keys.dh ?? X25519
     const sym = start(keys, keys.s.publicKey, keys.rs)
     mixE(sym, e.publicKey) // e
     sym.mixKey(dh(e.privateKey, keys.rs)) // es
     sym.mixKey(keys.ss ?? dh(keys.s.privateKey, keys.rs)) // ss
     const message = Buffer.concat([e.publicKey, sym.encryptAndHash(EMPTY)])
-    return { message, sym, keys, e }
+    return { body: encodeHsInit(keys.deviceId, message), sym, keys, e }
 }
 
 /** A finished handshake. */
@@ -83,11 +156,12 @@ export interface KkResult {
 }
 
 /**
- * Reads message 2: `e, ee, se, psk`, empty payload, then Split().
+ * Reads HS_RESP, message 2: `e, ee, se, psk`, empty payload, then Split().
+ * @param message the HS_RESP frame body (it is all Noise message 2)
  * @returns undefined if the message is not 48 bytes, a DH output is zero, it fails to decrypt
  *   or its payload is not empty; `pending` is never changed (the work is on a checkpoint)
  */
-export function readKk2(pending: KkInitiatorPending, message: Buffer): KkResult | undefined {
+export function readHsResp(pending: KkInitiatorPending, message: Buffer): KkResult | undefined {
     if (message.length !== HS_RESP_BODY_LEN) return undefined
     const { sym, keys, e } = pending
     const dh = keys.dh ?? X25519
@@ -118,11 +192,12 @@ export interface KkResponderRead {
 }
 
 /**
- * Reads message 1 on the responder: `e, es, ss`, payload.
+ * Consumes message 1 on the responder: `e, es, ss`, payload.
+ * @param message HsInit.message, from readHsInit
  * @returns undefined if the message has the wrong length, a DH output is zero, it fails to
  *   decrypt or its payload is not empty ("payload1 MUST be empty in version 1")
  */
-export function readKk1(keys: KkKeys, message: Buffer): KkResponderRead | undefined {
+export function consumeHsInit(keys: KkKeys, message: Buffer): KkResponderRead | undefined {
     if (message.length !== HS_INIT_MESSAGE_LEN) return undefined
     const dh = keys.dh ?? X25519
     const sym = start(keys, keys.rs, keys.s.publicKey)
@@ -140,19 +215,20 @@ export function readKk1(keys: KkKeys, message: Buffer): KkResponderRead | undefi
 }
 
 /**
- * Writes message 2: `e, ee, se, psk`, empty payload, then Split(). Consumes `read`.
- * @returns the message and the responder's session (send = Split()'s second)
- * @throws if a DH output is all zero (re was checked by readKk1's es already)
+ * Writes HS_RESP, message 2: `e, ee, se, psk`, empty payload, then Split(). Consumes `read`.
+ * @returns the HS_RESP body (all of message 2) and the responder's session (send = Split()'s
+ *   second)
+ * @throws if a DH output is all zero (re was checked by consumeHsInit's es already)
  */
-export function writeKk2(read: KkResponderRead, e: KeyPair): KkResult & { message: Buffer } {
+export function writeHsResp(read: KkResponderRead, e: KeyPair): KkResult & { body: Buffer } {
     const { sym, keys, re } = read
     const dh = keys.dh ?? X25519
     mixE(sym, e.publicKey) // e
     sym.mixKey(dh(e.privateKey, re)) // ee
     sym.mixKey(dh(e.privateKey, keys.rs)) // se (responder: DH(e, rs))
     sym.mixKeyAndHash(keys.psk) // psk
-    const message = Buffer.concat([e.publicKey, sym.encryptAndHash(EMPTY)])
+    const body = Buffer.concat([e.publicKey, sym.encryptAndHash(EMPTY)])
     const handshakeHash = sym.getHandshakeHash()
     const { c1, c2 } = sym.split()
-    return { message, session: new Session(c2, c1), handshakeHash }
+    return { body, session: new Session(c2, c1), handshakeHash }
 }

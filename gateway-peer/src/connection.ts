@@ -1,0 +1,261 @@
+// One TCP connection of the gateway: its FrameDecoder, its Responder, its timer and its lifecycle
+// as one explicit phase, driven by the Responder's:
+//
+//     Handshaking  --a step into the Responder's Established-->  Established
+//     Handshaking | Established  --finish()-->  Closed
+//
+// Handshaking is the Responder's AwaitFirst and AwaitHsInit, Established its Established; a step
+// into the Responder's Closed, and every close the server asks for, ends in finish() at once. The
+// phase changes in #apply (from a step's `next`) and in finish() only, so it cannot disagree with
+// the Responder's. Each phase holds what only it has: in Handshaking whether the server counts
+// the handshake against its cap and the handshake timeout; in Established the device the
+// connection is indexed by and the idle timeout (refreshed by every frame).
+//
+// Every clock read (log timestamps, durations) goes through the injected Clock; the timers are
+// Node's. The socket is the small ConnectionSocket interface (a net.Socket fits), so the tests
+// drive a Connection with frames and a fake clock, without a network.
+import type { ServerPolicy } from "./policy.js"
+import type { DeviceRecord } from "./registry/registry.js"
+import { Phase, type Responder, type Step } from "./session/responder.js"
+import type { Session } from "./session/session.js"
+import { Code, codeName, encodeFrame, FrameDecoder, FrameType, type Frame } from "./wire.js"
+
+/** Milliseconds since the Unix epoch on a clock that never goes back. */
+export interface Clock {
+    nowMs(): number
+}
+
+/**
+ * The process's monotonic clock, anchored at the wall clock when the process started (so log
+ * timestamps are dates; they do not follow later adjustments of the system clock).
+ */
+export const systemClock: Clock = { nowMs: () => performance.timeOrigin + performance.now() }
+
+/** One log line's fields. */
+export type LogLine = Record<string, string | number | boolean | undefined>
+
+/** What a connection does to its socket (a net.Socket fits; the tests pass a twin). */
+export interface ConnectionSocket {
+    write(data: Buffer): unknown
+    cork(): void
+    uncork(): void
+    end(): unknown
+    destroy(): unknown
+}
+
+/** What a connection needs from its server: policy, clock, log, and the shared tables. */
+export interface ConnectionHost {
+    readonly policy: ServerPolicy
+    readonly clock: Clock
+    log(line: LogLine): void
+    /**
+     * A connection's first handshake frame: the per-source limit and the handshake cap (PROTOCOL.md
+     * 4.1 step 2, 9.4). true counts the handshake until handshakeEnded.
+     */
+    admit(c: Connection): boolean
+    /** A counted handshake is over (established or closed). */
+    handshakeEnded(c: Connection): void
+    /** The connection entered Established: index it by its device. */
+    established(c: Connection, device: DeviceRecord): void
+    /** The connection closed: forget it (`device` is the one it was indexed by, if any). */
+    closed(c: Connection, device: DeviceRecord | undefined): void
+    /** DATA content for the application, in order. */
+    deliver(device: DeviceRecord, content: Buffer): void
+}
+
+/** The closed set of connection phases. */
+export const ConnPhase = { Handshaking: 0, Established: 1, Closed: 2 } as const
+export type ConnPhase = (typeof ConnPhase)[keyof typeof ConnPhase]
+
+type Lifecycle =
+    | { readonly phase: typeof ConnPhase.Handshaking; readonly counted: boolean; readonly timer: NodeJS.Timeout }
+    | { readonly phase: typeof ConnPhase.Established; readonly device: DeviceRecord; readonly timer: NodeJS.Timeout }
+    | { readonly phase: typeof ConnPhase.Closed }
+
+const CLOSED: Lifecycle = { phase: ConnPhase.Closed }
+
+const isHandshakeFrame = (type: number) => type === FrameType.HS_INIT || type === FrameType.RESUME_INIT
+
+/** One connection: frames in, steps of its Responder applied, frames out. */
+export class Connection {
+    readonly #socket: ConnectionSocket
+    readonly #host: ConnectionHost
+    readonly #decoder = new FrameDecoder()
+    readonly #t0: number
+    #life: Lifecycle
+    /** the frames of each chunk, one at a time (a step may wait for the registry) */
+    #queue: Promise<void> = Promise.resolve()
+
+    /** Starts the handshake timeout. */
+    constructor(
+        socket: ConnectionSocket,
+        /** the peer's address, the key of the per-source limit */
+        readonly source: string,
+        readonly responder: Responder,
+        host: ConnectionHost,
+    ) {
+        this.#socket = socket
+        this.#host = host
+        this.#t0 = host.clock.nowMs()
+        const timer = this.#arm(host.policy.handshakeTimeoutMs, () => {
+            this.#event({ outcome: "handshake-timeout" })
+            this.finish(true)
+        })
+        this.#life = { phase: ConnPhase.Handshaking, counted: false, timer }
+    }
+
+    /** The lifecycle phase. */
+    get phase(): ConnPhase {
+        return this.#life.phase
+    }
+
+    /** The device of an established connection. */
+    get device(): DeviceRecord | undefined {
+        return this.#life.phase === ConnPhase.Established ? this.#life.device : undefined
+    }
+
+    /** The session of an established connection (tests move its CipherStates' n). */
+    get session(): Session | undefined {
+        const s = this.responder.state
+        return this.#life.phase === ConnPhase.Established && s.phase === Phase.Established ? s.session : undefined
+    }
+
+    /** Settles when every frame received so far has been processed (tests). */
+    get settled(): Promise<void> {
+        return this.#queue
+    }
+
+    /** Bytes from the socket. A bad length field closes the connection (PROTOCOL.md 2.1). */
+    receive(chunk: Buffer): void {
+        if (this.#life.phase === ConnPhase.Closed) return
+        let frames: Frame[]
+        try {
+            frames = this.#decoder.push(chunk)
+        } catch {
+            // "A receiver MUST close the connection when length is 0 or larger than MAX_FRAME_LEN"
+            this.#event({ outcome: "bad-frame-length" })
+            this.finish(true)
+            return
+        }
+        if (frames.length > 0) this.#queue = this.#queue.then(() => this.#frames(frames))
+    }
+
+    /**
+     * Writes frames as one batch: corked, so the kernel gets one writev for a handshake's answer
+     * and its TICKET, or a KEY_UPDATE and its record, instead of one write per frame.
+     */
+    write(frames: readonly Buffer[]): void {
+        if (frames.length === 1) this.#socket.write(frames[0] as Buffer)
+        else if (frames.length > 1) {
+            this.#socket.cork()
+            for (const f of frames) this.#socket.write(f)
+            this.#socket.uncork()
+        }
+    }
+
+    /**
+     * Sends a DATA record (a KEY_UPDATE may come first).
+     * @throws if the connection is not established
+     */
+    send(content: Buffer): void {
+        this.write(this.responder.data(content))
+    }
+
+    /** Sends CLOSE(code) if a session exists, logs `outcome` if given, and closes; once. */
+    close(code: number, outcome?: string): void {
+        if (this.#life.phase === ConnPhase.Closed) return
+        this.write(this.responder.close(code))
+        if (outcome !== undefined) this.#event({ outcome, code: codeName(code) })
+        this.finish(false)
+    }
+
+    /** The socket closed under us: logged unless we closed it first. */
+    peerGone(): void {
+        if (this.#life.phase !== ConnPhase.Closed) this.#event({ outcome: "peer-gone", deviceName: this.device?.name })
+        this.finish(true)
+    }
+
+    /** Ends the connection once: the timer, the server's tables, then the socket (destroy, or end after pending writes). */
+    finish(destroy: boolean): void {
+        const life = this.#life
+        if (life.phase === ConnPhase.Closed) return
+        this.#life = CLOSED
+        clearTimeout(life.timer)
+        if (life.phase === ConnPhase.Handshaking && life.counted) this.#host.handshakeEnded(this)
+        this.#host.closed(this, life.phase === ConnPhase.Established ? life.device : undefined)
+        if (destroy) this.#socket.destroy()
+        else this.#socket.end()
+    }
+
+    async #frames(frames: readonly Frame[]): Promise<void> {
+        for (const f of frames) {
+            if (this.#life.phase === ConnPhase.Closed) return
+            await this.#frame(f)
+        }
+    }
+
+    async #frame(f: Frame): Promise<void> {
+        const life = this.#life
+        if (life.phase === ConnPhase.Closed) return
+        if (life.phase === ConnPhase.Handshaking && !life.counted && isHandshakeFrame(f.type)) {
+            if (!this.#host.admit(this)) {
+                this.write([encodeFrame(FrameType.REJECT, Buffer.from([Code.BUSY]))])
+                this.#event({ outcome: "reject", code: codeName(Code.BUSY), detail: "handshake cap or per-source limit" })
+                this.finish(false)
+                return
+            }
+            this.#life = { ...life, counted: true }
+        }
+        let step: Step
+        try {
+            step = await this.responder.receive(f)
+        } catch (err) {
+            this.#event({ outcome: "error", detail: (err as Error).name })
+            this.finish(true)
+            return
+        }
+        if (this.#life.phase !== ConnPhase.Closed) this.#apply(step)
+    }
+
+    /** One step of the Responder: its frames, its log line, then the phase it leads to. */
+    #apply(step: Step): void {
+        this.write(step.frames)
+        if (step.event !== undefined) {
+            const { code, ...rest } = step.event
+            this.#event({ ...rest, code: code === undefined ? undefined : codeName(code) })
+        }
+        const s = step.next
+        if (s.phase === Phase.Established) {
+            const life = this.#life
+            if (life.phase === ConnPhase.Established) life.timer.refresh()
+            else if (life.phase === ConnPhase.Handshaking) this.#establish(life, s.device)
+            // after indexing: an application that answers 0-RTT data at once must find this
+            // connection (the server's send() looks connections up by device)
+            for (const d of step.delivered) this.#host.deliver(s.device, d)
+        }
+        if (step.close) this.finish(false)
+    }
+
+    #establish(life: Extract<Lifecycle, { phase: typeof ConnPhase.Handshaking }>, device: DeviceRecord): void {
+        clearTimeout(life.timer)
+        if (life.counted) this.#host.handshakeEnded(this)
+        const timer = this.#arm(this.#host.policy.idleTimeoutMs, () => {
+            this.write(this.responder.close(Code.IDLE))
+            this.#event({ outcome: "idle-timeout", deviceName: device.name })
+            this.finish(false)
+        })
+        this.#life = { phase: ConnPhase.Established, device, timer }
+        this.#host.established(this, device)
+    }
+
+    #arm(ms: number, onTimeout: () => void): NodeJS.Timeout {
+        const timer = setTimeout(onTimeout, ms)
+        timer.unref()
+        return timer
+    }
+
+    #event(fields: LogLine): void {
+        const now = this.#host.clock.nowMs()
+        this.#host.log({ ts: new Date(now).toISOString(), event: "connection", source: this.source, ms: Math.round(now - this.#t0), ...fields })
+    }
+}

@@ -1,0 +1,45 @@
+// The gateway's policy (PROTOCOL.md 6.5 and 9.4): every limit an operator or a test may change,
+// each with its one default, here. The server, the responder and `serve` all take their values
+// from DEFAULT_POLICY through resolvePolicy; nothing else writes a default down. The two that
+// PROTOCOL.md 6.5 itself fixes (ticket lifetime, chain limit) are named in wire.ts with the rest
+// of the specification's numbers, and this table takes them from there.
+import { CHAIN_LIMIT, TICKET_LIFETIME } from "./wire.js"
+
+/** Every policy value of a gateway. */
+export interface ServerPolicy {
+    /** seconds: a ticket's `expires_at` is its issue time plus this (PROTOCOL.md 6.5) */
+    readonly ticketLifetime: number
+    /** tickets: one whose `generation - full_generation` is at least this is refused (6.5) */
+    readonly chainLimit: number
+    /** milliseconds from accept to an established session; then the socket is dropped unanswered */
+    readonly handshakeTimeoutMs: number
+    /** milliseconds without a frame from an established device; then CLOSE(IDLE) */
+    readonly idleTimeoutMs: number
+    /** handshakes: in progress at once, all sources together; one more is answered REJECT(BUSY) */
+    readonly maxConcurrentHandshakes: number
+    /** handshake attempts (connections that sent HS_INIT or RESUME_INIT): per source address and window; one more is answered REJECT(BUSY) */
+    readonly perSourceAttempts: number
+    /** milliseconds: the length of the per-source window; a source's count restarts at its first attempt after one */
+    readonly perSourceWindowMs: number
+}
+
+/** The part of the policy the responder applies (PROTOCOL.md 6.5). */
+export type ResponderPolicy = Pick<ServerPolicy, "ticketLifetime" | "chainLimit">
+
+/** The defaults: the only place a policy value is written down. */
+export const DEFAULT_POLICY: ServerPolicy = Object.freeze({
+    ticketLifetime: TICKET_LIFETIME,
+    chainLimit: CHAIN_LIMIT,
+    handshakeTimeoutMs: 10_000,
+    idleTimeoutMs: 300_000,
+    maxConcurrentHandshakes: 512,
+    perSourceAttempts: 10_000,
+    perSourceWindowMs: 10_000,
+})
+
+/** The policy in force: DEFAULT_POLICY with the given fields over it (an undefined field keeps its default). */
+export function resolvePolicy(overrides: Partial<ServerPolicy> = {}): ServerPolicy {
+    const out: Record<string, number> = { ...DEFAULT_POLICY }
+    for (const [k, v] of Object.entries(overrides)) if (v !== undefined) out[k] = v
+    return out as unknown as ServerPolicy
+}
