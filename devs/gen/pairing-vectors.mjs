@@ -9,7 +9,7 @@
 //
 //     npm run build -w gateway-peer && node devs/gen/pairing-vectors.mjs [--out DIR]
 //     node devs/gen/vectors-to-device.mjs       (then refresh the device's module)
-import { deviceSettings, envText, keyPairFromPrivate, mintTicket, TicketKeySet } from "tether-gateway"
+import { deviceSettings, encodeTicketContent, envText, keyPairFromPrivate, mintTicket, TicketKeySet } from "tether-gateway"
 import { outDir, runAsMain, writeVectorFile } from "./common.mjs"
 
 export const FILE = "tether-pairing.json"
@@ -38,7 +38,7 @@ function pairingCase(name, deviceIdHex, host, port) {
         expect_port: port,
         expect_ticket: hex(m.ticket),
         expect_secret: hex(m.resumptionSecret),
-        ticket_content: hex(Buffer.concat([m.ticket, m.resumptionSecret])),
+        ticket_content: hex(encodeTicketContent(m.ticket, m.resumptionSecret)),
     }
 }
 

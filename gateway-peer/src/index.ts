@@ -3,8 +3,10 @@
 // frame types and codes are the entry point `tether-gateway/wire`.
 
 // the server and its application layer
-export { DEFAULT_POLICY, startGateway } from "./server.js"
-export type { Gateway, GatewayOptions, LogLine, ServerPolicy, ServerState } from "./server.js"
+export { startGateway } from "./server.js"
+export type { Clock, Gateway, GatewayOptions, LogLine, ServerState } from "./server.js"
+export { DEFAULT_POLICY, resolvePolicy } from "./policy.js"
+export type { ResponderPolicy, ServerPolicy } from "./policy.js"
 export { startAppGateway } from "./app/serve.js"
 export type { AppGateway } from "./app/serve.js"
 export { GatewayApp } from "./app/gateway-app.js"
@@ -16,12 +18,12 @@ export type { Route, UpstreamConfig } from "./app/upstream.js"
 
 // the sans-IO protocol engine under the server: one Responder per connection
 export { Phase, Responder } from "./session/responder.js"
-export type { ResponderContext, ResponderPolicy, ResponderState, Step, StepEvent } from "./session/responder.js"
+export type { ResponderContext, ResponderState, Step, StepEvent } from "./session/responder.js"
 
 // state: identity, ticket keys, devices
 export { initState, loadState, StateError } from "./state.js"
 export type { GatewayState } from "./state.js"
-export { mintTicket, openTicket, peekTicket, TicketKeySet } from "./tickets.js"
+export { decodeTicketContent, encodeTicketContent, mintTicket, openTicket, peekTicket, TicketKeySet } from "./tickets.js"
 export type { MintedTicket, OpenedTicket, TicketError, TicketKey } from "./tickets.js"
 export { deviceIdHex, newDevice } from "./registry/registry.js"
 export type { DeviceRecord, GenerationVerdict, Registry } from "./registry/registry.js"
