@@ -1,16 +1,16 @@
 // State discipline of the Noise layers with Tether's AESCCM: a rejected message changes
-// nothing (the right message still succeeds afterwards), the nonce limit, rekey and key update.
+// nothing (the right message still succeeds afterwards), the nonce limit, rekey and key update, and the cipher functions' prepared path.
 import { test, describe } from "node:test"
 import assert from "node:assert/strict"
-import { AESCCM } from "../../src/noise/cipher.js"
+import { AESCCM, type CipherFunction } from "../../src/noise/cipher.js"
 import { AESGCM } from "../../reference/aesgcm.js"
-import { CipherState, NONCE_LIMIT, NonceLimitError } from "../../src/noise/cipher-state.js"
+import { CipherState, NonceLimitError } from "../../src/noise/cipher-state.js"
 import { SymmetricState } from "../../src/noise/symmetric-state.js"
 import { HandshakeState, type HandshakeOptions } from "../../reference/handshake-state.js"
 import { keyPairFromPrivate } from "../../src/crypto/x25519.js"
 import { lookupPattern } from "../../reference/patterns.js"
 import { sha256 } from "../../src/crypto/hash.js"
-import { aeadRekey } from "../../src/crypto/aead.js"
+import { aeadEncrypt, aeadRekey, NONCE_LIMIT } from "../../src/crypto/aead.js"
 
 const key = (label: string): Buffer => sha256(Buffer.from(label))
 const EMPTY = Buffer.alloc(0)
@@ -200,5 +200,46 @@ describe("cipher-state: nonce limit, rekey, key update", () => {
         assert.deepEqual(c.encryptWithAd(EMPTY, Buffer.from("clear")), Buffer.from("clear"))
         assert.throws(() => c.rekey())
         assert.throws(() => c.setNonce(-1), RangeError)
+    })
+})
+
+describe("cipher functions: one shape, the prepared path gives the rule's bytes", () => {
+    const ciphers: CipherFunction[] = [AESCCM, AESGCM]
+    for (const cipher of ciphers) {
+        test(`${cipher.name}: encryptPrepared/decryptPrepared/rekey under prepare(k) equal encrypt/decrypt/REKEY`, () => {
+            const k = key("prep " + cipher.name)
+            const pk = cipher.prepare(k)
+            for (const n of [0, 1, 2 ** 32 - 2]) {
+                const pt = Buffer.from(`n ${n}`)
+                const ct = cipher.encryptPrepared(pk, n, pt)
+                assert.deepEqual(ct, cipher.encrypt(k, n, EMPTY, pt))
+                assert.deepEqual(cipher.decryptPrepared(pk, n, ct), pt)
+                assert.equal(cipher.decryptPrepared(pk, n + 1, ct), undefined)
+                assert.equal(cipher.decryptPrepared(pk, n, flip(ct, 0)), undefined)
+            }
+            const rk = cipher.rekey(pk)
+            assert.equal(rk.length, 32)
+            const viaState = new CipherState(cipher, k)
+            viaState.rekey()
+            assert.deepEqual(viaState.k, rk)
+            cipher.destroy(pk)
+        })
+    }
+    test("AESCCM: a destroyed prepared key is never used again", () => {
+        const pk = AESCCM.prepare(key("gone"))
+        AESCCM.destroy(pk)
+        assert.throws(() => AESCCM.encryptPrepared(pk, 0, Buffer.from("x")), /destroyed/)
+        assert.throws(() => AESCCM.rekey(pk), /destroyed/)
+        assert.deepEqual(AESCCM.encrypt(key("k"), 3, EMPTY, EMPTY), aeadEncrypt(key("k"), 3, EMPTY, EMPTY))
+    })
+    test("rekey keeps n; keyUpdate is rekey then n = 0 (PROTOCOL.md 5.1)", () => {
+        const a = new CipherState(AESCCM, key("k"))
+        a.setNonce(41)
+        a.rekey()
+        assert.equal(a.n, 41)
+        assert.deepEqual(a.k, aeadRekey(key("k")))
+        a.keyUpdate()
+        assert.equal(a.n, 0)
+        assert.deepEqual(a.k, aeadRekey(aeadRekey(key("k"))))
     })
 })
