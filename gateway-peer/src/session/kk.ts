@@ -85,13 +85,13 @@ export interface KkResult {
 /**
  * Reads message 2: `e, ee, se, psk`, empty payload, then Split().
  * @returns undefined if the message is not 48 bytes, a DH output is zero, it fails to decrypt
- *   or its payload is not empty; `pending` is never changed (the work is on a checkpoint)
+ *   or its payload is not empty; `pending` is never changed (the work is on a clone)
  */
 export function readKk2(pending: KkInitiatorPending, message: Buffer): KkResult | undefined {
     if (message.length !== HS_RESP_BODY_LEN) return undefined
-    const { sym, keys, e } = pending
+    const { keys, e } = pending
     const dh = keys.dh ?? X25519
-    const cp = sym.checkpoint()
+    const sym = pending.sym.clone()
     try {
         const re = Buffer.from(message.subarray(0, DH_LEN))
         mixE(sym, re) // e
@@ -105,8 +105,6 @@ export function readKk2(pending: KkInitiatorPending, message: Buffer): KkResult 
         return { session: new Session(c1, c2), handshakeHash }
     } catch {
         return undefined // a low-order point
-    } finally {
-        sym.restore(cp)
     }
 }
 

@@ -1,5 +1,6 @@
 // State discipline of the Noise layers with Tether's AESCCM: a rejected message changes
-// nothing (the right message still succeeds afterwards), the nonce limit, rekey and key update, and the cipher functions' prepared path.
+// nothing (ck, h, k and n are exactly as they were, and the right message still succeeds
+// afterwards), the nonce limit, rekey and key update, and the cipher functions' prepared path.
 import { test, describe } from "node:test"
 import assert from "node:assert/strict"
 import { AESCCM, type CipherFunction } from "../../src/noise/cipher.js"
@@ -11,6 +12,7 @@ import { keyPairFromPrivate } from "../../src/crypto/x25519.js"
 import { lookupPattern } from "../../reference/patterns.js"
 import { sha256 } from "../../src/crypto/hash.js"
 import { aeadEncrypt, aeadRekey, NONCE_LIMIT } from "../../src/crypto/aead.js"
+import { readKk1, readKk2, writeKk1, writeKk2 } from "../../src/session/kk.js"
 
 const key = (label: string): Buffer => sha256(Buffer.from(label))
 const EMPTY = Buffer.alloc(0)
@@ -200,6 +202,46 @@ describe("cipher-state: nonce limit, rekey, key update", () => {
         assert.deepEqual(c.encryptWithAd(EMPTY, Buffer.from("clear")), Buffer.from("clear"))
         assert.throws(() => c.rekey())
         assert.throws(() => c.setNonce(-1), RangeError)
+    })
+})
+
+/** ck, h, k and n of a SymmetricState, as hex, to compare before and after. */
+function stateOf(sym: SymmetricState): string {
+    return [sym.ck, sym.h, sym.cs.k ?? Buffer.alloc(0), Buffer.from(String(sym.cs.n))].map(b => b.toString("hex")).join(" ")
+}
+
+describe("symmetric-state: clone and commit", () => {
+    test("a clone is independent: work on it leaves the original's ck, h, k, n as they were", () => {
+        const a = new SymmetricState(AESCCM, "Noise_NN_25519_AESCCM_SHA256")
+        a.mixKey(key("ikm"))
+        const before = stateOf(a)
+        const b = a.clone()
+        assert.equal(stateOf(b), before)
+        b.encryptAndHash(Buffer.from("p"))
+        b.mixKeyAndHash(key("psk"))
+        assert.equal(b.cs.n, 0)
+        assert.notEqual(stateOf(b), before)
+        assert.equal(stateOf(a), before)
+        assert.equal(a.cs.n, 0)
+    })
+
+    test("readKk2: every corrupted message 2 leaves the pending ck, h, k and n exactly as they were", () => {
+        const si = keyPairFromPrivate(key("i")), sr = keyPairFromPrivate(key("r"))
+        const deviceId = Buffer.from("0102030405060708", "hex")
+        const pending = writeKk1({ deviceId, s: si, rs: sr.publicKey, psk: key("psk") }, keyPairFromPrivate(key("ie")))
+        const read = readKk1({ deviceId, s: sr, rs: si.publicKey, psk: key("psk") }, pending.message)
+        assert.ok(read)
+        const m2 = writeKk2(read, keyPairFromPrivate(key("re"))).message
+        const before = stateOf(pending.sym)
+        assert.ok(pending.sym.cs.k !== undefined, "message 1 left a key")
+        for (let i = 0; i < m2.length; i++) {
+            assert.equal(readKk2(pending, flip(m2, i)), undefined, `byte ${i}`)
+            assert.equal(stateOf(pending.sym), before, `byte ${i}`)
+        }
+        assert.equal(readKk2(pending, Buffer.concat([Buffer.alloc(32), m2.subarray(32)])), undefined, "low-order re")
+        assert.equal(stateOf(pending.sym), before)
+        assert.ok(readKk2(pending, m2))
+        assert.equal(stateOf(pending.sym), before, "the pending state is never changed: the result carries the session")
     })
 })
 
