@@ -153,7 +153,7 @@ export async function onHsInit(ctx: ResponderContext, body: Buffer): Promise<Ste
     let ss = ctx.ssCache?.get(cacheKey)
     try {
         if (ss === undefined) {
-            ss = dh(ctx.identity.privateKey, device.publicKey) // ss, once per pairing
+            ss = dh.x25519(ctx.identity.privateKey, device.publicKey) // ss, once per pairing
             ctx.ssCache?.set(cacheKey, ss)
         }
     } catch {

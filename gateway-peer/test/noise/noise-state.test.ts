@@ -13,6 +13,8 @@ import { lookupPattern } from "../../reference/patterns.js"
 import { sha256 } from "../../src/crypto/hash.js"
 import { aeadEncrypt, aeadRekey, NONCE_LIMIT } from "../../src/crypto/aead.js"
 import { readKk1, readKk2, writeKk1, writeKk2 } from "../../src/session/kk.js"
+import type { Dh } from "../../src/noise/dh.js"
+import { x25519, x25519Base } from "../../src/crypto/x25519.js"
 
 const key = (label: string): Buffer => sha256(Buffer.from(label))
 const EMPTY = Buffer.alloc(0)
@@ -228,7 +230,16 @@ describe("symmetric-state: clone and commit", () => {
     test("readKk2: every corrupted message 2 leaves the pending ck, h, k and n exactly as they were", () => {
         const si = keyPairFromPrivate(key("i")), sr = keyPairFromPrivate(key("r"))
         const deviceId = Buffer.from("0102030405060708", "hex")
-        const pending = writeKk1({ deviceId, s: si, rs: sr.publicKey, psk: key("psk") }, keyPairFromPrivate(key("ie")))
+        let dhCalls = 0
+        const dh: Dh = {
+            x25519: (a, b) => {
+                dhCalls++
+                return x25519(a, b)
+            },
+            x25519Base,
+        }
+        const pending = writeKk1({ deviceId, s: si, rs: sr.publicKey, psk: key("psk"), dh }, keyPairFromPrivate(key("ie")))
+        assert.equal(dhCalls, 2, "es and ss (no cached ss)")
         const read = readKk1({ deviceId, s: sr, rs: si.publicKey, psk: key("psk") }, pending.message)
         assert.ok(read)
         const m2 = writeKk2(read, keyPairFromPrivate(key("re"))).message
