@@ -17,6 +17,12 @@ export const KEY_LEN = 32
 export const NONCE_LEN = 13
 /** CCM tag length in bytes. Never 0: the runtime's tagLength 0 is unauthenticated CTR. */
 export const TAG_LEN = 16
+/**
+ * Tether's cap on the nonce counter (PROTOCOL.md 5.1): "a CipherState MUST refuse to encrypt or
+ * decrypt with n >= NONCE_LIMIT = 2^32 - 1". Defined here, next to the nonce encoding, as on the
+ * gateway: below both the CipherState that enforces it and tether/wire.ts that lists it.
+ */
+export const NONCE_LIMIT = 4294967295
 /** The largest plaintext the runtime's CCM accepts (it needs length + 10 < 65536). */
 export const MAX_PLAINTEXT = 65525
 

@@ -14,7 +14,8 @@
 // Each message is processed on a clone of the SymmetricState (and on locals for re); the
 // clone replaces the state only when the whole message succeeded (PROTOCOL.md 3.3).
 import { TAG_LEN } from "../crypto/aead"
-import { CipherFunction, CipherState } from "./cipher-state"
+import { CipherFunction } from "./cipher"
+import { CipherState } from "./cipher-state"
 import { SymmetricState } from "./symmetric-state"
 
 /** DHLEN for X25519. */

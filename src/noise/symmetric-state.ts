@@ -6,7 +6,8 @@
 // only when the whole message succeeded (PROTOCOL.md 3.3): a failed message leaves ck, h, k
 // and n exactly as they were.
 import { HASH_LEN, hkdf2, hkdf3, sha256 } from "../crypto/hash"
-import { CipherFunction, CipherState } from "./cipher-state"
+import { CipherFunction } from "./cipher"
+import { CipherState } from "./cipher-state"
 
 const EMPTY = Buffer.alloc(0)
 
