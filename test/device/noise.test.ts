@@ -10,7 +10,8 @@ import { aeadEncrypt, aeadDecrypt, ccmEncrypt, NONCE_LIMIT } from "../../src/cry
 import { AESCCM } from "../../src/noise/cipher"
 import { CipherState } from "../../src/noise/cipher-state"
 import { SymmetricState } from "../../src/noise/symmetric-state"
-import { Dh, HandshakeState } from "../../src/noise/handshake-state"
+import { Dh } from "../../src/noise/dh"
+import { HandshakeState } from "../../src/noise/handshake-state"
 
 const h = (s: string) => Buffer.from(s, "hex")
 const hex = (b: Buffer) => b.toString("hex")
