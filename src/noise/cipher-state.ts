@@ -109,8 +109,8 @@ export class CipherState {
     }
 
     /**
-     * Tether's key update (PROTOCOL.md 5.1, deviation 10.2 from Noise): Rekey(), then n = 0.
-     * Safe because the key is new; it lets a session outlive the 32-bit counter. Both peers do
+     * Tether's key update (PROTOCOL.md 5.1, deviation 10.2 from Noise): Rekey(), then n = 0,
+     * where 5.1 says the sender "sets `k = REKEY(k)` and `n = 0`". Safe because the key is new; it lets a session outlive the 32-bit counter. Both peers do
      * it at the same point of the record stream (the KEY_UPDATE record).
      */
     keyUpdate() {

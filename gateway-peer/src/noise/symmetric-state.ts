@@ -111,8 +111,10 @@ export class SymmetricState {
     }
 
     /**
-     * An independent copy: work on it, then keep it only if the whole message succeeded. ck and
-     * h are shared (never written in place); the CipherState is cloned (its key bytes copied).
+     * An independent copy: work on it, then keep it only if the whole message succeeded
+     * (PROTOCOL.md 3.3: "the copy replaces the state only when the whole message was
+     * processed"). ck and h are shared (never written in place); the CipherState is cloned (its
+     * key bytes copied).
      */
     clone(): SymmetricState {
         const c = new SymmetricState(this.#cs.cipher, "") // every field is replaced below
