@@ -8,7 +8,7 @@
 // prepare(k) does the per-key work once, the CipherState keeps its result while k is unchanged
 // and hands it to encryptPrepared, decryptPrepared, rekey and destroy. Here the result is that
 // HMAC as a Buffer; on the gateway it is an opaque object holding it.
-import { aeadDecrypt, aeadEncrypt, aeadNonce, ccmDecrypt, ccmEncrypt, KEY_LEN, NONCE_LEN } from "../crypto/aead"
+import { aeadDecrypt, aeadEncrypt, aeadMaxNonce, aeadNonce, ccmDecrypt, ccmEncrypt, KEY_LEN } from "../crypto/aead"
 import { hmacSha256 } from "../crypto/hash"
 
 const EMPTY = Buffer.alloc(0)
@@ -41,13 +41,6 @@ export interface CipherFunction {
     destroy(pk: Buffer): void
 }
 
-/** PROTOCOL.md 5.1: the 13-byte nonce of 2^64 - 1, built directly (not a safe integer). */
-function maxNonce(): Buffer {
-    const nonce = Buffer.alloc(NONCE_LEN)
-    nonce.fillAt(NONCE_LEN - 8, 8, 0xff)
-    return nonce
-}
-
 /** Tether's cipher function: AES-256-CCM under HMAC-SHA-256(k, ad), 13-byte nonce. */
 export const AESCCM: CipherFunction = {
     name: "AESCCM",
@@ -56,6 +49,6 @@ export const AESCCM: CipherFunction = {
     prepare: (k: Buffer) => hmacSha256(k, EMPTY),
     encryptPrepared: (pk: Buffer, n: number, plaintext: Buffer) => ccmEncrypt(pk, aeadNonce(n), plaintext),
     decryptPrepared: (pk: Buffer, n: number, ciphertext: Buffer) => ccmDecrypt(pk, aeadNonce(n), ciphertext),
-    rekey: (pk: Buffer) => ccmEncrypt(pk, maxNonce(), Buffer.alloc(KEY_LEN)).slice(0, KEY_LEN),
+    rekey: (pk: Buffer) => ccmEncrypt(pk, aeadMaxNonce(), Buffer.alloc(KEY_LEN)).slice(0, KEY_LEN),
     destroy: (pk: Buffer) => pk.fillAt(0, pk.length, 0),
 }
