@@ -217,14 +217,14 @@ export class HandshakeState {
                         this.#dh(w, token)
                 }
             }
+            const payload = w.sym.decryptAndHash(message.subarray(off))
+            if (payload === undefined) return undefined
+            this.#commit(w)
+            return payload
         } catch {
             // x25519 throws on a low-order re/rs; the peer learns nothing more than "rejected"
             return undefined
         }
-        const payload = w.sym.decryptAndHash(message.subarray(off))
-        if (payload === undefined) return undefined
-        this.#commit(w)
-        return payload
     }
 
     /**
