@@ -26,7 +26,7 @@
 import * as ds from "@devicescript/core"
 import { randomBytes, RandomSource } from "./crypto/random"
 import { AppLayer, AppProtocolError, MessageHandler, Response } from "./app/app-layer"
-import { Dh } from "./noise/handshake-state"
+import { Dh } from "./noise/dh"
 import { Connection, CountingDh, RecvKind, TetherClient } from "./tether/client"
 import { LinkSettings, readPairingSettings } from "./tether/pairing-settings"
 import { SettingsStorage, SlotStorage, TicketStore } from "./tether/ticket-store"

@@ -1,12 +1,12 @@
 // X25519 figures for `npm run bench`:
 //   - device X25519 and the straight 16x16-bit reference port, ms per scalar multiplication
-//     in the simulator (devs/bench-x25519.ts, interleaved, yields included), median over runs;
+//     in the simulator (devs/bench/device/x25519.ts, interleaved, yields included), median over runs;
 //   - node:crypto X25519 on this machine in the same run, and the device/node ratio;
 //   - bytecode instructions per scalar multiplication, counted from the compiled image.
 //
 // Instruction count method. The VM's InfiniteLoop guard counts one step per opcode
 // (runtime vm_main.c: one devs_vm_exec_opcode per step), so "instructions" means opcodes.
-// The build of devs/bench-x25519.ts is disassembled (`devs disasm -d`, which prints each
+// The build of devs/bench/device/x25519.ts is disassembled (`devs disasm -d`, which prints each
 // statement with its bytes); every statement is decoded opcode by opcode with the opcode table
 // of the installed compiler (OP_PROPS in the CLI bundle: an opcode byte >= 0x80 is a one-byte
 // constant; an opcode whose props have TAKES_NUMBER (0x20) is followed by a varint). The
@@ -19,14 +19,14 @@
 // path does not depend on the data, so the count is exact for every input. Not counted: the
 // glue in x25519.ts (unpack, freeze, pack, the wrappers, the yield loop, ds.sleep): a few
 // thousand instructions, well under 1%.
-// Cross-check against the VM's own counter (devs/bench-x25519.ts is not involved): the old
+// Cross-check against the VM's own counter (devs/bench/device/x25519.ts is not involved): the old
 // straight-line count of this method agreed with the InfiniteLoop panic at 131,072.
 import { spawnSync } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { createPrivateKey, createPublicKey, diffieHellman, randomBytes } from "node:crypto"
 
-const ENTRY = "devs/bench-x25519.ts"
+const ENTRY = "devs/bench/device/x25519.ts"
 const RUNS = 3
 const P = 2n ** 255n - 19n
 // st layout and modes of src/crypto/x25519.ts and field25519.ts

@@ -271,7 +271,7 @@ export class TetherClient {
     /** Idle work: `ss` once per pairing and the next ephemeral key pair. */
     prepare(): void {
         const p = this.opts.pairing
-        this.#ss ??= this.#dh(p.s.privateKey, p.gatewayPublic)
+        this.#ss ??= this.#dh.x25519(p.s.privateKey, p.gatewayPublic)
         this.#e ??= generateKeyPair(this.#random)
     }
 

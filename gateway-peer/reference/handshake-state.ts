@@ -1,18 +1,18 @@
 // The Noise HandshakeState (revision 34 section 5.3), with the psk token of section 9.
-// Every message is computed on the live state after a checkpoint; if any step fails (a
-// short message, a wrong tag, a low-order point) the checkpoint is restored, so a rejected
-// message leaves ck, h, k, n, e, re and rs exactly as they were (WireGuard and snow do the
-// same). Tether's DH is X25519 and its hash SHA-256; the cipher function is a parameter.
+// Every message is computed on a working copy (a clone of the SymmetricState, and locals for
+// e, re, rs and the psk index) that replaces the state only when the whole message succeeded:
+// a rejected message (a short message, a wrong tag, a low-order point) leaves ck, h, k, n, e,
+// re and rs exactly as they were (PROTOCOL.md 3.3; wireguard-go works on locals and commits on
+// success in the same way). Tether's DH is X25519 and its hash SHA-256; the cipher function is
+// a parameter.
 import type { RandomSource } from "../src/crypto/random.js"
 import { DH_LEN, generateKeyPair, x25519, type KeyPair } from "../src/crypto/x25519.js"
 import { TAG_LEN } from "../src/crypto/aead.js"
 import type { CipherFunction } from "../src/noise/cipher.js"
 import type { CipherState } from "../src/noise/cipher-state.js"
 import { lookupPattern, type HandshakePattern, type Token } from "./patterns.js"
-import { SymmetricState, type SymmetricCheckpoint } from "../src/noise/symmetric-state.js"
-
-/** Length of a psk (section 9.2: "a 32-byte secret value"). */
-export const PSK_LEN = 32
+import { SymmetricState } from "../src/noise/symmetric-state.js"
+import { PSK_LEN } from "../src/wire.js"
 
 /** Initialize()'s arguments (section 5.3), as an options object. */
 export interface HandshakeOptions {
@@ -44,13 +44,13 @@ export interface HandshakeResult {
     readonly handshakeHash: Buffer
 }
 
-interface Checkpoint {
-    readonly sym: SymmetricCheckpoint
-    readonly e: KeyPair | undefined
-    readonly re: Buffer | undefined
-    readonly rs: Buffer | undefined
-    readonly index: number
-    readonly pskIndex: number
+/** The state one message changes, worked on as a copy and committed when the message succeeded. */
+interface Work {
+    readonly sym: SymmetricState
+    e: KeyPair | undefined
+    re: Buffer | undefined
+    rs: Buffer | undefined
+    pskIndex: number
 }
 
 /** A Noise HandshakeState for one side of one handshake. */
@@ -58,7 +58,7 @@ export class HandshakeState {
     readonly pattern: HandshakePattern
     readonly initiator: boolean
     readonly protocolName: string
-    readonly #sym: SymmetricState
+    #sym: SymmetricState
     readonly #s: KeyPair | undefined
     readonly #psks: readonly Buffer[]
     readonly #pskMode: boolean
@@ -143,38 +143,33 @@ export class HandshakeState {
      */
     writeMessage(payload: Buffer): Buffer {
         const tokens = this.#next(true)
-        const cp = this.#checkpoint()
-        try {
-            const out: Buffer[] = []
-            for (const token of tokens) {
-                switch (token) {
-                    case "e": {
-                        // "Sets e (which must be empty) to GENERATE_KEYPAIR(). Appends
-                        // e.public_key to the buffer. Calls MixHash(e.public_key)."
-                        const e = this.#fixedE ?? generateKeyPair(this.#rng)
-                        this.#e = e
-                        out.push(e.publicKey)
-                        this.#mixE(e.publicKey)
-                        break
-                    }
-                    case "s":
-                        // "Appends EncryptAndHash(s.public_key) to the buffer."
-                        out.push(this.#sym.encryptAndHash(this.#staticOf(this.initiator)))
-                        break
-                    case "psk":
-                        this.#mixPsk()
-                        break
-                    default:
-                        this.#dh(token)
+        const w = this.#work()
+        const out: Buffer[] = []
+        for (const token of tokens) {
+            switch (token) {
+                case "e": {
+                    // "Sets e (which must be empty) to GENERATE_KEYPAIR(). Appends
+                    // e.public_key to the buffer. Calls MixHash(e.public_key)."
+                    const e = this.#fixedE ?? generateKeyPair(this.#rng)
+                    w.e = e
+                    out.push(e.publicKey)
+                    this.#mixE(w, e.publicKey)
+                    break
                 }
+                case "s":
+                    // "Appends EncryptAndHash(s.public_key) to the buffer."
+                    out.push(w.sym.encryptAndHash(this.#staticOf(this.initiator)))
+                    break
+                case "psk":
+                    this.#mixPsk(w)
+                    break
+                default:
+                    this.#dh(w, token) // throws on a low-order point: nothing is committed
             }
-            out.push(this.#sym.encryptAndHash(payload))
-            this.#index++
-            return Buffer.concat(out)
-        } catch (err) {
-            this.#restore(cp)
-            throw err
         }
+        out.push(w.sym.encryptAndHash(payload))
+        this.#commit(w)
+        return Buffer.concat(out)
     }
 
     /**
@@ -185,50 +180,50 @@ export class HandshakeState {
      */
     readMessage(message: Buffer): Buffer | undefined {
         const tokens = this.#next(false)
-        const cp = this.#checkpoint()
+        const w = this.#work()
+        let off = 0
+        const take = (len: number): Buffer | undefined => {
+            if (message.length - off < len) return undefined // lengths first: no silent default
+            const b = Buffer.from(message.subarray(off, off + len))
+            off += len
+            return b
+        }
         try {
-            let off = 0
-            const take = (len: number): Buffer | undefined => {
-                if (message.length - off < len) return undefined // lengths first: no silent default
-                const b = Buffer.from(message.subarray(off, off + len))
-                off += len
-                return b
-            }
             for (const token of tokens) {
                 switch (token) {
                     case "e": {
                         // "Sets re (which must be empty) to the next DHLEN bytes from the
                         // message. Calls MixHash(re.public_key)."
                         const re = take(DH_LEN)
-                        if (re === undefined) return this.#fail(cp)
-                        this.#re = re
-                        this.#mixE(re)
+                        if (re === undefined) return undefined
+                        w.re = re
+                        this.#mixE(w, re)
                         break
                     }
                     case "s": {
                         // "Sets temp to the next DHLEN + 16 bytes of the message if HasKey()
                         // == True, or to the next DHLEN bytes otherwise. Sets rs (which must
                         // be empty) to DecryptAndHash(temp)."
-                        const temp = take(this.#sym.hasKey() ? DH_LEN + TAG_LEN : DH_LEN)
-                        const rs = temp && this.#sym.decryptAndHash(temp)
-                        if (rs === undefined) return this.#fail(cp)
-                        this.#rs = rs
+                        const temp = take(w.sym.hasKey() ? DH_LEN + TAG_LEN : DH_LEN)
+                        const rs = temp && w.sym.decryptAndHash(temp)
+                        if (rs === undefined) return undefined
+                        w.rs = rs
                         break
                     }
                     case "psk":
-                        this.#mixPsk()
+                        this.#mixPsk(w)
                         break
                     default:
-                        this.#dh(token)
+                        this.#dh(w, token)
                 }
             }
-            const payload = this.#sym.decryptAndHash(message.subarray(off))
-            if (payload === undefined) return this.#fail(cp)
-            this.#index++
+            const payload = w.sym.decryptAndHash(message.subarray(off))
+            if (payload === undefined) return undefined
+            this.#commit(w)
             return payload
         } catch {
             // x25519 throws on a low-order re/rs; the peer learns nothing more than "rejected"
-            return this.#fail(cp)
+            return undefined
         }
     }
 
@@ -261,17 +256,17 @@ export class HandshakeState {
     }
 
     /** MixHash(e.public_key); section 9.2: "In a PSK handshake, all of these calls are followed by MixKey(e.public_key)." */
-    #mixE(publicKey: Buffer): void {
-        this.#sym.mixHash(publicKey)
-        if (this.#pskMode) this.#sym.mixKey(publicKey)
+    #mixE(w: Work, publicKey: Buffer): void {
+        w.sym.mixHash(publicKey)
+        if (this.#pskMode) w.sym.mixKey(publicKey)
     }
 
     /** Section 9.2: "This token is processed by calling MixKeyAndHash(psk)". */
-    #mixPsk(): void {
-        const psk = this.#psks[this.#pskIndex]
+    #mixPsk(w: Work): void {
+        const psk = this.#psks[w.pskIndex]
         if (psk === undefined) throw new Error("handshake-state: missing psk")
-        this.#sym.mixKeyAndHash(psk)
-        this.#pskIndex++
+        w.sym.mixKeyAndHash(psk)
+        w.pskIndex++
     }
 
     /**
@@ -279,34 +274,31 @@ export class HandshakeState {
      * responder. "se": MixKey(DH(s, re)) if initiator, MixKey(DH(e, rs)) if responder.
      * "ss": MixKey(DH(s, rs)).
      */
-    #dh(token: "ee" | "es" | "se" | "ss"): void {
+    #dh(w: Work, token: "ee" | "es" | "se" | "ss"): void {
         // Which of my keys meets which of theirs: the first letter is the initiator's key.
         const [iKey, rKey] = [token[0], token[1]]
         const mine = this.initiator ? iKey : rKey
         const theirs = this.initiator ? rKey : iKey
-        const priv = mine === "e" ? this.#e?.privateKey : this.#s?.privateKey
-        const pub = theirs === "e" ? this.#re : this.#rs
+        const priv = mine === "e" ? w.e?.privateKey : this.#s?.privateKey
+        const pub = theirs === "e" ? w.re : w.rs
         if (priv === undefined || pub === undefined) throw new Error(`handshake-state: ${token} without its keys`)
         const dh = x25519(priv, pub)
-        this.#sym.mixKey(dh)
+        w.sym.mixKey(dh)
         dh.fill(0) // best effort on a garbage-collected VM
     }
 
-    #checkpoint(): Checkpoint {
-        return { sym: this.#sym.checkpoint(), e: this.#e, re: this.#re, rs: this.#rs, index: this.#index, pskIndex: this.#pskIndex }
+    /** A working copy for one message: a clone of the SymmetricState and the current keys. */
+    #work(): Work {
+        return { sym: this.#sym.clone(), e: this.#e, re: this.#re, rs: this.#rs, pskIndex: this.#pskIndex }
     }
 
-    #restore(cp: Checkpoint): void {
-        this.#sym.restore(cp.sym)
-        this.#e = cp.e
-        this.#re = cp.re
-        this.#rs = cp.rs
-        this.#index = cp.index
-        this.#pskIndex = cp.pskIndex
-    }
-
-    #fail(cp: Checkpoint): undefined {
-        this.#restore(cp)
-        return undefined
+    /** The whole message succeeded: the working copy becomes the state, and the turn passes. */
+    #commit(w: Work): void {
+        this.#sym = w.sym
+        this.#e = w.e
+        this.#re = w.re
+        this.#rs = w.rs
+        this.#pskIndex = w.pskIndex
+        this.#index++
     }
 }

@@ -2,11 +2,11 @@
 // in one module, each derived from the ones it is made of (as WireGuard's messages.h does).
 // Nothing else in the gateway spells out a size. The device's src/tether/wire.ts uses the same
 // names. Decoders in this file check lengths before they read anything.
-import { TAG_LEN } from "./crypto/aead.js"
+import { NONCE_LIMIT, TAG_LEN } from "./crypto/aead.js"
 import { HASH_LEN } from "./crypto/hash.js"
 import { DH_LEN } from "./crypto/x25519.js"
 
-export { DH_LEN, HASH_LEN, TAG_LEN }
+export { DH_LEN, HASH_LEN, NONCE_LIMIT, TAG_LEN }
 
 // ---- 2.1 Frames ---------------------------------------------------------------------------
 
@@ -100,8 +100,8 @@ export const MIN_RECORD_BODY_LEN = INNER_TYPE_LEN + TAG_LEN
 /** CLOSE content: one code. */
 export const CLOSE_CONTENT_LEN = 1
 
-/** "a CipherState MUST refuse to encrypt or decrypt with n >= NONCE_LIMIT" (5.1). */
-export const NONCE_LIMIT = 2 ** 32 - 1
+// NONCE_LIMIT (2^32 - 1): "a CipherState MUST refuse to encrypt or decrypt with n >=
+// NONCE_LIMIT" (5.1); defined in crypto/aead.ts, below the CipherState, and re-exported above.
 /** A sender whose n has reached this sends KEY_UPDATE and rekeys first (5.1). */
 export const KEY_UPDATE_AT = 2 ** 32 - 2 ** 16
 

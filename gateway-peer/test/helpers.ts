@@ -1,7 +1,7 @@
 // Shared fixtures for the session and server tests: a gateway on loopback with an in-memory
 // registry, paired devices, a DH counter and a log sink.
 import { generateKeyPair } from "../src/crypto/x25519.js"
-import { x25519 } from "../src/crypto/x25519.js"
+import { x25519, x25519Base } from "../src/crypto/x25519.js"
 import { randomBytes } from "../src/crypto/random.js"
 import { MemoryRegistry } from "../src/registry/memory.js"
 import { newDevice, type DeviceRecord } from "../src/registry/registry.js"
@@ -36,9 +36,15 @@ export async function fixture(extra: Partial<GatewayOptions> = {}): Promise<Fixt
         now: () => clock.now,
         log: l => logs.push(l),
         onData: (d, c) => delivered.push({ device: d.name, content: c.toString() }),
-        dh: (a, b) => {
-            dhCount.n++
-            return x25519(a, b)
+        dh: {
+            x25519: (a, b) => {
+                dhCount.n++
+                return x25519(a, b)
+            },
+            x25519Base: a => {
+                dhCount.n++
+                return x25519Base(a)
+            },
         },
         ...extra,
     })

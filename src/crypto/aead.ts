@@ -7,7 +7,8 @@
 //                                                plaintext) -> ciphertext || tag16
 //
 // The native decrypt throws on a wrong tag; it is wrapped here, once, so that protocol code
-// gets `undefined` and never an exception or a byte of unauthenticated plaintext.
+// gets `undefined` and never an exception or a byte of unauthenticated plaintext. Both nonce
+// encodings (counter n, and REKEY's 2^64 - 1) are built here, as on the gateway.
 import { encrypt, decrypt } from "@devicescript/crypto"
 import { hmacSha256 } from "./hash"
 
@@ -17,6 +18,12 @@ export const KEY_LEN = 32
 export const NONCE_LEN = 13
 /** CCM tag length in bytes. Never 0: the runtime's tagLength 0 is unauthenticated CTR. */
 export const TAG_LEN = 16
+/**
+ * Tether's cap on the nonce counter (PROTOCOL.md 5.1): "a CipherState MUST refuse to encrypt or
+ * decrypt with n >= NONCE_LIMIT = 2^32 - 1". Defined here, next to the nonce encoding, as on the
+ * gateway: below both the CipherState that enforces it and tether/wire.ts that lists it.
+ */
+export const NONCE_LIMIT = 4294967295
 /** The largest plaintext the runtime's CCM accepts (it needs length + 10 < 65536). */
 export const MAX_PLAINTEXT = 65525
 
@@ -54,6 +61,16 @@ export function aeadNonce(n: number): Buffer {
     // converts a double above 2^31 to an integer.
     putU32be(nonce, 5, hi)
     putU32be(nonce, 9, n - hi * TWO_32)
+    return nonce
+}
+
+/**
+ * The 13-byte CCM nonce of n = 2^64 - 1, REKEY's maxnonce, built directly: PROTOCOL.md 5.1,
+ * "implementations build these 13 bytes directly: 2^64 - 1 is not a safe integer in JavaScript".
+ */
+export function aeadMaxNonce(): Buffer {
+    const nonce = Buffer.alloc(NONCE_LEN)
+    nonce.fillAt(NONCE_LEN - 8, 8, 0xff)
     return nonce
 }
 

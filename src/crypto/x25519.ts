@@ -37,7 +37,7 @@ const T3 = 164
 const ST_LEN = 184
 
 function checkLength(name: string, b: Buffer): void {
-    if (!b || b.length !== 32) throw new TypeError("x25519: " + name + " must be a 32-byte Buffer")
+    if (!b || b.length !== DH_LEN) throw new TypeError("x25519: " + name + " must be a 32-byte Buffer")
 }
 
 function fe(): number[] {
@@ -233,6 +233,9 @@ export async function x25519(scalar: Buffer, u: Buffer): Promise<Buffer> {
     if (acc === 0) throw new Error("x25519: all-zero shared secret (low-order point)")
     return out
 }
+
+/** Length of an X25519 scalar, u-coordinate and shared secret (Noise's DHLEN). */
+export const DH_LEN = 32
 
 const BASE_U = Buffer.from("0900000000000000000000000000000000000000000000000000000000000000", "hex")
 

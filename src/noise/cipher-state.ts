@@ -1,61 +1,16 @@
-// The Noise CipherState (revision 34 section 5.1) and the cipher function it runs on.
+// The Noise CipherState (revision 34 section 5.1): a key k and a nonce counter n, over a cipher
+// function (./cipher.ts). The twin of the gateway's gateway-peer/src/noise/cipher-state.ts: the
+// same methods with the same meaning.
 //
-// The cipher function is a parameter (PROTOCOL.md 3.3). The device ships one, AESCCM
-// (PROTOCOL.md 3.1): AES-256-CCM keyed by HMAC-SHA-256(k, ad). Transport messages all use
-// ad = "", so the cipher function exposes that case separately: a CipherState derives
-// HMAC-SHA-256(k, "") once per key ("an implementation MAY cache HMAC-SHA-256(k, "") for as
-// long as k is unchanged") and reuses it for every record and for REKEY.
+// For ad = "" (every transport record) the CipherState runs the cipher function's prepared path:
+// prepare(k) once per key, kept until k changes ("an implementation MAY cache HMAC-SHA-256(k,
+// "") for as long as k is unchanged", PROTOCOL.md 3.1) and then destroyed.
 //
 // Tether's nonce limit (PROTOCOL.md 5.1): "a CipherState MUST refuse to encrypt or decrypt
 // with n >= NONCE_LIMIT = 2^32 - 1". Reaching it throws; it never wraps. The session layer
-// rekeys long before (KEY_UPDATE_AT).
-import { aeadDecrypt, aeadEncrypt, aeadNonce, ccmDecrypt, ccmEncrypt, KEY_LEN, NONCE_LEN } from "../crypto/aead"
-import { hmacSha256 } from "../crypto/hash"
-
-/** The first nonce value a CipherState refuses to use: 2^32 - 1 (PROTOCOL.md 5.1). */
-export const NONCE_LIMIT = 4294967295
-
-const EMPTY = Buffer.alloc(0)
-
-/**
- * A Noise cipher function (revision 34 section 4.2) split the way Tether uses it.
- * `prepare(k)` is the per-key work for ad = "" (AESCCM: HMAC-SHA-256(k, "")); the
- * `*Prepared` functions and `rekey` take its result.
- */
-export interface CipherFunction {
-    /** ENCRYPT(k, n, ad, plaintext) -> ciphertext || tag */
-    encrypt(k: Buffer, n: number, ad: Buffer, plaintext: Buffer): Buffer
-    /** DECRYPT(k, n, ad, ciphertext) -> plaintext, or undefined when not authentic */
-    decrypt(k: Buffer, n: number, ad: Buffer, ciphertext: Buffer): Buffer | undefined
-    /** The per-key value for ad = "" (cached by the CipherState while k is unchanged). */
-    prepare(k: Buffer): Buffer
-    /** ENCRYPT(k, n, "", plaintext) given `pk = prepare(k)`. */
-    encryptPrepared(pk: Buffer, n: number, plaintext: Buffer): Buffer
-    /** DECRYPT(k, n, "", ciphertext) given `pk = prepare(k)`. */
-    decryptPrepared(pk: Buffer, n: number, ciphertext: Buffer): Buffer | undefined
-    /**
-     * REKEY(k) = the first 32 bytes of ENCRYPT(k, 2^64 - 1, "", zeros(32)), given
-     * `pk = prepare(k)`. Part of the cipher function because 2^64 - 1 is not a number.
-     */
-    rekey(pk: Buffer): Buffer
-}
-
-/** PROTOCOL.md 5.1: the 13-byte nonce of 2^64 - 1, built directly (not a safe integer). */
-function maxNonce(): Buffer {
-    const nonce = Buffer.alloc(NONCE_LEN)
-    nonce.fillAt(NONCE_LEN - 8, 8, 0xff)
-    return nonce
-}
-
-/** Tether's cipher function (PROTOCOL.md 3.1): AES-256-CCM under HMAC-SHA-256(k, ad). */
-export const AESCCM: CipherFunction = {
-    encrypt: aeadEncrypt,
-    decrypt: aeadDecrypt,
-    prepare: (k: Buffer) => hmacSha256(k, EMPTY),
-    encryptPrepared: (pk: Buffer, n: number, plaintext: Buffer) => ccmEncrypt(pk, aeadNonce(n), plaintext),
-    decryptPrepared: (pk: Buffer, n: number, ciphertext: Buffer) => ccmDecrypt(pk, aeadNonce(n), ciphertext),
-    rekey: (pk: Buffer) => ccmEncrypt(pk, maxNonce(), Buffer.alloc(KEY_LEN)).slice(0, KEY_LEN),
-}
+// calls keyUpdate() long before (KEY_UPDATE_AT).
+import { KEY_LEN, NONCE_LIMIT } from "../crypto/aead"
+import { CipherFunction } from "./cipher"
 
 /** A Noise CipherState: a key `k` (undefined is Noise's "empty") and a nonce counter `n`. */
 export class CipherState {
@@ -63,7 +18,7 @@ export class CipherState {
     k: Buffer
     /** The next nonce. */
     n: number
-    /** prepare(k), computed on first use with ad = "" and dropped when k changes. */
+    /** prepare(k), made on first use with ad = "" and destroyed whenever k changes. */
     private pk: Buffer
 
     /**
@@ -77,9 +32,9 @@ export class CipherState {
     /** InitializeKey(key): "Sets k = key. Sets n = 0." */
     initializeKey(key: Buffer) {
         if (key !== undefined && key.length !== KEY_LEN) throw new TypeError("cipher-state: key must be 32 bytes")
+        this.forgetPrepared()
         this.k = key
         this.n = 0
-        this.pk = undefined
     }
 
     /** HasKey(): "Returns true if k is non-empty, false otherwise." */
@@ -87,7 +42,7 @@ export class CipherState {
         return this.k !== undefined
     }
 
-    /** SetNonce(nonce): for tests that start near the limits. */
+    /** SetNonce(nonce): "Sets n = nonce." For tests that start near the limits. */
     setNonce(nonce: number) {
         if (!(nonce >= 0 && nonce <= NONCE_LIMIT) || Math.floor(nonce) !== nonce)
             throw new RangeError("cipher-state: bad nonce")
@@ -97,6 +52,11 @@ export class CipherState {
     private prepared(): Buffer {
         if (this.pk === undefined) this.pk = this.cipher.prepare(this.k)
         return this.pk
+    }
+
+    private forgetPrepared() {
+        if (this.pk !== undefined) this.cipher.destroy(this.pk)
+        this.pk = undefined
     }
 
     private checkNonce() {
@@ -137,21 +97,27 @@ export class CipherState {
         return pt
     }
 
-    /**
-     * Tether's rekey (PROTOCOL.md 5.1): `k = REKEY(k)` and, unlike Noise's Rekey(), `n = 0`.
-     * Safe because the key is new; it lets a session outlive the 32-bit counter.
-     */
+    /** Rekey(): "Sets k = REKEY(k)." n is left as it is, as in Noise. */
     rekey() {
         if (this.k === undefined) throw new Error("cipher-state: rekey without a key")
-        const old = this.prepared()
-        const k = this.cipher.rekey(old)
-        old.fillAt(0, old.length, 0) // best effort on a garbage-collected VM
-        this.initializeKey(k)
+        const k = this.cipher.rekey(this.prepared())
+        this.forgetPrepared()
+        this.k = k
+    }
+
+    /**
+     * Tether's key update (PROTOCOL.md 5.1, deviation 10.2 from Noise): Rekey(), then n = 0,
+     * where 5.1 says the sender "sets `k = REKEY(k)` and `n = 0`". Safe because the key is new; it lets a session outlive the 32-bit counter. Both peers do
+     * it at the same point of the record stream (the KEY_UPDATE record).
+     */
+    keyUpdate() {
+        this.rekey()
+        this.n = 0
     }
 
     /**
      * An independent copy for transactional processing. `k` is shared (it is never written in
-     * place); the cached prepare(k) is not, because rekey() wipes it.
+     * place); the cached prepare(k) is not, because a key change destroys it.
      */
     clone(): CipherState {
         const c = new CipherState(this.cipher, this.k)

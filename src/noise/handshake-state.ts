@@ -9,35 +9,19 @@
 //
 // with the ephemeral key pair generated beforehand (while idle) and `ss`, which is constant
 // per pairing, computed once and passed in: the critical path is es, ee, se (PROTOCOL.md 4.3).
-// DH goes through an injected object so tests count the scalar multiplications.
+// DH goes through an injected object (./dh.ts) so tests count the scalar multiplications.
 //
 // Each message is processed on a clone of the SymmetricState (and on locals for re); the
 // clone replaces the state only when the whole message succeeded (PROTOCOL.md 3.3).
 import { TAG_LEN } from "../crypto/aead"
-import { CipherFunction, CipherState } from "./cipher-state"
+import { DH_LEN } from "../crypto/x25519"
+import { CipherFunction } from "./cipher"
+import { CipherState } from "./cipher-state"
+import { Dh, KeyPair } from "./dh"
 import { SymmetricState } from "./symmetric-state"
 
-/** DHLEN for X25519. */
-export const DH_LEN = 32
-/** Length of a psk (Noise section 9.2). */
+/** Length of a psk (Noise section 9.2: "a 32-byte secret value"). */
 export const PSK_LEN = 32
-
-/** An X25519 key pair. */
-export interface KeyPair {
-    privateKey: Buffer
-    publicKey: Buffer
-}
-
-/**
- * The DH functions. x25519 must reject an all-zero output (PROTOCOL.md 1) by throwing.
- * Injected so that tests can count calls and vectors can be reproduced.
- */
-export interface Dh {
-    /** DH(scalar, u): X25519 of a private scalar and a public u-coordinate. */
-    x25519(scalar: Buffer, u: Buffer): Promise<Buffer>
-    /** The public key of a private scalar. */
-    x25519Base(scalar: Buffer): Promise<Buffer>
-}
 
 /** Initialize()'s arguments for the KKpsk2 initiator. */
 export interface KkInitiatorOptions {

@@ -1,12 +1,14 @@
 // The Noise SymmetricState (revision 34 section 5.2): a CipherState plus the chaining key ck
-// and the handshake hash h (HASH = SHA-256, HASHLEN = 32).
+// and the handshake hash h (HASH = SHA-256, HASHLEN = 32). The twin of the gateway's
+// gateway-peer/src/noise/symmetric-state.ts.
 //
 // Every operation replaces ck and h with new buffers and never writes into them, so clone()
 // is a few pointer copies. Handshake code processes a message on a clone and keeps the clone
 // only when the whole message succeeded (PROTOCOL.md 3.3): a failed message leaves ck, h, k
 // and n exactly as they were.
 import { HASH_LEN, hkdf2, hkdf3, sha256 } from "../crypto/hash"
-import { CipherFunction, CipherState } from "./cipher-state"
+import { CipherFunction } from "./cipher"
+import { CipherState } from "./cipher-state"
 
 const EMPTY = Buffer.alloc(0)
 
@@ -93,7 +95,11 @@ export class SymmetricState {
         return this.h
     }
 
-    /** An independent copy: work on it, then keep it only if the whole message succeeded. */
+    /**
+     * An independent copy: work on it, then keep it only if the whole message succeeded
+     * (PROTOCOL.md 3.3: "the copy replaces the state only when the whole message was
+     * processed").
+     */
     clone(): SymmetricState {
         const c = new SymmetricState(this.cs.cipher)
         c.ck = this.ck

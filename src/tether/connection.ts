@@ -106,17 +106,6 @@ export class Connection {
         }
     }
 
-    /**
-     * The content of the next DATA record, `undefined` on timeout, `null` when the
-     * connection ended: {@link receive} in its older shape.
-     * @deprecated use receive(); kept because devs/bench-handshake.ts calls it
-     */
-    async recv(timeoutMs?: number): Promise<Buffer | undefined | null> {
-        const r = await this.receive(timeoutMs)
-        if (r.kind === RecvKind.Data) return r.data
-        return r.kind === RecvKind.Timeout ? undefined : null
-    }
-
     private ended(): Received {
         return { kind: RecvKind.Closed, code: this.closeCode }
     }

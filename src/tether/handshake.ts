@@ -6,8 +6,9 @@
 // The caller passes the ephemeral key pair it generated while idle and the cached `ss`, so
 // the critical path is exactly three X25519: es (writing HS_INIT), ee and se (reading
 // HS_RESP) (PROTOCOL.md 4.3).
-import { AESCCM, CipherFunction } from "../noise/cipher-state"
-import { Dh, HandshakeState, KeyPair } from "../noise/handshake-state"
+import { AESCCM, CipherFunction } from "../noise/cipher"
+import { Dh, KeyPair } from "../noise/dh"
+import { HandshakeState } from "../noise/handshake-state"
 import { Session } from "./session"
 import { DEVICE_ID_LEN, HS_RESP_BODY_LEN, KK_PROTOCOL_NAME, prologue, VERSION, VERSION_LEN } from "./wire"
 

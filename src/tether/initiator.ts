@@ -22,8 +22,8 @@
 // randomness and the DH function come in through the InitiatorContext.
 import { RandomSource } from "../crypto/random"
 import { Frame } from "../net/transport"
-import { CipherFunction } from "../noise/cipher-state"
-import { Dh, KeyPair } from "../noise/handshake-state"
+import { CipherFunction } from "../noise/cipher"
+import { Dh, KeyPair } from "../noise/dh"
 import { KkPending, Pairing, readHsResp, writeHsInit } from "./handshake"
 import { readResumeResp, ResumePending, ResumeTicket, writeResumeInit } from "./resume"
 import { Session } from "./session"

@@ -10,7 +10,7 @@
 //     <- RESUME_RESP:  nonce_r: MixHash(nonce_r); MixKey(nonce_r);
 //                      EncryptAndHash(flags (1))
 //     Split()          first CipherState device -> gateway, second gateway -> device
-import { AESCCM, CipherFunction } from "../noise/cipher-state"
+import { AESCCM, CipherFunction } from "../noise/cipher"
 import { SymmetricState } from "../noise/symmetric-state"
 import { Session } from "./session"
 import {

@@ -4,15 +4,17 @@
 //
 // "Anything that fails to decrypt, or a record whose inner type is unknown, closes the
 // connection; no plaintext of it is released": any bad record kills the Session for good.
-// Before a sender encrypts with n >= KEY_UPDATE_AT it sends KEY_UPDATE under the current key
-// and rekeys (k = REKEY(k), n = 0); the receiver does the same after decrypting KEY_UPDATE.
-import { CipherState, NONCE_LIMIT } from "../noise/cipher-state"
+// Before a sender encrypts with n >= KEY_UPDATE_AT it sends KEY_UPDATE under the current key,
+// then CipherState.keyUpdate() (k = REKEY(k), n = 0); the receiver does the same after
+// decrypting KEY_UPDATE.
+import { CipherState } from "../noise/cipher-state"
 import {
     CLOSE_CONTENT_LEN,
     INNER_TYPE_LEN,
     KEY_UPDATE_AT,
     MAX_RECORD_CONTENT,
     InnerType,
+    NONCE_LIMIT,
     TICKET_CONTENT_LEN,
 } from "./wire"
 
@@ -76,10 +78,10 @@ export class Session {
         const out: Buffer[] = []
         if (this.send.n >= KEY_UPDATE_AT && type !== InnerType.KEY_UPDATE) {
             out.push(this.seal(InnerType.KEY_UPDATE, EMPTY))
-            this.send.rekey()
+            this.send.keyUpdate()
         }
         out.push(this.seal(type, content))
-        if (type === InnerType.KEY_UPDATE) this.send.rekey()
+        if (type === InnerType.KEY_UPDATE) this.send.keyUpdate()
         return out
     }
 
@@ -102,7 +104,7 @@ export class Session {
             pt.fillAt(0, pt.length, 0)
             return this.kill()
         }
-        if (type === InnerType.KEY_UPDATE) this.recv.rekey()
+        if (type === InnerType.KEY_UPDATE) this.recv.keyUpdate()
         return { type, content: pt.slice(INNER_TYPE_LEN) }
     }
 

@@ -1,10 +1,10 @@
 // Every Tether version 1 constant of PROTOCOL.md in one place, each size derived from the
 // ones it is made of (WireGuard's messages.h style). The framing layer's own sizes live in
 // ../net/frame.ts and are reused here; nothing else in the device code spells a size out.
-import { TAG_LEN } from "../crypto/aead"
+import { NONCE_LIMIT, TAG_LEN } from "../crypto/aead"
+import { DH_LEN } from "../crypto/x25519"
 import { HEADER_SIZE, LEN_SIZE, MAX_FRAME, TYPE_SIZE } from "../net/frame"
-import { NONCE_LIMIT } from "../noise/cipher-state"
-import { DH_LEN, PSK_LEN } from "../noise/handshake-state"
+import { PSK_LEN } from "../noise/handshake-state"
 
 /** `version` (PROTOCOL.md 2.2). */
 export const VERSION = 0x01

@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { type DeviceRecord, type Gateway, type GatewayState, initState, type LogLine, MemoryRegistry, pairDevice, type Paired, type Registry, type ServerPolicy, SqliteRegistry, startGateway, x25519 } from "tether-gateway"
+import { type DeviceRecord, type Gateway, type GatewayState, initState, type LogLine, MemoryRegistry, pairDevice, type Paired, type Registry, type ServerPolicy, SqliteRegistry, startGateway, x25519, x25519Base } from "tether-gateway"
 import { MAX_FRAME_LEN } from "./harness.js"
 
 /** A log line of the gateway, with the gateway's X25519 count when it was written. */
@@ -64,9 +64,15 @@ export async function startRealGateway(
         state,
         policy: opts.policy,
         log: l => logs.push({ ...l, dh: dh.n }),
-        dh: (a, b) => {
-            dh.n++
-            return x25519(a, b)
+        dh: {
+            x25519: (a, b) => {
+                dh.n++
+                return x25519(a, b)
+            },
+            x25519Base: a => {
+                dh.n++
+                return x25519Base(a)
+            },
         },
         onData: (device, content) => {
             const text = content.toString()

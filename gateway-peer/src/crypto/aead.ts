@@ -17,6 +17,12 @@ export const KEY_LEN = 32
 export const NONCE_LEN = 13
 /** CCM tag length in bytes. */
 export const TAG_LEN = 16
+/**
+ * Tether's cap on the nonce counter (PROTOCOL.md 5.1): "a CipherState MUST refuse to encrypt or
+ * decrypt with n >= NONCE_LIMIT = 2^32 - 1". Defined here, next to the nonce encoding, because
+ * this is the layer below both the CipherState that enforces it and wire.ts that lists it.
+ */
+export const NONCE_LIMIT = 2 ** 32 - 1
 
 const NONCE_ZEROS = NONCE_LEN - 8
 
@@ -155,23 +161,29 @@ export function aeadDecrypt(k: Buffer, n: number, ad: Buffer, ciphertext: Buffer
  */
 export function aeadRekey(k: Buffer): Buffer {
     checkKey(k, "aeadRekey")
-    const nonce = Buffer.alloc(NONCE_LEN, 0xff)
-    nonce.fill(0, 0, NONCE_ZEROS)
-    const key = hmacSha256(k, Buffer.alloc(0))
+    const key = hmacSha256(k, EMPTY)
     try {
-        return ccmEncrypt(key, nonce, Buffer.alloc(KEY_LEN)).subarray(0, KEY_LEN)
+        return rekeyUnder(key)
     } finally {
         key.fill(0)
     }
 }
 
+/** REKEY given HMAC-SHA-256(k, ""): CCM with the 13 bytes of 2^64 - 1, built directly. */
+function rekeyUnder(key: Buffer): Buffer {
+    const nonce = Buffer.alloc(NONCE_LEN, 0xff)
+    nonce.fill(0, 0, NONCE_ZEROS)
+    return ccmEncrypt(key, nonce, Buffer.alloc(KEY_LEN)).subarray(0, KEY_LEN)
+}
+
 /**
- * ENCRYPT and DECRYPT with an empty `ad` under one Noise key `k`, with the per-key work done
- * once: PROTOCOL.md 3.1 allows caching HMAC-SHA-256(k, "") "for as long as k is unchanged".
+ * ENCRYPT, DECRYPT and REKEY with an empty `ad` under one Noise key `k`, with the per-key work
+ * done once: PROTOCOL.md 3.1 allows caching HMAC-SHA-256(k, "") "for as long as k is unchanged".
  * Only the empty `ad` is cached (transport records); a handshake payload (ad = h) always goes
  * through aeadEncrypt/aeadDecrypt. The output is byte for byte that of aeadEncrypt(k, n, "",
- * ...). Whoever holds one calls destroy() when `k` changes (CipherState does, on
- * initializeKey, rekey and key update); it holds the derived key only, never `k` itself.
+ * ...) and aeadRekey(k). It is what AESCCM's prepare(k) returns (noise/cipher.ts); whoever
+ * holds one calls destroy() when `k` changes (CipherState does, on initializeKey, rekey and
+ * key update); it holds the derived key only, never `k` itself.
  */
 export class AeadEmptyAdKey {
     #key: Buffer | undefined
@@ -198,6 +210,11 @@ export class AeadEmptyAdKey {
         const nonce = aeadNonce(n)
         if (ciphertext.length < TAG_LEN) return undefined
         return ccmDecrypt(key, nonce, ciphertext)
+    }
+
+    /** REKEY(k): the first 32 bytes of ENCRYPT(k, 2^64 - 1, "", zeros(32)), the same bytes as aeadRekey(k). */
+    rekey(): Buffer {
+        return rekeyUnder(this.#derived())
     }
 
     /** Zeroes the derived key (best effort on a garbage-collected VM); later calls throw. */

@@ -1,17 +1,14 @@
 // The Noise SymmetricState (revision 34 section 5.2): a CipherState plus the chaining key ck
-// and the handshake hash h. Every operation replaces ck and h with new buffers and never
-// writes into them, so a checkpoint is a cheap copy and restore() is exact: a handshake
-// message that fails half-way leaves ck, h, k and n as they were.
+// and the handshake hash h (HASH = SHA-256, HASHLEN = 32). The twin of the device's
+// src/noise/symmetric-state.ts.
+//
+// Every operation replaces ck and h with new buffers and never writes into them, so clone() is
+// cheap. Handshake code processes a message on a clone and keeps the clone only when the whole
+// message succeeded (PROTOCOL.md 3.3): a failed message leaves ck, h, k and n exactly as they
+// were.
 import { HASH_LEN, hkdf2, hkdf3, sha256 } from "../crypto/hash.js"
 import type { CipherFunction } from "./cipher.js"
 import { CipherState } from "./cipher-state.js"
-
-/** A saved SymmetricState, for restore() after a failed message. */
-export interface SymmetricCheckpoint {
-    readonly ck: Buffer
-    readonly h: Buffer
-    readonly cs: CipherState
-}
 
 /** The pair of CipherStates returned by Split(): c1 for initiator to responder, c2 back. */
 export interface SplitResult {
@@ -35,6 +32,21 @@ export class SymmetricState {
         this.#h = name.length <= HASH_LEN ? Buffer.concat([name, Buffer.alloc(HASH_LEN - name.length)]) : sha256(name)
         this.#ck = this.#h
         this.#cs = new CipherState(cipher)
+    }
+
+    /** A copy of the chaining key (tests compare states with it). */
+    get ck(): Buffer {
+        return Buffer.from(this.#ck)
+    }
+
+    /** A copy of the handshake hash. */
+    get h(): Buffer {
+        return Buffer.from(this.#h)
+    }
+
+    /** The handshake's CipherState (its k and n). */
+    get cs(): CipherState {
+        return this.#cs
     }
 
     /** "Sets ck, temp_k = HKDF(ck, input_key_material, 2). Calls InitializeKey(temp_k)." */
@@ -98,15 +110,17 @@ export class SymmetricState {
         return result
     }
 
-    /** Saves ck, h, k and n. */
-    checkpoint(): SymmetricCheckpoint {
-        return { ck: this.#ck, h: this.#h, cs: this.#cs.clone() }
-    }
-
-    /** Returns to a checkpoint taken on this state (the checkpoint stays reusable). */
-    restore(cp: SymmetricCheckpoint): void {
-        this.#ck = cp.ck
-        this.#h = cp.h
-        this.#cs = cp.cs.clone()
+    /**
+     * An independent copy: work on it, then keep it only if the whole message succeeded
+     * (PROTOCOL.md 3.3: "the copy replaces the state only when the whole message was
+     * processed"). ck and h are shared (never written in place); the CipherState is cloned (its
+     * key bytes copied).
+     */
+    clone(): SymmetricState {
+        const c = new SymmetricState(this.#cs.cipher, "") // every field is replaced below
+        c.#ck = this.#ck
+        c.#h = this.#h
+        c.#cs = this.#cs.clone()
+        return c
     }
 }

@@ -1,5 +1,5 @@
 // The full handshake, Noise KKpsk2 (PROTOCOL.md 4), composed on the Noise SymmetricState so
-// that `ss` can be cached per pairing and every X25519 goes through one injected function
+// that `ss` can be cached per pairing and every X25519 goes through one injected Dh
 // (counted in tests: an unknown device must cost none). HandshakeState takes neither a
 // precomputed ss nor a DH hook; test/session/handshake.test.ts checks this composition against
 // it byte for byte. Token order, Noise section 7 and 9:
@@ -19,7 +19,8 @@
 import { AESCCM, type CipherFunction } from "../noise/cipher.js"
 import { SymmetricState } from "../noise/symmetric-state.js"
 import type { KeyPair } from "../crypto/x25519.js"
-import { x25519 } from "../crypto/x25519.js"
+import { x25519, x25519Base } from "../crypto/x25519.js"
+import type { Dh } from "../noise/dh.js"
 import {
     DEVICE_ID_LEN,
     DH_LEN,
@@ -38,11 +39,10 @@ import { Session } from "./session.js"
 
 const EMPTY = Buffer.alloc(0)
 
-/** X25519(scalar, u), injectable to count or fake it. Throws on an all-zero output. */
-export type Dh = (scalar: Buffer, u: Buffer) => Buffer
+export type { Dh }
 
-/** The default DH: node:crypto X25519 (crypto/x25519.ts). */
-export const X25519: Dh = x25519
+/** The default DH functions: node:crypto X25519 (crypto/x25519.ts). */
+export const X25519: Dh = { x25519, x25519Base }
 
 /** What both sides know of one pairing. Secrets: never log. */
 export interface KkKeys {
@@ -143,8 +143,8 @@ export function writeHsInit(keys: KkKeys, e: KeyPair): KkInitiatorPending {
     const dh = keys.dh ?? X25519
     const sym = start(keys, keys.s.publicKey, keys.rs)
     mixE(sym, e.publicKey) // e
-    sym.mixKey(dh(e.privateKey, keys.rs)) // es
-    sym.mixKey(keys.ss ?? dh(keys.s.privateKey, keys.rs)) // ss
+    sym.mixKey(dh.x25519(e.privateKey, keys.rs)) // es
+    sym.mixKey(keys.ss ?? dh.x25519(keys.s.privateKey, keys.rs)) // ss
     const message = Buffer.concat([e.publicKey, sym.encryptAndHash(EMPTY)])
     return { body: encodeHsInit(keys.deviceId, message), sym, keys, e }
 }
@@ -159,18 +159,18 @@ export interface KkResult {
  * Reads HS_RESP, message 2: `e, ee, se, psk`, empty payload, then Split().
  * @param message the HS_RESP frame body (it is all Noise message 2)
  * @returns undefined if the message is not 48 bytes, a DH output is zero, it fails to decrypt
- *   or its payload is not empty; `pending` is never changed (the work is on a checkpoint)
+ *   or its payload is not empty; `pending` is never changed (the work is on a clone)
  */
 export function readHsResp(pending: KkInitiatorPending, message: Buffer): KkResult | undefined {
     if (message.length !== HS_RESP_BODY_LEN) return undefined
-    const { sym, keys, e } = pending
+    const { keys, e } = pending
     const dh = keys.dh ?? X25519
-    const cp = sym.checkpoint()
+    const sym = pending.sym.clone()
     try {
         const re = Buffer.from(message.subarray(0, DH_LEN))
         mixE(sym, re) // e
-        sym.mixKey(dh(e.privateKey, re)) // ee
-        sym.mixKey(dh(keys.s.privateKey, re)) // se (initiator: DH(s, re))
+        sym.mixKey(dh.x25519(e.privateKey, re)) // ee
+        sym.mixKey(dh.x25519(keys.s.privateKey, re)) // se (initiator: DH(s, re))
         sym.mixKeyAndHash(keys.psk) // psk
         const payload = sym.decryptAndHash(message.subarray(DH_LEN))
         if (payload === undefined || payload.length !== 0) return undefined
@@ -179,8 +179,6 @@ export function readHsResp(pending: KkInitiatorPending, message: Buffer): KkResu
         return { session: new Session(c1, c2), handshakeHash }
     } catch {
         return undefined // a low-order point
-    } finally {
-        sym.restore(cp)
     }
 }
 
@@ -204,8 +202,8 @@ export function consumeHsInit(keys: KkKeys, message: Buffer): KkResponderRead | 
     try {
         const re = Buffer.from(message.subarray(0, DH_LEN))
         mixE(sym, re) // e
-        sym.mixKey(dh(keys.s.privateKey, re)) // es (responder: DH(s, re))
-        sym.mixKey(keys.ss ?? dh(keys.s.privateKey, keys.rs)) // ss
+        sym.mixKey(dh.x25519(keys.s.privateKey, re)) // es (responder: DH(s, re))
+        sym.mixKey(keys.ss ?? dh.x25519(keys.s.privateKey, keys.rs)) // ss
         const payload = sym.decryptAndHash(message.subarray(DH_LEN))
         if (payload === undefined || payload.length !== 0) return undefined
         return { sym, keys, re }
@@ -224,8 +222,8 @@ export function writeHsResp(read: KkResponderRead, e: KeyPair): KkResult & { bod
     const { sym, keys, re } = read
     const dh = keys.dh ?? X25519
     mixE(sym, e.publicKey) // e
-    sym.mixKey(dh(e.privateKey, re)) // ee
-    sym.mixKey(dh(e.privateKey, keys.rs)) // se (responder: DH(e, rs))
+    sym.mixKey(dh.x25519(e.privateKey, re)) // ee
+    sym.mixKey(dh.x25519(e.privateKey, keys.rs)) // se (responder: DH(e, rs))
     sym.mixKeyAndHash(keys.psk) // psk
     const body = Buffer.concat([e.publicKey, sym.encryptAndHash(EMPTY)])
     const handshakeHash = sym.getHandshakeHash()

@@ -146,7 +146,7 @@ export async function onHsInit(ctx: ResolvedContext, body: Buffer): Promise<Step
     let ss = ctx.ssCache?.get(cacheKey)
     try {
         if (ss === undefined) {
-            ss = dh(ctx.identity.privateKey, device.publicKey) // ss, once per pairing
+            ss = dh.x25519(ctx.identity.privateKey, device.publicKey) // ss, once per pairing
             ctx.ssCache?.set(cacheKey, ss)
         }
     } catch {

@@ -143,26 +143,21 @@ export interface Resumed {
 /**
  * Reads RESUME_RESP: nonce_r || EncryptAndHash(flags), then Split().
  * @returns undefined when the body has the wrong length, fails to decrypt or sets a reserved
- *   flag bit; `pending` is unchanged (checkpoint and restore)
+ *   flag bit; `pending` is never changed (the work is on a clone)
  */
 export function readResumeResp(pending: ResumePending, body: Buffer): Resumed | undefined {
     if (body.length !== RESUME_RESP_BODY_LEN) return undefined
-    const { sym } = pending
-    const cp = sym.checkpoint()
-    try {
-        const nonceR = body.subarray(0, RESUME_NONCE_LEN)
-        sym.mixHash(nonceR) // nonce_r, as a psk-mode e token
-        sym.mixKey(nonceR)
-        const flags = sym.decryptAndHash(body.subarray(RESUME_NONCE_LEN))
-        if (flags === undefined || flags.length !== FLAGS_LEN) return undefined
-        const f = flags[0] as number
-        if ((f & ~EARLY_ACCEPTED) !== 0) return undefined // "the other bits are 0"
-        const handshakeHash = sym.getHandshakeHash()
-        const { c1, c2 } = sym.split()
-        return { session: new Session(c1, c2), flags: f, handshakeHash }
-    } finally {
-        sym.restore(cp)
-    }
+    const sym = pending.sym.clone()
+    const nonceR = body.subarray(0, RESUME_NONCE_LEN)
+    sym.mixHash(nonceR) // nonce_r, as a psk-mode e token
+    sym.mixKey(nonceR)
+    const flags = sym.decryptAndHash(body.subarray(RESUME_NONCE_LEN))
+    if (flags === undefined || flags.length !== FLAGS_LEN) return undefined
+    const f = flags[0] as number
+    if ((f & ~EARLY_ACCEPTED) !== 0) return undefined // "the other bits are 0"
+    const handshakeHash = sym.getHandshakeHash()
+    const { c1, c2 } = sym.split()
+    return { session: new Session(c1, c2), flags: f, handshakeHash }
 }
 
 /** The responder after RESUME_INIT decrypted. */

@@ -5,9 +5,10 @@
 //
 // "Anything that fails to decrypt, or a record whose inner type is unknown, closes the
 // connection; no plaintext of it is released": a bad record kills the Session for good.
-// Nonce rule (5.1): never use n >= NONCE_LIMIT (2^32 - 1, one below the CipherState's own
-// guard); before encrypting with n >= KEY_UPDATE_AT send KEY_UPDATE under the current key, then
-// k = REKEY(k), n = 0; the receiver does the same after decrypting KEY_UPDATE.
+// Nonce rule (5.1): never use n >= NONCE_LIMIT (2^32 - 1, the CipherState's own guard, checked
+// here first so that a receiving session dies rather than throws); before encrypting with n >= KEY_UPDATE_AT
+// send KEY_UPDATE under the current key, then CipherState.keyUpdate() (k = REKEY(k), n = 0); the
+// receiver does the same after decrypting KEY_UPDATE.
 import type { CipherState } from "../noise/cipher-state.js"
 import { CLOSE_CONTENT_LEN, INNER_TYPE_LEN, InnerType, KEY_UPDATE_AT, MAX_RECORD_CONTENT, NONCE_LIMIT, TICKET_CONTENT_LEN } from "../wire.js"
 
@@ -35,12 +36,6 @@ function fixedLen(type: number): number {
         default:
             return -2
     }
-}
-
-/** `k = REKEY(k); n = 0` (PROTOCOL.md 5.1: the reset of n is Tether's deviation 10.2). */
-function updateKey(cs: CipherState): void {
-    cs.rekey()
-    cs.setNonce(0)
 }
 
 /** An established session: one CipherState per direction. */
@@ -80,10 +75,10 @@ export class Session {
         const out: Buffer[] = []
         if (this.send.n >= KEY_UPDATE_AT && type !== InnerType.KEY_UPDATE) {
             out.push(this.#seal(InnerType.KEY_UPDATE, EMPTY))
-            updateKey(this.send)
+            this.send.keyUpdate()
         }
         out.push(this.#seal(type, content))
-        if (type === InnerType.KEY_UPDATE) updateKey(this.send)
+        if (type === InnerType.KEY_UPDATE) this.send.keyUpdate()
         return out
     }
 
@@ -104,7 +99,7 @@ export class Session {
             pt.fill(0)
             return this.#kill()
         }
-        if (type === InnerType.KEY_UPDATE) updateKey(this.recv)
+        if (type === InnerType.KEY_UPDATE) this.recv.keyUpdate()
         return { type, content: pt.subarray(INNER_TYPE_LEN) }
     }
 

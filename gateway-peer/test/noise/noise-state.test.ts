@@ -1,16 +1,20 @@
 // State discipline of the Noise layers with Tether's AESCCM: a rejected message changes
-// nothing (the right message still succeeds afterwards), the nonce limit, rekey and key update.
+// nothing (ck, h, k and n are exactly as they were, and the right message still succeeds
+// afterwards), the nonce limit, rekey and key update, and the cipher functions' prepared path.
 import { test, describe } from "node:test"
 import assert from "node:assert/strict"
-import { AESCCM } from "../../src/noise/cipher.js"
+import { AESCCM, type CipherFunction } from "../../src/noise/cipher.js"
 import { AESGCM } from "../../reference/aesgcm.js"
-import { CipherState, NONCE_LIMIT, NonceLimitError } from "../../src/noise/cipher-state.js"
+import { CipherState, NonceLimitError } from "../../src/noise/cipher-state.js"
 import { SymmetricState } from "../../src/noise/symmetric-state.js"
 import { HandshakeState, type HandshakeOptions } from "../../reference/handshake-state.js"
 import { keyPairFromPrivate } from "../../src/crypto/x25519.js"
 import { lookupPattern } from "../../reference/patterns.js"
 import { sha256 } from "../../src/crypto/hash.js"
-import { aeadRekey } from "../../src/crypto/aead.js"
+import { aeadEncrypt, aeadRekey, NONCE_LIMIT } from "../../src/crypto/aead.js"
+import { consumeHsInit, readHsInit, readHsResp, writeHsInit, writeHsResp } from "../../src/session/handshake.js"
+import type { Dh } from "../../src/noise/dh.js"
+import { x25519, x25519Base } from "../../src/crypto/x25519.js"
 
 const key = (label: string): Buffer => sha256(Buffer.from(label))
 const EMPTY = Buffer.alloc(0)
@@ -200,5 +204,97 @@ describe("cipher-state: nonce limit, rekey, key update", () => {
         assert.deepEqual(c.encryptWithAd(EMPTY, Buffer.from("clear")), Buffer.from("clear"))
         assert.throws(() => c.rekey())
         assert.throws(() => c.setNonce(-1), RangeError)
+    })
+})
+
+/** ck, h, k and n of a SymmetricState, as hex, to compare before and after. */
+function stateOf(sym: SymmetricState): string {
+    return [sym.ck, sym.h, sym.cs.k ?? Buffer.alloc(0), Buffer.from(String(sym.cs.n))].map(b => b.toString("hex")).join(" ")
+}
+
+describe("symmetric-state: clone and commit", () => {
+    test("a clone is independent: work on it leaves the original's ck, h, k, n as they were", () => {
+        const a = new SymmetricState(AESCCM, "Noise_NN_25519_AESCCM_SHA256")
+        a.mixKey(key("ikm"))
+        const before = stateOf(a)
+        const b = a.clone()
+        assert.equal(stateOf(b), before)
+        b.encryptAndHash(Buffer.from("p"))
+        b.mixKeyAndHash(key("psk"))
+        assert.equal(b.cs.n, 0)
+        assert.notEqual(stateOf(b), before)
+        assert.equal(stateOf(a), before)
+        assert.equal(a.cs.n, 0)
+    })
+
+    test("readHsResp: every corrupted message 2 leaves the pending ck, h, k and n exactly as they were", () => {
+        const si = keyPairFromPrivate(key("i")), sr = keyPairFromPrivate(key("r"))
+        const deviceId = Buffer.from("0102030405060708", "hex")
+        let dhCalls = 0
+        const dh: Dh = {
+            x25519: (a, b) => {
+                dhCalls++
+                return x25519(a, b)
+            },
+            x25519Base,
+        }
+        const pending = writeHsInit({ deviceId, s: si, rs: sr.publicKey, psk: key("psk"), dh }, keyPairFromPrivate(key("ie")))
+        assert.equal(dhCalls, 2, "es and ss (no cached ss)")
+        const m1 = readHsInit(pending.body)
+        assert.ok(!("error" in m1))
+        const read = consumeHsInit({ deviceId, s: sr, rs: si.publicKey, psk: key("psk") }, m1.message)
+        assert.ok(read)
+        const m2 = writeHsResp(read, keyPairFromPrivate(key("re"))).body
+        const before = stateOf(pending.sym)
+        assert.ok(pending.sym.cs.k !== undefined, "message 1 left a key")
+        for (let i = 0; i < m2.length; i++) {
+            assert.equal(readHsResp(pending, flip(m2, i)), undefined, `byte ${i}`)
+            assert.equal(stateOf(pending.sym), before, `byte ${i}`)
+        }
+        assert.equal(readHsResp(pending, Buffer.concat([Buffer.alloc(32), m2.subarray(32)])), undefined, "low-order re")
+        assert.equal(stateOf(pending.sym), before)
+        assert.ok(readHsResp(pending, m2))
+        assert.equal(stateOf(pending.sym), before, "the pending state is never changed: the result carries the session")
+    })
+})
+
+describe("cipher functions: one shape, the prepared path gives the rule's bytes", () => {
+    const ciphers: CipherFunction[] = [AESCCM, AESGCM]
+    for (const cipher of ciphers) {
+        test(`${cipher.name}: encryptPrepared/decryptPrepared/rekey under prepare(k) equal encrypt/decrypt/REKEY`, () => {
+            const k = key("prep " + cipher.name)
+            const pk = cipher.prepare(k)
+            for (const n of [0, 1, 2 ** 32 - 2]) {
+                const pt = Buffer.from(`n ${n}`)
+                const ct = cipher.encryptPrepared(pk, n, pt)
+                assert.deepEqual(ct, cipher.encrypt(k, n, EMPTY, pt))
+                assert.deepEqual(cipher.decryptPrepared(pk, n, ct), pt)
+                assert.equal(cipher.decryptPrepared(pk, n + 1, ct), undefined)
+                assert.equal(cipher.decryptPrepared(pk, n, flip(ct, 0)), undefined)
+            }
+            const rk = cipher.rekey(pk)
+            assert.equal(rk.length, 32)
+            const viaState = new CipherState(cipher, k)
+            viaState.rekey()
+            assert.deepEqual(viaState.k, rk)
+            cipher.destroy(pk)
+        })
+    }
+    test("AESCCM: a destroyed prepared key is never used again", () => {
+        const pk = AESCCM.prepare(key("gone"))
+        AESCCM.destroy(pk)
+        assert.throws(() => AESCCM.encryptPrepared(pk, 0, Buffer.from("x")), /destroyed/)
+        assert.throws(() => AESCCM.rekey(pk), /destroyed/)
+        assert.deepEqual(AESCCM.encrypt(key("k"), 3, EMPTY, EMPTY), aeadEncrypt(key("k"), 3, EMPTY, EMPTY))
+    })
+    test("rekey keeps n; keyUpdate is rekey then n = 0 (PROTOCOL.md 5.1)", () => {
+        const a = new CipherState(AESCCM, key("k"))
+        a.setNonce(41)
+        a.rekey()
+        assert.equal(a.n, 41)
+        assert.deepEqual(a.k, aeadRekey(key("k")))
+        a.keyUpdate()
+        assert.equal(a.n, 0)
+        assert.deepEqual(a.k, aeadRekey(aeadRekey(key("k"))))
     })
 })

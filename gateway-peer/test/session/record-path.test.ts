@@ -132,11 +132,16 @@ describe("CipherState: the cached empty-ad key", () => {
         cs.keyUpdate() // destroys the original's derived key
         assert.deepEqual(copy.encryptWithAd(EMPTY, Buffer.from("x")), aeadEncrypt(k, 1, EMPTY, Buffer.from("x")))
     })
-    test("a cipher function without emptyAdKey (AESGCM) is used as before", () => {
+    test("AESGCM runs the same prepared path (its prepare(k) is a copy of k): the bytes of its encrypt", () => {
         const k = randomBytes(32)
         const cs = new CipherState(AESGCM, k)
         assert.deepEqual(cs.encryptWithAd(EMPTY, Buffer.from("g")), AESGCM.encrypt(k, 0, EMPTY, Buffer.from("g")))
+        // Every cipher function now has prepare(k), so the prepared key is cached for AESGCM too
+        // (this asserted false while prepare was an optional member only AESCCM had).
+        assert.equal(cs.emptyAdCached, true)
+        cs.rekey()
         assert.equal(cs.emptyAdCached, false)
+        assert.deepEqual(cs.encryptWithAd(EMPTY, Buffer.from("h")), AESGCM.encrypt(AESGCM.rekey(AESGCM.prepare(k)), 1, EMPTY, Buffer.from("h")))
     })
 })
 

@@ -7,7 +7,7 @@ import assert from "node:assert/strict"
 import { readFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { keyPairFromPrivate, x25519 } from "../../src/crypto/x25519.js"
+import { keyPairFromPrivate, x25519, x25519Base } from "../../src/crypto/x25519.js"
 import { MemoryRegistry } from "../../src/registry/memory.js"
 import { newDevice, type DeviceRecord } from "../../src/registry/registry.js"
 import { encodeHsInit, readHsResp, writeHsInit } from "../../src/session/handshake.js"
@@ -60,9 +60,15 @@ async function setup(
             assert.equal(n, RESUME_NONCE_LEN, "the only randomness a responder draws is nonce_r")
             return b(v.nonce_r ?? "")
         },
-        dh: (k, u) => {
-            dh.n++
-            return x25519(k, u)
+        dh: {
+            x25519: (k, u) => {
+                dh.n++
+                return x25519(k, u)
+            },
+            x25519Base: k => {
+                dh.n++
+                return x25519Base(k)
+            },
         },
         ssCache: new Map(),
         ...extra,

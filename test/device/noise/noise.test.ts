@@ -1,14 +1,17 @@
-// Device Noise layers: CipherState (nonce limit, rekey with the explicit 2^64-1 nonce, the
-// cached HMAC(k, "")), SymmetricState, and the KKpsk2 initiator's transactional processing
-// against a test-local responder built from SymmetricState with a toy commutative DH (the
-// real X25519 and the gateway's bytes are checked by tether-kk.test.ts).
+// Device Noise layers: the cipher function's prepared path, CipherState (nonce limit, rekey and
+// key update with the explicit 2^64-1 nonce, the cached HMAC(k, "")), SymmetricState, and the
+// KKpsk2 initiator's transactional processing (a corrupted message leaves ck, h, k and n exactly
+// as they were) against a test-local responder built from SymmetricState with a toy
+// commutative DH (the real X25519 and the gateway's bytes are checked by tether-kk.test.ts).
 // @timeout 30000
 import { describe, test, expect } from "@devicescript/test"
 import { sha256, hmacSha256 } from "../../../src/crypto/hash"
-import { aeadEncrypt, aeadDecrypt, ccmEncrypt } from "../../../src/crypto/aead"
-import { AESCCM, CipherState, NONCE_LIMIT } from "../../../src/noise/cipher-state"
+import { aeadEncrypt, aeadDecrypt, ccmEncrypt, NONCE_LIMIT } from "../../../src/crypto/aead"
+import { AESCCM } from "../../../src/noise/cipher"
+import { CipherState } from "../../../src/noise/cipher-state"
 import { SymmetricState } from "../../../src/noise/symmetric-state"
-import { Dh, HandshakeState } from "../../../src/noise/handshake-state"
+import { Dh } from "../../../src/noise/dh"
+import { HandshakeState } from "../../../src/noise/handshake-state"
 
 const h = (s: string) => Buffer.from(s, "hex")
 const hex = (b: Buffer) => b.toString("hex")
@@ -74,20 +77,55 @@ describe("CipherState", () => {
         expect(() => rx.decryptWithAd(EMPTY, ct)).toThrow()
         expect(rx.n).toBe(NONCE_LIMIT)
     })
-    test("rekey: CCM under HMAC(k, \"\") with nonce 00*5 || ff*8, n reset to 0", () => {
+    test("keyUpdate: CCM under HMAC(k, \"\") with nonce 00*5 || ff*8, n reset to 0", () => {
         const cs = new CipherState(AESCCM, K)
         cs.setNonce(7)
-        cs.rekey()
+        cs.keyUpdate()
         const want = ccmEncrypt(hmacSha256(K, EMPTY), h("0000000000ffffffffffffffff"), Buffer.alloc(32)).slice(0, 32)
         expect(hex(cs.k)).toBe(hex(want))
         expect(cs.n).toBe(0)
         const ct = cs.encryptWithAd(EMPTY, Buffer.from("after"))
         expect(aeadDecrypt(want, 0, EMPTY, ct).toString()).toBe("after")
     })
+    test("rekey: k = REKEY(k), n unchanged, as Noise's Rekey()", () => {
+        const cs = new CipherState(AESCCM, K)
+        cs.setNonce(7)
+        cs.rekey()
+        const want = ccmEncrypt(hmacSha256(K, EMPTY), h("0000000000ffffffffffffffff"), Buffer.alloc(32)).slice(0, 32)
+        expect(hex(cs.k)).toBe(hex(want))
+        expect(cs.n).toBe(7)
+        const ct = cs.encryptWithAd(EMPTY, Buffer.from("after"))
+        expect(aeadDecrypt(want, 7, EMPTY, ct).toString()).toBe("after")
+        let threw = false
+        try {
+            new CipherState(AESCCM).rekey()
+        } catch (e) {
+            threw = true
+        }
+        expect(threw).toBe(true)
+    })
     test("empty key: plaintext passes through", () => {
         const cs = new CipherState(AESCCM)
         expect(cs.hasKey()).toBe(false)
         expect(hex(cs.encryptWithAd(EMPTY, h("0102")))).toBe("0102")
+    })
+})
+
+describe("AESCCM, the cipher function", () => {
+    test("the prepared path gives the bytes of ENCRYPT/DECRYPT with ad = \"\"; destroy zeroes it", () => {
+        const pk = AESCCM.prepare(K)
+        expect(hex(pk)).toBe(hex(hmacSha256(K, EMPTY)))
+        const pt = Buffer.from("record")
+        const ct = AESCCM.encryptPrepared(pk, 5, pt)
+        expect(hex(ct)).toBe(hex(AESCCM.encrypt(K, 5, EMPTY, pt)))
+        expect(hex(AESCCM.decryptPrepared(pk, 5, ct))).toBe(hex(pt))
+        expect(AESCCM.decryptPrepared(pk, 6, ct)).toBe(undefined)
+        expect(AESCCM.name).toBe("AESCCM")
+        const cs = new CipherState(AESCCM, K)
+        cs.rekey()
+        expect(hex(AESCCM.rekey(pk))).toBe(hex(cs.k))
+        AESCCM.destroy(pk)
+        expect(hex(pk)).toBe(hex(Buffer.alloc(32)))
     })
 })
 
@@ -134,6 +172,12 @@ async function respond(sI: Buffer, sR: Buffer, psk: Buffer, eR: Buffer, prologue
     return { p1, msg2, cs: sym.split(), h: sym.h }
 }
 
+/** ck, h, k and n of a HandshakeState's SymmetricState (a private field, read for the test). */
+function stateOf(hs: HandshakeState): string {
+    const sym: SymmetricState = (hs as any).sym
+    return hex(sym.ck) + " " + hex(sym.h) + " " + (sym.cs.k === undefined ? "-" : hex(sym.cs.k)) + " " + sym.cs.n
+}
+
 describe("HandshakeState (KKpsk2 initiator)", () => {
     test("agrees with a responder; 3 DH with ss cached; failed message 2 changes nothing", async () => {
         const sI = kp(1)
@@ -148,15 +192,18 @@ describe("HandshakeState (KKpsk2 initiator)", () => {
         expect(dhCalls).toBe(1) // es only: ss was cached
         const r = await respond(sI.publicKey, sR.publicKey, psk, filled(4), pro, msg1)
         expect(hex(r.p1)).toBe("")
-        // tamper each region of message 2: rejected, state unchanged
+        // tamper each region of message 2: rejected, ck, h, k and n exactly as they were
+        const before = stateOf(hs)
         for (const i of [0, 31, 32, 47]) {
             const bad = r.msg2.slice(0)
             bad[i] ^= 0x80
             expect(await hs.readMessage(bad)).toBe(undefined)
+            expect(stateOf(hs)).toBe(before)
         }
         expect(await hs.readMessage(r.msg2.slice(0, 47))).toBe(undefined)
         expect(await hs.readMessage(Buffer.concat(Buffer.alloc(32), r.msg2.slice(32)))).toBe(undefined) // zero DH
         expect(hs.isComplete()).toBe(false)
+        expect(stateOf(hs)).toBe(before)
         expect(hex((await hs.readMessage(r.msg2)) as Buffer)).toBe("")
         expect(hs.isComplete()).toBe(true)
         const cs = hs.split()

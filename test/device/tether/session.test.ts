@@ -3,12 +3,14 @@
 // setNonce), and the nonce limit.
 // @timeout 30000
 import { describe, test, expect } from "@devicescript/test"
-import { AESCCM, CipherState, NONCE_LIMIT } from "../../../src/noise/cipher-state"
+import { AESCCM } from "../../../src/noise/cipher"
+import { CipherState } from "../../../src/noise/cipher-state"
 import { Session } from "../../../src/tether/session"
 import {
     KEY_UPDATE_AT,
     MAX_RECORD_CONTENT,
     InnerType,
+    NONCE_LIMIT,
     HEADER_LEN,
     HS_INIT_FRAME_LEN,
     HS_RESP_FRAME_LEN,

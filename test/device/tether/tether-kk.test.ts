@@ -8,7 +8,7 @@
 import { describe, test, expect } from "@devicescript/test"
 import { x25519, x25519Base } from "../../../src/crypto/x25519"
 import { encodeFrame, HEADER_SIZE } from "../../../src/net/frame"
-import { Dh } from "../../../src/noise/handshake-state"
+import { Dh } from "../../../src/noise/dh"
 import { readHsResp, writeHsInit, KkPending, Pairing } from "../../../src/tether/handshake"
 import { Session } from "../../../src/tether/session"
 import { FrameType, HS_RESP_BODY_LEN, InnerType, prologue } from "../../../src/tether/wire"

@@ -7,7 +7,7 @@
 import * as ds from "@devicescript/core"
 import { describe, test, expect } from "@devicescript/test"
 import { sha256 } from "../../../src/crypto/hash"
-import { AESCCM } from "../../../src/noise/cipher-state"
+import { AESCCM } from "../../../src/noise/cipher"
 import { SymmetricState } from "../../../src/noise/symmetric-state"
 import { encodeFrame, HEADER_SIZE } from "../../../src/net/frame"
 import { readResumeResp, writeResumeInit, ResumePending } from "../../../src/tether/resume"

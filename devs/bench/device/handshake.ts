@@ -1,9 +1,9 @@
 // Device-side handshake figures in the simulator, run by devs/bench/tether.mjs against the real
 // gateway on loopback (devs/bench/lib/tether-server.mjs in a Node child process):
 //
-//   npx devs run --test -k -T 120000 --no-colors devs/bench-handshake.ts
+//   npx devs run --test -k -T 120000 --no-colors devs/bench/device/handshake.ts
 //
-// The configuration reaches the program through devs/bench-env.generated.ts (written by the
+// The configuration reaches the program through devs/bench/device/env.generated.ts (written by the
 // bench before each run, git-ignored): the port, one paired device, and MODE:
 //
 //   "time"    ROUNDS rounds of: a full handshake from an empty ticket store, then a resumption
@@ -26,11 +26,12 @@
 // live data rather than garbage.
 import * as ds from "@devicescript/core"
 import { describe, test, expect } from "@devicescript/test"
-import { Dh } from "../src/noise/handshake-state"
-import { CountingDh, TetherClient, X25519 } from "../src/tether/client"
-import { Pairing } from "../src/tether/handshake"
-import { MemoryStorage, TicketStore } from "../src/tether/ticket-store"
-import { BALLAST, DEV_ID, DEV_PRIV, GW_PUB, MODE, PORT, PSK, ROUNDS } from "./bench-env.generated"
+import { Dh } from "../../../src/noise/dh"
+import { CountingDh, TetherClient, X25519 } from "../../../src/tether/client"
+import { Connection, RecvKind } from "../../../src/tether/connection"
+import { Pairing } from "../../../src/tether/handshake"
+import { MemoryStorage, TicketStore } from "../../../src/tether/ticket-store"
+import { BALLAST, DEV_ID, DEV_PRIV, GW_PUB, MODE, PORT, PSK, ROUNDS } from "./env.generated"
 
 function emit(name: string, value: number, unit: string): void {
     // number-to-string keeps ~6 significant digits: fine for integers up to 999999
@@ -50,10 +51,10 @@ async function client(p: Pairing, dh: Dh): Promise<TetherClient> {
 }
 
 /** One DATA "!" answered by the gateway with "!": the session works both ways. */
-async function probe(c: { send(b: Buffer): Promise<void>; recv(ms?: number): Promise<Buffer | undefined | null> }) {
+async function probe(c: Connection) {
     await c.send(Buffer.from("!"))
-    const r = await c.recv(10000)
-    expect(r ? r.toString() : "none").toBe("!")
+    const r = await c.receive(10000)
+    expect(r.kind === RecvKind.Data ? r.data.toString() : "none").toBe("!")
 }
 
 describe("bench", () => {

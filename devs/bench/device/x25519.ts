@@ -1,7 +1,7 @@
 // X25519 timing in the simulator: src/crypto/x25519.ts against the straight TweetNaCl-style
-// port (devs/x25519-reference.ts), interleaved in the same run, yield time included.
+// port (devs/bench/device/x25519-reference.ts), interleaved in the same run, yield time included.
 //
-//   npx devs run --test -k -T 600000 --no-colors devs/bench-x25519.ts
+//   npx devs run --test -k -T 600000 --no-colors devs/bench/device/x25519.ts
 //
 // Prints `BENCHDEV {"name":...,"value":...,"unit":...}` lines (read by devs/bench/x25519.mjs).
 // Both implementations are first checked against RFC 7748 section 5.2. Test mode runs the
@@ -9,9 +9,9 @@
 // measured here but derived from the compiled image by devs/bench/x25519.mjs.
 import * as ds from "@devicescript/core"
 import { describe, test, expect } from "@devicescript/test"
-import { x25519 } from "../src/crypto/x25519"
+import { x25519 } from "../../../src/crypto/x25519"
 import { x25519Reference } from "./x25519-reference"
-import { RFC7748 } from "../test/device/vectors/x25519-rfc7748"
+import { RFC7748 } from "../../../test/device/vectors/x25519-rfc7748"
 
 const ROUNDS = 7
 const h = (s: string) => Buffer.from(s, "hex")

@@ -1,5 +1,5 @@
 // The straight TweetNaCl-style X25519 port, kept ONLY as the reference the benchmark
-// (devs/bench-x25519.ts) times against src/crypto/x25519.ts. Not shipped, not for use.
+// (devs/bench/device/x25519.ts) times against src/crypto/x25519.ts. Not shipped, not for use.
 //
 // Field elements are number[] of 16 limbs of 16 bits; every operation allocates its
 // temporaries, as a direct port does. Products of 16-bit limbs exceed int32, so the VM
