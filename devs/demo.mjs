@@ -63,8 +63,10 @@ function readEnv(path) {
 
 // ---- the relay: counts frame bytes per connection and can cut it -------------------------
 
-const RESUME_INIT_LEN = 65 // PROTOCOL.md 6.2: header 3, version 1, ticket 33, nonce_i 12, tag 16
-const FRAME_NAMES = { 1: "HS_INIT", 2: "HS_RESP", 3: "RESUME_INIT", 4: "RESUME_RESP", 16: "RECORD", 127: "REJECT" }
+// The gateway's wire module: sizes, frame types and its frame decoder (undefined while the gateway
+// is not built; main() says so before anything needs it).
+const wire = await import("tether-gateway/wire").catch(() => undefined)
+const FRAME_NAMES = wire ? Object.fromEntries(Object.entries(wire.FrameType).map(([name, type]) => [type, name])) : {}
 
 function startRelay(targetPort) {
     const conns = new Set()
@@ -73,13 +75,16 @@ function startRelay(targetPort) {
         const conn = { device, upstream, frames: [] }
         conns.add(conn)
         const tally = dir => {
-            let buf = Buffer.alloc(0)
+            const decoder = new wire.FrameDecoder()
+            let broken = false
             return chunk => {
-                buf = Buffer.concat([buf, chunk])
-                while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-                    const len = buf.readUInt16BE(0)
-                    conn.frames.push({ dir, type: buf[2], bytes: 2 + len })
-                    buf = buf.subarray(2 + len)
+                if (broken) return
+                try {
+                    for (const f of decoder.push(chunk)) conn.frames.push({ dir, type: f.type, bytes: wire.HEADER_LEN + f.body.length })
+                } catch (e) {
+                    // a length field no Tether peer sends: recorded, and shown in the summary of the step
+                    broken = true
+                    conn.frames.push({ dir, type: `bad framing (${e.message})`, bytes: 0 })
                 }
             }
         }
@@ -128,13 +133,14 @@ function describeHandshake(conn) {
     let records = 0
     let handshake = 0
     for (const f of conn.frames) {
-        if (f.type === 16) {
+        if (f.type === wire.FrameType.RECORD) {
             records++
             if (records === 1) hs.push(`TICKET record ${f.bytes} B`)
             continue
         }
-        // RESUME_INIT is 65 bytes; anything beyond is the 0-RTT early data riding in it
-        const early = f.type === 3 ? f.bytes - RESUME_INIT_LEN : 0
+        // RESUME_INIT without early data is RESUME_INIT_MIN_FRAME_LEN (65) bytes; anything
+        // beyond is the 0-RTT early data riding in it
+        const early = f.type === wire.FrameType.RESUME_INIT ? f.bytes - wire.RESUME_INIT_MIN_FRAME_LEN : 0
         hs.push(`${f.dir} ${FRAME_NAMES[f.type] || f.type} ${f.bytes - early} B${early ? ` + ${early} B early data` : ""}`)
         handshake += f.bytes - early
     }
@@ -279,7 +285,7 @@ async function step(title, fn) {
 }
 
 async function main() {
-    if (!existsSync(join(root, "gateway-peer", "dist", "src", "cli.js"))) throw new Error("the gateway is not built: run npm install (or npm run build) first")
+    if (wire === undefined || !existsSync(join(root, "gateway-peer", "dist", "src", "cli.js"))) throw new Error("the gateway is not built: run npm install (or npm run build) first")
     mkdirSync(DEVICE_DIR, { recursive: true })
 
     // 0. gateway identity and pairing, first run only

@@ -10,6 +10,7 @@ import { writeFileSync } from "node:fs"
 import net from "node:net"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { FrameDecoder, MAX_FRAME_LEN } from "tether-gateway/wire"
 
 /** Repository root (this file compiles to test/e2e/dist/harness.js). */
 export const ROOT = join(fileURLToPath(import.meta.url), "..", "..", "..", "..")
@@ -118,7 +119,7 @@ export function devicePassed(run: DeviceRun, name: string): boolean {
 // test twin of the device's src/net/frame.ts, independent of it on purpose.
 
 /** PROTOCOL.md's MAX_FRAME_LEN: the largest length field (type + body). */
-export const MAX_FRAME_LEN = 1024
+export { MAX_FRAME_LEN }
 
 /** A frame as the harness sees it. */
 export interface TestFrame {
@@ -137,7 +138,7 @@ export function encodeFrame(type: number, body: Buffer): Buffer {
 
 /** One accepted connection, with frame reassembly and event bookkeeping. */
 export class FrameConn {
-    private buf = Buffer.alloc(0)
+    private decoder = new FrameDecoder()
     private frames: TestFrame[] = []
     private waiters: (() => void)[] = []
     /** Set when the peer closed (end or error). */
@@ -158,18 +159,14 @@ export class FrameConn {
         })
         socket.on("error", () => {}) // a reset by the device shows up as "close"
         socket.on("data", d => {
-            this.buf = Buffer.concat([this.buf, d])
-            for (;;) {
-                if (this.buf.length < 2) break
-                const len = this.buf.readUInt16BE(0)
-                if (len === 0 || len > MAX_FRAME_LEN) {
-                    this.violation = true
-                    socket.destroy()
-                    break
-                }
-                if (this.buf.length < 2 + len) break
-                this.frames.push({ type: this.buf[2]!, body: Buffer.from(this.buf.subarray(3, 2 + len)) })
-                this.buf = this.buf.subarray(2 + len)
+            if (this.violation) return
+            try {
+                // the gateway's own decoder (tether-gateway/wire); bodies copied out of the chunk
+                for (const f of this.decoder.push(d)) this.frames.push({ type: f.type, body: Buffer.from(f.body) })
+            } catch {
+                // a length field of 0 or above MAX_FRAME_LEN (FrameError)
+                this.violation = true
+                socket.destroy()
             }
             this.notify()
         })

@@ -13,7 +13,7 @@ import net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { type DeviceRecord, type Gateway, type GatewayState, initState, type LogLine, MemoryRegistry, pairDevice, type Paired, type Registry, type ServerPolicy, SqliteRegistry, startGateway, x25519, x25519Base } from "tether-gateway"
-import { MAX_FRAME_LEN } from "./harness.js"
+import { encodeFrame, FrameDecoder } from "tether-gateway/wire"
 
 /** A log line of the gateway, with the gateway's X25519 count when it was written. */
 export type GwLog = LogLine & { dh: number }
@@ -161,20 +161,26 @@ export class FrameProxy {
             gateway.destroy()
         }
         const pipe = (from: net.Socket, to: net.Socket, dir: Dir) => {
-            let buf = Buffer.alloc(0)
+            // the gateway's own decoder; `unsent` holds the bytes of the frame it is gathering
+            const decoder = new FrameDecoder()
+            let unsent = Buffer.alloc(0)
+            let raw = false
             from.on("data", d => {
                 if (cut) return
-                buf = Buffer.concat([buf, d])
-                while (buf.length >= 2) {
-                    const len = buf.readUInt16BE(0)
-                    if (len === 0 || len > MAX_FRAME_LEN) {
-                        to.write(buf) // not frames any more: pass the bytes through
-                        buf = Buffer.alloc(0)
-                        break
-                    }
-                    if (buf.length < 2 + len) break
-                    const f: ProxyFrame = { conn, dir, type: buf[2]!, raw: Buffer.from(buf.subarray(0, 2 + len)) }
-                    buf = buf.subarray(2 + len)
+                if (raw) return void to.write(d)
+                let frames
+                try {
+                    frames = decoder.push(d)
+                } catch {
+                    // not frames any more (a bad length field): pass every byte not yet
+                    // forwarded through as it is, and all that follows
+                    raw = true
+                    to.write(Buffer.concat([unsent, d]))
+                    return
+                }
+                unsent = decoder.buffered > 0 ? Buffer.from(Buffer.concat([unsent, d]).subarray(-decoder.buffered)) : Buffer.alloc(0)
+                for (const frame of frames) {
+                    const f: ProxyFrame = { conn, dir, type: frame.type, raw: encodeFrame(frame.type, frame.body) }
                     this.frames.push(f)
                     const v = this.hook?.(f) ?? { action: "pass" }
                     if (v.action === "pass") to.write(v.replace ?? f.raw)
