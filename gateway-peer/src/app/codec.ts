@@ -90,7 +90,9 @@ export function isSequenced(m: AppMessage): m is SequencedMessage {
     return m.kind !== AppKind.ACK && m.kind !== AppKind.STREAM
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true })
+// ignoreBOM: a leading U+FEFF is part of the name, not a byte-order mark to strip; without it
+// "\ufeffweat" would decode as "weat" and name a different route or topic than the bytes do
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 
 function nameAndPayload(body: Buffer, what: string): { name: string; payload: Buffer } {
     if (body.length < NAME_LEN_LEN) throw new AppProtocolError(`${what} without a length`)
