@@ -123,6 +123,16 @@ test("--help at the top and on every command", async () => {
     assert.equal((await cli(["list", "--bogus"])).code, 2)
 })
 
+test("expire-tickets --help: a leaked flash is answered by revoke and re-pair, not by expiring tickets", async () => {
+    const r = await cli(["expire-tickets", "--help"])
+    assert.equal(r.code, 0)
+    const text = r.out.replace(/\s+/g, " ")
+    // the flash holds TT_SK and TT_PSK: new tickets do not lock out whoever read them
+    assert.match(text, /flash may have leaked.*TT_SK.*TT_PSK/)
+    assert.match(text, /revoke the device.*pair it again/)
+    assert.doesNotMatch(text, /Use it when a device's flash may have leaked/)
+})
+
 test("init creates the identity; a second init is refused", async () => {
     const state = join(work, "s-init")
     const r = await cli(["init", "--state", state])
