@@ -8,10 +8,28 @@
 // STREAM, its first message after every handshake, marks a new session.
 import { EventEmitter } from "node:events"
 import { Code } from "../wire.js"
-import { AppError, AppKind, AppProtocolError, decodeApp, encodeApp, packApp, MAX_APP_BODY, MAX_NAME_LEN, NAME_LEN_LEN, type SequencedMessage } from "./codec.js"
+import {
+    AppError,
+    AppKind,
+    AppProtocolError,
+    decodeApp,
+    encodeApp,
+    isResponseStatus,
+    packApp,
+    MAX_APP_BODY,
+    MAX_NAME_LEN,
+    MAX_RESPONSE_PAYLOAD,
+    NAME_LEN_LEN,
+    type SequencedMessage,
+} from "./codec.js"
 import type { AppStateStore } from "./store.js"
 import { ReceiveStream, SendStream } from "./stream.js"
-import { allowedRoute, callUpstream, gatewayError, type UpstreamConfig, type UpstreamResult } from "./upstream.js"
+import { allowedRoute, callUpstream, gatewayError, type Route, type UpstreamConfig, type UpstreamResult } from "./upstream.js"
+
+/** An error's name for a log line: never its message, which may quote what it was given. */
+function errorName(err: unknown): string {
+    return err instanceof Error ? err.name : typeof err
+}
 
 /** One session's way back to its device. */
 export interface AppLink {
@@ -120,13 +138,24 @@ export class GatewayApp {
         const d = this.#state(device)
         d.chain = d.chain
             .then(() => this.#data(d, content, link))
-            .catch(err => {
-                const detail = err instanceof Error ? err.message : String(err)
-                this.#log({ event: "app", outcome: "protocol-error", device: d.device.name, detail })
-                if (d.link === link) d.link = undefined
-                d.send.sessionEnd()
-                link.close(Code.PROTOCOL_ERROR)
-            })
+            .catch(err => this.#failed(d, link, err))
+    }
+
+    /**
+     * A DATA content failed: a malformed message (AppProtocolError, its message is ours), or
+     * anything else (the store, a bug: logged by name). Either way the session is closed with
+     * PROTOCOL_ERROR. Never throws: the device's chain must stay a resolved promise.
+     */
+    #failed(d: DeviceState, link: AppLink, err: unknown): void {
+        try {
+            if (err instanceof AppProtocolError) this.#log({ event: "app", outcome: "protocol-error", device: d.device.name, detail: err.message })
+            else this.#log({ event: "app", outcome: "internal-error", device: d.device.name, where: "data", detail: errorName(err) })
+            if (d.link === link) d.link = undefined
+            d.send.sessionEnd()
+            link.close(Code.PROTOCOL_ERROR)
+        } catch (e) {
+            this.#log({ event: "app", outcome: "internal-error", device: d.device.name, where: "close", detail: errorName(e) })
+        }
     }
 
     async #data(d: DeviceState, content: Buffer, link: AppLink): Promise<void> {
@@ -212,25 +241,55 @@ export class GatewayApp {
                 this.#respond(d, stream, m.id, gatewayError(AppError.UPSTREAM_FAILED))
                 return
             }
-            const t0 = Date.now()
-            d.inflight++
-            const p = callUpstream(route, m.payload, name, this.opts.fetch).then(res => {
-                d.inflight--
-                this.#log({ event: "app", outcome: "request", device: name, id: m.id, route: m.route, status: res.status, result: res.outcome, ms: Date.now() - t0 })
-                this.#respond(d, stream, m.id, res)
-            })
+            // never rejects (#call catches everything), and the set keeps it until it settles
+            const p = this.#call(d, stream, m, route)
             this.#inflight.add(p)
-            void p.finally(() => this.#inflight.delete(p))
+            p.then(() => this.#inflight.delete(p))
         }
     }
 
-    #respond(d: DeviceState, stream: number, requestId: number, res: UpstreamResult): void {
-        if ((d.recv?.state.streamId ?? 0) !== stream) {
-            this.#log({ event: "app", outcome: "response-dropped", device: d.device.name, id: requestId })
-            return
+    /**
+     * One upstream call and its RESPONSE. Resolves, never rejects: whatever fails is logged
+     * and answered to the device (UPSTREAM_FAILED), because nothing awaits this promise but
+     * idle(), and an unhandled rejection would take the whole gateway down.
+     */
+    async #call(d: DeviceState, stream: number, m: Extract<SequencedMessage, { kind: typeof AppKind.REQUEST }>, route: Route): Promise<void> {
+        const name = d.device.name
+        const id = m.id
+        const t0 = Date.now()
+        d.inflight++
+        let res: UpstreamResult
+        try {
+            res = await callUpstream(route, m.payload, name, this.opts.fetch)
+        } catch (err) {
+            // callUpstream catches its own failures; this is a bug or a hostile fetch hook
+            this.#log({ event: "app", outcome: "internal-error", device: name, id, where: "upstream", detail: errorName(err) })
+            res = gatewayError(AppError.UPSTREAM_FAILED)
+        } finally {
+            d.inflight--
         }
-        d.send.enqueue({ kind: AppKind.RESPONSE, requestId, status: res.status, payload: res.payload })
-        this.#flush(d, false)
+        this.#log({ event: "app", outcome: "request", device: name, id, route: m.route, status: res.status, result: res.outcome, detail: res.detail, ms: Date.now() - t0 })
+        this.#respond(d, stream, id, res)
+    }
+
+    /** Queues and sends a RESPONSE. Never throws: it runs outside any caller that could catch. */
+    #respond(d: DeviceState, stream: number, requestId: number, res: UpstreamResult): void {
+        try {
+            if ((d.recv?.state.streamId ?? 0) !== stream) {
+                this.#log({ event: "app", outcome: "response-dropped", device: d.device.name, id: requestId })
+                return
+            }
+            // what is queued must encode: a RESPONSE that cannot (a status outside 100..599, a
+            // payload too long) would throw at every flush, so it becomes UPSTREAM_FAILED here
+            if (!isResponseStatus(res.status) || res.payload.length > MAX_RESPONSE_PAYLOAD) {
+                this.#log({ event: "app", outcome: "internal-error", device: d.device.name, id: requestId, where: "response", status: res.status })
+                res = gatewayError(AppError.UPSTREAM_FAILED)
+            }
+            d.send.enqueue({ kind: AppKind.RESPONSE, requestId, status: res.status, payload: res.payload })
+            this.#flush(d, false)
+        } catch (err) {
+            this.#log({ event: "app", outcome: "internal-error", device: d.device.name, id: requestId, where: "respond", detail: errorName(err) })
+        }
     }
 
     /** Sends what is due on the current link: `first`, an ACK, then unsent queued messages. */
