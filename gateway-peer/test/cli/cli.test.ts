@@ -385,6 +385,45 @@ test("serve --config: the device's REQUEST goes to the configured upstream; a ba
     }
 })
 
+test("serve: an upstream answering status 600 or 999 does not take the gateway down", async () => {
+    const { createServer } = await import("node:http")
+    const http = createServer((req, res) => {
+        res.writeHead(req.url === "/999" ? 999 : req.url === "/600" ? 600 : 200)
+        res.end("x")
+    })
+    await new Promise<void>(r => http.listen(0, "127.0.0.1", r))
+    const addr = http.address()
+    const upPort = typeof addr === "object" && addr !== null ? addr.port : 0
+    try {
+        const state = join(work, "s-600")
+        assert.equal((await cli(["init", "--state", state])).code, 0)
+        const envPath = join(work, "600.env")
+        assert.equal((await cli(["pair", "asker-600", "--state", state, "--out", envPath])).code, 0)
+        const config = join(work, "config-600.json")
+        const route = (path: string) => ({ url: `http://127.0.0.1:${upPort}${path}`, devices: ["*"] })
+        writeFileSync(config, JSON.stringify({ routes: { six: route("/600"), nine: route("/999"), ok: route("/ok") } }))
+        const s = await serve(state, ["--config", config])
+        const d = deviceFromEnv(readEnv(envPath), s.port)
+        await d.connect()
+        // before the fix serve died here with exit 1: the race makes that a failure, not a hang
+        const died = s.exited.then(code => Promise.reject(new Error(`serve exited ${code}`)))
+        for (const r of ["six", "nine", "six"]) {
+            const a = await Promise.race([d.request(r, Buffer.alloc(0)), died])
+            assert.deepEqual([a.status, a.payload[0]], [0, 0x04], `${r}: UPSTREAM_FAILED`)
+        }
+        const ok = await d.request("ok", Buffer.alloc(0))
+        assert.equal(ok.status, 200)
+        assert.equal(s.child.exitCode, null, "serve is still running")
+        assert.ok(!s.lines.some(l => l.event === "unhandled"), "nothing reached the last resort")
+        await d.close()
+        s.child.kill("SIGTERM")
+        assert.equal(await s.exited, 0)
+    } finally {
+        http.closeAllConnections()
+        http.close()
+    }
+})
+
 test("serve: a new ticket key from rotate-ticket-key is used by the running gateway", async () => {
     const state = join(work, "s-rotate")
     assert.equal((await cli(["init", "--state", state])).code, 0)
