@@ -23,6 +23,7 @@ import {
     type SequencedMessage,
 } from "./codec.js"
 import type { AppStateStore } from "./store.js"
+import { LogLimiter } from "./log-limit.js"
 import { ReceiveStream, SendStream } from "./stream.js"
 import { allowedRoute, callUpstream, gatewayError, type Route, type UpstreamConfig, type UpstreamResult } from "./upstream.js"
 
@@ -79,7 +80,11 @@ export interface GatewayAppOptions {
     readonly lookup: (name: string) => Promise<AppDevice | undefined>
     readonly log?: LogFn
     readonly fetch?: typeof fetch
-    /** most unacknowledged gateway messages kept per device (default 256) */
+    /**
+     * most unacknowledged gateway messages kept per device, MESSAGEs and RESPONSEs together
+     * (default 256, PROTOCOL.md 12.2): sendMessage past it throws; a RESPONSE past it closes
+     * the device's session with CLOSE(PROTOCOL_ERROR) instead of growing the queue
+     */
     readonly maxQueue?: number
     /** most upstream calls in flight per device; more are answered UPSTREAM_FAILED (default 16) */
     readonly maxInflight?: number
@@ -95,6 +100,8 @@ interface DeviceState {
     chain: Promise<void>
     /** upstream calls in flight for this device */
     inflight: number
+    /** rate limits of the log lines this device can cause once per message, by outcome */
+    readonly limits: Map<string, LogLimiter>
 }
 
 /** The application layer of one gateway process. */
@@ -106,11 +113,24 @@ export class GatewayApp {
     readonly #inflight = new Set<Promise<void>>()
     readonly #log: LogFn
     readonly #maxQueue: number
+    /** links of sessions the app closed: what they still deliver is dropped */
+    readonly #closed = new WeakSet<AppLink>()
 
     constructor(readonly opts: GatewayAppOptions) {
         this.#config = opts.config
         this.#log = opts.log ?? (() => {})
         this.#maxQueue = opts.maxQueue ?? 256
+    }
+
+    /**
+     * Logs a line a device can cause once per message, at most a burst and then one a second
+     * per device and outcome; a line let through says how many were held back before it.
+     */
+    #logLimited(d: DeviceState, line: Record<string, unknown> & { outcome: string }): void {
+        let l = d.limits.get(line.outcome)
+        if (l === undefined) d.limits.set(line.outcome, (l = new LogLimiter()))
+        const held = l.take()
+        if (held !== undefined) this.#log({ event: "app", ...line, device: d.device.name, suppressed: held > 0 ? held : undefined })
     }
 
     /** Replaces the route configuration (takes effect for the next REQUEST). */
@@ -121,7 +141,7 @@ export class GatewayApp {
     #state(device: AppDevice): DeviceState {
         let d = this.#devices.get(device.id)
         if (d === undefined) {
-            d = { device, send: new SendStream(), recv: undefined, link: undefined, chain: Promise.resolve(), inflight: 0 }
+            d = { device, send: new SendStream(), recv: undefined, link: undefined, chain: Promise.resolve(), inflight: 0, limits: new Map() }
             this.#devices.set(device.id, d)
         }
         d.device = device
@@ -159,6 +179,7 @@ export class GatewayApp {
     }
 
     async #data(d: DeviceState, content: Buffer, link: AppLink): Promise<void> {
+        if (this.#closed.has(link)) return
         const msgs = decodeApp(content, "device")
         d.recv ??= new ReceiveStream((await this.opts.store.get(d.device.id)) ?? { streamId: 0, delivered: 0 })
         // Work on a copy of the receiving state; it replaces the state only when the whole
@@ -211,7 +232,7 @@ export class GatewayApp {
         // stored before anything it counts is delivered or acknowledged
         if (changed || deliver.length > 0) await this.opts.store.put(d.device.id, recv.state)
         d.recv = recv
-        for (const m of deliver) this.#deliver(d, m)
+        for (const m of deliver) this.#deliver(d, m, link)
         this.#flush(d, ack, out)
     }
 
@@ -220,7 +241,7 @@ export class GatewayApp {
         return encodeApp({ kind: AppKind.STREAM, streamId: d.send.streamId, peerStreamId: r.streamId, delivered: r.delivered })
     }
 
-    #deliver(d: DeviceState, m: SequencedMessage): void {
+    #deliver(d: DeviceState, m: SequencedMessage, link: AppLink): void {
         const name = d.device.name
         // the device stream this REQUEST came from: its RESPONSE is dropped if that stream is
         // gone by the time the upstream answers (a restarted device)
@@ -231,18 +252,18 @@ export class GatewayApp {
         } else if (m.kind === AppKind.REQUEST) {
             const route = allowedRoute(this.#config, m.route, name)
             if (route === undefined) {
-                this.#log({ event: "app", outcome: "route-refused", device: name, id: m.id, route: m.route })
-                this.#respond(d, stream, m.id, gatewayError(AppError.ROUTE_REFUSED))
+                this.#logLimited(d, { outcome: "route-refused", id: m.id, route: m.route })
+                this.#respond(d, link, stream, m.id, gatewayError(AppError.ROUTE_REFUSED))
                 return
             }
             // a device cannot make the gateway hold an unbounded number of upstream calls
             if (d.inflight >= (this.opts.maxInflight ?? 16)) {
-                this.#log({ event: "app", outcome: "too-many-requests", device: name, id: m.id, route: m.route })
-                this.#respond(d, stream, m.id, gatewayError(AppError.UPSTREAM_FAILED))
+                this.#logLimited(d, { outcome: "too-many-requests", id: m.id, route: m.route })
+                this.#respond(d, link, stream, m.id, gatewayError(AppError.UPSTREAM_FAILED))
                 return
             }
             // never rejects (#call catches everything), and the set keeps it until it settles
-            const p = this.#call(d, stream, m, route)
+            const p = this.#call(d, link, stream, m, route)
             this.#inflight.add(p)
             p.then(() => this.#inflight.delete(p))
         }
@@ -253,7 +274,7 @@ export class GatewayApp {
      * and answered to the device (UPSTREAM_FAILED), because nothing awaits this promise but
      * idle(), and an unhandled rejection would take the whole gateway down.
      */
-    async #call(d: DeviceState, stream: number, m: Extract<SequencedMessage, { kind: typeof AppKind.REQUEST }>, route: Route): Promise<void> {
+    async #call(d: DeviceState, link: AppLink, stream: number, m: Extract<SequencedMessage, { kind: typeof AppKind.REQUEST }>, route: Route): Promise<void> {
         const name = d.device.name
         const id = m.id
         const t0 = Date.now()
@@ -269,14 +290,21 @@ export class GatewayApp {
             d.inflight--
         }
         this.#log({ event: "app", outcome: "request", device: name, id, route: m.route, status: res.status, result: res.outcome, detail: res.detail, ms: Date.now() - t0 })
-        this.#respond(d, stream, id, res)
+        this.#respond(d, link, stream, id, res)
     }
 
-    /** Queues and sends a RESPONSE. Never throws: it runs outside any caller that could catch. */
-    #respond(d: DeviceState, stream: number, requestId: number, res: UpstreamResult): void {
+    /**
+     * Queues and sends a RESPONSE to a REQUEST that `link`'s session sent. Never throws: it
+     * runs outside any caller that could catch.
+     */
+    #respond(d: DeviceState, link: AppLink, stream: number, requestId: number, res: UpstreamResult): void {
         try {
             if ((d.recv?.state.streamId ?? 0) !== stream) {
-                this.#log({ event: "app", outcome: "response-dropped", device: d.device.name, id: requestId })
+                this.#logLimited(d, { outcome: "response-dropped", id: requestId })
+                return
+            }
+            if (d.send.unacked >= this.#maxQueue) {
+                this.#overflow(d, link, requestId)
                 return
             }
             // what is queued must encode: a RESPONSE that cannot (a status outside 100..599, a
@@ -290,6 +318,24 @@ export class GatewayApp {
         } catch (err) {
             this.#log({ event: "app", outcome: "internal-error", device: d.device.name, id: requestId, where: "respond", detail: errorName(err) })
         }
+    }
+
+    /**
+     * The device's queue is full and it still asks: it keeps sending REQUESTs without
+     * acknowledging what the gateway sent. Growing the queue would let one device hold the
+     * gateway's memory and CPU, so the session is closed with PROTOCOL_ERROR and the RESPONSE
+     * dropped (PROTOCOL.md 12.2). The queue stays as it is: a device that reconnects and
+     * acknowledges gets every message in it.
+     */
+    #overflow(d: DeviceState, link: AppLink, requestId: number): void {
+        this.#logLimited(d, { outcome: "queue-overflow", id: requestId, queued: d.send.unacked })
+        if (this.#closed.has(link)) return
+        this.#closed.add(link)
+        if (d.link === link) {
+            d.link = undefined
+            d.send.sessionEnd()
+        }
+        link.close(Code.PROTOCOL_ERROR)
     }
 
     /** Sends what is due on the current link: `first`, an ACK, then unsent queued messages. */
