@@ -24,7 +24,7 @@ import {
 } from "./codec.js"
 import type { AppStateStore } from "./store.js"
 import { LogLimiter } from "./log-limit.js"
-import { ReceiveStream, SendStream } from "./stream.js"
+import { ReceiveStream, SendStream, type ReceiveSession, type ReceiveState } from "./stream.js"
 import { allowedRoute, callUpstream, gatewayError, type Route, type UpstreamConfig, type UpstreamResult } from "./upstream.js"
 
 /** An error's name for a log line: never its message, which may quote what it was given. */
@@ -90,11 +90,18 @@ export interface GatewayAppOptions {
     readonly maxInflight?: number
 }
 
+/**
+ * What the gateway keeps per device: the streams' state, which every session of the device
+ * continues (the receiving state of the device's stream, the sending queue of the gateway's).
+ * What is per session (whether its STREAM arrived, a gap seen in it, whether the app closed it)
+ * is kept per AppLink: one link per session.
+ */
 interface DeviceState {
     device: AppDevice
     readonly send: SendStream
-    recv: ReceiveStream | undefined
-    /** the link of the session that sent the device's latest STREAM */
+    /** the receiving state of the device's stream, loaded from the store on first use */
+    recv: ReceiveState | undefined
+    /** the link of the session that sent the device's latest STREAM: the gateway's stream goes there */
     link: AppLink | undefined
     /** serialises loading and DATA processing for this device */
     chain: Promise<void>
@@ -115,6 +122,8 @@ export class GatewayApp {
     readonly #maxQueue: number
     /** links of sessions the app closed: what they still deliver is dropped */
     readonly #closed = new WeakSet<AppLink>()
+    /** per session: the ReceiveStream's flags (STREAM seen in this session, a gap seen) */
+    readonly #sessions = new WeakMap<AppLink, ReceiveSession>()
 
     constructor(readonly opts: GatewayAppOptions) {
         this.#config = opts.config
@@ -149,10 +158,13 @@ export class GatewayApp {
     }
 
     /**
-     * A DATA content from `device`, in arrival order (resumption early data first). The
+     * A DATA content from `device`, in arrival order (resumption early data first). `link` is
+     * the session's own way back: one object per session (per connection), never shared
+     * between two sessions of a device, because what is per session is keyed by it. The
      * device's STREAM opens each session ("After every handshake each side first sends
-     * STREAM"): the gateway answers with its own STREAM, then resends what is unacknowledged.
-     * Answers go through `link`, which becomes the device's current link.
+     * STREAM"): the gateway answers with its own STREAM, then resends what is unacknowledged,
+     * and `link` becomes the device's current link. A sequenced message on a link whose
+     * session has not sent STREAM is a protocol error for that session only.
      */
     data(device: AppDevice, content: Buffer, link: AppLink): void {
         const d = this.#state(device)
@@ -170,8 +182,13 @@ export class GatewayApp {
         try {
             if (err instanceof AppProtocolError) this.#log({ event: "app", outcome: "protocol-error", device: d.device.name, detail: err.message })
             else this.#log({ event: "app", outcome: "internal-error", device: d.device.name, where: "data", detail: errorName(err) })
-            if (d.link === link) d.link = undefined
-            d.send.sessionEnd()
+            this.#closed.add(link)
+            // the gateway's stream stops only if it was going to this session; another
+            // session of the device is not this one's error
+            if (d.link === link) {
+                d.link = undefined
+                d.send.sessionEnd()
+            }
             link.close(Code.PROTOCOL_ERROR)
         } catch (e) {
             this.#log({ event: "app", outcome: "internal-error", device: d.device.name, where: "close", detail: errorName(e) })
@@ -181,10 +198,13 @@ export class GatewayApp {
     async #data(d: DeviceState, content: Buffer, link: AppLink): Promise<void> {
         if (this.#closed.has(link)) return
         const msgs = decodeApp(content, "device")
-        d.recv ??= new ReceiveStream((await this.opts.store.get(d.device.id)) ?? { streamId: 0, delivered: 0 })
+        d.recv ??= (await this.opts.store.get(d.device.id)) ?? { streamId: 0, delivered: 0 }
+        if (this.#closed.has(link)) return // closed while the store answered
         // Work on a copy of the receiving state; it replaces the state only when the whole
         // record was processed (a bad message must not count the good ones before it).
-        const recv = new ReceiveStream(d.recv.state, d.link === link ? d.recv.session : undefined)
+        // The device's receiving state with this session's flags: a session that has not sent
+        // STREAM starts unsynced, whatever another session of the device did.
+        const recv = new ReceiveStream(d.recv, this.#sessions.get(link))
         const out: Buffer[] = []
         let changed = false
         let ack = false
@@ -193,7 +213,7 @@ export class GatewayApp {
             if (m.kind === AppKind.STREAM) {
                 const newPeer = recv.peerStream(m.streamId)
                 changed = newPeer || changed
-                // every device STREAM opens a session (the server's link is per device); a
+                // every device STREAM opens a session and makes its link the current one; a
                 // second one within a session (the device restarted its stream) resends what
                 // is unacknowledged, which the device drops as duplicates
                 d.link = link
@@ -231,9 +251,10 @@ export class GatewayApp {
         }
         // stored before anything it counts is delivered or acknowledged
         if (changed || deliver.length > 0) await this.opts.store.put(d.device.id, recv.state)
-        d.recv = recv
+        d.recv = recv.state
+        this.#sessions.set(link, recv.session)
         for (const m of deliver) this.#deliver(d, m, link)
-        this.#flush(d, ack, out)
+        this.#flush(d, ack, out, link)
     }
 
     #streamMsg(d: DeviceState, recv: ReceiveStream): Buffer {
@@ -245,7 +266,7 @@ export class GatewayApp {
         const name = d.device.name
         // the device stream this REQUEST came from: its RESPONSE is dropped if that stream is
         // gone by the time the upstream answers (a restarted device)
-        const stream = d.recv?.state.streamId ?? 0
+        const stream = d.recv?.streamId ?? 0
         if (m.kind === AppKind.PUBLISH) {
             this.#log({ event: "app", outcome: "publish", device: name, id: m.id, topic: m.topic, bytes: m.payload.length })
             this.events.emit("publish", { device: name, deviceId: d.device.id, id: m.id, topic: m.topic, payload: m.payload })
@@ -299,7 +320,7 @@ export class GatewayApp {
      */
     #respond(d: DeviceState, link: AppLink, stream: number, requestId: number, res: UpstreamResult): void {
         try {
-            if ((d.recv?.state.streamId ?? 0) !== stream) {
+            if ((d.recv?.streamId ?? 0) !== stream) {
                 this.#logLimited(d, { outcome: "response-dropped", id: requestId })
                 return
             }
@@ -338,14 +359,21 @@ export class GatewayApp {
         link.close(Code.PROTOCOL_ERROR)
     }
 
-    /** Sends what is due on the current link: `first`, an ACK, then unsent queued messages. */
-    #flush(d: DeviceState, ack: boolean, first: Buffer[] = []): void {
-        const link = d.link
-        if (link === undefined) return
-        const out = first
-        if (ack && d.recv !== undefined) out.push(encodeApp({ kind: AppKind.ACK, id: d.recv.state.delivered }))
-        for (const m of d.send.take()) out.push(encodeApp(m))
-        for (const c of packApp(out)) link.send(c)
+    /**
+     * Sends what is due: `first` and an ACK answer the session `via` (the one whose DATA this
+     * is, if any), the unsent queued messages go to the current link. Usually both are the
+     * same session, and it is one batch.
+     */
+    #flush(d: DeviceState, ack: boolean, first: Buffer[] = [], via?: AppLink): void {
+        const reply = first
+        if (ack && d.recv !== undefined) reply.push(encodeApp({ kind: AppKind.ACK, id: d.recv.delivered }))
+        const current = d.link
+        const queued = current === undefined ? [] : d.send.take().map(encodeApp)
+        if (via !== undefined && via !== current) {
+            if (!this.#closed.has(via)) for (const c of packApp(reply)) via.send(c)
+            reply.length = 0
+        }
+        if (current !== undefined) for (const c of packApp([...reply, ...queued])) current.send(c)
     }
 
     /**
