@@ -12,7 +12,7 @@ import { SqliteAppStateStore } from "../app/store.js"
 import { ConfigError, parseConfig, type UpstreamConfig } from "../app/upstream.js"
 import type { Registry } from "../registry/registry.js"
 import type { LogLine } from "../server.js"
-import { loadState, TICKET_KEYS_FILE } from "../state.js"
+import { loadState, TICKET_KEYS_FILE, type ModeFixFn } from "../state.js"
 import type { TicketKeySet } from "../tickets.js"
 import { Code } from "../wire.js"
 import { CliError, intOption, nowSeconds, openState, parse, STATE_OPTION, stateDir, type Io } from "./common.js"
@@ -110,9 +110,12 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
     const port = intOption(r.values.port, "port", 4433, 0, 65535)
     const config = typeof r.values.config === "string" ? readConfig(resolve(io.cwd, r.values.config)) : parseConfig({})
     const dir = stateDir(r.values.state, io)
-    const { state, registry } = openState(dir)
-    const store = new SqliteAppStateStore(state.registryPath)
     const log = (l: LogLine) => io.out(JSON.stringify(l))
+    // a mode tightened at start is one line of the JSON log, naming the path (never contents)
+    const onModeFix: ModeFixFn = f =>
+        log({ ts: new Date().toISOString(), event: "state", outcome: "mode-fixed", path: f.path, from: f.from.toString(8), to: f.to.toString(8) })
+    const { state, registry } = openState(dir, onModeFix)
+    const store = new SqliteAppStateStore(state.registryPath, { onModeFix })
     let g
     try {
         g = await startAppGateway({ host, port, registry, state, log, app: { store, config } })

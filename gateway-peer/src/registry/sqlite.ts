@@ -2,7 +2,9 @@
 // Node 20). WAL mode; every generation update is one statement or one transaction, so it is
 // atomic against other connections to the same file (a second gateway process included).
 // A file that is not a Tether registry is reported as such, never re-initialised.
+import { writeFileSync } from "node:fs"
 import Database from "better-sqlite3"
+import { FILE_MODE, tightenSqlite, type ModeFixFn } from "../state.js"
 import { checkDevice, type DeviceRecord, type GenerationVerdict, type Registry } from "./registry.js"
 
 /** The schema version kept in PRAGMA user_version. */
@@ -65,14 +67,26 @@ export class SqliteRegistry implements Registry {
     readonly #stmt
 
     /**
-     * Opens (or with `create`, creates) the registry at `path`.
+     * Opens (or with `create`, creates) the registry at `path`. It holds every device's PSK:
+     * the file is created 0600, and an existing one (its -wal and -shm too) is tightened to
+     * 0600, reported to `onModeFix` (default: a warning line on stderr).
      * @throws RegistryOpenError with a clear message for a missing, corrupt or foreign file
      */
-    constructor(path: string, opts: { create?: boolean } = {}) {
+    constructor(path: string, opts: { create?: boolean; onModeFix?: ModeFixFn } = {}) {
         let db: Database.Database | undefined
         try {
+            // SQLite would create the file under the umask (often 0644), and its -wal and -shm
+            // take the database file's mode: an empty file made 0600 first is a new database
+            if (opts.create === true) {
+                try {
+                    writeFileSync(path, "", { mode: FILE_MODE, flag: "wx" })
+                } catch {
+                    // it exists (opened below), or SQLite reports why it cannot be made
+                }
+            }
             db = new Database(path, { fileMustExist: opts.create !== true })
             db.pragma("journal_mode = WAL")
+            tightenSqlite(path, opts.onModeFix)
             db.pragma("busy_timeout = 5000")
             const version = db.pragma("user_version", { simple: true }) as number
             if (version === 0) {

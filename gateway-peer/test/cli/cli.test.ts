@@ -133,6 +133,45 @@ test("expire-tickets --help: a leaked flash is answered by revoke and re-pair, n
     assert.doesNotMatch(text, /Use it when a device's flash may have leaked/)
 })
 
+test("modes: init into an existing 0755 directory, and every later command, keep the state 0700 and its files 0600", async () => {
+    const { chmodSync, mkdirSync } = await import("node:fs")
+    const mode = (p: string) => statSync(p).mode & 0o777
+    const state = join(work, "s-modes")
+    mkdirSync(state)
+    chmodSync(state, 0o755)
+    const ini = await cli(["init", "--state", state])
+    assert.equal(ini.code, 0, ini.err)
+    assert.match(ini.err, new RegExp(`warning: ${state} was mode 755`))
+    assert.equal(mode(state), 0o700)
+    const db = join(state, "registry.db")
+    for (const f of ["registry.db", "identity.json", "ticket-keys.json"]) assert.equal(mode(join(state, f)), 0o600, f)
+    const envPath = join(work, "modes.env")
+    assert.equal((await cli(["pair", "m1", "--state", state, "--out", envPath])).code, 0)
+    // an older install: the registry 0644 in a 0755 directory
+    chmodSync(state, 0o755)
+    chmodSync(db, 0o644)
+    const ls = await cli(["list", "--state", state])
+    assert.equal(ls.code, 0, ls.err)
+    assert.equal(mode(state), 0o700)
+    assert.equal(mode(db), 0o600)
+    const warnings = ls.err.trim().split("\n")
+    assert.equal(warnings.length, 2, ls.err)
+    assert.ok(warnings.some(w => w.includes(`${db} was mode 644`)) && warnings.some(w => w.includes(`${state} was mode 755`)))
+    const env = readEnv(envPath)
+    for (const k of ["TT_SK", "TT_PSK", "TT_TICKET", "TT_RSECRET"]) assert.ok(!ls.err.includes(String(env[k])), `${k} in a warning`)
+    // serve says it in its JSON log
+    chmodSync(db, 0o644)
+    const s = await serve(state)
+    assert.ok(s.lines.some(l => l.event === "state" && l.outcome === "mode-fixed" && l.path === db && l.from === "644" && l.to === "600"))
+    assert.equal(mode(db), 0o600)
+    // a SIGTERM within moments of the "serve" line can arrive before serve's handler is
+    // listening (as on main): give it a moment
+    await new Promise(r => setTimeout(r, 300))
+    s.child.kill("SIGTERM")
+    assert.equal(await s.exited, 0)
+    assert.equal((await cli(["list", "--state", state])).err, "", "nothing left to fix")
+})
+
 test("init creates the identity; a second init is refused", async () => {
     const state = join(work, "s-init")
     const r = await cli(["init", "--state", state])
