@@ -13,6 +13,8 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync
 import { join } from "node:path"
 import { randomBytes, type RandomSource } from "./crypto/random.js"
 import { DH_LEN, generateKeyPair, x25519Base, type KeyPair } from "./crypto/x25519.js"
+// the mode helpers live with the registry, the layer below, which needs them for its own files
+import { FILE_MODE, tighten, warnModeFix, type ModeFix, type ModeFixFn } from "./registry/sqlite.js"
 import { TicketKeySet } from "./tickets.js"
 
 /** File names inside the state directory. */
@@ -33,45 +35,9 @@ export interface GatewayState {
     saveTicketKeys(): void
 }
 
-/** The state directory's mode, and every file's in it. */
+/** The state directory's mode; every file in it is FILE_MODE (0600). */
 export const DIR_MODE = 0o700
-export const FILE_MODE = 0o600
-
-/** A mode the gateway tightened: the path and the modes before and after; never contents. */
-export interface ModeFix {
-    readonly path: string
-    readonly from: number
-    readonly to: number
-}
-
-/** Told of each mode fixed (a log line, a warning). */
-export type ModeFixFn = (fix: ModeFix) => void
-
-/** The default: one warning line on stderr naming the path. */
-export const warnModeFix: ModeFixFn = f =>
-    process.stderr.write(`tether-gateway: warning: ${f.path} was mode ${f.from.toString(8)}, readable beyond its owner; set to ${f.to.toString(8)}\n`)
-
-/**
- * Sets `path` to `mode` when group or others have any access to it, and reports the fix. A
- * missing path is left alone (a -wal file between checkpoints, say).
- */
-export function tighten(path: string, mode: number, onFix: ModeFixFn = warnModeFix): void {
-    let from: number
-    try {
-        from = statSync(path).mode & 0o777
-    } catch (err) {
-        if ((err as { code?: string }).code === "ENOENT") return
-        throw err
-    }
-    if ((from & 0o077) === 0) return
-    chmodSync(path, mode)
-    onFix({ path, from, to: mode })
-}
-
-/** A SQLite database's files: the database, its write-ahead log and its shared-memory index. */
-export function tightenSqlite(path: string, onFix: ModeFixFn = warnModeFix): void {
-    for (const p of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) tighten(p, FILE_MODE, onFix)
-}
+export { FILE_MODE, tighten, warnModeFix, type ModeFix, type ModeFixFn }
 
 /**
  * The state directory 0700 and every file in it 0600, except the identity and ticket key

@@ -4,7 +4,7 @@
 // interface does not carry it, so it has its own small interface: in memory for tests, and a
 // table in the registry's SQLite file (its own connection, its own table) by default.
 import Database from "better-sqlite3"
-import { tightenSqlite, type ModeFixFn } from "../state.js"
+import { tightenSqlite, type ModeFixFn } from "../registry/sqlite.js"
 import type { ReceiveState } from "./stream.js"
 
 /** Per-device receiving state. Asynchronous so a cluster can keep it in a shared store. */

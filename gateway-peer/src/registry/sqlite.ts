@@ -2,10 +2,52 @@
 // Node 20). WAL mode; every generation update is one statement or one transaction, so it is
 // atomic against other connections to the same file (a second gateway process included).
 // A file that is not a Tether registry is reported as such, never re-initialised.
-import { writeFileSync } from "node:fs"
+import { chmodSync, statSync, writeFileSync } from "node:fs"
 import Database from "better-sqlite3"
-import { FILE_MODE, tightenSqlite, type ModeFixFn } from "../state.js"
 import { checkDevice, type DeviceRecord, type GenerationVerdict, type Registry } from "./registry.js"
+
+// ---- file modes: the registry holds every device's PSK ---------------------------------------
+
+/** The mode of every file that holds a secret: the registry's, the state directory's. */
+export const FILE_MODE = 0o600
+
+/** A mode the gateway tightened: the path and the modes before and after; never contents. */
+export interface ModeFix {
+    readonly path: string
+    readonly from: number
+    readonly to: number
+}
+
+/** Told of each mode fixed (a log line, a warning). */
+export type ModeFixFn = (fix: ModeFix) => void
+
+/** The default: one warning line on stderr naming the path. */
+export const warnModeFix: ModeFixFn = f =>
+    process.stderr.write(`tether-gateway: warning: ${f.path} was mode ${f.from.toString(8)}, readable beyond its owner; set to ${f.to.toString(8)}\n`)
+
+/**
+ * Sets `path` to `mode` when group or others have any access to it, and reports the fix. A
+ * missing path is left alone (a -wal file between checkpoints, say).
+ */
+export function tighten(path: string, mode: number, onFix: ModeFixFn = warnModeFix): void {
+    let from: number
+    try {
+        from = statSync(path).mode & 0o777
+    } catch (err) {
+        if ((err as { code?: string }).code === "ENOENT") return
+        throw err
+    }
+    if ((from & 0o077) === 0) return
+    chmodSync(path, mode)
+    onFix({ path, from, to: mode })
+}
+
+/** A SQLite database's files: the database, its write-ahead log and its shared-memory index. */
+export function tightenSqlite(path: string, onFix: ModeFixFn = warnModeFix): void {
+    for (const p of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) tighten(p, FILE_MODE, onFix)
+}
+
+// ---- the registry ------------------------------------------------------------------------------
 
 /** The schema version kept in PRAGMA user_version. */
 export const SCHEMA_VERSION = 1
