@@ -191,7 +191,16 @@ export class GatewayApp {
             }
             link.close(Code.PROTOCOL_ERROR)
         } catch (e) {
-            this.#log({ event: "app", outcome: "internal-error", device: d.device.name, where: "close", detail: errorName(e) })
+            this.#internalError(d, "close", e)
+        }
+    }
+
+    /** The log line of a failure on a path with nobody left to tell. Never throws. */
+    #internalError(d: DeviceState, where: string, err: unknown): void {
+        try {
+            this.#log({ event: "app", outcome: "internal-error", device: d.device.name, where, detail: errorName(err) })
+        } catch {
+            // the log itself failed: there is nowhere left to say it
         }
     }
 
@@ -283,10 +292,10 @@ export class GatewayApp {
                 this.#respond(d, link, stream, m.id, gatewayError(AppError.UPSTREAM_FAILED))
                 return
             }
-            // never rejects (#call catches everything), and the set keeps it until it settles
-            const p = this.#call(d, link, stream, m, route)
+            // #call answers every failure itself; the catch is for a log function that throws
+            const p = this.#call(d, link, stream, m, route).catch(err => this.#internalError(d, "call", err))
             this.#inflight.add(p)
-            p.then(() => this.#inflight.delete(p))
+            void p.then(() => this.#inflight.delete(p))
         }
     }
 
@@ -337,7 +346,7 @@ export class GatewayApp {
             d.send.enqueue({ kind: AppKind.RESPONSE, requestId, status: res.status, payload: res.payload })
             this.#flush(d, false)
         } catch (err) {
-            this.#log({ event: "app", outcome: "internal-error", device: d.device.name, id: requestId, where: "respond", detail: errorName(err) })
+            this.#internalError(d, "respond", err)
         }
     }
 
