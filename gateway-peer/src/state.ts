@@ -1,10 +1,20 @@
 // The gateway's state directory: its static identity and its ticket keys, each in a file of
 // mode 0600 (the directory is 0700), and the registry database next to them. initState never
 // overwrites; loadState never re-initialises: a missing or corrupt file is a clear error.
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs"
+//
+// Modes are checked at every start, not only at creation: the registry holds every device's
+// PSK, and SQLite creates its files (the database, -wal, -shm) under the process umask, often
+// 0644, in a directory that may have existed before init (0755). The directory is tightened
+// to 0700 and every file in it to 0600, with one warning line per path fixed. The two JSON
+// files are the exception: the gateway always writes them 0600, so one readable by others was
+// changed from outside and its secret may be out; loadState refuses it (as ssh refuses a
+// private key file readable by others) rather than quietly carry on.
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { randomBytes, type RandomSource } from "./crypto/random.js"
 import { DH_LEN, generateKeyPair, x25519Base, type KeyPair } from "./crypto/x25519.js"
+// the mode helpers live with the registry, the layer below, which needs them for its own files
+import { FILE_MODE, tighten, warnModeFix, type ModeFix, type ModeFixFn } from "./registry/sqlite.js"
 import { TicketKeySet } from "./tickets.js"
 
 /** File names inside the state directory. */
@@ -23,6 +33,22 @@ export interface GatewayState {
     readonly registryPath: string
     /** Writes the ticket keys back (atomically: temporary file, then rename). */
     saveTicketKeys(): void
+}
+
+/** The state directory's mode; every file in it is FILE_MODE (0600). */
+export const DIR_MODE = 0o700
+export { FILE_MODE, tighten, warnModeFix, type ModeFix, type ModeFixFn }
+
+/**
+ * The state directory 0700 and every file in it 0600, except the identity and ticket key
+ * files, which readJson refuses when they are readable by others (see the top of the file).
+ */
+export function secureStateDir(dir: string, onFix: ModeFixFn = warnModeFix): void {
+    tighten(dir, DIR_MODE, onFix)
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+        if (!e.isFile() || e.name === IDENTITY_FILE || e.name === TICKET_KEYS_FILE) continue
+        tighten(join(dir, e.name), FILE_MODE, onFix)
+    }
 }
 
 /** A state directory problem, with a message fit for the operator. */
@@ -44,12 +70,14 @@ function writeSecret(path: string, data: unknown): void {
  * Creates the identity and the first ticket key in `dir` (created with mode 0700 if missing).
  * @throws StateError if an identity or ticket key file already exists there
  */
-export function initState(dir: string, opts: { now?: number; rng?: RandomSource } = {}): GatewayState {
+export function initState(dir: string, opts: { now?: number; rng?: RandomSource; onModeFix?: ModeFixFn } = {}): GatewayState {
     const now = opts.now ?? Math.floor(Date.now() / 1000)
     const rng = opts.rng ?? randomBytes
     for (const f of [IDENTITY_FILE, TICKET_KEYS_FILE])
         if (existsSync(join(dir, f))) throw new StateError(`state: ${join(dir, f)} exists; refusing to overwrite an identity`)
-    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    // the mode applies only when mkdir creates the directory: one that existed is tightened
+    mkdirSync(dir, { recursive: true, mode: DIR_MODE })
+    tighten(dir, DIR_MODE, opts.onModeFix)
     const identity = generateKeyPair(rng)
     writeSecret(join(dir, IDENTITY_FILE), {
         version: 1,
@@ -58,7 +86,7 @@ export function initState(dir: string, opts: { now?: number; rng?: RandomSource 
         created_at: now,
     })
     writeSecret(join(dir, TICKET_KEYS_FILE), TicketKeySet.create(now, rng).toJSON())
-    return loadState(dir)
+    return loadState(dir, { onModeFix: opts.onModeFix })
 }
 
 function readJson(path: string, what: string): unknown {
@@ -73,12 +101,14 @@ function readJson(path: string, what: string): unknown {
 }
 
 /**
- * Loads a state directory.
- * @throws StateError if the directory or a file is missing, corrupt or too widely readable
+ * Loads a state directory, tightening the modes of the directory and its files first.
+ * @throws StateError if the directory or a file is missing or corrupt, or an identity or
+ *   ticket key file is readable by others
  */
-export function loadState(dir: string): GatewayState {
+export function loadState(dir: string, opts: { onModeFix?: ModeFixFn } = {}): GatewayState {
     if (!existsSync(dir) || !statSync(dir).isDirectory())
         throw new StateError(`state: no state directory at ${dir} (run \`tether-gateway init\`)`)
+    secureStateDir(dir, opts.onModeFix)
     const id = readJson(join(dir, IDENTITY_FILE), "the gateway identity") as Record<string, unknown> | null
     const hex = (x: unknown): Buffer | undefined =>
         typeof x === "string" && x.length === 2 * DH_LEN && /^[0-9a-f]+$/.test(x) ? Buffer.from(x, "hex") : undefined

@@ -1,9 +1,9 @@
 import { test } from "node:test"
 import assert from "node:assert/strict"
-import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { IDENTITY_FILE, initState, loadState, StateError, TICKET_KEYS_FILE } from "../src/state.js"
+import { IDENTITY_FILE, initState, loadState, StateError, TICKET_KEYS_FILE, type ModeFix } from "../src/state.js"
 
 test("initState writes 0600 files, refuses to overwrite; loadState reads them back", () => {
     const dir = join(mkdtempSync(join(tmpdir(), "tether-state-")), "state")
@@ -38,5 +38,80 @@ test("loadState: missing and corrupt state give clear errors", () => {
         assert.throws(() => loadState(join(dir, "t")), /ticket keys are corrupt/)
     } finally {
         rmSync(dir, { recursive: true, force: true })
+    }
+})
+
+test("modes: a state directory that existed 0755 and files made 0644 are tightened at every start, one line per path", async () => {
+    const { SqliteRegistry } = await import("../src/registry/sqlite.js")
+    const { SqliteAppStateStore } = await import("../src/app/store.js")
+    const { REGISTRY_FILE } = await import("../src/state.js")
+    const root = mkdtempSync(join(tmpdir(), "tether-modes-"))
+    const mode = (p: string) => statSync(p).mode & 0o777
+    try {
+        // init into a directory the operator made beforehand, 0755
+        const dir = join(root, "state")
+        mkdirSync(dir)
+        chmodSync(dir, 0o755)
+        const fixes: ModeFix[] = []
+        const onModeFix = (f: ModeFix) => void fixes.push(f)
+        const s = initState(dir, { onModeFix })
+        assert.equal(mode(dir), 0o700)
+        assert.deepEqual(fixes, [{ path: dir, from: 0o755, to: 0o700 }], "one fix, naming the directory")
+        const db = join(dir, REGISTRY_FILE)
+        const reg = new SqliteRegistry(db, { create: true, onModeFix })
+        await reg.putDevice({ id: "0102030405060708", name: "d", publicKey: Buffer.alloc(32, 9), psk: Buffer.alloc(32, 0xab), revoked: false, min_generation: 0, issued_generation: 0, accepted_generation: 0, full_generation: 0, created_at: 1 })
+        for (const f of [db, `${db}-wal`, `${db}-shm`]) assert.equal(mode(f), 0o600, `${f} created 0600`)
+        assert.equal(fixes.length, 1, "nothing else needed fixing")
+
+        // an install from before the fix: directory 0755, registry files 0644 (the connection
+        // stays open so -wal and -shm exist)
+        chmodSync(dir, 0o755)
+        for (const f of [db, `${db}-wal`, `${db}-shm`]) chmodSync(f, 0o644)
+        fixes.length = 0
+        loadState(dir, { onModeFix })
+        assert.equal(mode(dir), 0o700)
+        for (const f of [db, `${db}-wal`, `${db}-shm`]) assert.equal(mode(f), 0o600, f)
+        assert.deepEqual(fixes.map(f => [f.path, f.from]).sort(), [[dir, 0o755], [db, 0o644], [`${db}-shm`, 0o644], [`${db}-wal`, 0o644]].sort())
+        // opening the registry or the app store on its own tightens the database files too
+        for (const f of [db, `${db}-wal`, `${db}-shm`]) chmodSync(f, 0o644)
+        fixes.length = 0
+        await new SqliteRegistry(db, { onModeFix }).close()
+        assert.ok([db, `${db}-wal`, `${db}-shm`].every(f => fixes.some(x => x.path === f)), "the registry open fixed each file")
+        for (const f of [db, `${db}-wal`, `${db}-shm`]) chmodSync(f, 0o644)
+        fixes.length = 0
+        const store = new SqliteAppStateStore(db, { onModeFix })
+        for (const f of [db, `${db}-wal`, `${db}-shm`]) assert.equal(mode(f), 0o600, f)
+        assert.equal(fixes.length, 3)
+        await store.close()
+        await reg.close()
+        // a second start with everything in order fixes nothing
+        fixes.length = 0
+        loadState(dir, { onModeFix })
+        assert.deepEqual(fixes, [])
+        assert.ok(s.identity.publicKey.length === 32)
+    } finally {
+        rmSync(root, { recursive: true, force: true })
+    }
+})
+
+test("modes: the default warning names the path and the modes, never a secret", () => {
+    const root = mkdtempSync(join(tmpdir(), "tether-modes-"))
+    try {
+        const dir = join(root, "s")
+        const s = initState(dir)
+        chmodSync(dir, 0o755)
+        const lines: string[] = []
+        const write = process.stderr.write
+        process.stderr.write = ((chunk: string) => (lines.push(String(chunk)), true)) as typeof process.stderr.write
+        try {
+            loadState(dir)
+        } finally {
+            process.stderr.write = write
+        }
+        assert.equal(lines.length, 1)
+        assert.match(lines[0] ?? "", new RegExp(`${dir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} was mode 755.*set to 700`))
+        assert.ok(!(lines[0] ?? "").includes(s.identity.privateKey.toString("hex")))
+    } finally {
+        rmSync(root, { recursive: true, force: true })
     }
 })

@@ -52,6 +52,14 @@ export const MAX_RESPONSE_PAYLOAD = MAX_RECORD_CONTENT - APP_HEADER_LEN - RESPON
 export const MAX_APP_BODY = MAX_RECORD_CONTENT - APP_HEADER_LEN
 /** Status 0: the gateway could not make or finish the call; payload is one AppError. */
 export const STATUS_GATEWAY_ERROR = 0
+/** "status is the upstream's HTTP status (100 to 599)" (12.2). */
+export const MIN_STATUS = 100
+export const MAX_STATUS = 599
+
+/** True for a status a RESPONSE may carry: 0 or an HTTP status of 100 to 599. */
+export function isResponseStatus(status: number): boolean {
+    return Number.isInteger(status) && (status === STATUS_GATEWAY_ERROR || (status >= MIN_STATUS && status <= MAX_STATUS))
+}
 
 /** Which side sent a message: decides which kinds are legal. */
 export type Direction = "device" | "gateway"
@@ -90,7 +98,9 @@ export function isSequenced(m: AppMessage): m is SequencedMessage {
     return m.kind !== AppKind.ACK && m.kind !== AppKind.STREAM
 }
 
-const utf8 = new TextDecoder("utf-8", { fatal: true })
+// ignoreBOM: a leading U+FEFF is part of the name, not a byte-order mark to strip; without it
+// "\ufeffweat" would decode as "weat" and name a different route or topic than the bytes do
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 
 function nameAndPayload(body: Buffer, what: string): { name: string; payload: Buffer } {
     if (body.length < NAME_LEN_LEN) throw new AppProtocolError(`${what} without a length`)
@@ -120,7 +130,7 @@ function decodeOne(kind: number, id: number, body: Buffer): AppMessage {
         case AppKind.RESPONSE: {
             if (body.length < RESPONSE_PREFIX_LEN) throw new AppProtocolError("truncated RESPONSE")
             const status = body.readUInt16BE(REQUEST_ID_LEN)
-            if (status !== STATUS_GATEWAY_ERROR && (status < 100 || status > 599)) throw new AppProtocolError(`RESPONSE status ${status}`)
+            if (!isResponseStatus(status)) throw new AppProtocolError(`RESPONSE status ${status}`)
             const payload = Buffer.from(body.subarray(RESPONSE_PREFIX_LEN))
             return { kind, id, requestId: body.readUInt32BE(0), status, payload }
         }
@@ -198,7 +208,7 @@ export function encodeApp(m: AppMessage): Buffer {
             break
         case AppKind.RESPONSE:
             checkUint32(m.requestId, "request_id")
-            if (!Number.isInteger(m.status) || (m.status !== 0 && (m.status < 100 || m.status > 599))) throw new RangeError("app: bad status")
+            if (!isResponseStatus(m.status)) throw new RangeError("app: bad status")
             body = Buffer.alloc(RESPONSE_PREFIX_LEN + m.payload.length)
             body.writeUInt32BE(m.requestId, 0)
             body.writeUInt16BE(m.status, REQUEST_ID_LEN)

@@ -8,10 +8,29 @@
 // STREAM, its first message after every handshake, marks a new session.
 import { EventEmitter } from "node:events"
 import { Code } from "../wire.js"
-import { AppError, AppKind, AppProtocolError, decodeApp, encodeApp, packApp, MAX_APP_BODY, MAX_NAME_LEN, NAME_LEN_LEN, type SequencedMessage } from "./codec.js"
+import {
+    AppError,
+    AppKind,
+    AppProtocolError,
+    decodeApp,
+    encodeApp,
+    isResponseStatus,
+    packApp,
+    MAX_APP_BODY,
+    MAX_NAME_LEN,
+    MAX_RESPONSE_PAYLOAD,
+    NAME_LEN_LEN,
+    type SequencedMessage,
+} from "./codec.js"
 import type { AppStateStore } from "./store.js"
-import { ReceiveStream, SendStream } from "./stream.js"
-import { allowedRoute, callUpstream, gatewayError, type UpstreamConfig, type UpstreamResult } from "./upstream.js"
+import { LogLimiter } from "./log-limit.js"
+import { ReceiveStream, SendStream, type ReceiveSession, type ReceiveState } from "./stream.js"
+import { allowedRoute, callUpstream, gatewayError, type Route, type UpstreamConfig, type UpstreamResult } from "./upstream.js"
+
+/** An error's name for a log line: never its message, which may quote what it was given. */
+function errorName(err: unknown): string {
+    return err instanceof Error ? err.name : typeof err
+}
 
 /** One session's way back to its device. */
 export interface AppLink {
@@ -61,22 +80,35 @@ export interface GatewayAppOptions {
     readonly lookup: (name: string) => Promise<AppDevice | undefined>
     readonly log?: LogFn
     readonly fetch?: typeof fetch
-    /** most unacknowledged gateway messages kept per device (default 256) */
+    /**
+     * most unacknowledged gateway messages kept per device, MESSAGEs and RESPONSEs together
+     * (default 256, PROTOCOL.md 12.2): sendMessage past it throws; a RESPONSE past it closes
+     * the device's session with CLOSE(PROTOCOL_ERROR) instead of growing the queue
+     */
     readonly maxQueue?: number
     /** most upstream calls in flight per device; more are answered UPSTREAM_FAILED (default 16) */
     readonly maxInflight?: number
 }
 
+/**
+ * What the gateway keeps per device: the streams' state, which every session of the device
+ * continues (the receiving state of the device's stream, the sending queue of the gateway's).
+ * What is per session (whether its STREAM arrived, a gap seen in it, whether the app closed it)
+ * is kept per AppLink: one link per session.
+ */
 interface DeviceState {
     device: AppDevice
     readonly send: SendStream
-    recv: ReceiveStream | undefined
-    /** the link of the session that sent the device's latest STREAM */
+    /** the receiving state of the device's stream, loaded from the store on first use */
+    recv: ReceiveState | undefined
+    /** the link of the session that sent the device's latest STREAM: the gateway's stream goes there */
     link: AppLink | undefined
     /** serialises loading and DATA processing for this device */
     chain: Promise<void>
     /** upstream calls in flight for this device */
     inflight: number
+    /** rate limits of the log lines this device can cause once per message, by outcome */
+    readonly limits: Map<string, LogLimiter>
 }
 
 /** The application layer of one gateway process. */
@@ -88,11 +120,26 @@ export class GatewayApp {
     readonly #inflight = new Set<Promise<void>>()
     readonly #log: LogFn
     readonly #maxQueue: number
+    /** links of sessions the app closed: what they still deliver is dropped */
+    readonly #closed = new WeakSet<AppLink>()
+    /** per session: the ReceiveStream's flags (STREAM seen in this session, a gap seen) */
+    readonly #sessions = new WeakMap<AppLink, ReceiveSession>()
 
     constructor(readonly opts: GatewayAppOptions) {
         this.#config = opts.config
         this.#log = opts.log ?? (() => {})
         this.#maxQueue = opts.maxQueue ?? 256
+    }
+
+    /**
+     * Logs a line a device can cause once per message, at most a burst and then one a second
+     * per device and outcome; a line let through says how many were held back before it.
+     */
+    #logLimited(d: DeviceState, line: Record<string, unknown> & { outcome: string }): void {
+        let l = d.limits.get(line.outcome)
+        if (l === undefined) d.limits.set(line.outcome, (l = new LogLimiter()))
+        const held = l.take()
+        if (held !== undefined) this.#log({ event: "app", ...line, device: d.device.name, suppressed: held > 0 ? held : undefined })
     }
 
     /** Replaces the route configuration (takes effect for the next REQUEST). */
@@ -103,7 +150,7 @@ export class GatewayApp {
     #state(device: AppDevice): DeviceState {
         let d = this.#devices.get(device.id)
         if (d === undefined) {
-            d = { device, send: new SendStream(), recv: undefined, link: undefined, chain: Promise.resolve(), inflight: 0 }
+            d = { device, send: new SendStream(), recv: undefined, link: undefined, chain: Promise.resolve(), inflight: 0, limits: new Map() }
             this.#devices.set(device.id, d)
         }
         d.device = device
@@ -111,30 +158,62 @@ export class GatewayApp {
     }
 
     /**
-     * A DATA content from `device`, in arrival order (resumption early data first). The
+     * A DATA content from `device`, in arrival order (resumption early data first). `link` is
+     * the session's own way back: one object per session (per connection), never shared
+     * between two sessions of a device, because what is per session is keyed by it. The
      * device's STREAM opens each session ("After every handshake each side first sends
-     * STREAM"): the gateway answers with its own STREAM, then resends what is unacknowledged.
-     * Answers go through `link`, which becomes the device's current link.
+     * STREAM"): the gateway answers with its own STREAM, then resends what is unacknowledged,
+     * and `link` becomes the device's current link. A sequenced message on a link whose
+     * session has not sent STREAM is a protocol error for that session only.
      */
     data(device: AppDevice, content: Buffer, link: AppLink): void {
         const d = this.#state(device)
         d.chain = d.chain
             .then(() => this.#data(d, content, link))
-            .catch(err => {
-                const detail = err instanceof Error ? err.message : String(err)
-                this.#log({ event: "app", outcome: "protocol-error", device: d.device.name, detail })
-                if (d.link === link) d.link = undefined
+            .catch(err => this.#failed(d, link, err))
+    }
+
+    /**
+     * A DATA content failed: a malformed message (AppProtocolError, its message is ours), or
+     * anything else (the store, a bug: logged by name). Either way the session is closed with
+     * PROTOCOL_ERROR. Never throws: the device's chain must stay a resolved promise.
+     */
+    #failed(d: DeviceState, link: AppLink, err: unknown): void {
+        try {
+            if (err instanceof AppProtocolError) this.#log({ event: "app", outcome: "protocol-error", device: d.device.name, detail: err.message })
+            else this.#log({ event: "app", outcome: "internal-error", device: d.device.name, where: "data", detail: errorName(err) })
+            this.#closed.add(link)
+            // the gateway's stream stops only if it was going to this session; another
+            // session of the device is not this one's error
+            if (d.link === link) {
+                d.link = undefined
                 d.send.sessionEnd()
-                link.close(Code.PROTOCOL_ERROR)
-            })
+            }
+            link.close(Code.PROTOCOL_ERROR)
+        } catch (e) {
+            this.#internalError(d, "close", e)
+        }
+    }
+
+    /** The log line of a failure on a path with nobody left to tell. Never throws. */
+    #internalError(d: DeviceState, where: string, err: unknown): void {
+        try {
+            this.#log({ event: "app", outcome: "internal-error", device: d.device.name, where, detail: errorName(err) })
+        } catch {
+            // the log itself failed: there is nowhere left to say it
+        }
     }
 
     async #data(d: DeviceState, content: Buffer, link: AppLink): Promise<void> {
+        if (this.#closed.has(link)) return
         const msgs = decodeApp(content, "device")
-        d.recv ??= new ReceiveStream((await this.opts.store.get(d.device.id)) ?? { streamId: 0, delivered: 0 })
+        d.recv ??= (await this.opts.store.get(d.device.id)) ?? { streamId: 0, delivered: 0 }
+        if (this.#closed.has(link)) return // closed while the store answered
         // Work on a copy of the receiving state; it replaces the state only when the whole
         // record was processed (a bad message must not count the good ones before it).
-        const recv = new ReceiveStream(d.recv.state, d.link === link ? d.recv.session : undefined)
+        // The device's receiving state with this session's flags: a session that has not sent
+        // STREAM starts unsynced, whatever another session of the device did.
+        const recv = new ReceiveStream(d.recv, this.#sessions.get(link))
         const out: Buffer[] = []
         let changed = false
         let ack = false
@@ -143,7 +222,7 @@ export class GatewayApp {
             if (m.kind === AppKind.STREAM) {
                 const newPeer = recv.peerStream(m.streamId)
                 changed = newPeer || changed
-                // every device STREAM opens a session (the server's link is per device); a
+                // every device STREAM opens a session and makes its link the current one; a
                 // second one within a session (the device restarted its stream) resends what
                 // is unacknowledged, which the device drops as duplicates
                 d.link = link
@@ -181,9 +260,10 @@ export class GatewayApp {
         }
         // stored before anything it counts is delivered or acknowledged
         if (changed || deliver.length > 0) await this.opts.store.put(d.device.id, recv.state)
-        d.recv = recv
-        for (const m of deliver) this.#deliver(d, m)
-        this.#flush(d, ack, out)
+        d.recv = recv.state
+        this.#sessions.set(link, recv.session)
+        for (const m of deliver) this.#deliver(d, m, link)
+        this.#flush(d, ack, out, link)
     }
 
     #streamMsg(d: DeviceState, recv: ReceiveStream): Buffer {
@@ -191,56 +271,118 @@ export class GatewayApp {
         return encodeApp({ kind: AppKind.STREAM, streamId: d.send.streamId, peerStreamId: r.streamId, delivered: r.delivered })
     }
 
-    #deliver(d: DeviceState, m: SequencedMessage): void {
+    #deliver(d: DeviceState, m: SequencedMessage, link: AppLink): void {
         const name = d.device.name
         // the device stream this REQUEST came from: its RESPONSE is dropped if that stream is
         // gone by the time the upstream answers (a restarted device)
-        const stream = d.recv?.state.streamId ?? 0
+        const stream = d.recv?.streamId ?? 0
         if (m.kind === AppKind.PUBLISH) {
             this.#log({ event: "app", outcome: "publish", device: name, id: m.id, topic: m.topic, bytes: m.payload.length })
             this.events.emit("publish", { device: name, deviceId: d.device.id, id: m.id, topic: m.topic, payload: m.payload })
         } else if (m.kind === AppKind.REQUEST) {
             const route = allowedRoute(this.#config, m.route, name)
             if (route === undefined) {
-                this.#log({ event: "app", outcome: "route-refused", device: name, id: m.id, route: m.route })
-                this.#respond(d, stream, m.id, gatewayError(AppError.ROUTE_REFUSED))
+                this.#logLimited(d, { outcome: "route-refused", id: m.id, route: m.route })
+                this.#respond(d, link, stream, m.id, gatewayError(AppError.ROUTE_REFUSED))
                 return
             }
             // a device cannot make the gateway hold an unbounded number of upstream calls
             if (d.inflight >= (this.opts.maxInflight ?? 16)) {
-                this.#log({ event: "app", outcome: "too-many-requests", device: name, id: m.id, route: m.route })
-                this.#respond(d, stream, m.id, gatewayError(AppError.UPSTREAM_FAILED))
+                this.#logLimited(d, { outcome: "too-many-requests", id: m.id, route: m.route })
+                this.#respond(d, link, stream, m.id, gatewayError(AppError.UPSTREAM_FAILED))
                 return
             }
-            const t0 = Date.now()
-            d.inflight++
-            const p = callUpstream(route, m.payload, name, this.opts.fetch).then(res => {
-                d.inflight--
-                this.#log({ event: "app", outcome: "request", device: name, id: m.id, route: m.route, status: res.status, result: res.outcome, ms: Date.now() - t0 })
-                this.#respond(d, stream, m.id, res)
-            })
+            // #call answers every failure itself; the catch is for a log function that throws
+            const p = this.#call(d, link, stream, m, route).catch(err => this.#internalError(d, "call", err))
             this.#inflight.add(p)
-            void p.finally(() => this.#inflight.delete(p))
+            void p.then(() => this.#inflight.delete(p))
         }
     }
 
-    #respond(d: DeviceState, stream: number, requestId: number, res: UpstreamResult): void {
-        if ((d.recv?.state.streamId ?? 0) !== stream) {
-            this.#log({ event: "app", outcome: "response-dropped", device: d.device.name, id: requestId })
-            return
+    /**
+     * One upstream call and its RESPONSE. Resolves, never rejects: whatever fails is logged
+     * and answered to the device (UPSTREAM_FAILED), because nothing awaits this promise but
+     * idle(), and an unhandled rejection would take the whole gateway down.
+     */
+    async #call(d: DeviceState, link: AppLink, stream: number, m: Extract<SequencedMessage, { kind: typeof AppKind.REQUEST }>, route: Route): Promise<void> {
+        const name = d.device.name
+        const id = m.id
+        const t0 = Date.now()
+        d.inflight++
+        let res: UpstreamResult
+        try {
+            res = await callUpstream(route, m.payload, name, this.opts.fetch)
+        } catch (err) {
+            // callUpstream catches its own failures; this is a bug or a hostile fetch hook
+            this.#log({ event: "app", outcome: "internal-error", device: name, id, where: "upstream", detail: errorName(err) })
+            res = gatewayError(AppError.UPSTREAM_FAILED)
+        } finally {
+            d.inflight--
         }
-        d.send.enqueue({ kind: AppKind.RESPONSE, requestId, status: res.status, payload: res.payload })
-        this.#flush(d, false)
+        this.#log({ event: "app", outcome: "request", device: name, id, route: m.route, status: res.status, result: res.outcome, detail: res.detail, ms: Date.now() - t0 })
+        this.#respond(d, link, stream, id, res)
     }
 
-    /** Sends what is due on the current link: `first`, an ACK, then unsent queued messages. */
-    #flush(d: DeviceState, ack: boolean, first: Buffer[] = []): void {
-        const link = d.link
-        if (link === undefined) return
-        const out = first
-        if (ack && d.recv !== undefined) out.push(encodeApp({ kind: AppKind.ACK, id: d.recv.state.delivered }))
-        for (const m of d.send.take()) out.push(encodeApp(m))
-        for (const c of packApp(out)) link.send(c)
+    /**
+     * Queues and sends a RESPONSE to a REQUEST that `link`'s session sent. Never throws: it
+     * runs outside any caller that could catch.
+     */
+    #respond(d: DeviceState, link: AppLink, stream: number, requestId: number, res: UpstreamResult): void {
+        try {
+            if ((d.recv?.streamId ?? 0) !== stream) {
+                this.#logLimited(d, { outcome: "response-dropped", id: requestId })
+                return
+            }
+            if (d.send.unacked >= this.#maxQueue) {
+                this.#overflow(d, link, requestId)
+                return
+            }
+            // what is queued must encode: a RESPONSE that cannot (a status outside 100..599, a
+            // payload too long) would throw at every flush, so it becomes UPSTREAM_FAILED here
+            if (!isResponseStatus(res.status) || res.payload.length > MAX_RESPONSE_PAYLOAD) {
+                this.#log({ event: "app", outcome: "internal-error", device: d.device.name, id: requestId, where: "response", status: res.status })
+                res = gatewayError(AppError.UPSTREAM_FAILED)
+            }
+            d.send.enqueue({ kind: AppKind.RESPONSE, requestId, status: res.status, payload: res.payload })
+            this.#flush(d, false)
+        } catch (err) {
+            this.#internalError(d, "respond", err)
+        }
+    }
+
+    /**
+     * The device's queue is full and it still asks: it keeps sending REQUESTs without
+     * acknowledging what the gateway sent. Growing the queue would let one device hold the
+     * gateway's memory and CPU, so the session is closed with PROTOCOL_ERROR and the RESPONSE
+     * dropped (PROTOCOL.md 12.2). The queue stays as it is: a device that reconnects and
+     * acknowledges gets every message in it.
+     */
+    #overflow(d: DeviceState, link: AppLink, requestId: number): void {
+        this.#logLimited(d, { outcome: "queue-overflow", id: requestId, queued: d.send.unacked })
+        if (this.#closed.has(link)) return
+        this.#closed.add(link)
+        if (d.link === link) {
+            d.link = undefined
+            d.send.sessionEnd()
+        }
+        link.close(Code.PROTOCOL_ERROR)
+    }
+
+    /**
+     * Sends what is due: `first` and an ACK answer the session `via` (the one whose DATA this
+     * is, if any), the unsent queued messages go to the current link. Usually both are the
+     * same session, and it is one batch.
+     */
+    #flush(d: DeviceState, ack: boolean, first: Buffer[] = [], via?: AppLink): void {
+        const reply = first
+        if (ack && d.recv !== undefined) reply.push(encodeApp({ kind: AppKind.ACK, id: d.recv.delivered }))
+        const current = d.link
+        const queued = current === undefined ? [] : d.send.take().map(encodeApp)
+        if (via !== undefined && via !== current) {
+            if (!this.#closed.has(via)) for (const c of packApp(reply)) via.send(c)
+            reply.length = 0
+        }
+        if (current !== undefined) for (const c of packApp([...reply, ...queued])) current.send(c)
     }
 
     /**

@@ -1,5 +1,6 @@
 // Wires the application layer to the TCP server: startGateway's onData feeds GatewayApp, and
 // the app answers through the server's send/closeDevice for that device.
+import type { DeviceRecord } from "../registry/registry.js"
 import { startGateway, type Gateway, type GatewayOptions } from "../server.js"
 import { GatewayApp, type AppLink, type GatewayAppOptions } from "./gateway-app.js"
 
@@ -23,22 +24,30 @@ export async function startAppGateway(opts: Omit<GatewayOptions, "onData"> & { a
         log: line => log({ ts: new Date().toISOString(), ...(line as Record<string, string | number | boolean | undefined>) }),
     })
     let gateway: Gateway | undefined
-    const links = new Map<string, AppLink>()
-    const linkFor = (id: string): AppLink => {
-        let l = links.get(id)
+    // One AppLink per session: the app keys what is per session (STREAM seen, closed) by its
+    // link, so two sessions of a device must never share one. The server passes with each
+    // DATA the DeviceRecord its connection's handshake read from the registry and keeps for
+    // the connection's life: one object per connection, so it names the session, and the
+    // WeakMap lets the link go with the connection. The server's send and closeDevice reach
+    // every live session of the device (it has no per-connection handle for the app); with
+    // one live session per device that is exactly this session.
+    const links = new WeakMap<DeviceRecord, AppLink>()
+    const linkFor = (device: DeviceRecord): AppLink => {
+        let l = links.get(device)
         if (l === undefined) {
+            const id = device.id
             l = {
                 send: content => void gateway?.send(id, content),
                 close: code => void gateway?.closeDevice(id, code),
             }
-            links.set(id, l)
+            links.set(device, l)
         }
         return l
     }
     gateway = await startGateway({
         ...opts,
         log,
-        onData: (device, content) => app.data({ id: device.id, name: device.name }, content, linkFor(device.id)),
+        onData: (device, content) => app.data({ id: device.id, name: device.name }, content, linkFor(device)),
     })
     const g = gateway
     return {

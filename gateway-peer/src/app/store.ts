@@ -4,6 +4,7 @@
 // interface does not carry it, so it has its own small interface: in memory for tests, and a
 // table in the registry's SQLite file (its own connection, its own table) by default.
 import Database from "better-sqlite3"
+import { tightenSqlite, type ModeFixFn } from "../registry/sqlite.js"
 import type { ReceiveState } from "./stream.js"
 
 /** Per-device receiving state. Asynchronous so a cluster can keep it in a shared store. */
@@ -46,11 +47,13 @@ export class SqliteAppStateStore implements AppStateStore {
 
     /**
      * Opens the registry database at `path` (which must exist: `init` creates it) and creates
-     * the table if missing.
+     * the table if missing. The file and its -wal and -shm are tightened to 0600 (it holds the
+     * devices' PSKs), each fix reported to `onModeFix` (default: a warning line on stderr).
      */
-    constructor(path: string) {
+    constructor(path: string, opts: { onModeFix?: ModeFixFn } = {}) {
         this.#db = new Database(path, { fileMustExist: true })
         this.#db.pragma("journal_mode = WAL")
+        tightenSqlite(path, opts.onModeFix)
         this.#db.pragma("busy_timeout = 5000")
         this.#db.exec(TABLE)
         this.#get = this.#db.prepare<[string], { stream_id: number; delivered: number }>(

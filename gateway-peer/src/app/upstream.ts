@@ -4,7 +4,7 @@
 //     { "routes": { "weather": { "url": "http://127.0.0.1:8080/w", "method": "POST",
 //                                "timeoutMs": 5000, "maxResponseBytes": 993,
 //                                "devices": ["*"] } } }
-import { AppError, MAX_NAME_LEN, MAX_RESPONSE_PAYLOAD, STATUS_GATEWAY_ERROR } from "./codec.js"
+import { AppError, MAX_NAME_LEN, MAX_RESPONSE_PAYLOAD, MAX_STATUS, MIN_STATUS, STATUS_GATEWAY_ERROR } from "./codec.js"
 
 /** One upstream route. */
 export interface Route {
@@ -86,6 +86,8 @@ export interface UpstreamResult {
     readonly payload: Buffer
     /** for the log line: "ok" or the error's name */
     readonly outcome: "ok" | keyof typeof AppError
+    /** for the log line: what failed, when there is more to say than the outcome */
+    readonly detail?: string
 }
 
 /** A failure answer. */
@@ -144,6 +146,13 @@ export async function callUpstream(
             redirect: "error",
         })
         try {
+            // HTTP status codes are three digits from 100 (RFC 9110 15), but Node's fetch passes
+            // 600 to 999 through; RESPONSE carries 100 to 599 only (PROTOCOL.md 12.2), so any
+            // other status is a failed call, not a status to forward
+            if (!Number.isInteger(res.status) || res.status < MIN_STATUS || res.status > MAX_STATUS) {
+                ac.abort() // the body is not wanted: release the connection
+                return { ...gatewayError(AppError.UPSTREAM_FAILED), detail: `status ${res.status}` }
+            }
             const body = await readCapped(res, route.maxResponseBytes)
             return { status: res.status, payload: body, outcome: "ok" }
         } catch (err) {

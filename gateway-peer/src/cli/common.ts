@@ -3,7 +3,7 @@
 import { resolve } from "node:path"
 import { parseArgs, type ParseArgsConfig } from "node:util"
 import { SqliteRegistry } from "../registry/sqlite.js"
-import { loadState, type GatewayState } from "../state.js"
+import { loadState, type GatewayState, type ModeFixFn } from "../state.js"
 
 /** The default state directory, under the working directory (git-ignored). */
 export const DEFAULT_STATE_DIR = ".tether"
@@ -70,10 +70,13 @@ export function stateDir(value: unknown, io: Io): string {
     return resolve(io.cwd, typeof value === "string" && value.length > 0 ? value : DEFAULT_STATE_DIR)
 }
 
-/** Loads the state directory and opens its registry (both must exist and be sound). */
-export function openState(dir: string): { state: GatewayState; registry: SqliteRegistry } {
-    const state = loadState(dir)
-    return { state, registry: new SqliteRegistry(state.registryPath) }
+/**
+ * Loads the state directory and opens its registry (both must exist and be sound), tightening
+ * their modes; each fix goes to `onModeFix` (default: a warning line on stderr).
+ */
+export function openState(dir: string, onModeFix?: ModeFixFn): { state: GatewayState; registry: SqliteRegistry } {
+    const state = loadState(dir, { onModeFix })
+    return { state, registry: new SqliteRegistry(state.registryPath, { onModeFix }) }
 }
 
 /** A positive integer option, or `dflt` when absent. @throws CliError (exit 2) */

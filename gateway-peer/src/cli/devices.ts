@@ -20,8 +20,14 @@ export const EXPIRE_USAGE = `usage: tether-gateway expire-tickets NAME [--state 
 
 Invalidates every ticket issued to the device so far, without revoking it: its next connection
 is refused resumption (TICKET_REJECTED) and runs the full handshake, which brings fresh forward
-secrecy and a new ticket chain. Use it when a device's flash may have leaked, or to see a full
-handshake in the demo. Takes effect on the device's next handshake; live sessions stay up.
+secrecy and a new ticket chain. Use it when a resumption secret may have leaked on its own (a
+copied ticket store, a gateway log), or to see a full handshake in the demo. Takes effect on the
+device's next handshake; live sessions stay up.
+
+It is not the answer when a device's flash may have leaked: the flash also holds the device's
+static key (TT_SK) and pre-shared key (TT_PSK), with which anyone can run the full handshake as
+that device. Then revoke the device (tether-gateway revoke NAME) and pair it again under a new
+name (tether-gateway pair NAME2), which makes new keys.
 
   --state DIR   the state directory (default ./.tether)`
 

@@ -13,7 +13,7 @@ import { ConfigError, parseConfig, type UpstreamConfig } from "../app/upstream.j
 import { DEFAULT_POLICY } from "../policy.js"
 import type { Registry } from "../registry/registry.js"
 import type { LogLine } from "../server.js"
-import { loadState, TICKET_KEYS_FILE } from "../state.js"
+import { loadState, TICKET_KEYS_FILE, type ModeFixFn } from "../state.js"
 import type { TicketKeySet } from "../tickets.js"
 import { Code } from "../wire.js"
 import { CliError, intOption, nowSeconds, openState, parse, STATE_OPTION, stateDir, type Io } from "./common.js"
@@ -69,6 +69,36 @@ function syncTicketKeys(live: TicketKeySet, dir: string, now: number, log: (l: L
     live.prune(now)
 }
 
+/** What a log line may say about an error nobody handled: never its message (it may quote data). */
+function describeError(reason: unknown): LogLine {
+    if (!(reason instanceof Error)) return { error: typeof reason }
+    const code = (reason as { code?: unknown }).code
+    const frame = reason.stack?.split("\n").find(l => /^\s+at /.test(l))
+    return { error: reason.name, code: typeof code === "string" ? code : undefined, at: frame?.trim().slice(3) }
+}
+
+/**
+ * The process's last resort, on `proc` (process, or the tests' stand-in). A rejection nothing
+ * handled is a bug (the app layer awaits or catches every promise it starts): it is logged as
+ * one JSON line and the gateway keeps serving, because one bad upstream answer or device must
+ * not take every other device off the network. An uncaught exception leaves the process in an
+ * unknown state (Node's documentation): logged, then exit 1 as Node would.
+ * @returns a function that removes both handlers
+ */
+function installLastResort(proc: NodeJS.EventEmitter, log: (l: LogLine) => void): () => void {
+    const onRejection = (reason: unknown) => log({ ts: new Date().toISOString(), event: "unhandled", kind: "rejection", outcome: "kept-running", ...describeError(reason) })
+    const onException = (err: unknown) => {
+        log({ ts: new Date().toISOString(), event: "unhandled", kind: "exception", outcome: "exit", ...describeError(err) })
+        process.exit(1)
+    }
+    proc.on("unhandledRejection", onRejection)
+    proc.on("uncaughtException", onException)
+    return () => {
+        proc.off("unhandledRejection", onRejection)
+        proc.off("uncaughtException", onException)
+    }
+}
+
 async function closeRevoked(registry: Registry, closeDevice: (id: string, code: number) => number): Promise<void> {
     for (const d of await registry.listDevices()) if (d.revoked) closeDevice(d.id, Code.REVOKED)
 }
@@ -81,9 +111,12 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
     const port = intOption(r.values.port, "port", 4433, 0, 65535)
     const config = typeof r.values.config === "string" ? readConfig(resolve(io.cwd, r.values.config)) : parseConfig({})
     const dir = stateDir(r.values.state, io)
-    const { state, registry } = openState(dir)
-    const store = new SqliteAppStateStore(state.registryPath)
     const log = (l: LogLine) => io.out(JSON.stringify(l))
+    // a mode tightened at start is one line of the JSON log, naming the path (never contents)
+    const onModeFix: ModeFixFn = f =>
+        log({ ts: new Date().toISOString(), event: "state", outcome: "mode-fixed", path: f.path, from: f.from.toString(8), to: f.to.toString(8) })
+    const { state, registry } = openState(dir, onModeFix)
+    const store = new SqliteAppStateStore(state.registryPath, { onModeFix })
     let g
     try {
         // serve has no policy options: it runs with the defaults of policy.ts
@@ -94,6 +127,7 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
         throw new CliError(`cannot listen on ${host}:${port}: ${(err as Error).message}`)
     }
     const gw = g
+    const removeLastResort = installLastResort(signals, log)
     log({ ts: new Date().toISOString(), event: "serve", host, port: gw.gateway.port, devices: (await registry.listDevices()).length, routes: config.routes.size })
 
     const keysPath = join(dir, TICKET_KEYS_FILE)
@@ -133,6 +167,7 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
                 await store.close()
                 await registry.close() // closing the SQLite connection checkpoints the WAL
                 log({ ts: new Date().toISOString(), event: "shutdown", outcome: "done" })
+                removeLastResort()
                 done()
             })()
         }

@@ -2,8 +2,52 @@
 // Node 20). WAL mode; every generation update is one statement or one transaction, so it is
 // atomic against other connections to the same file (a second gateway process included).
 // A file that is not a Tether registry is reported as such, never re-initialised.
+import { chmodSync, statSync, writeFileSync } from "node:fs"
 import Database from "better-sqlite3"
 import { checkDevice, type DeviceRecord, type GenerationVerdict, type Registry } from "./registry.js"
+
+// ---- file modes: the registry holds every device's PSK ---------------------------------------
+
+/** The mode of every file that holds a secret: the registry's, the state directory's. */
+export const FILE_MODE = 0o600
+
+/** A mode the gateway tightened: the path and the modes before and after; never contents. */
+export interface ModeFix {
+    readonly path: string
+    readonly from: number
+    readonly to: number
+}
+
+/** Told of each mode fixed (a log line, a warning). */
+export type ModeFixFn = (fix: ModeFix) => void
+
+/** The default: one warning line on stderr naming the path. */
+export const warnModeFix: ModeFixFn = f =>
+    process.stderr.write(`tether-gateway: warning: ${f.path} was mode ${f.from.toString(8)}, readable beyond its owner; set to ${f.to.toString(8)}\n`)
+
+/**
+ * Sets `path` to `mode` when group or others have any access to it, and reports the fix. A
+ * missing path is left alone (a -wal file between checkpoints, say).
+ */
+export function tighten(path: string, mode: number, onFix: ModeFixFn = warnModeFix): void {
+    let from: number
+    try {
+        from = statSync(path).mode & 0o777
+    } catch (err) {
+        if ((err as { code?: string }).code === "ENOENT") return
+        throw err
+    }
+    if ((from & 0o077) === 0) return
+    chmodSync(path, mode)
+    onFix({ path, from, to: mode })
+}
+
+/** A SQLite database's files: the database, its write-ahead log and its shared-memory index. */
+export function tightenSqlite(path: string, onFix: ModeFixFn = warnModeFix): void {
+    for (const p of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) tighten(p, FILE_MODE, onFix)
+}
+
+// ---- the registry ------------------------------------------------------------------------------
 
 /** The schema version kept in PRAGMA user_version. */
 export const SCHEMA_VERSION = 1
@@ -65,14 +109,26 @@ export class SqliteRegistry implements Registry {
     readonly #stmt
 
     /**
-     * Opens (or with `create`, creates) the registry at `path`.
+     * Opens (or with `create`, creates) the registry at `path`. It holds every device's PSK:
+     * the file is created 0600, and an existing one (its -wal and -shm too) is tightened to
+     * 0600, reported to `onModeFix` (default: a warning line on stderr).
      * @throws RegistryOpenError with a clear message for a missing, corrupt or foreign file
      */
-    constructor(path: string, opts: { create?: boolean } = {}) {
+    constructor(path: string, opts: { create?: boolean; onModeFix?: ModeFixFn } = {}) {
         let db: Database.Database | undefined
         try {
+            // SQLite would create the file under the umask (often 0644), and its -wal and -shm
+            // take the database file's mode: an empty file made 0600 first is a new database
+            if (opts.create === true) {
+                try {
+                    writeFileSync(path, "", { mode: FILE_MODE, flag: "wx" })
+                } catch {
+                    // it exists (opened below), or SQLite reports why it cannot be made
+                }
+            }
             db = new Database(path, { fileMustExist: opts.create !== true })
             db.pragma("journal_mode = WAL")
+            tightenSqlite(path, opts.onModeFix)
             db.pragma("busy_timeout = 5000")
             const version = db.pragma("user_version", { simple: true }) as number
             if (version === 0) {

@@ -123,6 +123,55 @@ test("--help at the top and on every command", async () => {
     assert.equal((await cli(["list", "--bogus"])).code, 2)
 })
 
+test("expire-tickets --help: a leaked flash is answered by revoke and re-pair, not by expiring tickets", async () => {
+    const r = await cli(["expire-tickets", "--help"])
+    assert.equal(r.code, 0)
+    const text = r.out.replace(/\s+/g, " ")
+    // the flash holds TT_SK and TT_PSK: new tickets do not lock out whoever read them
+    assert.match(text, /flash may have leaked.*TT_SK.*TT_PSK/)
+    assert.match(text, /revoke the device.*pair it again/)
+    assert.doesNotMatch(text, /Use it when a device's flash may have leaked/)
+})
+
+test("modes: init into an existing 0755 directory, and every later command, keep the state 0700 and its files 0600", async () => {
+    const { chmodSync, mkdirSync } = await import("node:fs")
+    const mode = (p: string) => statSync(p).mode & 0o777
+    const state = join(work, "s-modes")
+    mkdirSync(state)
+    chmodSync(state, 0o755)
+    const ini = await cli(["init", "--state", state])
+    assert.equal(ini.code, 0, ini.err)
+    assert.match(ini.err, new RegExp(`warning: ${state} was mode 755`))
+    assert.equal(mode(state), 0o700)
+    const db = join(state, "registry.db")
+    for (const f of ["registry.db", "identity.json", "ticket-keys.json"]) assert.equal(mode(join(state, f)), 0o600, f)
+    const envPath = join(work, "modes.env")
+    assert.equal((await cli(["pair", "m1", "--state", state, "--out", envPath])).code, 0)
+    // an older install: the registry 0644 in a 0755 directory
+    chmodSync(state, 0o755)
+    chmodSync(db, 0o644)
+    const ls = await cli(["list", "--state", state])
+    assert.equal(ls.code, 0, ls.err)
+    assert.equal(mode(state), 0o700)
+    assert.equal(mode(db), 0o600)
+    const warnings = ls.err.trim().split("\n")
+    assert.equal(warnings.length, 2, ls.err)
+    assert.ok(warnings.some(w => w.includes(`${db} was mode 644`)) && warnings.some(w => w.includes(`${state} was mode 755`)))
+    const env = readEnv(envPath)
+    for (const k of ["TT_SK", "TT_PSK", "TT_TICKET", "TT_RSECRET"]) assert.ok(!ls.err.includes(String(env[k])), `${k} in a warning`)
+    // serve says it in its JSON log
+    chmodSync(db, 0o644)
+    const s = await serve(state)
+    assert.ok(s.lines.some(l => l.event === "state" && l.outcome === "mode-fixed" && l.path === db && l.from === "644" && l.to === "600"))
+    assert.equal(mode(db), 0o600)
+    // a SIGTERM within moments of the "serve" line can arrive before serve's handler is
+    // listening (as on main): give it a moment
+    await new Promise(r => setTimeout(r, 300))
+    s.child.kill("SIGTERM")
+    assert.equal(await s.exited, 0)
+    assert.equal((await cli(["list", "--state", state])).err, "", "nothing left to fix")
+})
+
 test("init creates the identity; a second init is refused", async () => {
     const state = join(work, "s-init")
     const r = await cli(["init", "--state", state])
@@ -366,6 +415,45 @@ test("serve --config: the device's REQUEST goes to the configured upstream; a ba
         const refused = await d.request("elsewhere", Buffer.alloc(0))
         assert.deepEqual([refused.status, refused.payload[0]], [0, 0x01])
         assert.ok(await until(() => s.lines.some(l => l.outcome === "route-refused" && l.route === "elsewhere")))
+        await d.close()
+        s.child.kill("SIGTERM")
+        assert.equal(await s.exited, 0)
+    } finally {
+        http.closeAllConnections()
+        http.close()
+    }
+})
+
+test("serve: an upstream answering status 600 or 999 does not take the gateway down", async () => {
+    const { createServer } = await import("node:http")
+    const http = createServer((req, res) => {
+        res.writeHead(req.url === "/999" ? 999 : req.url === "/600" ? 600 : 200)
+        res.end("x")
+    })
+    await new Promise<void>(r => http.listen(0, "127.0.0.1", r))
+    const addr = http.address()
+    const upPort = typeof addr === "object" && addr !== null ? addr.port : 0
+    try {
+        const state = join(work, "s-600")
+        assert.equal((await cli(["init", "--state", state])).code, 0)
+        const envPath = join(work, "600.env")
+        assert.equal((await cli(["pair", "asker-600", "--state", state, "--out", envPath])).code, 0)
+        const config = join(work, "config-600.json")
+        const route = (path: string) => ({ url: `http://127.0.0.1:${upPort}${path}`, devices: ["*"] })
+        writeFileSync(config, JSON.stringify({ routes: { six: route("/600"), nine: route("/999"), ok: route("/ok") } }))
+        const s = await serve(state, ["--config", config])
+        const d = deviceFromEnv(readEnv(envPath), s.port)
+        await d.connect()
+        // before the fix serve died here with exit 1: the race makes that a failure, not a hang
+        const died = s.exited.then(code => Promise.reject(new Error(`serve exited ${code}`)))
+        for (const r of ["six", "nine", "six"]) {
+            const a = await Promise.race([d.request(r, Buffer.alloc(0)), died])
+            assert.deepEqual([a.status, a.payload[0]], [0, 0x04], `${r}: UPSTREAM_FAILED`)
+        }
+        const ok = await d.request("ok", Buffer.alloc(0))
+        assert.equal(ok.status, 200)
+        assert.equal(s.child.exitCode, null, "serve is still running")
+        assert.ok(!s.lines.some(l => l.event === "unhandled"), "nothing reached the last resort")
         await d.close()
         s.child.kill("SIGTERM")
         assert.equal(await s.exited, 0)

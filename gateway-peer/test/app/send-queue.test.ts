@@ -1,0 +1,122 @@
+// The gateway's sending queue under a device that never acknowledges (PROTOCOL.md 12.2): the
+// queue is bounded for every kind (a RESPONSE past maxQueue closes the session with
+// PROTOCOL_ERROR), and the log lines a device causes per message are rate-limited.
+import { test, after } from "node:test"
+import assert from "node:assert/strict"
+import { AppError, AppKind, decodeApp, encodeApp, type AppMessage } from "../../src/app/codec.js"
+import { GatewayApp, type AppLink } from "../../src/app/gateway-app.js"
+import { LogLimiter } from "../../src/app/log-limit.js"
+import { MemoryAppStateStore } from "../../src/app/store.js"
+import { parseConfig } from "../../src/app/upstream.js"
+import { Code } from "../../src/wire.js"
+import { appFixture, until, type AppFixture } from "./app-helpers.js"
+
+const cleanup: (() => Promise<void> | void)[] = []
+after(async () => {
+    for (const c of cleanup.reverse()) await c()
+})
+
+async function fx(opts: Parameters<typeof appFixture>[0] = {}): Promise<AppFixture> {
+    const f = await appFixture(opts)
+    cleanup.push(() => f.close())
+    return f
+}
+
+class FakeLink implements AppLink {
+    sent: AppMessage[] = []
+    closed: number[] = []
+    send(content: Buffer): void {
+        this.sent.push(...decodeApp(content, "gateway"))
+    }
+    close(code: number): void {
+        this.closed.push(code)
+    }
+}
+
+test("a device that sends thousands of refused REQUESTs and never acknowledges is closed at the queue bound", async () => {
+    const device = { id: "00ff00ff00ff00ff", name: "flooder" }
+    const logs: Record<string, unknown>[] = []
+    const app = new GatewayApp({ store: new MemoryAppStateStore(), config: parseConfig({}), lookup: async () => device, log: l => logs.push(l), maxQueue: 100 })
+    const link = new FakeLink()
+    app.data(device, encodeApp({ kind: AppKind.STREAM, streamId: 5, peerStreamId: 0, delivered: 0 }), link)
+    for (let id = 1; id <= 3000; id++) app.data(device, encodeApp({ kind: AppKind.REQUEST, id, route: "nowhere", payload: Buffer.alloc(0) }), link)
+    await app.idle()
+    assert.deepEqual(link.closed, [Code.PROTOCOL_ERROR], "closed once, with PROTOCOL_ERROR")
+    assert.equal(app.queued(device.id), 100, "the queue stopped at its bound")
+    const responses = link.sent.filter(m => m.kind === AppKind.RESPONSE)
+    assert.equal(responses.length, 100, "every queued RESPONSE was sent once, nothing past the bound")
+    assert.ok(responses.every(r => r.kind === AppKind.RESPONSE && r.payload[0] === AppError.ROUTE_REFUSED))
+    const refusedLines = logs.filter(l => l.outcome === "route-refused")
+    assert.ok(refusedLines.length <= 12, `refusals are rate-limited (${refusedLines.length} lines)`)
+    assert.ok(logs.some(l => l.outcome === "queue-overflow" && l.device === "flooder" && l.queued === 100))
+    assert.ok(logs.length < 30, `${logs.length} log lines for 3000 records`)
+
+    // the device comes back and acknowledges: it gets the queue, and is served again
+    const link2 = new FakeLink()
+    app.data(device, encodeApp({ kind: AppKind.STREAM, streamId: 5, peerStreamId: 0, delivered: 0 }), link2)
+    await app.idle()
+    const resent = link2.sent.filter(m => m.kind === AppKind.RESPONSE)
+    assert.equal(resent.length, 100)
+    const last = resent[resent.length - 1]?.id ?? 0
+    app.data(device, encodeApp({ kind: AppKind.ACK, id: last }), link2)
+    await app.idle()
+    assert.equal(app.queued(device.id), 0)
+})
+
+test("sendMessage and RESPONSEs share the bound: a queue full of MESSAGEs refuses more, and a RESPONSE past it closes", async () => {
+    const device = { id: "00ee00ee00ee00ee", name: "busy" }
+    const app = new GatewayApp({ store: new MemoryAppStateStore(), config: parseConfig({}), lookup: async () => device, maxQueue: 8 })
+    for (let i = 0; i < 8; i++) await app.sendMessage("busy", "t", Buffer.from([i]))
+    await assert.rejects(app.sendMessage("busy", "t", Buffer.alloc(0)), /queue is full/)
+    const link = new FakeLink()
+    app.data(device, Buffer.concat([encodeApp({ kind: AppKind.STREAM, streamId: 6, peerStreamId: 0, delivered: 0 }), encodeApp({ kind: AppKind.REQUEST, id: 1, route: "x", payload: Buffer.alloc(0) })]), link)
+    await app.idle()
+    assert.deepEqual(link.closed, [Code.PROTOCOL_ERROR])
+    assert.equal(app.queued(device.id), 8)
+})
+
+test("through the server: a device flooding refused REQUESTs without ACKs is cut off; another device is served meanwhile", async () => {
+    const f = await fx({ quiet: true })
+    const flooder = await f.pair("flooder-2")
+    const other = await f.pair("other-2")
+    const d = f.device(flooder)
+    const conn = await d.client.connect(encodeApp({ kind: AppKind.STREAM, streamId: 77, peerStreamId: 0, delivered: 0 }))
+    // reads what the gateway sends (so its CLOSE is seen) but never acknowledges
+    const reading = (async () => {
+        const end = Date.now() + 20000
+        while (Date.now() < end && (await conn.recv(1000)) !== null) {}
+    })()
+    let sent = 0
+    for (let id = 1; id <= 5000 && conn.isOpen(); id++) {
+        conn.send(encodeApp({ kind: AppKind.REQUEST, id, route: "not-configured", payload: Buffer.alloc(8) }))
+        sent = id
+        if (id % 50 === 0) await new Promise(r => setImmediate(r))
+    }
+    await reading
+    assert.equal(conn.closeCode, Code.PROTOCOL_ERROR)
+    assert.ok(sent < 5000, `cut off after ${sent} records`)
+    assert.ok(f.g.app.queued(flooder.deviceId.toString("hex")) <= 256, "the queue is bounded at its default")
+    // the gateway is not stuck: another device resumes and publishes at once
+    const o = f.device(other)
+    const t0 = Date.now()
+    const c = await o.connect()
+    assert.equal(c.resumed, true)
+    o.publish("hi", Buffer.from("x"))
+    await o.settled()
+    assert.ok(Date.now() - t0 < 5000)
+    await o.close()
+    assert.ok(await until(() => f.g.gateway.stats.sessions === 0))
+})
+
+test("LogLimiter: a burst, then one line per interval carrying how many were held back", () => {
+    let now = 0
+    const l = new LogLimiter({ burst: 3, intervalMs: 1000, now: () => now })
+    assert.deepEqual([l.take(), l.take(), l.take(), l.take(), l.take()], [0, 0, 0, undefined, undefined])
+    now += 999
+    assert.equal(l.take(), undefined)
+    now += 1
+    assert.equal(l.take(), 3, "three held back since the last line")
+    assert.equal(l.take(), undefined)
+    now += 10_000
+    assert.deepEqual([l.take(), l.take(), l.take(), l.take()], [1, 0, 0, undefined])
+})
