@@ -45,8 +45,9 @@ export interface Registry {
     revoke(name: string): Promise<boolean>
     /**
      * Invalidates every ticket issued so far (min_generation = issued_generation + 1) without
-     * revoking: the device's next connection runs the full handshake. For a suspected leak of a
-     * device's flash, or a policy that wants fresh forward secrecy now.
+     * revoking: the device's next connection runs the full handshake. For a resumption secret
+     * that may have leaked on its own, or a policy that wants fresh forward secrecy now; a leaked
+     * flash also holds the device's static key and PSK: revoke and pair again then.
      * @returns false if no device has that name
      */
     expireTickets(name: string): Promise<boolean>
