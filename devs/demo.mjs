@@ -177,9 +177,7 @@ function listenDevtools() {
             s.on("error", () => {})
         })
         server.once("error", reject)
-        server.listen(8082, "127.0.0.1", () =>
-            resolve({ close: () => (sockets.forEach(s => s.destroy()), server.close()) })
-        )
+        server.listen(8082, "127.0.0.1", () => resolve({ close: () => (sockets.forEach(s => s.destroy()), server.close()) }))
     })
 }
 
@@ -285,7 +283,8 @@ async function step(title, fn) {
 }
 
 async function main() {
-    if (wire === undefined || !existsSync(join(root, "gateway-peer", "dist", "src", "cli.js"))) throw new Error("the gateway is not built: run npm install (or npm run build) first")
+    if (wire === undefined || !existsSync(join(root, "gateway-peer", "dist", "src", "cli.js")))
+        throw new Error("the gateway is not built: run npm install (or npm run build) first")
     mkdirSync(DEVICE_DIR, { recursive: true })
 
     // 0. gateway identity and pairing, first run only
@@ -303,7 +302,13 @@ async function main() {
     await new Promise(r => upstream.listen(0, "127.0.0.1", r))
     const routes = {
         routes: {
-            weather: { url: `http://127.0.0.1:${upstream.address().port}/weather`, method: "GET", timeoutMs: 3000, maxResponseBytes: 993, devices: ["*"] },
+            weather: {
+                url: `http://127.0.0.1:${upstream.address().port}/weather`,
+                method: "GET",
+                timeoutMs: 3000,
+                maxResponseBytes: 993,
+                devices: ["*"],
+            },
         },
     }
 
@@ -316,7 +321,13 @@ async function main() {
     const log = l => {
         events.push(l)
         if (l.event === "connection" || l.event === "route")
-            say("GATEWAY", Object.entries(l).filter(([k, v]) => k !== "ts" && v !== undefined).map(([k, v]) => `${k}=${v}`).join(" "))
+            say(
+                "GATEWAY",
+                Object.entries(l)
+                    .filter(([k, v]) => k !== "ts" && v !== undefined)
+                    .map(([k, v]) => `${k}=${v}`)
+                    .join(" ")
+            )
     }
     const g = await startAppGateway({ host: "127.0.0.1", port: 0, registry, state, log, app: { store, config: parseConfig(routes) } })
     const published = []
@@ -350,14 +361,20 @@ async function main() {
     try {
         await step("the device connects (out-of-band ticket on a new device, else its stored ticket)", async () => {
             const m = await w.wait(UP, 60000, "the link to come up")
-            say("RESULT", `${m[1] === "1" ? "resumed" : "full handshake"} in ${m[2]} ms of device time with ${m[4]} X25519; ${describeHandshake(relay.latest())}`)
+            say(
+                "RESULT",
+                `${m[1] === "1" ? "resumed" : "full handshake"} in ${m[2]} ms of device time with ${m[4]} X25519; ${describeHandshake(relay.latest())}`
+            )
         })
         await step("telemetry records flow device → gateway", async () => {
             const t0 = published.length
             for (let i = 0; i < 60 && published.length < t0 + 2; i++) await sleep(250)
             if (published.length < t0 + 2) throw new Error("no telemetry reached the gateway")
             const last = published[published.length - 1]
-            say("RESULT", `gateway got ${published.length - t0} publishes, last topic=${last.topic} payload=${Buffer.from(last.payload).toString()}`)
+            say(
+                "RESULT",
+                `gateway got ${published.length - t0} publishes, last topic=${last.topic} payload=${Buffer.from(last.payload).toString()}`
+            )
         })
         await step("the radio drops: the device resumes with zero X25519", async () => {
             relay.cut()
@@ -372,7 +389,10 @@ async function main() {
             const m = await w.wait(UP, 90000, "the full handshake")
             if (m[1] !== "0" || m[3] !== "1") throw new Error("expected a fallback to the full handshake")
             if (m[4] !== "3") throw new Error(`the full handshake made ${m[4]} X25519 operations, not 3`)
-            say("RESULT", `TICKET_REJECTED, then Noise KKpsk2 in ${m[2]} ms of device time with 3 X25519 (es, ee, se); ${describeHandshake(relay.latest())}`)
+            say(
+                "RESULT",
+                `TICKET_REJECTED, then Noise KKpsk2 in ${m[2]} ms of device time with 3 X25519 (es, ee, se); ${describeHandshake(relay.latest())}`
+            )
         })
         await step("the gateway commands an upstream request: device → gateway → HTTP → device", async () => {
             await g.app.sendMessage(NAME, "request", Buffer.from("weather"))

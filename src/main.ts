@@ -34,8 +34,18 @@ export const link = await startLink()
 link.onState((state, s) => {
     if (state === "up")
         console.log(
-            "LINK up resumed=" + (s.resumed ? 1 : 0) + " ms=" + s.handshakeMs + " fallback=" + (s.fellBack ? 1 : 0) +
-                " early=" + (s.earlyAccepted ? 1 : 0) + " sessions=" + s.sessions + " x25519=" + s.x25519
+            "LINK up resumed=" +
+                (s.resumed ? 1 : 0) +
+                " ms=" +
+                s.handshakeMs +
+                " fallback=" +
+                (s.fellBack ? 1 : 0) +
+                " early=" +
+                (s.earlyAccepted ? 1 : 0) +
+                " sessions=" +
+                s.sessions +
+                " x25519=" +
+                s.x25519
         )
     else if (state === "down") console.log("LINK down failures=" + s.failures + " reason=" + (s.lastError || "none"))
     else console.log("LINK " + state)

@@ -137,9 +137,7 @@ if (want("device")) {
     for (const f of listFiles(dir, n => n.endsWith(".test.ts"))) await deviceFile(f)
 }
 if (want("e2e")) {
-    const files = listFiles(join(root, "test", "e2e", "dist"), n =>
-        slow ? isSlowNode(n) : n.endsWith(".test.js") && !isSlowNode(n)
-    )
+    const files = listFiles(join(root, "test", "e2e", "dist"), n => (slow ? isSlowNode(n) : n.endsWith(".test.js") && !isSlowNode(n)))
     for (const f of files) await nodeFiles(relative(root, f), [f], 600000)
 }
 

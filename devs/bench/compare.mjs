@@ -51,11 +51,31 @@ export async function run(ctx) {
             // a peer may say what its rows count (peer.notes.bytes, .tickets, .rtt, .rate, .tput)
             const more = key => (peer.notes?.[key] ? `; ${peer.notes[key]}` : "")
             figures.push(
-                { name: `${peer.name}: handshake bytes`, value: median(hs), unit: "B", note: `${RUNS} runs, ${spread(hs)}; client→server ${median(bytes.map(b => b.clientToServer))}, server→client ${median(bytes.map(b => b.serverToClient))}${more("bytes")}` },
+                {
+                    name: `${peer.name}: handshake bytes`,
+                    value: median(hs),
+                    unit: "B",
+                    note: `${RUNS} runs, ${spread(hs)}; client→server ${median(bytes.map(b => b.clientToServer))}, server→client ${median(bytes.map(b => b.serverToClient))}${more("bytes")}`,
+                },
                 { name: `${peer.name}: ticket bytes`, value: median(tk), unit: "B", note: `${RUNS} runs, ${spread(tk)}${more("tickets")}` },
-                { name: `${peer.name}: round trips before client data`, value: median(rtts), unit: "RTT", note: `3 runs through a 40 ms/direction proxy, ${spread(rtts)}${more("rtt")}` },
-                { name: `${peer.name}: gateway handshakes/s (one core)`, value: median(rates), unit: "hs/s", note: `${RUNS} runs of 200 by server CPU time, ${spread(rates)}${more("rate")}` },
-                { name: `${peer.name}: 1 KiB record throughput`, value: median(tput), unit: "MB/s", note: `3 runs of 8 MiB, ${spread(tput)}${more("tput")}` }
+                {
+                    name: `${peer.name}: round trips before client data`,
+                    value: median(rtts),
+                    unit: "RTT",
+                    note: `3 runs through a 40 ms/direction proxy, ${spread(rtts)}${more("rtt")}`,
+                },
+                {
+                    name: `${peer.name}: gateway handshakes/s (one core)`,
+                    value: median(rates),
+                    unit: "hs/s",
+                    note: `${RUNS} runs of 200 by server CPU time, ${spread(rates)}${more("rate")}`,
+                },
+                {
+                    name: `${peer.name}: 1 KiB record throughput`,
+                    value: median(tput),
+                    unit: "MB/s",
+                    note: `3 runs of 8 MiB, ${spread(tput)}${more("tput")}`,
+                }
             )
         } finally {
             await srv.stop()
@@ -63,6 +83,11 @@ export async function run(ctx) {
     }
     const raw = []
     for (let i = 0; i < RUNS; i++) raw.push(rawCcmThroughput())
-    figures.push({ name: "node:crypto aes-256-ccm, 1 KiB messages (reference)", value: median(raw), unit: "MB/s", note: `${RUNS} runs of 16 MiB in-process, ${spread(raw)}` })
+    figures.push({
+        name: "node:crypto aes-256-ccm, 1 KiB messages (reference)",
+        value: median(raw),
+        unit: "MB/s",
+        note: `${RUNS} runs of 16 MiB in-process, ${spread(raw)}`,
+    })
     return figures
 }

@@ -47,8 +47,23 @@ export async function run(ctx) {
     const note = `median of ${RUNS} runs (${spread(full)}); from 0 to ${N} concurrent sessions, ${WINDOW} attempts in flight, loopback; gateway in its own process, the ${N} devices' crypto in the driver process (2 processes share the cores)`
     return [
         { name: "gateway full handshakes/s, 2,000 concurrent connections", value: median(full), unit: "handshakes/s", note },
-        { name: "gateway resumptions/s, 2,000 concurrent connections", value: median(resumed), unit: "handshakes/s", note: `median of ${RUNS} runs (${spread(resumed)}); all ${N} dropped, then back with their tickets, ${WINDOW} in flight` },
-        { name: "gateway memory per idle session (heap + external)", value: median(heap) / 1024, unit: "KiB", note: `over ${N} sessions after GC, median of ${RUNS} (${spread(heap.map(x => x / 1024))})` },
-        { name: "gateway memory per idle session (RSS)", value: median(rss) / 1024, unit: "KiB", note: `over ${N} sessions, median of ${RUNS} (${spread(rss.map(x => x / 1024))})` },
+        {
+            name: "gateway resumptions/s, 2,000 concurrent connections",
+            value: median(resumed),
+            unit: "handshakes/s",
+            note: `median of ${RUNS} runs (${spread(resumed)}); all ${N} dropped, then back with their tickets, ${WINDOW} in flight`,
+        },
+        {
+            name: "gateway memory per idle session (heap + external)",
+            value: median(heap) / 1024,
+            unit: "KiB",
+            note: `over ${N} sessions after GC, median of ${RUNS} (${spread(heap.map(x => x / 1024))})`,
+        },
+        {
+            name: "gateway memory per idle session (RSS)",
+            value: median(rss) / 1024,
+            unit: "KiB",
+            note: `over ${N} sessions, median of ${RUNS} (${spread(rss.map(x => x / 1024))})`,
+        },
     ]
 }

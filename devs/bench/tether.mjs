@@ -32,7 +32,6 @@ import { tlsPeers } from "./lib/tls-peers.mjs"
 
 const RUNS = 5
 
-
 /** ms per call of f, over `batch` calls (f gets the index). */
 function msPerOp(f, batch) {
     const t0 = process.hrtime.bigint()
@@ -62,10 +61,25 @@ export async function x25519Figures(ctx, runs = RUNS, batch = 2000) {
     return {
         raw: r,
         figures: [
-            { name: "gateway x25519(): DH with its static key, raw bytes in and out", value: median(r.dh), unit: "ms/op", note: `${note(r.dh)}; 64 peer keys in turn` },
-            { name: "gateway generateKeyPair(): fresh ephemeral, raw bytes out", value: median(r.keygen), unit: "ms/op", note: note(r.keygen) },
+            {
+                name: "gateway x25519(): DH with its static key, raw bytes in and out",
+                value: median(r.dh),
+                unit: "ms/op",
+                note: `${note(r.dh)}; 64 peer keys in turn`,
+            },
+            {
+                name: "gateway generateKeyPair(): fresh ephemeral, raw bytes out",
+                value: median(r.keygen),
+                unit: "ms/op",
+                note: note(r.keygen),
+            },
             { name: "node:crypto X25519 DH, KeyObjects made once (floor)", value: median(r.nodeDh), unit: "ms/op", note: note(r.nodeDh) },
-            { name: "node:crypto X25519 generateKeyPairSync (floor)", value: median(r.nodeKeygen), unit: "ms/op", note: note(r.nodeKeygen) },
+            {
+                name: "node:crypto X25519 generateKeyPairSync (floor)",
+                value: median(r.nodeKeygen),
+                unit: "ms/op",
+                note: note(r.nodeKeygen),
+            },
         ],
     }
 }
@@ -106,11 +120,36 @@ async function oneCoreFigures(ctx, xMs, runs = RUNS, count = 300) {
     const xPerFull = 3 * xMs.dh + xMs.keygen
     return [
         { name: "gateway full handshakes/s (one core)", value: median(r.full), unit: "hs/s", note: `${how}; ${spread(r.full)}` },
-        { name: "node:crypto X25519 DH/s (same run)", value: median(r.dh), unit: "ops/s", note: `${runs} batches of 2000 between the handshake runs, ${spread(r.dh)}; key generation ${Math.round(median(r.keygen))}/s` },
-        { name: "crypto-bound limit of a full handshake: 1 / (3 DH + 1 keygen)", value: median(r.limit), unit: "hs/s", note: `from the node:crypto figures of the same run, ${spread(r.limit)}; the gateway reaches ${Math.round((100 * median(r.full)) / median(r.limit))}% of it` },
-        { name: "gateway CPU per full handshake, of which X25519", value: fullMs, unit: "ms", note: `X25519 ${xPerFull.toFixed(3)} ms of it (3 DH + 1 keygen through the gateway module, micro-bench above): the rest is Noise hashing (HMAC/HKDF), the ticket, TCP and JavaScript` },
-        { name: "gateway resumptions/s (one core)", value: median(r.resumed), unit: "hs/s", note: `${how}; ${spread(r.resumed)}; no X25519` },
-        { name: "gateway resumptions per full handshake (CPU)", value: median(r.resumed) / median(r.full), unit: "x", note: "ratio of the two medians above" },
+        {
+            name: "node:crypto X25519 DH/s (same run)",
+            value: median(r.dh),
+            unit: "ops/s",
+            note: `${runs} batches of 2000 between the handshake runs, ${spread(r.dh)}; key generation ${Math.round(median(r.keygen))}/s`,
+        },
+        {
+            name: "crypto-bound limit of a full handshake: 1 / (3 DH + 1 keygen)",
+            value: median(r.limit),
+            unit: "hs/s",
+            note: `from the node:crypto figures of the same run, ${spread(r.limit)}; the gateway reaches ${Math.round((100 * median(r.full)) / median(r.limit))}% of it`,
+        },
+        {
+            name: "gateway CPU per full handshake, of which X25519",
+            value: fullMs,
+            unit: "ms",
+            note: `X25519 ${xPerFull.toFixed(3)} ms of it (3 DH + 1 keygen through the gateway module, micro-bench above): the rest is Noise hashing (HMAC/HKDF), the ticket, TCP and JavaScript`,
+        },
+        {
+            name: "gateway resumptions/s (one core)",
+            value: median(r.resumed),
+            unit: "hs/s",
+            note: `${how}; ${spread(r.resumed)}; no X25519`,
+        },
+        {
+            name: "gateway resumptions per full handshake (CPU)",
+            value: median(r.resumed) / median(r.full),
+            unit: "x",
+            note: "ratio of the two medians above",
+        },
     ]
 }
 
@@ -132,8 +171,18 @@ async function recordFigures(ctx, runs = 3) {
         await srv.stop()
     }
     return [
-        { name: "Tether records of 1006 B (one full DATA record per write)", value: median(r.max), unit: "MB/s", note: `${runs} runs of 8 MiB, ${spread(r.max)}; same connection kind as the compare rows` },
-        { name: "Tether 1 KiB writes (two records each), same run", value: median(r.kib), unit: "MB/s", note: `${runs} runs of 8 MiB, interleaved with the row above, ${spread(r.kib)}` },
+        {
+            name: "Tether records of 1006 B (one full DATA record per write)",
+            value: median(r.max),
+            unit: "MB/s",
+            note: `${runs} runs of 8 MiB, ${spread(r.max)}; same connection kind as the compare rows`,
+        },
+        {
+            name: "Tether 1 KiB writes (two records each), same run",
+            value: median(r.kib),
+            unit: "MB/s",
+            note: `${runs} runs of 8 MiB, interleaved with the row above, ${spread(r.kib)}`,
+        },
     ]
 }
 
@@ -204,7 +253,8 @@ function firmwareSize(root) {
     const image = statSync(join(bin, "bytecode.devs")).size
     // the -s line ("bytecode: 68.3kb") guards against another build overwriting the files
     const kb = /bytecode: ([\d.]+)kb/.exec(b.stdout + b.stderr)
-    if (kb && Math.abs(+kb[1] * 1000 - image) > 100) throw new Error(`bytecode.devs (${image} B) does not match the build's ${kb[1]}kb: another build ran`)
+    if (kb && Math.abs(+kb[1] * 1000 - image) > 100)
+        throw new Error(`bytecode.devs (${image} B) does not match the build's ${kb[1]}kb: another build ran`)
     return { image, total: num(/^(\d+) \| TOTAL/m), functions: num(/^(\d+) \| Function TOTAL/m), data: num(/^(\d+) \| Data TOTAL/m) }
 }
 
@@ -212,7 +262,12 @@ async function deviceFigures(ctx, rounds = 5) {
     const { median, spread, root } = ctx
     const figures = []
     const size = firmwareSize(root)
-    figures.push({ name: "firmware bytecode (src/main.ts)", value: size.image, unit: "B", note: `bytecode.devs of \`devs build src/main.ts\`; bytecode-sizes.md: functions ${size.functions} B + data ${size.data} B = ${size.total} B` })
+    figures.push({
+        name: "firmware bytecode (src/main.ts)",
+        value: size.image,
+        unit: "B",
+        note: `bytecode.devs of \`devs build src/main.ts\`; bytecode-sizes.md: functions ${size.functions} B + data ${size.data} B = ${size.total} B`,
+    })
 
     const { config, devices } = await makePairings(1)
     const d = devices[0]
@@ -242,9 +297,24 @@ async function deviceFigures(ctx, rounds = 5) {
         figures.push(
             { name: "device full handshake (simulator)", value: median(full), unit: "ms", note: `${how}; ${spread(full)}` },
             { name: "device resumed handshake (simulator)", value: median(res), unit: "ms", note: `same rounds; ${spread(res)}` },
-            { name: "device full / resumed handshake time", value: median(full) / median(res), unit: "x", note: `ratio of the medians; per round ${spread(ratios)}` },
-            { name: "device X25519 on the full handshake's critical path", value: median(fx), unit: "ops", note: `counted by an injected DH inside connect(), every round (${spread(fx)}): es, ee, se; key generations inside connect(): ${median(kg)} (the next ephemeral is generated by prepare() while idle, off the critical path); ss is cached per pairing` },
-            { name: "device X25519 on a resumption", value: median(rx), unit: "ops", note: `counted the same way, every round (${spread(rx)})` },
+            {
+                name: "device full / resumed handshake time",
+                value: median(full) / median(res),
+                unit: "x",
+                note: `ratio of the medians; per round ${spread(ratios)}`,
+            },
+            {
+                name: "device X25519 on the full handshake's critical path",
+                value: median(fx),
+                unit: "ops",
+                note: `counted by an injected DH inside connect(), every round (${spread(fx)}): es, ee, se; key generations inside connect(): ${median(kg)} (the next ephemeral is generated by prepare() while idle, off the critical path); ss is cached per pairing`,
+            },
+            {
+                name: "device X25519 on a resumption",
+                value: median(rx),
+                unit: "ops",
+                note: `counted the same way, every round (${spread(rx)})`,
+            }
         )
 
         // Peak heap: the largest ballast (in 128-byte buffers) that survives, per mode.
@@ -253,7 +323,9 @@ async function deviceFigures(ctx, rounds = 5) {
             const r = await run(mode, ballast)
             if (r.code === 0 && r.out.includes("HEAP-OK")) return true
             if (/OutOfMemory|PANIC 60004/.test(r.out)) return false
-            throw new Error(`${DEVICE_ENTRY} ${mode} with ${ballast} B ballast failed (${r.code}) without running out of memory:\n${r.out.slice(-3000)}`)
+            throw new Error(
+                `${DEVICE_ENTRY} ${mode} with ${ballast} B ballast failed (${r.code}) without running out of memory:\n${r.out.slice(-3000)}`
+            )
         }
         // bisection between a ballast that survives (lo) and one that does not (hi); the ends
         // are checked only when the answer lands on them
@@ -266,7 +338,8 @@ async function deviceFigures(ctx, rounds = 5) {
                 else hi = mid
                 runs++
             }
-            if (lo === lo0 && (runs++, !(await survives(mode, lo)))) throw new Error(`heap probe: ${mode} fails even with ${lo} B of ballast`)
+            if (lo === lo0 && (runs++, !(await survives(mode, lo))))
+                throw new Error(`heap probe: ${mode} fails even with ${lo} B of ballast`)
             if (hi === hi0 && (runs++, await survives(mode, hi))) throw new Error(`heap probe: ${mode} survives ${hi} B of ballast`)
             return { lo, runs }
         }
@@ -276,8 +349,18 @@ async function deviceFigures(ctx, rounds = 5) {
         const heapNote = (m, runs) =>
             `ballast bisection, ${runs} simulator runs (plus ${idle.runs} for the idle state), each search to ${STEP} B: the idle program holds ${idle.lo} B of ballast, with a ${m} ${m === "full handshake" ? fullHeap.lo : resHeap.lo} B; the difference (about ±${STEP} B) is what the ${m} needs at its peak over the idle state, socket buffers included (the simulator has no heap statistics API and OutOfMemory is an uncatchable panic, so each probe is a run)`
         figures.push(
-            { name: "device peak heap of a full handshake (simulator)", value: idle.lo - fullHeap.lo, unit: "B", note: heapNote("full handshake", fullHeap.runs) },
-            { name: "device peak heap of a resumption (simulator)", value: idle.lo - resHeap.lo, unit: "B", note: heapNote("resumption", resHeap.runs) },
+            {
+                name: "device peak heap of a full handshake (simulator)",
+                value: idle.lo - fullHeap.lo,
+                unit: "B",
+                note: heapNote("full handshake", fullHeap.runs),
+            },
+            {
+                name: "device peak heap of a resumption (simulator)",
+                value: idle.lo - resHeap.lo,
+                unit: "B",
+                note: heapNote("resumption", resHeap.runs),
+            }
         )
     } finally {
         await srv.stop()

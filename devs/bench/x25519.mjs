@@ -38,11 +38,28 @@ const MODE_SQR = -1
 const MODE_MUL = -2
 // invert(st, k, Z2, Z2) as in x25519.ts: ["sqr", out, in, n] and ["mul", out, a, b]
 const INVERT = (o, z) => [
-    ["sqr", T0, z, 1], ["sqr", T1, T0, 2], ["mul", T1, z, T1], ["mul", T0, T0, T1], ["sqr", T2, T0, 1],
-    ["mul", T1, T1, T2], ["sqr", T2, T1, 5], ["mul", T1, T2, T1], ["sqr", T2, T1, 10], ["mul", T2, T2, T1],
-    ["sqr", T3, T2, 20], ["mul", T2, T3, T2], ["sqr", T2, T2, 10], ["mul", T1, T2, T1], ["sqr", T2, T1, 50],
-    ["mul", T2, T2, T1], ["sqr", T3, T2, 100], ["mul", T2, T3, T2], ["sqr", T2, T2, 50], ["mul", T1, T2, T1],
-    ["sqr", T1, T1, 5], ["mul", o, T1, T0],
+    ["sqr", T0, z, 1],
+    ["sqr", T1, T0, 2],
+    ["mul", T1, z, T1],
+    ["mul", T0, T0, T1],
+    ["sqr", T2, T0, 1],
+    ["mul", T1, T1, T2],
+    ["sqr", T2, T1, 5],
+    ["mul", T1, T2, T1],
+    ["sqr", T2, T1, 10],
+    ["mul", T2, T2, T1],
+    ["sqr", T3, T2, 20],
+    ["mul", T2, T3, T2],
+    ["sqr", T2, T2, 10],
+    ["mul", T1, T2, T1],
+    ["sqr", T2, T1, 50],
+    ["mul", T2, T2, T1],
+    ["sqr", T3, T2, 100],
+    ["mul", T2, T3, T2],
+    ["sqr", T2, T2, 50],
+    ["mul", T1, T2, T1],
+    ["sqr", T1, T1, 5],
+    ["mul", o, T1, T0],
 ]
 
 function opTable(root) {
@@ -70,7 +87,7 @@ function opTable(root) {
 function countOps(hex, props) {
     const b = Buffer.from(hex, "hex")
     let n = 0
-    for (let pc = 0; pc < b.length; ) {
+    for (let pc = 0; pc < b.length;) {
         const op = b[pc++]
         n++
         if (op >= 0x80) continue
@@ -126,14 +143,15 @@ function interpreter(stmts) {
             const slot = +m[1]
             return { ops: s.ops, set: slot, f }
         }
-        if ((m = /^(.*\]) := (.*)$/.exec(s.text))) return { ops: s.ops, f: new Function("L", local(m[1]) + " = " + local(m[2])), store: true }
+        if ((m = /^(.*\]) := (.*)$/.exec(s.text)))
+            return { ops: s.ops, f: new Function("L", local(m[1]) + " = " + local(m[2])), store: true }
         throw new Error("interpreter: unsupported statement " + s.text)
     })
     const int32 = v => typeof v === "number" && (v | 0) === v
     return args => {
         const L = [...args]
         let ops = 0
-        for (let i = 0; i < code.length; ) {
+        for (let i = 0; i < code.length;) {
             const c = code[i]
             ops += c.ops
             if (c.ret) break

@@ -116,7 +116,9 @@ export function tetherAead() {
     const ad = Buffer.from(base.ad, "hex")
     const pt = Buffer.from(base.plaintext, "hex")
     invalid("CCM under k itself (the HMAC key derivation skipped)", { ciphertext: hex(ccm(k, nonceOf(1), pt)) })
-    invalid("ad as CCM associated data instead of through the key", { ciphertext: hex(ccm(hmacKey(k, Buffer.alloc(0)), nonceOf(1), pt, ad)) })
+    invalid("ad as CCM associated data instead of through the key", {
+        ciphertext: hex(ccm(hmacKey(k, Buffer.alloc(0)), nonceOf(1), pt, ad)),
+    })
     const badNonce = Buffer.concat([Buffer.from([1]), Buffer.alloc(12)])
     invalid("nonce with a non-zero prefix byte", { ciphertext: hex(ccm(hmacKey(k, ad), badNonce, pt)) })
     const emptyPt = tests.find(t => t.plaintext === "" && t.ad === "" && t.result === "valid")

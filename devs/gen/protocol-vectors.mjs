@@ -38,7 +38,16 @@
 import { keyPairFromPrivate, MemoryRegistry, mintTicket, newDevice, peekTicket, Phase, Responder, TicketKeySet } from "tether-gateway"
 import { decodeTicketContent, readHsInit, readHsResp, readResumeResp, writeHsInit, writeResumeInit } from "tether-gateway/peer"
 import { AESCCM, HandshakeState } from "tether-gateway/reference"
-import { encodeFrame, FrameType, InnerType, KK_PATTERN, KK_PROTOCOL_NAME, prologue, RESUME_PROTOCOL_NAME, TICKET_LIFETIME } from "tether-gateway/wire"
+import {
+    encodeFrame,
+    FrameType,
+    InnerType,
+    KK_PATTERN,
+    KK_PROTOCOL_NAME,
+    prologue,
+    RESUME_PROTOCOL_NAME,
+    TICKET_LIFETIME,
+} from "tether-gateway/wire"
 import { outDir, runAsMain, writeVectorFile } from "./common.mjs"
 
 const hex = b => Buffer.from(b).toString("hex")
@@ -120,7 +129,16 @@ async function kkCase() {
     const done = readHsResp(pending, hsResp.subarray(3))
     check(done !== undefined, "HS_RESP did not verify")
     // the same bytes from the Noise HandshakeState (which reproduces the cacophony vectors)
-    const hs = new HandshakeState({ pattern: KK_PATTERN, initiator: true, cipher: AESCCM, prologue: prologue(deviceId), s: device, rs: gateway.publicKey, psks: [psk], e: deviceE })
+    const hs = new HandshakeState({
+        pattern: KK_PATTERN,
+        initiator: true,
+        cipher: AESCCM,
+        prologue: prologue(deviceId),
+        s: device,
+        rs: gateway.publicKey,
+        psks: [psk],
+        e: deviceE,
+    })
     const m1 = readHsInit(pending.body)
     check(!("error" in m1) && hs.writeMessage(Buffer.alloc(0)).equals(m1.message), "HandshakeState disagrees on message 1")
     check(hs.readMessage(hsResp.subarray(3))?.length === 0, "HandshakeState rejects message 2")

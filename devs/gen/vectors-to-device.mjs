@@ -82,12 +82,7 @@ export const jobs = [
     [gen("x25519-random.json"), "test/device/vectors/x25519-random.ts", "X25519_RANDOM", j => j.tests || j],
     [pub("hmac-sha256.json"), "test/device/vectors/hmac-sha256.ts", "HMAC_SHA256", j => j.tests || j],
     [pub("hkdf-sha256.json"), "test/device/vectors/hkdf-sha256.ts", "HKDF_SHA256", j => j.tests || j],
-    [
-        pub("aes256ccm.json"),
-        "test/device/vectors/aes256ccm.ts",
-        "AES256CCM",
-        j => j.tests.filter(t => t.aad === ""),
-    ],
+    [pub("aes256ccm.json"), "test/device/vectors/aes256ccm.ts", "AES256CCM", j => j.tests.filter(t => t.aad === "")],
     [gen("tether-aead.json"), "test/device/vectors/tether-aead.ts", "TETHER_AEAD", j => j.tests || j],
     [gen("tether-kk.json"), "test/device/vectors/tether-kk.ts", "TETHER_KK", j => j.tests || j],
     [gen("tether-resume.json"), "test/device/vectors/tether-resume.ts", "TETHER_RESUME", j => j.tests || j],
@@ -109,9 +104,7 @@ export const jobs = [
 // test splits a row with `row.split(" ")`.
 function packedModule(name, rows) {
     const fields = Object.keys(rows[0])
-    const body = rows
-        .map(r => "    " + JSON.stringify(fields.map(f => (r[f] === "" ? "-" : String(r[f]))).join(" ")))
-        .join(",\n")
+    const body = rows.map(r => "    " + JSON.stringify(fields.map(f => (r[f] === "" ? "-" : String(r[f]))).join(" "))).join(",\n")
     return `export const ${name}_FIELDS = ${JSON.stringify(fields.join(" "))}\nexport const ${name}: string[] = [\n${body},\n]\n`
 }
 

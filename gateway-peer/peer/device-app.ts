@@ -134,7 +134,7 @@ export class AppClient {
 
     constructor(
         readonly client: TetherClient,
-        readonly app: DeviceApp = new DeviceApp(),
+        readonly app: DeviceApp = new DeviceApp()
     ) {}
 
     /** Connects (resumption with early data when a ticket is stored) and starts reading. */

@@ -177,7 +177,7 @@ export class Connection {
         readonly sock: FramedSocket,
         readonly session: Session,
         readonly store: TicketStore,
-        readonly onSend?: (type: number, body: Buffer) => void,
+        readonly onSend?: (type: number, body: Buffer) => void
     ) {}
 
     isOpen(): boolean {
@@ -314,7 +314,10 @@ export class TetherClient {
                 const e = this.#e as KeyPair
                 this.#e = undefined // one attempt only (4.3)
                 const p = o.pairing
-                const pending = writeHsInit({ deviceId: p.deviceId, s: p.s, rs: p.gatewayPublic, psk: p.psk, ss: this.#ss, dh: this.#dh }, e)
+                const pending = writeHsInit(
+                    { deviceId: p.deviceId, s: p.s, rs: p.gatewayPublic, psk: p.psk, ss: this.#ss, dh: this.#dh },
+                    e
+                )
                 send(FrameType.HS_INIT, pending.body)
                 const f = await answer(sock, timeoutMs)
                 if (f.type !== FrameType.HS_RESP) throw unexpected(f)

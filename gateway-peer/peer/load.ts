@@ -13,7 +13,17 @@ import { MemoryTicketStore, RejectedError, TetherClient } from "./initiator.js"
 import { encodeHsInit } from "../src/session/handshake.js"
 import { encodeResumeInit, type ResumeTicket } from "../src/session/resume.js"
 import { mintTicket, TicketKeySet } from "../src/tickets.js"
-import { Code, DEVICE_ID_LEN, encodeFrame, FrameType, HS_INIT_MESSAGE_LEN, OOB_TICKET_LIFETIME, RESUME_NONCE_LEN, TAG_LEN, TICKET_LEN } from "../src/wire.js"
+import {
+    Code,
+    DEVICE_ID_LEN,
+    encodeFrame,
+    FrameType,
+    HS_INIT_MESSAGE_LEN,
+    OOB_TICKET_LIFETIME,
+    RESUME_NONCE_LEN,
+    TAG_LEN,
+    TICKET_LEN,
+} from "../src/wire.js"
 import { AppClient } from "./device-app.js"
 
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
@@ -38,7 +48,12 @@ export interface Fleet {
  * start with an out-of-band ticket (their first connection resumes), the others with none
  * (a full handshake).
  */
-export function makeFleet(opts: { n: number; withTicket: number; host: string; policy?: Partial<ServerPolicy> }): Fleet & { connectTo(port: number): void } {
+export function makeFleet(opts: {
+    n: number
+    withTicket: number
+    host: string
+    policy?: Partial<ServerPolicy>
+}): Fleet & { connectTo(port: number): void } {
     const now = Math.floor(Date.now() / 1000)
     const identity = generateKeyPair()
     const ticketKey = randomBytes(32)
@@ -55,7 +70,13 @@ export function makeFleet(opts: { n: number; withTicket: number; host: string; p
             const t = mintTicket({ deviceId, generation: 1, expiresAt: now + OOB_TICKET_LIFETIME, keySet })
             ticket = { ticket: t.ticket, secret: t.resumptionSecret }
         }
-        devices.push({ id: deviceId.toString("hex"), name: `load-${i}`, publicKey: s.publicKey.toString("hex"), psk: psk.toString("hex"), issued: ticket ? 1 : 0 })
+        devices.push({
+            id: deviceId.toString("hex"),
+            name: `load-${i}`,
+            publicKey: s.publicKey.toString("hex"),
+            psk: psk.toString("hex"),
+            issued: ticket ? 1 : 0,
+        })
         const target = { port: 0 }
         ports.push(target)
         const client = new TetherClient({
@@ -155,7 +176,12 @@ export interface FloodReport {
  * tickets, and silent connections that only the handshake timeout ends. Resolves when the
  * gateway has closed every one of them (or `timeoutMs` passed for one).
  */
-export async function garbageFlood(host: string, port: number, n: number, opts: { window?: number; timeoutMs?: number } = {}): Promise<FloodReport> {
+export async function garbageFlood(
+    host: string,
+    port: number,
+    n: number,
+    opts: { window?: number; timeoutMs?: number } = {}
+): Promise<FloodReport> {
     const report: FloodReport = { connections: 0, closedByGateway: 0, rejects: {} }
     const kinds = [
         () => randomBytes(1 + Math.floor(Math.random() * 1500)),
@@ -163,7 +189,11 @@ export async function garbageFlood(host: string, port: number, n: number, opts: 
         () => Buffer.from([0xff, 0xff, 1, 2, 3]),
         () => encodeFrame(FrameType.RECORD, randomBytes(40)),
         () => encodeFrame(FrameType.HS_INIT, encodeHsInit(randomBytes(DEVICE_ID_LEN), randomBytes(HS_INIT_MESSAGE_LEN))),
-        () => encodeFrame(FrameType.RESUME_INIT, encodeResumeInit(randomBytes(TICKET_LEN), randomBytes(RESUME_NONCE_LEN), randomBytes(TAG_LEN))),
+        () =>
+            encodeFrame(
+                FrameType.RESUME_INIT,
+                encodeResumeInit(randomBytes(TICKET_LEN), randomBytes(RESUME_NONCE_LEN), randomBytes(TAG_LEN))
+            ),
         () => encodeFrame(FrameType.HS_INIT, encodeHsInit(randomBytes(DEVICE_ID_LEN), randomBytes(HS_INIT_MESSAGE_LEN), 9)),
         () => Buffer.alloc(0), // silent
     ]
@@ -220,7 +250,10 @@ export interface LoadGateway {
 
 /** Forks load-gateway.js with a setup; resolves when it listens. */
 export async function forkGateway(setup: LoadGatewaySetup): Promise<LoadGateway> {
-    const child = fork(fileURLToPath(new URL("./load-gateway.js", import.meta.url)), [], { execArgv: ["--expose-gc"], stdio: ["ignore", "inherit", "inherit", "ipc"] })
+    const child = fork(fileURLToPath(new URL("./load-gateway.js", import.meta.url)), [], {
+        execArgv: ["--expose-gc"],
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+    })
     let seq = 0
     const waiting = new Map<number, (v: unknown) => void>()
     child.on("message", (m: { seq: number; value: unknown }) => {

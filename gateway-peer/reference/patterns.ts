@@ -35,27 +35,64 @@ const BASE = {
     // NN: -> e  <- e, ee
     NN: [[], [["e"], ["e", "ee"]]],
     // NK: <- s  ...  -> e, es  <- e, ee
-    NK: [["<-s"], [["e", "es"], ["e", "ee"]]],
+    NK: [
+        ["<-s"],
+        [
+            ["e", "es"],
+            ["e", "ee"],
+        ],
+    ],
     // NX: -> e  <- e, ee, s, es
     NX: [[], [["e"], ["e", "ee", "s", "es"]]],
     // KN: -> s  ...  -> e  <- e, ee, se
     KN: [["->s"], [["e"], ["e", "ee", "se"]]],
     // KK: -> s  <- s  ...  -> e, es, ss  <- e, ee, se
-    KK: [["->s", "<-s"], [["e", "es", "ss"], ["e", "ee", "se"]]],
+    KK: [
+        ["->s", "<-s"],
+        [
+            ["e", "es", "ss"],
+            ["e", "ee", "se"],
+        ],
+    ],
     // KX: -> s  ...  -> e  <- e, ee, se, s, es
     KX: [["->s"], [["e"], ["e", "ee", "se", "s", "es"]]],
     // XN: -> e  <- e, ee  -> s, se
     XN: [[], [["e"], ["e", "ee"], ["s", "se"]]],
     // XK: <- s  ...  -> e, es  <- e, ee  -> s, se
-    XK: [["<-s"], [["e", "es"], ["e", "ee"], ["s", "se"]]],
+    XK: [
+        ["<-s"],
+        [
+            ["e", "es"],
+            ["e", "ee"],
+            ["s", "se"],
+        ],
+    ],
     // XX: -> e  <- e, ee, s, es  -> s, se
     XX: [[], [["e"], ["e", "ee", "s", "es"], ["s", "se"]]],
     // IN: -> e, s  <- e, ee, se
-    IN: [[], [["e", "s"], ["e", "ee", "se"]]],
+    IN: [
+        [],
+        [
+            ["e", "s"],
+            ["e", "ee", "se"],
+        ],
+    ],
     // IK: <- s  ...  -> e, es, s, ss  <- e, ee, se
-    IK: [["<-s"], [["e", "es", "s", "ss"], ["e", "ee", "se"]]],
+    IK: [
+        ["<-s"],
+        [
+            ["e", "es", "s", "ss"],
+            ["e", "ee", "se"],
+        ],
+    ],
     // IX: -> e, s  <- e, ee, se, s, es
-    IX: [[], [["e", "s"], ["e", "ee", "se", "s", "es"]]],
+    IX: [
+        [],
+        [
+            ["e", "s"],
+            ["e", "ee", "se", "s", "es"],
+        ],
+    ],
 } as const satisfies Record<string, Row>
 
 /** The base patterns this implementation supports. */

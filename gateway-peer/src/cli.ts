@@ -66,4 +66,3 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
         return 1
     }
 }
-

@@ -92,7 +92,7 @@ export class Connection {
         /** the peer's address, the key of the per-source limit */
         readonly source: string,
         readonly responder: Responder,
-        host: ConnectionHost,
+        host: ConnectionHost
     ) {
         this.#socket = socket
         this.#host = host
@@ -256,6 +256,12 @@ export class Connection {
 
     #event(fields: LogLine): void {
         const now = this.#host.clock.nowMs()
-        this.#host.log({ ts: new Date(now).toISOString(), event: "connection", source: this.source, ms: Math.round(now - this.#t0), ...fields })
+        this.#host.log({
+            ts: new Date(now).toISOString(),
+            event: "connection",
+            source: this.source,
+            ms: Math.round(now - this.#t0),
+            ...fields,
+        })
     }
 }

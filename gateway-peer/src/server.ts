@@ -173,7 +173,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const address = server.address()
     const port = typeof address === "object" && address !== null ? address.port : 0
 
-    const liveFor = (deviceId: string) => [...(byDevice.get(deviceId) ?? [])].filter(c => c.phase === ConnPhase.Established && c.device?.id === deviceId)
+    const liveFor = (deviceId: string) =>
+        [...(byDevice.get(deviceId) ?? [])].filter(c => c.phase === ConnPhase.Established && c.device?.id === deviceId)
 
     return {
         port,

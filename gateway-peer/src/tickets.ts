@@ -80,7 +80,7 @@ export class TicketKeySet {
                 if (!isUint(k.id, 0xff) || k.key.length !== TICKET_KEY_LEN) throw new Error("tickets: bad key")
                 const retireAt = i === keys.length - 1 ? undefined : k.retireAt
                 return { id: k.id, key: Buffer.from(k.key), createdAt: k.createdAt ?? 0, retireAt }
-            }),
+            })
         )
     }
 
@@ -94,7 +94,8 @@ export class TicketKeySet {
             if (key === undefined || !isUint(k.id, 0xff) || !isUint(k.created_at, Number.MAX_SAFE_INTEGER))
                 throw new Error(`tickets: ticket key ${i} is malformed`)
             const retireAt = k.retire_at === null ? undefined : k.retire_at
-            if (retireAt !== undefined && !isUint(retireAt, Number.MAX_SAFE_INTEGER)) throw new Error(`tickets: ticket key ${i} is malformed`)
+            if (retireAt !== undefined && !isUint(retireAt, Number.MAX_SAFE_INTEGER))
+                throw new Error(`tickets: ticket key ${i} is malformed`)
             return { id: k.id, key, createdAt: k.created_at, retireAt }
         })
         if (keys.length > 0 && keys[keys.length - 1]?.retireAt !== undefined) throw new Error("tickets: the current key is retired")
@@ -189,7 +190,8 @@ function resumptionSecret(secretKey: Buffer, ticket: Buffer): Buffer {
 export function mintTicket(opts: { deviceId: Buffer; generation: number; expiresAt: number; keySet: TicketKeySet }): MintedTicket {
     const { deviceId, generation, expiresAt, keySet } = opts
     if (deviceId.length !== DEVICE_ID_LEN) throw new TypeError("mintTicket: device_id must be 8 bytes")
-    if (!isUint(generation, UINT32_MAX) || !isUint(expiresAt, UINT32_MAX)) throw new RangeError("mintTicket: generation and expires_at are uint32")
+    if (!isUint(generation, UINT32_MAX) || !isUint(expiresAt, UINT32_MAX))
+        throw new RangeError("mintTicket: generation and expires_at are uint32")
     const key = keySet.current
     const { macKey, secretKey } = keySet.derived(key)
     const ticket = Buffer.alloc(TICKET_LEN)
@@ -252,7 +254,8 @@ export interface TicketContent {
  * @throws TypeError on ill-sized parts (caller errors)
  */
 export function encodeTicketContent(ticket: Buffer, resumptionSecret: Buffer): Buffer {
-    if (ticket.length !== TICKET_LEN || resumptionSecret.length !== RESUMPTION_SECRET_LEN) throw new TypeError("tickets: bad ticket or resumption secret length")
+    if (ticket.length !== TICKET_LEN || resumptionSecret.length !== RESUMPTION_SECRET_LEN)
+        throw new TypeError("tickets: bad ticket or resumption secret length")
     return Buffer.concat([ticket, resumptionSecret], TICKET_CONTENT_LEN)
 }
 

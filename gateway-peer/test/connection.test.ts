@@ -84,7 +84,9 @@ function hostTwin(policy: Partial<ServerPolicy> = {}): HostTwin {
 /** The KK vector's gateway as a Responder. */
 async function vectorResponder(): Promise<Responder> {
     const registry = new MemoryRegistry()
-    await registry.putDevice(newDevice({ id: KK.device_id, name: "vector-device", publicKey: b(KK.device_static_public), psk: b(KK.psk), now: KK.now }))
+    await registry.putDevice(
+        newDevice({ id: KK.device_id, name: "vector-device", publicKey: b(KK.device_static_public), psk: b(KK.psk), now: KK.now })
+    )
     return new Responder({
         registry,
         identity: keyPairFromPrivate(b(KK.gateway_static_private)),
@@ -117,7 +119,11 @@ test("HS_INIT split over two chunks: one corked batch of HS_RESP and TICKET, Est
     c.receive(frame.subarray(0, 20))
     c.receive(frame.subarray(20))
     await c.settled
-    assert.deepEqual(socket.batches.map(x => x.map(hex)), [[KK.hs_resp, KK.record_ticket]], "one writev for the answer and its ticket")
+    assert.deepEqual(
+        socket.batches.map(x => x.map(hex)),
+        [[KK.hs_resp, KK.record_ticket]],
+        "one writev for the answer and its ticket"
+    )
     assert.equal(c.phase, ConnPhase.Established)
     assert.ok(agrees(c))
     assert.equal(c.device?.name, "vector-device")
@@ -171,7 +177,12 @@ test("a wrong frame type before a handshake frame is not admitted; a refused tic
     assert.deepEqual(socket.batches, [[encodeFrame(FrameType.REJECT, Buffer.from([Code.PROTOCOL_ERROR]))]])
     assert.deepEqual(host.calls, ["closed:-"], "no admit for a frame that starts no handshake")
     const t = await connection()
-    t.c.receive(encodeFrame(FrameType.RESUME_INIT, encodeResumeInit(Buffer.alloc(TICKET_LEN, 9), Buffer.alloc(RESUME_NONCE_LEN, 9), Buffer.alloc(TAG_LEN, 9))))
+    t.c.receive(
+        encodeFrame(
+            FrameType.RESUME_INIT,
+            encodeResumeInit(Buffer.alloc(TICKET_LEN, 9), Buffer.alloc(RESUME_NONCE_LEN, 9), Buffer.alloc(TAG_LEN, 9))
+        )
+    )
     await t.c.settled
     assert.equal(t.c.phase, ConnPhase.Handshaking)
     assert.ok(agrees(t.c))

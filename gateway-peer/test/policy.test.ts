@@ -16,7 +16,7 @@ test("the defaults are PROTOCOL.md 6.5's and the server's, written once", () => 
             maxConcurrentHandshakes: 512,
             perSourceAttempts: 10_000,
             perSourceWindowMs: 10_000,
-        },
+        }
     )
     assert.equal(DEFAULT_POLICY.ticketLifetime, TICKET_LIFETIME)
     assert.equal(DEFAULT_POLICY.chainLimit, CHAIN_LIMIT)

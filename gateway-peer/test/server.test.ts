@@ -6,7 +6,19 @@ import { Phase } from "../src/session/responder.js"
 import { mintTicket, TicketKeySet } from "../src/tickets.js"
 import { encodeHsInit } from "../src/session/handshake.js"
 import { encodeResumeInit } from "../src/session/resume.js"
-import { Code, DEVICE_ID_LEN, encodeFrame, FrameType, HS_INIT_MESSAGE_LEN, InnerType, KEY_UPDATE_AT, RESUME_NONCE_LEN, TAG_LEN, TICKET_LEN, TICKET_LIFETIME } from "../src/wire.js"
+import {
+    Code,
+    DEVICE_ID_LEN,
+    encodeFrame,
+    FrameType,
+    HS_INIT_MESSAGE_LEN,
+    InnerType,
+    KEY_UPDATE_AT,
+    RESUME_NONCE_LEN,
+    TAG_LEN,
+    TICKET_LEN,
+    TICKET_LIFETIME,
+} from "../src/wire.js"
 import { fixture, until, type Fixture } from "./helpers.js"
 
 const fixtures: Fixture[] = []
@@ -43,7 +55,10 @@ test("full handshake, ticket, records both ways, CLOSE", async () => {
     assert.equal(store.history.length, 1, "the TICKET record came first")
     for (let i = 0; i < 5; i++) conn.send(Buffer.from(`up${i}`))
     assert.ok(await until(() => f.delivered.length === 5))
-    assert.deepEqual(f.delivered.map(d => d.content), ["up0", "up1", "up2", "up3", "up4"])
+    assert.deepEqual(
+        f.delivered.map(d => d.content),
+        ["up0", "up1", "up2", "up3", "up4"]
+    )
     assert.equal(f.gw.send(p.deviceId.toString("hex"), Buffer.from("down")), 1)
     assert.equal((await conn.recv())?.toString(), "down")
     const rec = await f.registry.getDevice(p.deviceId.toString("hex"))
@@ -145,7 +160,10 @@ test("torn connection after TICKET: the older ticket resumes, early data redeliv
     assert.equal(conn.earlyAccepted, false)
     assert.ok(await until(() => f.delivered.some(d => d.content === "second")))
     await new Promise(r => setTimeout(r, 50))
-    assert.deepEqual(f.delivered.map(d => d.content), ["first", "second"])
+    assert.deepEqual(
+        f.delivered.map(d => d.content),
+        ["first", "second"]
+    )
     conn.close()
 })
 
@@ -159,7 +177,10 @@ test("tampered, foreign and expired tickets: TICKET_REJECTED then the full hands
     tampered[10] = (tampered[10] as number) ^ 1
     const other = TicketKeySet.create(f.clock.now)
     const foreign = mintTicket({ deviceId: p.deviceId, generation: 1, expiresAt: f.clock.now + 100, keySet: other })
-    for (const t of [{ ticket: tampered, secret: good.secret }, { ticket: foreign.ticket, secret: foreign.resumptionSecret }]) {
+    for (const t of [
+        { ticket: tampered, secret: good.secret },
+        { ticket: foreign.ticket, secret: foreign.resumptionSecret },
+    ]) {
         const s = new MemoryTicketStore(t)
         const conn = await f.client(p, s).connect(Buffer.from("x"))
         assert.equal(conn.fellBack, true)
@@ -224,7 +245,10 @@ test("tampered bytes in HS_INIT, HS_RESP and a record", async () => {
 test("HS_RESP tampered: the initiator rejects it", async () => {
     const { consumeHsInit, readHsInit, readHsResp, writeHsInit, writeHsResp } = await import("../src/session/handshake.js")
     const { generateKeyPair } = await import("../src/crypto/x25519.js")
-    const sI = generateKeyPair(), sR = generateKeyPair(), psk = Buffer.alloc(32, 3), deviceId = Buffer.alloc(8, 1)
+    const sI = generateKeyPair(),
+        sR = generateKeyPair(),
+        psk = Buffer.alloc(32, 3),
+        deviceId = Buffer.alloc(8, 1)
     const pend = writeHsInit({ deviceId, s: sI, rs: sR.publicKey, psk }, generateKeyPair())
     const init = readHsInit(pend.body)
     assert.ok(!("error" in init))
@@ -302,7 +326,10 @@ test("KEY_UPDATE near the nonce limit, both directions", async () => {
     for (const m of ["k1", "k2", "k3"]) conn.send(Buffer.from(m))
     assert.equal(conn.session.send.n, 2, "KEY_UPDATE then n = 0 under the new key")
     assert.ok(await until(() => f.delivered.filter(d => d.device === "d8").length === 3))
-    assert.deepEqual(f.delivered.map(d => d.content), ["k1", "k2", "k3"])
+    assert.deepEqual(
+        f.delivered.map(d => d.content),
+        ["k1", "k2", "k3"]
+    )
     assert.equal(gws.recv.n, 2)
     gws.send.setNonce(KEY_UPDATE_AT)
     conn.session.recv.setNonce(KEY_UPDATE_AT)

@@ -25,7 +25,10 @@ test("initState writes 0600 files, refuses to overwrite; loadState reads them ba
 test("loadState: missing and corrupt state give clear errors", () => {
     const dir = mkdtempSync(join(tmpdir(), "tether-state-"))
     try {
-        assert.throws(() => loadState(join(dir, "nope")), (e: unknown) => e instanceof StateError && /no state directory/.test(e.message))
+        assert.throws(
+            () => loadState(join(dir, "nope")),
+            (e: unknown) => e instanceof StateError && /no state directory/.test(e.message)
+        )
         assert.throws(() => loadState(dir), /identity missing/)
         initState(join(dir, "s"))
         writeFileSync(join(dir, "s", IDENTITY_FILE), "{not json", { mode: 0o600 })
@@ -59,7 +62,18 @@ test("modes: a state directory that existed 0755 and files made 0644 are tighten
         assert.deepEqual(fixes, [{ path: dir, from: 0o755, to: 0o700 }], "one fix, naming the directory")
         const db = join(dir, REGISTRY_FILE)
         const reg = new SqliteRegistry(db, { create: true, onModeFix })
-        await reg.putDevice({ id: "0102030405060708", name: "d", publicKey: Buffer.alloc(32, 9), psk: Buffer.alloc(32, 0xab), revoked: false, min_generation: 0, issued_generation: 0, accepted_generation: 0, full_generation: 0, created_at: 1 })
+        await reg.putDevice({
+            id: "0102030405060708",
+            name: "d",
+            publicKey: Buffer.alloc(32, 9),
+            psk: Buffer.alloc(32, 0xab),
+            revoked: false,
+            min_generation: 0,
+            issued_generation: 0,
+            accepted_generation: 0,
+            full_generation: 0,
+            created_at: 1,
+        })
         for (const f of [db, `${db}-wal`, `${db}-shm`]) assert.equal(mode(f), 0o600, `${f} created 0600`)
         assert.equal(fixes.length, 1, "nothing else needed fixing")
 
@@ -71,12 +85,23 @@ test("modes: a state directory that existed 0755 and files made 0644 are tighten
         loadState(dir, { onModeFix })
         assert.equal(mode(dir), 0o700)
         for (const f of [db, `${db}-wal`, `${db}-shm`]) assert.equal(mode(f), 0o600, f)
-        assert.deepEqual(fixes.map(f => [f.path, f.from]).sort(), [[dir, 0o755], [db, 0o644], [`${db}-shm`, 0o644], [`${db}-wal`, 0o644]].sort())
+        assert.deepEqual(
+            fixes.map(f => [f.path, f.from]).sort(),
+            [
+                [dir, 0o755],
+                [db, 0o644],
+                [`${db}-shm`, 0o644],
+                [`${db}-wal`, 0o644],
+            ].sort()
+        )
         // opening the registry or the app store on its own tightens the database files too
         for (const f of [db, `${db}-wal`, `${db}-shm`]) chmodSync(f, 0o644)
         fixes.length = 0
         await new SqliteRegistry(db, { onModeFix }).close()
-        assert.ok([db, `${db}-wal`, `${db}-shm`].every(f => fixes.some(x => x.path === f)), "the registry open fixed each file")
+        assert.ok(
+            [db, `${db}-wal`, `${db}-shm`].every(f => fixes.some(x => x.path === f)),
+            "the registry open fixed each file"
+        )
         for (const f of [db, `${db}-wal`, `${db}-shm`]) chmodSync(f, 0o644)
         fixes.length = 0
         const store = new SqliteAppStateStore(db, { onModeFix })

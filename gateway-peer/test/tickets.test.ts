@@ -69,7 +69,10 @@ test("rotation refuses to reuse a live key id", () => {
     const keySet = TicketKeySet.fromKeys([{ id: 0xff, key: Buffer.alloc(32, 1) }])
     keySet.rotate(T0) // 0xff -> 0x00
     assert.equal(keySet.current.id, 0)
-    const ks = TicketKeySet.fromKeys([{ id: 1, key: Buffer.alloc(32, 1), retireAt: T0 + 100 }, { id: 0, key: Buffer.alloc(32, 2) }])
+    const ks = TicketKeySet.fromKeys([
+        { id: 1, key: Buffer.alloc(32, 1), retireAt: T0 + 100 },
+        { id: 0, key: Buffer.alloc(32, 2) },
+    ])
     assert.throws(() => ks.rotate(T0), /still live/)
 })
 

@@ -34,7 +34,10 @@ test("FrameDecoder reassembles split and merged chunks", () => {
         const out: W.Frame[] = []
         for (let i = 0; i < stream.length; i += step) out.push(...d.push(stream.subarray(i, i + step)))
         assert.equal(out.length, 3, `step ${step}`)
-        assert.deepEqual(out.map(f => f.type), [1, 0x10, 2])
+        assert.deepEqual(
+            out.map(f => f.type),
+            [1, 0x10, 2]
+        )
         assert.deepEqual(out[0]?.body, Buffer.alloc(57, 7))
         assert.equal(out[1]?.body.length, 0)
         assert.equal(out[2]?.body.length, 1023)
@@ -48,7 +51,10 @@ test("FrameDecoder rejects length 0 and length > MAX_FRAME_LEN, then stays faile
     assert.throws(() => d.push(W.encodeFrame(1, Buffer.alloc(1))), W.FrameError)
     const e = new W.FrameDecoder()
     assert.deepEqual(e.push(Buffer.from([0x04])), [])
-    assert.throws(() => e.push(Buffer.from([0x01])), (err: unknown) => err instanceof W.FrameError && err.length === 1025)
+    assert.throws(
+        () => e.push(Buffer.from([0x01])),
+        (err: unknown) => err instanceof W.FrameError && err.length === 1025
+    )
     // a valid frame, then a bad length in the same chunk: the error wins, nothing is half-read
     const f = new W.FrameDecoder()
     assert.throws(() => f.push(Buffer.concat([W.encodeFrame(1, Buffer.alloc(2)), Buffer.from([0xff, 0xff])])), W.FrameError)

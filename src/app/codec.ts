@@ -177,8 +177,7 @@ export function decodeData(c: Buffer): AppMessage[] {
         } else if (kind === AppKind.RESPONSE) {
             if (len < RESPONSE_PREFIX_LEN) throw new AppProtocolError("truncated RESPONSE")
             const status = (c[start + REQUEST_ID_LEN] << 8) | c[start + REQUEST_ID_LEN + 1]
-            if (status !== STATUS_GATEWAY_ERROR && (status < 100 || status > 599))
-                throw new AppProtocolError("RESPONSE status " + status)
+            if (status !== STATUS_GATEWAY_ERROR && (status < 100 || status > 599)) throw new AppProtocolError("RESPONSE status " + status)
             m.requestId = readU32(c, start)
             m.status = status
             m.payload = c.slice(start + RESPONSE_PREFIX_LEN, end)
@@ -195,8 +194,7 @@ export function decodeData(c: Buffer): AppMessage[] {
         } else {
             throw new AppProtocolError("unknown kind " + kind)
         }
-        if ((kind === AppKind.MESSAGE || kind === AppKind.RESPONSE) && id === 0)
-            throw new AppProtocolError("sequenced message with id 0")
+        if ((kind === AppKind.MESSAGE || kind === AppKind.RESPONSE) && id === 0) throw new AppProtocolError("sequenced message with id 0")
         out.push(m)
         off = end
     }

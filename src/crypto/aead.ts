@@ -33,8 +33,7 @@ const MAX_N = 9007199254740991
 
 function checkBuffer(b: Buffer, name: string, len?: number) {
     if (!(b instanceof Buffer)) throw new TypeError(name + ": not a Buffer")
-    if (len !== undefined && b.length !== len)
-        throw new TypeError(name + ": expected " + len + " bytes, got " + b.length)
+    if (len !== undefined && b.length !== len) throw new TypeError(name + ": expected " + len + " bytes, got " + b.length)
 }
 
 /** Writes v (an integer, 0 <= v < 2^32) big-endian at off, using no 32-bit bitwise ops. */

@@ -65,8 +65,7 @@ export function hkdf3(ck: Buffer, ikm: Buffer): Buffer[] {
  * @returns `length` bytes of output key material
  */
 export function hkdfSha256(ikm: Buffer, salt: Buffer, info: Buffer, length: number): Buffer {
-    if (!(length > 0 && length <= 255 * HASH_LEN) || Math.floor(length) !== length)
-        throw new RangeError("hkdfSha256: bad length " + length)
+    if (!(length > 0 && length <= 255 * HASH_LEN) || Math.floor(length) !== length) throw new RangeError("hkdfSha256: bad length " + length)
     // HMAC pads an empty key with zeros, which equals HashLen zero bytes: no special case.
     const prk = hmacSha256(salt, ikm)
     const okm = Buffer.alloc(length)

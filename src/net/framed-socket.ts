@@ -105,7 +105,10 @@ export class FramedSocket implements Transport {
     private got = 0
     private rx: Buffer = null
 
-    private constructor(public readonly name: string, private readonly sendTimeoutMs: number) {}
+    private constructor(
+        public readonly name: string,
+        private readonly sendTimeoutMs: number
+    ) {}
 
     /**
      * Opens a TCP connection to the gateway.
@@ -120,8 +123,7 @@ export class FramedSocket implements Transport {
         if (typeof host !== "string" || host.length === 0) throw new TypeError("FramedSocket: bad host")
         if (typeof port !== "number" || !(port >= 1 && port <= 65535) || Math.floor(port) !== port)
             throw new RangeError("FramedSocket: bad port " + port)
-        if (current)
-            throw new Error("FramedSocket: " + current.name + " is still open (one socket at a time); close it first")
+        if (current) throw new Error("FramedSocket: " + current.name + " is still open (one socket at a time); close it first")
 
         const s = new FramedSocket("tcp://" + host + ":" + port, sendTimeoutMs)
         current = s // claims the slot; events are ignored until the runtime socket is opened
@@ -220,8 +222,13 @@ export class FramedSocket implements Transport {
                 if (this.lenRead > 0 || this.got > 0) {
                     this.state = State.Failed
                     this.error = new Error(
-                        "FramedSocket: " + this.name + " closed inside a frame (" + (this.lenRead + this.got) +
-                            " of " + (this.lenRead < LEN_SIZE ? "?" : LEN_SIZE + this.frameLen) + " bytes)"
+                        "FramedSocket: " +
+                            this.name +
+                            " closed inside a frame (" +
+                            (this.lenRead + this.got) +
+                            " of " +
+                            (this.lenRead < LEN_SIZE ? "?" : LEN_SIZE + this.frameLen) +
+                            " bytes)"
                     )
                     throw this.error
                 }
@@ -348,8 +355,7 @@ export class FramedSocket implements Transport {
                 this.rx.blitAt(this.got, chunk, off, n)
                 this.got += n
                 off += n
-                if (this.got === this.frameLen)
-                    frame = { type: this.rx[0], body: this.rx.slice(TYPE_SIZE, this.frameLen) }
+                if (this.got === this.frameLen) frame = { type: this.rx[0], body: this.rx.slice(TYPE_SIZE, this.frameLen) }
             }
             this.queued -= off - this.queueOffset
             if (off >= chunk.length) {

@@ -25,7 +25,10 @@ export class CipherState {
      * @param cipher the cipher function (AESCCM on the device)
      * @param k an initial key (32 bytes), or undefined for empty
      */
-    constructor(public readonly cipher: CipherFunction, k?: Buffer) {
+    constructor(
+        public readonly cipher: CipherFunction,
+        k?: Buffer
+    ) {
         this.initializeKey(k)
     }
 
@@ -44,8 +47,7 @@ export class CipherState {
 
     /** SetNonce(nonce): "Sets n = nonce." For tests that start near the limits. */
     setNonce(nonce: number) {
-        if (!(nonce >= 0 && nonce <= NONCE_LIMIT) || Math.floor(nonce) !== nonce)
-            throw new RangeError("cipher-state: bad nonce")
+        if (!(nonce >= 0 && nonce <= NONCE_LIMIT) || Math.floor(nonce) !== nonce) throw new RangeError("cipher-state: bad nonce")
         this.n = nonce
     }
 

@@ -41,7 +41,10 @@ export class Connection {
     private session: Session
 
     /** @internal use {@link TetherClient.connect} */
-    constructor(private transport: Transport, private machine: Initiator) {
+    constructor(
+        private transport: Transport,
+        private machine: Initiator
+    ) {
         const s = machine.state as Established
         this.session = s.session
         this.resumed = s.how.resumed

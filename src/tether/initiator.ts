@@ -265,7 +265,10 @@ export class Initiator {
     /** The current state. */
     state: InitiatorState = IDLE
 
-    constructor(private ctx: InitiatorContext, private store: TicketStore) {}
+    constructor(
+        private ctx: InitiatorContext,
+        private store: TicketStore
+    ) {}
 
     /**
      * Leaves Idle: a resumption with the stored ticket, else the full handshake.

@@ -8,15 +8,7 @@
 // then CipherState.keyUpdate() (k = REKEY(k), n = 0); the receiver does the same after
 // decrypting KEY_UPDATE.
 import { CipherState } from "../noise/cipher-state"
-import {
-    CLOSE_CONTENT_LEN,
-    INNER_TYPE_LEN,
-    KEY_UPDATE_AT,
-    MAX_RECORD_CONTENT,
-    InnerType,
-    NONCE_LIMIT,
-    TICKET_CONTENT_LEN,
-} from "./wire"
+import { CLOSE_CONTENT_LEN, INNER_TYPE_LEN, KEY_UPDATE_AT, MAX_RECORD_CONTENT, InnerType, NONCE_LIMIT, TICKET_CONTENT_LEN } from "./wire"
 
 const EMPTY = Buffer.alloc(0)
 

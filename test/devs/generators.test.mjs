@@ -20,7 +20,11 @@ function generator(script, ...args) {
 }
 
 function sameAsCommitted(name) {
-    assert.equal(readFileSync(join(out, name), "utf8"), readFileSync(join(GENERATED, name), "utf8"), `${name} differs from what its generator writes`)
+    assert.equal(
+        readFileSync(join(out, name), "utf8"),
+        readFileSync(join(GENERATED, name), "utf8"),
+        `${name} differs from what its generator writes`
+    )
 }
 
 describe("the vector generators reproduce the committed files", () => {

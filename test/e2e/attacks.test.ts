@@ -67,11 +67,16 @@ const RESUME_INIT_MAC_END = 3 + 1 + 33 - 1
 
 const hooks: Record<string, StepHook> = {
     "hs-init-tamper": (f, at) =>
-        f.dir === "up" && f.type === FrameType.HS_INIT ? { action: "pass", replace: flip(f.raw, at.nth === 0 ? HS_INIT_E : -1) } : undefined,
+        f.dir === "up" && f.type === FrameType.HS_INIT
+            ? { action: "pass", replace: flip(f.raw, at.nth === 0 ? HS_INIT_E : -1) }
+            : undefined,
     "hs-resp-tamper": f => (f.dir === "down" && f.type === FrameType.HS_RESP ? { action: "pass", replace: flip(f.raw, -1) } : undefined),
     "resume-init-tamper": (f, at) =>
-        f.dir === "up" && f.type === FrameType.RESUME_INIT ? { action: "pass", replace: flip(f.raw, at.nth === 0 ? RESUME_INIT_MAC_END : -1) } : undefined,
-    "resume-resp-tamper": f => (f.dir === "down" && f.type === FrameType.RESUME_RESP ? { action: "pass", replace: flip(f.raw, -1) } : undefined),
+        f.dir === "up" && f.type === FrameType.RESUME_INIT
+            ? { action: "pass", replace: flip(f.raw, at.nth === 0 ? RESUME_INIT_MAC_END : -1) }
+            : undefined,
+    "resume-resp-tamper": f =>
+        f.dir === "down" && f.type === FrameType.RESUME_RESP ? { action: "pass", replace: flip(f.raw, -1) } : undefined,
     // the gateway's first record is the TICKET, the second the "ack:" of the device's DATA
     "ticket-tamper": (f, at) => (f.dir === "down" && at.rec === 1 ? { action: "pass", replace: flip(f.raw, 5) } : undefined),
     "data-tamper-down": (f, at) => (f.dir === "down" && at.rec === 2 ? { action: "pass", replace: flip(f.raw, 5) } : undefined),
@@ -93,14 +98,27 @@ const hooks: Record<string, StepHook> = {
         return { action: "pass", replace: Buffer.concat([Buffer.from([0xff, 0xff]), randomBytes(f.raw.length - 2)]) }
     },
     "record-for-hs-resp": (f, at) =>
-        f.dir !== "down" ? undefined : at.k === 0 && f.type === FrameType.HS_RESP ? { action: "pass", replace: retype(f.raw, FrameType.RECORD) } : drop,
+        f.dir !== "down"
+            ? undefined
+            : at.k === 0 && f.type === FrameType.HS_RESP
+              ? { action: "pass", replace: retype(f.raw, FrameType.RECORD) }
+              : drop,
     "hs-resp-for-resume-resp": (f, at) =>
-        f.dir !== "down" ? undefined : at.k === 0 && f.type === FrameType.RESUME_RESP ? { action: "pass", replace: retype(f.raw, FrameType.HS_RESP) } : drop,
-    "resume-resp-in-session": (f, at) => (f.dir === "down" && at.rec === 2 ? { action: "pass", replace: retype(f.raw, FrameType.RESUME_RESP) } : undefined),
-    "record-for-hs-init": f => (f.dir === "up" && f.type === FrameType.HS_INIT ? { action: "pass", replace: retype(f.raw, FrameType.RECORD) } : undefined),
-    "hs-init-in-session": (f, at) => (f.dir === "up" && at.rec === 1 ? { action: "pass", replace: retype(f.raw, FrameType.HS_INIT) } : undefined),
+        f.dir !== "down"
+            ? undefined
+            : at.k === 0 && f.type === FrameType.RESUME_RESP
+              ? { action: "pass", replace: retype(f.raw, FrameType.HS_RESP) }
+              : drop,
+    "resume-resp-in-session": (f, at) =>
+        f.dir === "down" && at.rec === 2 ? { action: "pass", replace: retype(f.raw, FrameType.RESUME_RESP) } : undefined,
+    "record-for-hs-init": f =>
+        f.dir === "up" && f.type === FrameType.HS_INIT ? { action: "pass", replace: retype(f.raw, FrameType.RECORD) } : undefined,
+    "hs-init-in-session": (f, at) =>
+        f.dir === "up" && at.rec === 1 ? { action: "pass", replace: retype(f.raw, FrameType.HS_INIT) } : undefined,
     "truncated-hs-resp": f =>
-        f.dir === "down" && f.type === FrameType.HS_RESP ? { action: "pass", replace: f.raw.subarray(0, Math.floor(f.raw.length / 2)), cut: true } : undefined,
+        f.dir === "down" && f.type === FrameType.HS_RESP
+            ? { action: "pass", replace: f.raw.subarray(0, Math.floor(f.raw.length / 2)), cut: true }
+            : undefined,
     clean: () => undefined,
 }
 
@@ -128,7 +146,8 @@ describe("tether: attacks on the wire end to end (real gateway, device in the si
         const next = stepOrder[i + 1]
         return g.logs.slice(steps.get(name)?.log ?? 0, next === undefined ? undefined : steps.get(next)?.log)
     }
-    const outcomesOf = (name: string) => g.logs.filter(l => l["deviceName"] === name).map(l => `${l["outcome"]}${l["code"] === undefined ? "" : ":" + l["code"]}`)
+    const outcomesOf = (name: string) =>
+        g.logs.filter(l => l["deviceName"] === name).map(l => `${l["outcome"]}${l["code"] === undefined ? "" : ":" + l["code"]}`)
     const deliveredTo = (name: string) => g.delivered.filter(d => d.device === name).map(d => d.content)
 
     before(async () => {
@@ -150,27 +169,23 @@ describe("tether: attacks on the wire end to end (real gateway, device in the si
             const rec = f.type === FrameType.RECORD ? seen.filter(x => x.type === FrameType.RECORD).length : 0
             return hook(f, { k: seen.length - 1, rec, nth: info.conns.indexOf(f.conn) })
         }
-        run = await runDevice(
-            "test/e2e/device/tether-attacks.ts",
-            env,
-            {
-                timeoutMs: 60000,
-                onLine: line => {
-                    const m = /E2E-STEP (\S+)/.exec(line)
-                    if (!m) return
-                    const name = m[1] as string
-                    const hook = hooks[name]
-                    if (hook === undefined) {
-                        unknownSteps.push(name)
-                        return
-                    }
-                    const info: StepInfo = { log: g.logs.length, conns: [] }
-                    steps.set(name, info)
-                    stepOrder.push(name)
-                    current = { hook, info }
-                },
-            }
-        )
+        run = await runDevice("test/e2e/device/tether-attacks.ts", env, {
+            timeoutMs: 60000,
+            onLine: line => {
+                const m = /E2E-STEP (\S+)/.exec(line)
+                if (!m) return
+                const name = m[1] as string
+                const hook = hooks[name]
+                if (hook === undefined) {
+                    unknownSteps.push(name)
+                    return
+                }
+                const info: StepInfo = { log: g.logs.length, conns: [] }
+                steps.set(name, info)
+                stepOrder.push(name)
+                current = { hook, info }
+            },
+        })
         // let the last closes reach the gateway
         for (let i = 0; i < 20 && g.gw.stats.connections > 0; i++) await sleep(50)
         statsAfter = g.gw.stats
@@ -196,10 +211,13 @@ describe("tether: attacks on the wire end to end (real gateway, device in the si
             )
         }
         const rejects = g.logs.filter(l => l["deviceName"] === "HI" && l["outcome"] === "reject")
-        assert.deepEqual(rejects.slice(0, 2).map(l => [l["code"], l["detail"]]), [
-            ["HANDSHAKE_FAILED", "HS_INIT: message 1 failed"],
-            ["HANDSHAKE_FAILED", "HS_INIT: message 1 failed"],
-        ])
+        assert.deepEqual(
+            rejects.slice(0, 2).map(l => [l["code"], l["detail"]]),
+            [
+                ["HANDSHAKE_FAILED", "HS_INIT: message 1 failed"],
+                ["HANDSHAKE_FAILED", "HS_INIT: message 1 failed"],
+            ]
+        )
         assert.ok(logsOf("hs-init-tamper").every(l => l["outcome"] !== "full-handshake"))
     })
     test("tampered HS_RESP: the device refuses it; the gateway's connection ends, no record", () => {
@@ -220,7 +238,10 @@ describe("tether: attacks on the wire end to end (real gateway, device in the si
         assert.equal(conns.length, 2)
         for (const c of conns) {
             assert.deepEqual(
-                proxy.of(c, "up").map(f => f.type).slice(0, 2),
+                proxy
+                    .of(c, "up")
+                    .map(f => f.type)
+                    .slice(0, 2),
                 [FrameType.RESUME_INIT, FrameType.HS_INIT]
             )
             assert.equal(hexOf(proxy.of(c, "down")[0]!.raw), "00027f05")
@@ -281,7 +302,16 @@ describe("tether: attacks on the wire end to end (real gateway, device in the si
         // RECORD for HS_RESP, HS_RESP for RESUME_RESP, RESUME_RESP in a session: the device
         // closed without a word each time (the gateway saw its peer go); RECORD for HS_INIT:
         // PROTOCOL_ERROR; HS_INIT in a session: the gateway closed
-        assert.deepEqual(outcomesOf("WT"), ["full-handshake", "peer-gone", "resumed", "peer-gone", "resumed", "peer-gone", "resumed", "protocol-error"])
+        assert.deepEqual(outcomesOf("WT"), [
+            "full-handshake",
+            "peer-gone",
+            "resumed",
+            "peer-gone",
+            "resumed",
+            "peer-gone",
+            "resumed",
+            "protocol-error",
+        ])
         const [recForInit] = connsOf("record-for-hs-init")
         assert.deepEqual(
             proxy.of(recForInit!, "down").map(f => hexOf(f.raw)),
@@ -313,13 +343,18 @@ describe("tether: attacks on the wire end to end (real gateway, device in the si
         ]
         for (const [name, p] of Object.entries(devices)) {
             secrets.push([`${name} private key`, p.s.privateKey], [`${name} public key`, p.s.publicKey], [`${name} psk`, p.psk])
-            secrets.push([`${name} ticket`, p.ticket.ticket], [`${name} ticket mac`, p.ticket.ticket.subarray(17)], [`${name} secret`, p.ticket.secret])
+            secrets.push(
+                [`${name} ticket`, p.ticket.ticket],
+                [`${name} ticket mac`, p.ticket.ticket.subarray(17)],
+                [`${name} secret`, p.ticket.secret]
+            )
         }
         // everything that crossed the wire: tickets in RESUME_INIT, ephemeral keys, tags,
         // ciphertexts, in 16-byte pieces
         for (const f of proxy.frames) {
             const body = f.raw.subarray(3)
-            for (let i = 0; i + 16 <= body.length; i += 16) secrets.push([`frame ${f.conn}/${f.dir} bytes ${i}..`, body.subarray(i, i + 16)])
+            for (let i = 0; i + 16 <= body.length; i += 16)
+                secrets.push([`frame ${f.conn}/${f.dir} bytes ${i}..`, body.subarray(i, i + 16)])
         }
         for (const [name, b] of secrets) {
             assert.ok(!text.includes(hexOf(b)), `${name} in the log (hex)`)
@@ -333,7 +368,8 @@ describe("tether: attacks on the wire end to end (real gateway, device in the si
     })
     test("the device printed no key, ticket or secret", () => {
         for (const [name, p] of Object.entries(devices)) {
-            for (const b of [p.s.privateKey, p.psk, p.ticket.ticket, p.ticket.secret]) assert.ok(!run.out.includes(hexOf(b)), `a secret of ${name} in the device's output`)
+            for (const b of [p.s.privateKey, p.psk, p.ticket.ticket, p.ticket.secret])
+                assert.ok(!run.out.includes(hexOf(b)), `a secret of ${name} in the device's output`)
         }
     })
     test("the device run passed as a whole; every step was known to the proxy", () => {

@@ -21,8 +21,10 @@ function garbage(port: number, k: number): Promise<void> {
         s.on("close", () => resolve())
         s.on("data", () => {})
         s.on("connect", () => {
-            if (k === 0) s.write(randomBytes(64)) // noise
-            else if (k === 1) s.write(Buffer.from([0xff, 0xff, 0x01])) // oversized length
+            if (k === 0)
+                s.write(randomBytes(64)) // noise
+            else if (k === 1)
+                s.write(Buffer.from([0xff, 0xff, 0x01])) // oversized length
             else if (k === 2) s.write(Buffer.from([0x00, 0x3c, 0x01, 0x01])) // half an HS_INIT, then silence
             // k === 3: silence until the handshake timeout
         })

@@ -5,15 +5,7 @@
 // the Node peer saw on its side of the wire.
 import assert from "node:assert/strict"
 import { after, before, describe, test } from "node:test"
-import {
-    devicePassed,
-    encodeFrame,
-    FrameServer,
-    MAX_FRAME_LEN,
-    runDevice,
-    DeviceRun,
-    startFrameServer,
-} from "./harness.js"
+import { devicePassed, encodeFrame, FrameServer, MAX_FRAME_LEN, runDevice, DeviceRun, startFrameServer } from "./harness.js"
 
 /** Byte j of body `seed` is (seed * 31 + j) & 0xff; the device programs use the same. */
 function pattern(seed: number, len: number): Buffer {
@@ -102,7 +94,10 @@ describe("framing: frames both ways, split and merged", () => {
         assertDevice(run, "greeting")
         assert.deepEqual(greet.errors, [])
         assert.equal(greet.conns.length, GREETINGS)
-        assert.deepEqual(acks, Array.from({ length: GREETINGS }, (_, i) => "ack " + i))
+        assert.deepEqual(
+            acks,
+            Array.from({ length: GREETINGS }, (_, i) => "ack " + i)
+        )
     })
 
     test("open, data and close before connect resumes (faked runtime events)", () => {

@@ -62,10 +62,7 @@ describe("tether: full handshake end to end (real gateway)", () => {
 
     test("handshake with 3 X25519 on the device, records both ways, tampered record closes the connection", () => {
         assertDevice(run, "records-and-tamper")
-        assert.deepEqual(
-            g.delivered.map(d => d.content).slice(0, 4),
-            ["rec-0", "rec-1", "rec-2", "tamper-me"]
-        )
+        assert.deepEqual(g.delivered.map(d => d.content).slice(0, 4), ["rec-0", "rec-1", "rec-2", "tamper-me"])
         const full = g.outcomes("full-handshake", "hs-device")
         assert.equal(full.length, 1)
         // the device answered nothing to the tampered record: the gateway saw the socket go,

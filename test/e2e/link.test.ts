@@ -17,7 +17,18 @@ import assert from "node:assert/strict"
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http"
 import net from "node:net"
 import { after, before, describe, test } from "node:test"
-import { type AppGateway, deviceSettings, generateKeyPair, MemoryAppStateStore, MemoryRegistry, pairDevice, type Paired, parseConfig, startAppGateway, TicketKeySet } from "tether-gateway"
+import {
+    type AppGateway,
+    deviceSettings,
+    generateKeyPair,
+    MemoryAppStateStore,
+    MemoryRegistry,
+    pairDevice,
+    type Paired,
+    parseConfig,
+    startAppGateway,
+    TicketKeySet,
+} from "tether-gateway"
 import { devicePassed, runDevice, sleep, type DeviceRun } from "./harness.js"
 
 const N_UP = Number(process.env["TETHER_ROAM_N"] ?? 200)
@@ -42,9 +53,15 @@ function randInt(lo: number, hi: number): number {
 function randomPlan(): CutPlan {
     const r = Math.random()
     if (r < 0.2) return { kind: "up-bytes", at: randInt(1, 64), what: "mid-handshake (device's first frame)" }
-    if (r < 0.4) return { kind: "down-bytes", at: randInt(RESUME_RESP_FRAME, RESUME_RESP_FRAME + TICKET_FRAME - 1), what: "between ticket send and store" }
+    if (r < 0.4)
+        return {
+            kind: "down-bytes",
+            at: randInt(RESUME_RESP_FRAME, RESUME_RESP_FRAME + TICKET_FRAME - 1),
+            what: "between ticket send and store",
+        }
     if (r < 0.55) return { kind: "down-bytes", at: randInt(1, RESUME_RESP_FRAME - 1), what: "mid-handshake (gateway's answer)" }
-    if (r < 0.7) return { kind: "down-bytes", at: randInt(RESUME_RESP_FRAME + TICKET_FRAME + 1, 3000), what: "mid-record (gateway to device)" }
+    if (r < 0.7)
+        return { kind: "down-bytes", at: randInt(RESUME_RESP_FRAME + TICKET_FRAME + 1, 3000), what: "mid-record (gateway to device)" }
     if (r < 0.85) return { kind: "up-bytes", at: randInt(100, 3000), what: "mid-record (device to gateway)" }
     return { kind: "time", ms: randInt(100, 1500), what: "after a random time" }
 }
@@ -236,7 +253,8 @@ describe("device link end to end", () => {
             },
             { timeoutMs: 150000 }
         )
-        for (const line of run.out.split("\n")) if (/LINK up|ROAM|ORDER|FULL/.test(line)) console.log(line.replace(/^.*?(LINK|ROAM|ORDER|FULL)/, "$1"))
+        for (const line of run.out.split("\n"))
+            if (/LINK up|ROAM|ORDER|FULL/.test(line)) console.log(line.replace(/^.*?(LINK|ROAM|ORDER|FULL)/, "$1"))
         const kinds = new Map<string, number>()
         for (const d of proxy.drops) kinds.set(d, (kinds.get(d) ?? 0) + 1)
         console.log(`PROXY connections=${proxy.connections} drops=${proxy.drops.length} restarts=${restarts}`)
@@ -251,7 +269,10 @@ describe("device link end to end", () => {
     test("basics: 0-RTT first connection, publish, request (201, refused), message and answer", () => {
         assert.ok(devicePassed(run, "basics"), run.out.split("\n").slice(-60).join("\n"))
         assert.equal(publishes.filter(p => p.topic === "hello").length, 1)
-        assert.deepEqual(publishes.filter(p => p.topic === "pong").map(p => p.payload), ["p1"])
+        assert.deepEqual(
+            publishes.filter(p => p.topic === "pong").map(p => p.payload),
+            ["p1"]
+        )
     })
     test(`roaming: ${N_UP} messages each way, >= ${MIN_DROPS} drops, a gateway restart: exactly once, in order`, () => {
         assert.ok(devicePassed(run, "roam"), run.out.split("\n").slice(-60).join("\n"))
@@ -261,11 +282,20 @@ describe("device link end to end", () => {
         assert.equal(sentDown, N_DOWN)
         assert.ok(proxy.drops.length >= MIN_DROPS, `only ${proxy.drops.length} drops`)
         assert.equal(restarts, 1)
-        assert.deepEqual(publishes.filter(p => p.topic === "phase").map(p => p.payload).slice(0, 2), ["roam", "done"])
+        assert.deepEqual(
+            publishes
+                .filter(p => p.topic === "phase")
+                .map(p => p.payload)
+                .slice(0, 2),
+            ["roam", "done"]
+        )
     })
     test("a rejected ticket: the full handshake with keys prepared while idle, then data", () => {
         assert.ok(devicePassed(run, "full"), run.out.split("\n").slice(-60).join("\n"))
-        assert.deepEqual(publishes.filter(p => p.topic === "after-full").map(p => p.payload), ["x"])
+        assert.deepEqual(
+            publishes.filter(p => p.topic === "after-full").map(p => p.payload),
+            ["x"]
+        )
     })
     test("the device run passed as a whole", () => {
         assert.equal(run.code, 0, run.out.split("\n").slice(-40).join("\n"))
@@ -357,19 +387,30 @@ describe("device link: restart mid-stream", () => {
                 .map(m => Number(m[1]))
         const boot1 = got(1)
         const boot2 = got(2)
-        assert.deepEqual(boot1, Array.from({ length: boot1.length }, (_, i) => i + 1), "boot 1: in order, once")
+        assert.deepEqual(
+            boot1,
+            Array.from({ length: boot1.length }, (_, i) => i + 1),
+            "boot 1: in order, once"
+        )
         assert.ok(boot1.length >= 7)
         assert.ok(ackedBeforeRestart >= 5, `acked ${ackedBeforeRestart}`)
         const first = boot2[0] ?? 0
         // acknowledged ones never again; at most the ones delivered but not yet acknowledged
         assert.ok(first > ackedBeforeRestart, `boot 2 starts at g-${first}, g-${ackedBeforeRestart} was acknowledged`)
         assert.ok(first <= boot1.length + 1, `boot 2 starts at g-${first}: a message was lost`)
-        assert.deepEqual(boot2, Array.from({ length: N_TOTAL - first + 1 }, (_, i) => first + i), "boot 2: the rest, in order, once")
+        assert.deepEqual(
+            boot2,
+            Array.from({ length: N_TOTAL - first + 1 }, (_, i) => first + i),
+            "boot 2: the rest, in order, once"
+        )
         assert.equal(gw.app.queued(paired.deviceId.toString("hex")), 0)
         // the path taken: the gateway restarted its stream on boot 2's STREAM, with the
         // unacknowledged messages renumbered; no gap was ever seen by either side
         const restarted = logs.filter(l => l["event"] === "app" && l["outcome"] === "stream-restarted")
-        assert.ok(restarted.some(l => Number(l["renumbered"]) >= 1), JSON.stringify(restarted))
+        assert.ok(
+            restarted.some(l => Number(l["renumbered"]) >= 1),
+            JSON.stringify(restarted)
+        )
         assert.ok(!logs.some(l => l["outcome"] === "stream-lost" || l["outcome"] === "protocol-error"))
         assert.ok(!/GOT 2 g-\d+[\s\S]*tether: .*id \d+ after/.test(run.out))
     })
@@ -378,7 +419,10 @@ describe("device link: restart mid-stream", () => {
             publishes.filter(p => p.topic === "a" || p.topic === "b").map(p => p.payload),
             ["a-1", "a-2", "a-3", "a-4", "a-5", "b-1", "b-2", "b-3", "b-4", "b-5"]
         )
-        assert.deepEqual(publishes.filter(p => p.topic === "phase").map(p => p.payload), ["boot1", "boot2"])
+        assert.deepEqual(
+            publishes.filter(p => p.topic === "phase").map(p => p.payload),
+            ["boot1", "boot2"]
+        )
     })
     test("the device run passed as a whole", () => {
         assert.equal(run.code, 0, run.out.split("\n").slice(-40).join("\n"))

@@ -62,7 +62,10 @@ function readSettings(path: string): Record<string, string | number> {
 
 /** `tether-gateway serve` in a child process; resolves once it listens. */
 async function startServe(state: string, port: number): Promise<{ child: ChildProcess; lines: Record<string, unknown>[] }> {
-    const child = spawn(process.execPath, [CLI, "serve", "--state", state, "--port", String(port)], { env: ENV, stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(process.execPath, [CLI, "serve", "--state", state, "--port", String(port)], {
+        env: ENV,
+        stdio: ["ignore", "pipe", "pipe"],
+    })
     const lines: Record<string, unknown>[] = []
     let rest = ""
     let stderr = ""
@@ -226,7 +229,8 @@ function startSim(cwd: string): Sim {
                 const poll = () => {
                     const m = re.exec(sim.out)
                     if (m) return resolve(m[0])
-                    if (Date.now() - t0 > ms || child.exitCode !== null) return reject(new Error(`no ${re} within ${ms} ms:\n${sim.out.split("\n").slice(-40).join("\n")}`))
+                    if (Date.now() - t0 > ms || child.exitCode !== null)
+                        return reject(new Error(`no ${re} within ${ms} ms:\n${sim.out.split("\n").slice(-40).join("\n")}`))
                     setTimeout(poll, 50)
                 }
                 poll()

@@ -124,7 +124,9 @@ describe("tether: resumption end to end (real gateway)", () => {
         const resumed = g.outcomes("resumed", "dev")
         assert.equal(resumed[0]?.["earlyAccepted"], true)
         // the resume exchange without early data (the third connection): 65 + 32 bytes
-        const c3 = proxy.frames.filter(f => f.dir === "up" && f.type === FrameType.RESUME_INIT && resumeDeviceId(f) === hexOf(dev.deviceId))[1]!
+        const c3 = proxy.frames.filter(
+            f => f.dir === "up" && f.type === FrameType.RESUME_INIT && resumeDeviceId(f) === hexOf(dev.deviceId)
+        )[1]!
         const resp = proxy.of(c3.conn, "down")[0]!
         assert.equal(resp.type, FrameType.RESUME_RESP)
         assert.equal(c3.raw.length, 65)
@@ -150,7 +152,10 @@ describe("tether: resumption end to end (real gateway)", () => {
         })
     }
     test("fallbacks: three TICKET_REJECTED for the paired device, each followed by a full handshake", () => {
-        const dl = g.logs.filter(l => l["deviceName"] === "dev" || (l["outcome"] === "reject" && l["code"] === "TICKET_REJECTED" && l["deviceName"] === undefined))
+        const dl = g.logs.filter(
+            l =>
+                l["deviceName"] === "dev" || (l["outcome"] === "reject" && l["code"] === "TICKET_REJECTED" && l["deviceName"] === undefined)
+        )
         const seq = dl.map(l => (l["outcome"] === "reject" ? `reject:${l["code"]}` : String(l["outcome"])))
         // full, resumed, resumed, then three times: refused ticket, full handshake
         const fallbacks = seq.filter((s, i) => s === "reject:TICKET_REJECTED" && seq[i + 1] === "full-handshake")
@@ -192,12 +197,18 @@ describe("tether: resumption end to end (real gateway)", () => {
 
     test("replay of the captured out-of-band RESUME_INIT: no second delivery, no session for the replayer", async () => {
         assertDevice(run, "oob-ticket")
-        const captured = proxy.frames.find(f => f.dir === "up" && f.type === FrameType.RESUME_INIT && resumeDeviceId(f) === hexOf(oob.deviceId))
+        const captured = proxy.frames.find(
+            f => f.dir === "up" && f.type === FrameType.RESUME_INIT && resumeDeviceId(f) === hexOf(oob.deviceId)
+        )
         assert.ok(captured, "the proxy captured the out-of-band RESUME_INIT")
         const body = captured.raw.subarray(3)
         // the capture is what the device built: rebuilt from the ticket, secret and its nonce
         const nonceI = body.subarray(RESUME_INIT_NONCE_OFFSET, RESUME_INIT_PAYLOAD_OFFSET)
-        const rebuilt = writeResumeInit({ ticket: oob.ticket.ticket, secret: oob.ticket.secret }, Buffer.from(nonceI), Buffer.from("oob-early"))
+        const rebuilt = writeResumeInit(
+            { ticket: oob.ticket.ticket, secret: oob.ticket.secret },
+            Buffer.from(nonceI),
+            Buffer.from("oob-early")
+        )
         assert.equal(hexOf(rebuilt.body), hexOf(body))
         const before = g.logs.length
         for (let i = 0; i < 3; i++) {
@@ -218,7 +229,11 @@ describe("tether: resumption end to end (real gateway)", () => {
             assert.ok(r)
             assert.equal(r.flags & EARLY_ACCEPTED, 0)
             // the replayer has no secret: a wrong one cannot read RESUME_RESP
-            const guess = writeResumeInit({ ticket: oob.ticket.ticket, secret: randomBytes(32) }, Buffer.from(nonceI), Buffer.from("oob-early"))
+            const guess = writeResumeInit(
+                { ticket: oob.ticket.ticket, secret: randomBytes(32) },
+                Buffer.from(nonceI),
+                Buffer.from("oob-early")
+            )
             assert.equal(readResumeResp(guess, resp!.body), undefined)
             // and any record it sends is refused: the gateway closes without answering
             await conn.sendFrame(FrameType.RECORD, randomBytes(40))

@@ -12,7 +12,22 @@ import { mkdtempSync, rmSync } from "node:fs"
 import net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { type DeviceRecord, type Gateway, type GatewayState, initState, type LogLine, MemoryRegistry, pairDevice, type Paired, type Registry, type ServerPolicy, SqliteRegistry, startGateway, x25519, x25519Base } from "tether-gateway"
+import {
+    type DeviceRecord,
+    type Gateway,
+    type GatewayState,
+    initState,
+    type LogLine,
+    MemoryRegistry,
+    pairDevice,
+    type Paired,
+    type Registry,
+    type ServerPolicy,
+    SqliteRegistry,
+    startGateway,
+    x25519,
+    x25519Base,
+} from "tether-gateway"
 import { encodeFrame, FrameDecoder } from "tether-gateway/wire"
 
 /** A log line of the gateway, with the gateway's X25519 count when it was written. */
@@ -50,7 +65,11 @@ export const nowSeconds = () => Math.floor(Date.now() / 1000)
  *     answer yourself
  */
 export async function startRealGateway(
-    opts: { sqlite?: boolean; policy?: Partial<ServerPolicy>; onData?: (g: RealGateway, device: DeviceRecord, content: string) => boolean } = {}
+    opts: {
+        sqlite?: boolean
+        policy?: Partial<ServerPolicy>
+        onData?: (g: RealGateway, device: DeviceRecord, content: string) => boolean
+    } = {}
 ): Promise<RealGateway> {
     const dir = mkdtempSync(join(tmpdir(), "tether-e2e-"))
     const state = initState(join(dir, "state"))
@@ -92,7 +111,8 @@ export async function startRealGateway(
         dh,
         pair: (name, o = {}) => pairDevice({ registry, ticketKeys: state.ticketKeys, name, now: nowSeconds(), lifetime: o.lifetime }),
         count: content => delivered.filter(d => d.content === content).length,
-        outcomes: (outcome, deviceName) => logs.filter(l => l["outcome"] === outcome && (deviceName === undefined || l["deviceName"] === deviceName)),
+        outcomes: (outcome, deviceName) =>
+            logs.filter(l => l["outcome"] === outcome && (deviceName === undefined || l["deviceName"] === deviceName)),
         close: async () => {
             await gw.close()
             await registry.close()
@@ -129,7 +149,10 @@ export class FrameProxy {
     private conns = 0
     private sockets = new Set<net.Socket>()
 
-    private constructor(private server: net.Server, readonly port: number) {}
+    private constructor(
+        private server: net.Server,
+        readonly port: number
+    ) {}
 
     /** Starts a proxy to 127.0.0.1:`target`. */
     static async start(target: number): Promise<FrameProxy> {

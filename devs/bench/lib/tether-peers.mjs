@@ -140,7 +140,10 @@ function tetherConnect(port, dev, mode, opts = {}) {
             } else if (mode === "resume" && f.type === FrameType.RESUME_RESP) {
                 r = resume.readResumeResp(pending, f.body)
             }
-            if (r === undefined) throw new Error(`tether-peers: ${mode} handshake failed (frame type ${f.type}${f.type === FrameType.REJECT ? `, code ${f.body[0]}` : ""})`)
+            if (r === undefined)
+                throw new Error(
+                    `tether-peers: ${mode} handshake failed (frame type ${f.type}${f.type === FrameType.REJECT ? `, code ${f.body[0]}` : ""})`
+                )
             session = r.session
             // "If EARLY_ACCEPTED is clear and it sent early data, it sends the same data again"
             if (mode === "resume" && early !== undefined && (r.flags & EARLY_ACCEPTED) === 0) raw.write(records(InnerType.DATA, early))
@@ -213,7 +216,8 @@ function tetherConnect(port, dev, mode, opts = {}) {
         ready,
         write(buf) {
             const out = []
-            for (let i = 0; i < buf.length || i === 0; i += MAX_RECORD_CONTENT) out.push(records(InnerType.DATA, buf.subarray(i, i + MAX_RECORD_CONTENT)))
+            for (let i = 0; i < buf.length || i === 0; i += MAX_RECORD_CONTENT)
+                out.push(records(InnerType.DATA, buf.subarray(i, i + MAX_RECORD_CONTENT)))
             return raw.write(out.length === 1 ? out[0] : Buffer.concat(out))
         },
         waitDrain: () => new Promise(r => raw.once("drain", r)),

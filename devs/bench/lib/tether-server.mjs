@@ -9,7 +9,6 @@
 // "!" to that device (the probe of measure.mjs), exactly like tls-server.mjs answers a
 // trailing "!". The connection log is off (TLS logs nothing either).
 
-
 /**
  * @param config.stateDir a state directory made by initState (identity and ticket keys)
  * @param config.records device records as the registry holds them, Buffers as hex

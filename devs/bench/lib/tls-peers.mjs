@@ -15,7 +15,10 @@ import tls from "node:tls"
 x509.cryptoProvider.set(webcrypto)
 
 function pem(label, der) {
-    const b64 = Buffer.from(der).toString("base64").match(/.{1,64}/g).join("\n")
+    const b64 = Buffer.from(der)
+        .toString("base64")
+        .match(/.{1,64}/g)
+        .join("\n")
     return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`
 }
 
@@ -32,10 +35,7 @@ export async function makeCertificates() {
         notAfter,
         keys: caKeys,
         signingAlgorithm: alg,
-        extensions: [
-            new x509.BasicConstraintsExtension(true, 0, true),
-            new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
-        ],
+        extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
     })
     const keys = await webcrypto.subtle.generateKey(alg, true, ["sign", "verify"])
     const leaf = await x509.X509CertificateGenerator.create({
@@ -85,8 +85,7 @@ function tlsConnect(port, options) {
 export async function tlsPeers() {
     const certs = await makeCertificates()
     const psk = randomBytes(32).toString("hex")
-    const certClient = port =>
-        tlsConnect(port, { servername: "gateway.local", ca: certs.caPem })
+    const certClient = port => tlsConnect(port, { servername: "gateway.local", ca: certs.caPem })
     const cert = {
         name: "TLS 1.3, certificate",
         server: { kind: "tls", config: { mode: "cert", keyPem: certs.keyPem, chainPem: certs.chainPem } },

@@ -68,7 +68,13 @@ export type Direction = "device" | "gateway"
 export type AppMessage =
     | { readonly kind: typeof AppKind.PUBLISH; readonly id: number; readonly topic: string; readonly payload: Buffer }
     | { readonly kind: typeof AppKind.REQUEST; readonly id: number; readonly route: string; readonly payload: Buffer }
-    | { readonly kind: typeof AppKind.RESPONSE; readonly id: number; readonly requestId: number; readonly status: number; readonly payload: Buffer }
+    | {
+          readonly kind: typeof AppKind.RESPONSE
+          readonly id: number
+          readonly requestId: number
+          readonly status: number
+          readonly payload: Buffer
+      }
     | { readonly kind: typeof AppKind.MESSAGE; readonly id: number; readonly topic: string; readonly payload: Buffer }
     | { readonly kind: typeof AppKind.ACK; readonly id: number }
     | { readonly kind: typeof AppKind.STREAM; readonly streamId: number; readonly peerStreamId: number; readonly delivered: number }

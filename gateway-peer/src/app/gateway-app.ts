@@ -150,7 +150,15 @@ export class GatewayApp {
     #state(device: AppDevice): DeviceState {
         let d = this.#devices.get(device.id)
         if (d === undefined) {
-            d = { device, send: new SendStream(), recv: undefined, link: undefined, chain: Promise.resolve(), inflight: 0, limits: new Map() }
+            d = {
+                device,
+                send: new SendStream(),
+                recv: undefined,
+                link: undefined,
+                chain: Promise.resolve(),
+                inflight: 0,
+                limits: new Map(),
+            }
             this.#devices.set(device.id, d)
         }
         d.device = device
@@ -168,9 +176,7 @@ export class GatewayApp {
      */
     data(device: AppDevice, content: Buffer, link: AppLink): void {
         const d = this.#state(device)
-        d.chain = d.chain
-            .then(() => this.#data(d, content, link))
-            .catch(err => this.#failed(d, link, err))
+        d.chain = d.chain.then(() => this.#data(d, content, link)).catch(err => this.#failed(d, link, err))
     }
 
     /**
@@ -180,7 +186,8 @@ export class GatewayApp {
      */
     #failed(d: DeviceState, link: AppLink, err: unknown): void {
         try {
-            if (err instanceof AppProtocolError) this.#log({ event: "app", outcome: "protocol-error", device: d.device.name, detail: err.message })
+            if (err instanceof AppProtocolError)
+                this.#log({ event: "app", outcome: "protocol-error", device: d.device.name, detail: err.message })
             else this.#log({ event: "app", outcome: "internal-error", device: d.device.name, where: "data", detail: errorName(err) })
             this.#closed.add(link)
             // the gateway's stream stops only if it was going to this session; another
@@ -304,7 +311,13 @@ export class GatewayApp {
      * and answered to the device (UPSTREAM_FAILED), because nothing awaits this promise but
      * idle(), and an unhandled rejection would take the whole gateway down.
      */
-    async #call(d: DeviceState, link: AppLink, stream: number, m: Extract<SequencedMessage, { kind: typeof AppKind.REQUEST }>, route: Route): Promise<void> {
+    async #call(
+        d: DeviceState,
+        link: AppLink,
+        stream: number,
+        m: Extract<SequencedMessage, { kind: typeof AppKind.REQUEST }>,
+        route: Route
+    ): Promise<void> {
         const name = d.device.name
         const id = m.id
         const t0 = Date.now()
@@ -319,7 +332,17 @@ export class GatewayApp {
         } finally {
             d.inflight--
         }
-        this.#log({ event: "app", outcome: "request", device: name, id, route: m.route, status: res.status, result: res.outcome, detail: res.detail, ms: Date.now() - t0 })
+        this.#log({
+            event: "app",
+            outcome: "request",
+            device: name,
+            id,
+            route: m.route,
+            status: res.status,
+            result: res.outcome,
+            detail: res.detail,
+            ms: Date.now() - t0,
+        })
         this.#respond(d, link, stream, id, res)
     }
 
@@ -340,7 +363,14 @@ export class GatewayApp {
             // what is queued must encode: a RESPONSE that cannot (a status outside 100..599, a
             // payload too long) would throw at every flush, so it becomes UPSTREAM_FAILED here
             if (!isResponseStatus(res.status) || res.payload.length > MAX_RESPONSE_PAYLOAD) {
-                this.#log({ event: "app", outcome: "internal-error", device: d.device.name, id: requestId, where: "response", status: res.status })
+                this.#log({
+                    event: "app",
+                    outcome: "internal-error",
+                    device: d.device.name,
+                    id: requestId,
+                    where: "response",
+                    status: res.status,
+                })
                 res = gatewayError(AppError.UPSTREAM_FAILED)
             }
             d.send.enqueue({ kind: AppKind.RESPONSE, requestId, status: res.status, payload: res.payload })
@@ -396,7 +426,8 @@ export class GatewayApp {
     async sendMessage(deviceName: string, topic: string, payload: Buffer): Promise<number> {
         const topicLen = Buffer.byteLength(topic, "utf8")
         if (topicLen === 0 || topicLen > MAX_NAME_LEN) throw new RangeError(`sendMessage: a topic is 1..${MAX_NAME_LEN} bytes`)
-        if (NAME_LEN_LEN + topicLen + payload.length > MAX_APP_BODY) throw new RangeError("sendMessage: topic and payload do not fit one record")
+        if (NAME_LEN_LEN + topicLen + payload.length > MAX_APP_BODY)
+            throw new RangeError("sendMessage: topic and payload do not fit one record")
         const device = await this.opts.lookup(deviceName)
         if (device === undefined) throw new Error(`sendMessage: no device named ${deviceName}`)
         const d = this.#state(device)

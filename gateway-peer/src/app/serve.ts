@@ -13,7 +13,9 @@ export interface AppGateway {
 }
 
 /** Starts a gateway whose DATA records go to a GatewayApp. */
-export async function startAppGateway(opts: Omit<GatewayOptions, "onData"> & { app: Omit<GatewayAppOptions, "lookup" | "log"> }): Promise<AppGateway> {
+export async function startAppGateway(
+    opts: Omit<GatewayOptions, "onData"> & { app: Omit<GatewayAppOptions, "lookup" | "log"> }
+): Promise<AppGateway> {
     const log = opts.log ?? (l => process.stdout.write(JSON.stringify(l) + "\n"))
     const app = new GatewayApp({
         ...opts.app,

@@ -57,11 +57,11 @@ export class SqliteAppStateStore implements AppStateStore {
         this.#db.pragma("busy_timeout = 5000")
         this.#db.exec(TABLE)
         this.#get = this.#db.prepare<[string], { stream_id: number; delivered: number }>(
-            "SELECT stream_id, delivered FROM app_streams WHERE device_id = ?",
+            "SELECT stream_id, delivered FROM app_streams WHERE device_id = ?"
         )
         this.#put = this.#db.prepare(
             `INSERT INTO app_streams (device_id, stream_id, delivered) VALUES (?, ?, ?)
-             ON CONFLICT(device_id) DO UPDATE SET stream_id = excluded.stream_id, delivered = excluded.delivered`,
+             ON CONFLICT(device_id) DO UPDATE SET stream_id = excluded.stream_id, delivered = excluded.delivered`
         )
     }
 

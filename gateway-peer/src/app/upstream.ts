@@ -50,7 +50,8 @@ export function parseConfig(json: unknown): UpstreamConfig {
         if (v === null || typeof v !== "object") throw new ConfigError(`${where} must be an object`)
         const o = v as Record<string, unknown>
         for (const k of Object.keys(o))
-            if (!["url", "method", "timeoutMs", "maxResponseBytes", "devices"].includes(k)) throw new ConfigError(`${where}: unknown key ${k}`)
+            if (!["url", "method", "timeoutMs", "maxResponseBytes", "devices"].includes(k))
+                throw new ConfigError(`${where}: unknown key ${k}`)
         let url: URL
         try {
             url = new URL(String(o.url))
@@ -61,7 +62,8 @@ export function parseConfig(json: unknown): UpstreamConfig {
         const method = o.method === undefined ? "POST" : String(o.method).toUpperCase()
         if (!METHODS.has(method)) throw new ConfigError(`${where}.method ${method} is not one of ${[...METHODS].join(", ")}`)
         const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS
-        if (!Number.isInteger(timeoutMs) || (timeoutMs as number) <= 0) throw new ConfigError(`${where}.timeoutMs must be a positive integer`)
+        if (!Number.isInteger(timeoutMs) || (timeoutMs as number) <= 0)
+            throw new ConfigError(`${where}.timeoutMs must be a positive integer`)
         const maxResponseBytes = o.maxResponseBytes ?? MAX_RESPONSE_PAYLOAD
         if (!Number.isInteger(maxResponseBytes) || (maxResponseBytes as number) < 0 || (maxResponseBytes as number) > MAX_RESPONSE_PAYLOAD)
             throw new ConfigError(`${where}.maxResponseBytes must be 0..${MAX_RESPONSE_PAYLOAD}`)
@@ -128,7 +130,7 @@ export async function callUpstream(
     route: Route,
     payload: Buffer,
     device: string,
-    fetchImpl: typeof fetch = fetch,
+    fetchImpl: typeof fetch = fetch
 ): Promise<UpstreamResult> {
     const ac = new AbortController()
     let timedOut = false

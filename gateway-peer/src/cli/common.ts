@@ -12,7 +12,7 @@ export const DEFAULT_STATE_DIR = ".tether"
 export class CliError extends Error {
     constructor(
         message: string,
-        readonly exitCode = 1,
+        readonly exitCode = 1
     ) {
         super(message)
         this.name = "CliError"
@@ -48,7 +48,7 @@ export function parse(
     options: Options,
     usage: string,
     io: Io,
-    positionals: { min: number; max: number } = { min: 0, max: 0 },
+    positionals: { min: number; max: number } = { min: 0, max: 0 }
 ): { values: Record<string, string | boolean | (string | boolean)[] | undefined>; positionals: string[] } | undefined {
     let r
     try {

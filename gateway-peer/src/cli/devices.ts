@@ -68,7 +68,13 @@ export async function list(argv: string[], io: Io): Promise<void> {
             ...rows.map(x => [x.name, x.id, x.status, String(x.issued_generation), String(x.accepted_generation), x.paired_at]),
         ]
         const widths = table[0]?.map((_, i) => Math.max(...table.map(row => (row[i] ?? "").length))) ?? []
-        for (const row of table) io.out(row.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd())
+        for (const row of table)
+            io.out(
+                row
+                    .map((c, i) => c.padEnd(widths[i] ?? 0))
+                    .join("  ")
+                    .trimEnd()
+            )
     } finally {
         await registry.close()
     }
@@ -83,7 +89,7 @@ async function onDevice(
     io: Io,
     usage: string,
     op: (registry: Registry, name: string) => Promise<boolean>,
-    done: (name: string) => string,
+    done: (name: string) => string
 ): Promise<void> {
     const r = parse(argv, STATE_OPTION, usage, io, { min: 1, max: 1 })
     if (r === undefined) return
@@ -99,7 +105,13 @@ async function onDevice(
 
 /** Runs `revoke`. */
 export function revoke(argv: string[], io: Io): Promise<void> {
-    return onDevice(argv, io, REVOKE_USAGE, (reg, name) => reg.revoke(name), name => `revoked ${name}`)
+    return onDevice(
+        argv,
+        io,
+        REVOKE_USAGE,
+        (reg, name) => reg.revoke(name),
+        name => `revoked ${name}`
+    )
 }
 
 /** Runs `expire-tickets`. */
@@ -109,7 +121,7 @@ export function expireTickets(argv: string[], io: Io): Promise<void> {
         io,
         EXPIRE_USAGE,
         (reg, name) => reg.expireTickets(name),
-        name => `tickets of ${name} expired: its next connection runs the full handshake`,
+        name => `tickets of ${name} expired: its next connection runs the full handshake`
     )
 }
 

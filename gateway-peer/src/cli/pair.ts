@@ -82,7 +82,13 @@ export interface Paired {
  * out-of-band ticket (PROTOCOL.md 6.7). Used by `pair`, and by the tests and the bench.
  * @throws Error if the name is taken
  */
-export async function pairDevice(opts: { registry: Registry; ticketKeys: TicketKeySet; name: string; now: number; lifetime?: number }): Promise<Paired> {
+export async function pairDevice(opts: {
+    registry: Registry
+    ticketKeys: TicketKeySet
+    name: string
+    now: number
+    lifetime?: number
+}): Promise<Paired> {
     const { registry, name, now } = opts
     if ((await registry.getDeviceByName(name)) !== undefined) throw new CliError(`a device named ${name} is already paired`)
     let deviceId: Buffer
@@ -113,7 +119,7 @@ export async function pair(argv: string[], io: Io): Promise<void> {
         },
         PAIR_USAGE,
         io,
-        { min: 1, max: 1 },
+        { min: 1, max: 1 }
     )
     if (r === undefined) return
     const name = r.positionals[0] as string

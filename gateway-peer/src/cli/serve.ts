@@ -86,7 +86,8 @@ function describeError(reason: unknown): LogLine {
  * @returns a function that removes both handlers
  */
 function installLastResort(proc: NodeJS.EventEmitter, log: (l: LogLine) => void): () => void {
-    const onRejection = (reason: unknown) => log({ ts: new Date().toISOString(), event: "unhandled", kind: "rejection", outcome: "kept-running", ...describeError(reason) })
+    const onRejection = (reason: unknown) =>
+        log({ ts: new Date().toISOString(), event: "unhandled", kind: "rejection", outcome: "kept-running", ...describeError(reason) })
     const onException = (err: unknown) => {
         log({ ts: new Date().toISOString(), event: "unhandled", kind: "exception", outcome: "exit", ...describeError(err) })
         process.exit(1)
@@ -105,7 +106,12 @@ async function closeRevoked(registry: Registry, closeDevice: (id: string, code: 
 
 /** Runs `serve`; resolves when the gateway has shut down. */
 export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter = process): Promise<void> {
-    const r = parse(argv, { ...STATE_OPTION, host: { type: "string" }, port: { type: "string" }, config: { type: "string" } }, SERVE_USAGE, io)
+    const r = parse(
+        argv,
+        { ...STATE_OPTION, host: { type: "string" }, port: { type: "string" }, config: { type: "string" } },
+        SERVE_USAGE,
+        io
+    )
     if (r === undefined) return
     const host = typeof r.values.host === "string" ? r.values.host : "127.0.0.1"
     const port = intOption(r.values.port, "port", 4433, 0, 65535)
@@ -114,7 +120,14 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
     const log = (l: LogLine) => io.out(JSON.stringify(l))
     // a mode tightened at start is one line of the JSON log, naming the path (never contents)
     const onModeFix: ModeFixFn = f =>
-        log({ ts: new Date().toISOString(), event: "state", outcome: "mode-fixed", path: f.path, from: f.from.toString(8), to: f.to.toString(8) })
+        log({
+            ts: new Date().toISOString(),
+            event: "state",
+            outcome: "mode-fixed",
+            path: f.path,
+            from: f.from.toString(8),
+            to: f.to.toString(8),
+        })
     const { state, registry } = openState(dir, onModeFix)
     const store = new SqliteAppStateStore(state.registryPath, { onModeFix })
     let g
@@ -128,7 +141,14 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
     }
     const gw = g
     const removeLastResort = installLastResort(signals, log)
-    log({ ts: new Date().toISOString(), event: "serve", host, port: gw.gateway.port, devices: (await registry.listDevices()).length, routes: config.routes.size })
+    log({
+        ts: new Date().toISOString(),
+        event: "serve",
+        host,
+        port: gw.gateway.port,
+        devices: (await registry.listDevices()).length,
+        routes: config.routes.size,
+    })
 
     const keysPath = join(dir, TICKET_KEYS_FILE)
     let keysMtime = statSync(keysPath).mtimeMs

@@ -23,7 +23,9 @@ async function loadRunner(): Promise<CacophonyRunner> {
         return (await import(REFERENCE_RUNNER.href)) as CacophonyRunner
     } catch (err) {
         if ((err as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND")
-            throw new CliError("the Noise reference is not installed with this gateway (gateway-peer/reference/ is development code): run vectors from a built checkout")
+            throw new CliError(
+                "the Noise reference is not installed with this gateway (gateway-peer/reference/ is development code): run vectors from a built checkout"
+            )
         throw err
     }
 }

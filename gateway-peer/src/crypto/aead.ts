@@ -45,8 +45,7 @@ function checkKey(key: Buffer, name: string): void {
 }
 
 function checkNonce(nonce: Buffer, name: string): void {
-    if (!Buffer.isBuffer(nonce) || nonce.length !== NONCE_LEN)
-        throw new TypeError(`${name}: nonce must be ${NONCE_LEN} bytes`)
+    if (!Buffer.isBuffer(nonce) || nonce.length !== NONCE_LEN) throw new TypeError(`${name}: nonce must be ${NONCE_LEN} bytes`)
 }
 
 /**
@@ -96,12 +95,7 @@ export function ccmEncrypt(key: Buffer, nonce: Buffer, plaintext: Buffer, aad: B
  * @returns the plaintext, or undefined if the input is shorter than a tag or the tag is wrong
  *   (no byte of plaintext is released then)
  */
-export function ccmDecrypt(
-    key: Buffer,
-    nonce: Buffer,
-    ciphertext: Buffer,
-    aad: Buffer = EMPTY,
-): Buffer | undefined {
+export function ccmDecrypt(key: Buffer, nonce: Buffer, ciphertext: Buffer, aad: Buffer = EMPTY): Buffer | undefined {
     checkKey(key, "ccmDecrypt")
     checkNonce(nonce, "ccmDecrypt")
     if (ciphertext.length < TAG_LEN) return undefined

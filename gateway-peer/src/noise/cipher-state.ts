@@ -37,7 +37,7 @@ export class CipherState {
      */
     constructor(
         readonly cipher: CipherFunction,
-        k?: Buffer,
+        k?: Buffer
     ) {
         if (k !== undefined) this.initializeKey(k)
     }

@@ -23,7 +23,9 @@ export type ModeFixFn = (fix: ModeFix) => void
 
 /** The default: one warning line on stderr naming the path. */
 export const warnModeFix: ModeFixFn = f =>
-    process.stderr.write(`tether-gateway: warning: ${f.path} was mode ${f.from.toString(8)}, readable beyond its owner; set to ${f.to.toString(8)}\n`)
+    process.stderr.write(
+        `tether-gateway: warning: ${f.path} was mode ${f.from.toString(8)}, readable beyond its owner; set to ${f.to.toString(8)}\n`
+    )
 
 /**
  * Sets `path` to `mode` when group or others have any access to it, and reports the fix. A
@@ -164,16 +166,14 @@ export class SqliteRegistry implements Registry {
                  ON CONFLICT(id) DO UPDATE SET name = excluded.name, public_key = excluded.public_key, psk = excluded.psk,
                     revoked = excluded.revoked, min_generation = excluded.min_generation,
                     issued_generation = excluded.issued_generation, accepted_generation = excluded.accepted_generation,
-                    full_generation = excluded.full_generation, created_at = excluded.created_at`,
+                    full_generation = excluded.full_generation, created_at = excluded.created_at`
             ),
             revoke: db.prepare(
-                "UPDATE devices SET revoked = 1, min_generation = max(min_generation, issued_generation + 1) WHERE name = ?",
+                "UPDATE devices SET revoked = 1, min_generation = max(min_generation, issued_generation + 1) WHERE name = ?"
             ),
-            expire: db.prepare(
-                "UPDATE devices SET min_generation = max(min_generation, issued_generation + 1) WHERE name = ?",
-            ),
+            expire: db.prepare("UPDATE devices SET min_generation = max(min_generation, issued_generation + 1) WHERE name = ?"),
             issue: db.prepare<[string], { g: number }>(
-                "UPDATE devices SET issued_generation = issued_generation + 1 WHERE id = ? RETURNING issued_generation AS g",
+                "UPDATE devices SET issued_generation = issued_generation + 1 WHERE id = ? RETURNING issued_generation AS g"
             ),
             // The compare-and-set of PROTOCOL.md 6.4 in one statement.
             accept: db.prepare("UPDATE devices SET accepted_generation = ? WHERE id = ? AND accepted_generation < ?"),
@@ -236,11 +236,13 @@ export class SqliteRegistry implements Registry {
     }
 
     async acceptGeneration(id: string, generation: number): Promise<GenerationVerdict> {
-        return this.#db.transaction((): GenerationVerdict => {
-            if (this.#stmt.accept.run(generation, id, generation).changes === 1) return "newer"
-            this.#mustExist(id)
-            return "older"
-        }).immediate()
+        return this.#db
+            .transaction((): GenerationVerdict => {
+                if (this.#stmt.accept.run(generation, id, generation).changes === 1) return "newer"
+                this.#mustExist(id)
+                return "older"
+            })
+            .immediate()
     }
 
     async markFullHandshake(id: string, generation: number): Promise<void> {

@@ -92,7 +92,10 @@ export interface HsInit {
  * version other than VERSION (whose layout this module does not know), fewer bytes than
  * HS_INIT_BODY_LEN.
  */
-export type HsInitError = { readonly error: "empty" } | { readonly error: "version"; readonly version: number } | { readonly error: "short"; readonly length: number }
+export type HsInitError =
+    | { readonly error: "empty" }
+    | { readonly error: "version"; readonly version: number }
+    | { readonly error: "short"; readonly length: number }
 
 /**
  * Builds an HS_INIT body from its fields (the Noise message as given: writeHsInit makes a real

@@ -18,15 +18,7 @@ import { resolvePolicy, type ResponderPolicy } from "../policy.js"
 import type { Registry } from "../registry/registry.js"
 import { deviceIdHex, type DeviceRecord } from "../registry/registry.js"
 import { encodeTicketContent, mintTicket, openTicket, type TicketKeySet } from "../tickets.js"
-import {
-    Code,
-    EARLY_ACCEPTED,
-    encodeFrame,
-    FrameType,
-    InnerType,
-    RESUME_NONCE_LEN,
-    type Frame,
-} from "../wire.js"
+import { Code, EARLY_ACCEPTED, encodeFrame, FrameType, InnerType, RESUME_NONCE_LEN, type Frame } from "../wire.js"
 import { consumeHsInit, readHsInit, writeHsResp, X25519, type Dh } from "./handshake.js"
 import { consumeResumeInit, readResumeInit, writeResumeResp } from "./resume.js"
 import type { Session } from "./session.js"
@@ -113,7 +105,12 @@ function records(session: Session, type: number, content: Buffer): Buffer[] {
 }
 
 /** The TICKET record: "After every successful handshake (full or resumed) the gateway sends one". */
-async function issueTicket(ctx: ResolvedContext, device: DeviceRecord, session: Session, full: boolean): Promise<{ frames: Buffer[]; generation: number }> {
+async function issueTicket(
+    ctx: ResolvedContext,
+    device: DeviceRecord,
+    session: Session,
+    full: boolean
+): Promise<{ frames: Buffer[]; generation: number }> {
     const generation = await ctx.registry.issueGeneration(device.id)
     if (full) await ctx.registry.markFullHandshake(device.id, generation)
     const expiresAt = ctx.now() + ctx.policy.ticketLifetime
@@ -188,7 +185,8 @@ export async function onResumeInit(ctx: ResolvedContext, body: Buffer): Promise<
     const device = await ctx.registry.getDevice(deviceIdHex(t.deviceId))
     if (device === undefined) return refuse("ticket: unknown device")
     if (device.revoked) return refuse("ticket: revoked device", device.name)
-    if (t.generation < device.min_generation) return refuse(`ticket: generation ${t.generation} below min ${device.min_generation}`, device.name)
+    if (t.generation < device.min_generation)
+        return refuse(`ticket: generation ${t.generation} below min ${device.min_generation}`, device.name)
     if (t.generation - device.full_generation >= ctx.policy.chainLimit) return refuse("ticket: chain limit", device.name)
     // 2. the SymmetricState steps, early data
     const read = consumeResumeInit(init, t.resumptionSecret)

@@ -74,7 +74,10 @@ export interface ResumeInit {
  * Why a RESUME_INIT body could not be read, in PROTOCOL.md 6.2 step 1's order: an empty body,
  * a version other than VERSION, fewer bytes than RESUME_INIT_MIN_BODY_LEN.
  */
-export type ResumeInitError = { readonly error: "empty" } | { readonly error: "version"; readonly version: number } | { readonly error: "short"; readonly length: number }
+export type ResumeInitError =
+    | { readonly error: "empty" }
+    | { readonly error: "version"; readonly version: number }
+    | { readonly error: "short"; readonly length: number }
 
 /**
  * Builds a RESUME_INIT body from its fields (writeResumeInit passes a real ciphertext; tests

@@ -10,7 +10,15 @@
 // send KEY_UPDATE under the current key, then CipherState.keyUpdate() (k = REKEY(k), n = 0); the
 // receiver does the same after decrypting KEY_UPDATE.
 import type { CipherState } from "../noise/cipher-state.js"
-import { CLOSE_CONTENT_LEN, INNER_TYPE_LEN, InnerType, KEY_UPDATE_AT, MAX_RECORD_CONTENT, NONCE_LIMIT, TICKET_CONTENT_LEN } from "../wire.js"
+import {
+    CLOSE_CONTENT_LEN,
+    INNER_TYPE_LEN,
+    InnerType,
+    KEY_UPDATE_AT,
+    MAX_RECORD_CONTENT,
+    NONCE_LIMIT,
+    TICKET_CONTENT_LEN,
+} from "../wire.js"
 
 const EMPTY = Buffer.alloc(0)
 
@@ -49,7 +57,7 @@ export class Session {
      */
     constructor(
         readonly send: CipherState,
-        readonly recv: CipherState,
+        readonly recv: CipherState
     ) {}
 
     #seal(type: number, content: Buffer): Buffer {

@@ -26,7 +26,17 @@ export interface AppFixture {
     close(): Promise<void>
 }
 
-export async function appFixture(opts: { config?: unknown; registry?: Registry; store?: AppStateStore; policy?: Partial<ServerPolicy>; quiet?: boolean; identity?: ReturnType<typeof generateKeyPair>; ticketKeys?: TicketKeySet } = {}): Promise<AppFixture> {
+export async function appFixture(
+    opts: {
+        config?: unknown
+        registry?: Registry
+        store?: AppStateStore
+        policy?: Partial<ServerPolicy>
+        quiet?: boolean
+        identity?: ReturnType<typeof generateKeyPair>
+        ticketKeys?: TicketKeySet
+    } = {}
+): Promise<AppFixture> {
     const registry = opts.registry ?? new MemoryRegistry()
     const store = opts.store ?? new MemoryAppStateStore()
     const identity = opts.identity ?? generateKeyPair()

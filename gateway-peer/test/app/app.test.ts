@@ -163,7 +163,10 @@ test("streams: a STREAM not naming the current stream restarts it, renumbered fr
     s.sessionStart(false)
     for (const x of "abcd") s.enqueue({ kind: AppKind.MESSAGE, topic: "t", payload: Buffer.from(x) })
     assert.equal(s.peerStream(5, 0), false)
-    assert.deepEqual(s.take().map(m => m.id), [1, 2, 3, 4])
+    assert.deepEqual(
+        s.take().map(m => m.id),
+        [1, 2, 3, 4]
+    )
     s.ack(2)
     s.sessionEnd()
     s.sessionStart(false)
@@ -172,17 +175,29 @@ test("streams: a STREAM not naming the current stream restarts it, renumbered fr
     assert.notEqual(s.streamId, 0)
     assert.deepEqual(
         s.take().map(m => [m.id, m.kind === AppKind.MESSAGE ? m.payload.toString() : ""]),
-        [[1, "c"], [2, "d"]],
+        [
+            [1, "c"],
+            [2, "d"],
+        ]
     )
     assert.equal(s.enqueue({ kind: AppKind.MESSAGE, topic: "t", payload: Buffer.from("e") }).id, 3)
-    assert.deepEqual(s.take().map(m => m.id), [3])
+    assert.deepEqual(
+        s.take().map(m => m.id),
+        [3]
+    )
     // RESPONSEs of a gone device stream are dropped; the ids stay consecutive
     s.enqueue({ kind: AppKind.RESPONSE, requestId: 9, status: 200, payload: Buffer.alloc(0) })
     s.enqueue({ kind: AppKind.MESSAGE, topic: "t", payload: Buffer.from("f") })
     const before = s.streamId
-    assert.equal(s.drop(m => m.kind === AppKind.RESPONSE), 1)
+    assert.equal(
+        s.drop(m => m.kind === AppKind.RESPONSE),
+        1
+    )
     assert.notEqual(s.streamId, before)
-    assert.deepEqual(s.pending().map(m => m.id), [1, 2, 3, 4])
+    assert.deepEqual(
+        s.pending().map(m => m.id),
+        [1, 2, 3, 4]
+    )
 })
 
 test("streams: the sender keeps until ACK, sends once per session, resends after STREAM", () => {
@@ -192,14 +207,21 @@ test("streams: the sender keeps until ACK, sends once per session, resends after
     assert.deepEqual(s.take(), [], "waits for the peer's STREAM")
     s.peerStream(5, 0)
     s.enqueue({ kind: AppKind.MESSAGE, topic: "t", payload: Buffer.from("2") })
-    assert.deepEqual(s.take().map(m => m.id), [1, 2])
+    assert.deepEqual(
+        s.take().map(m => m.id),
+        [1, 2]
+    )
     assert.deepEqual(s.take(), [], "once per session")
     s.ack(1)
     assert.throws(() => s.ack(3), AppProtocolError, "an ACK of a message never sent")
     s.sessionEnd()
     s.sessionStart(false)
     s.peerStream(5, 0)
-    assert.deepEqual(s.take().map(m => m.id), [2], "unacknowledged: resent")
+    assert.deepEqual(
+        s.take().map(m => m.id),
+        [2],
+        "unacknowledged: resent"
+    )
     s.sessionStart(false)
     s.peerStream(5, 2)
     assert.deepEqual(s.take(), [], "the peer's delivered counts as an ACK of its stream")
@@ -210,7 +232,13 @@ test("streams: the sender keeps until ACK, sends once per session, resends after
 
 test("config: routes are validated; typos are errors", () => {
     const c = parseConfig({ routes: { w: { url: "http://127.0.0.1:1/w", devices: ["*"] } } })
-    assert.deepEqual(c.routes.get("w"), { url: "http://127.0.0.1:1/w", method: "POST", timeoutMs: 5000, maxResponseBytes: 993, devices: ["*"] })
+    assert.deepEqual(c.routes.get("w"), {
+        url: "http://127.0.0.1:1/w",
+        method: "POST",
+        timeoutMs: 5000,
+        maxResponseBytes: 993,
+        devices: ["*"],
+    })
     for (const bad of [
         { routs: {} },
         { routes: { w: { url: "ftp://x/", devices: ["*"] } } },
@@ -237,7 +265,10 @@ test("publish: delivered to the event API and the log, in order, payloads never 
     await d.settled()
     assert.equal(got.length, 21)
     assert.equal(got[0], "sensor-1:1:boot:early-secret-payload")
-    assert.deepEqual(got.slice(1), Array.from({ length: 20 }, (_, i) => `sensor-1:${i + 2}:temp:t${i}`))
+    assert.deepEqual(
+        got.slice(1),
+        Array.from({ length: 20 }, (_, i) => `sensor-1:${i + 2}:temp:t${i}`)
+    )
     const text = JSON.stringify(f.logs)
     assert.ok(f.logs.some(l => l.event === "app" && l.outcome === "publish" && l.device === "sensor-1"))
     assert.ok(!text.includes("early-secret-payload") && !text.includes("t19"), "no payloads in logs")
@@ -246,7 +277,14 @@ test("publish: delivered to the event API and the log, in order, payloads never 
 
 test("request: an allowed route reaches the upstream; status and body come back", async () => {
     const up = await upstream()
-    const f = await fx({ config: { routes: { echo: { url: `${up.url}/echo`, devices: ["dev-a"] }, notfound: { url: `${up.url}/nope`, method: "GET", devices: ["*"] } } } })
+    const f = await fx({
+        config: {
+            routes: {
+                echo: { url: `${up.url}/echo`, devices: ["dev-a"] },
+                notfound: { url: `${up.url}/nope`, method: "GET", devices: ["*"] },
+            },
+        },
+    })
     const d = f.device(await f.pair("dev-a"))
     await d.connect()
     const r = await d.request("echo", Buffer.from("ping"))
@@ -384,8 +422,16 @@ test("exactly once, in order, both directions, across dropped connections and lo
     await d.connect()
     await d.settled()
     assert.ok(await until(() => down.length === sentDown && f.g.app.queued(p.deviceId.toString("hex")) === 0))
-    assert.deepEqual(up, Array.from({ length: sentUp }, (_, i) => i + 1), "gateway delivered every PUBLISH once, in order")
-    assert.deepEqual(down, Array.from({ length: sentDown }, (_, i) => i + 1), "device delivered every MESSAGE once, in order")
+    assert.deepEqual(
+        up,
+        Array.from({ length: sentUp }, (_, i) => i + 1),
+        "gateway delivered every PUBLISH once, in order"
+    )
+    assert.deepEqual(
+        down,
+        Array.from({ length: sentDown }, (_, i) => i + 1),
+        "device delivered every MESSAGE once, in order"
+    )
     await d.close()
 })
 
@@ -437,8 +483,14 @@ async function replayAfterRestart(store: () => AppStateStore): Promise<void> {
     await app2.idle()
     assert.deepEqual(got2, [3], "nothing redelivered after the restart")
     const first = link.sent[0]
-    assert.ok(first?.kind === AppKind.STREAM && first.peerStreamId === 4242 && first.delivered === 2, "the gateway's STREAM reports what it had")
-    assert.deepEqual(link.sent.filter(m => m.kind === AppKind.ACK).map(m => m.id), [3])
+    assert.ok(
+        first?.kind === AppKind.STREAM && first.peerStreamId === 4242 && first.delivered === 2,
+        "the gateway's STREAM reports what it had"
+    )
+    assert.deepEqual(
+        link.sent.filter(m => m.kind === AppKind.ACK).map(m => m.id),
+        [3]
+    )
     await s2.close()
 }
 
@@ -512,8 +564,15 @@ test("the device restarts mid-stream: what it acknowledged stays delivered once,
     assert.ok(await until(() => got2.length === 5 && f.g.app.queued(devId) === 0))
     assert.deepEqual(got1, ["g1", "g2", "g3", "g4", "g5", "g6"])
     // acknowledged 1..5 never again; 6 (delivered, ACK lost before the restart) again; 7..10 once
-    assert.deepEqual(got2.map(m => m.text), ["g6", "g7", "g8", "g9", "g10"])
-    assert.deepEqual(got2.map(m => m.id), [1, 2, 3, 4, 5], "a new stream, renumbered from 1")
+    assert.deepEqual(
+        got2.map(m => m.text),
+        ["g6", "g7", "g8", "g9", "g10"]
+    )
+    assert.deepEqual(
+        got2.map(m => m.id),
+        [1, 2, 3, 4, 5],
+        "a new stream, renumbered from 1"
+    )
     await d2.settled()
     assert.deepEqual(up, ["d1", "d2"])
     // and the gateway's messages keep flowing on the new stream

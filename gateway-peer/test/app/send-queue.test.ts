@@ -36,10 +36,17 @@ class FakeLink implements AppLink {
 test("a device that sends thousands of refused REQUESTs and never acknowledges is closed at the queue bound", async () => {
     const device = { id: "00ff00ff00ff00ff", name: "flooder" }
     const logs: Record<string, unknown>[] = []
-    const app = new GatewayApp({ store: new MemoryAppStateStore(), config: parseConfig({}), lookup: async () => device, log: l => logs.push(l), maxQueue: 100 })
+    const app = new GatewayApp({
+        store: new MemoryAppStateStore(),
+        config: parseConfig({}),
+        lookup: async () => device,
+        log: l => logs.push(l),
+        maxQueue: 100,
+    })
     const link = new FakeLink()
     app.data(device, encodeApp({ kind: AppKind.STREAM, streamId: 5, peerStreamId: 0, delivered: 0 }), link)
-    for (let id = 1; id <= 3000; id++) app.data(device, encodeApp({ kind: AppKind.REQUEST, id, route: "nowhere", payload: Buffer.alloc(0) }), link)
+    for (let id = 1; id <= 3000; id++)
+        app.data(device, encodeApp({ kind: AppKind.REQUEST, id, route: "nowhere", payload: Buffer.alloc(0) }), link)
     await app.idle()
     assert.deepEqual(link.closed, [Code.PROTOCOL_ERROR], "closed once, with PROTOCOL_ERROR")
     assert.equal(app.queued(device.id), 100, "the queue stopped at its bound")
@@ -69,7 +76,14 @@ test("sendMessage and RESPONSEs share the bound: a queue full of MESSAGEs refuse
     for (let i = 0; i < 8; i++) await app.sendMessage("busy", "t", Buffer.from([i]))
     await assert.rejects(app.sendMessage("busy", "t", Buffer.alloc(0)), /queue is full/)
     const link = new FakeLink()
-    app.data(device, Buffer.concat([encodeApp({ kind: AppKind.STREAM, streamId: 6, peerStreamId: 0, delivered: 0 }), encodeApp({ kind: AppKind.REQUEST, id: 1, route: "x", payload: Buffer.alloc(0) })]), link)
+    app.data(
+        device,
+        Buffer.concat([
+            encodeApp({ kind: AppKind.STREAM, streamId: 6, peerStreamId: 0, delivered: 0 }),
+            encodeApp({ kind: AppKind.REQUEST, id: 1, route: "x", payload: Buffer.alloc(0) }),
+        ]),
+        link
+    )
     await app.idle()
     assert.deepEqual(link.closed, [Code.PROTOCOL_ERROR])
     assert.equal(app.queued(device.id), 8)

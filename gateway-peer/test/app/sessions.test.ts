@@ -94,7 +94,10 @@ test("an error in one session closes that session only; the other keeps its flag
     assert.deepEqual(got, [1, 2])
     // the gateway's stream still goes to A
     await app.sendMessage("dual", "cmd", Buffer.from("m"))
-    assert.ok(a.sent.some(m => m.kind === AppKind.MESSAGE && m.id === 1), "A still gets the gateway's messages")
+    assert.ok(
+        a.sent.some(m => m.kind === AppKind.MESSAGE && m.id === 1),
+        "A still gets the gateway's messages"
+    )
     // what B's session still delivers after its close is dropped
     app.data(device, Buffer.concat([stream(2), pub(3)]), b)
     await app.idle()
@@ -113,11 +116,18 @@ test("a second session's STREAM takes the gateway's stream over; the first sessi
     app.data(device, stream(), b)
     await app.idle()
     await app.sendMessage("dual", "cmd", Buffer.from("m"))
-    assert.ok(b.sent.some(m => m.kind === AppKind.MESSAGE), "the current session gets the gateway's stream")
+    assert.ok(
+        b.sent.some(m => m.kind === AppKind.MESSAGE),
+        "the current session gets the gateway's stream"
+    )
     assert.ok(!a.sent.some(m => m.kind === AppKind.MESSAGE))
     app.data(device, pub(2), a)
     await app.idle()
     assert.deepEqual(got, [1, 2])
-    assert.deepEqual(a.sent.filter(m => m.kind === AppKind.ACK).map(m => m.id), [1, 2], "A's ACKs go to A")
+    assert.deepEqual(
+        a.sent.filter(m => m.kind === AppKind.ACK).map(m => m.id),
+        [1, 2],
+        "A's ACKs go to A"
+    )
     assert.deepEqual([a.closed, b.closed], [[], []])
 })

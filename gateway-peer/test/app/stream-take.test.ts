@@ -15,7 +15,10 @@ test("take(): the work of one flush is the new messages, not the queue's length"
         for (let i = 0; i < 100; i++) {
             s.enqueue({ kind: AppKind.MESSAGE, topic: "t", payload: Buffer.alloc(0) })
             const out = s.take()
-            assert.deepEqual(out.map(m => m.id), [queued + i + 1])
+            assert.deepEqual(
+                out.map(m => m.id),
+                [queued + i + 1]
+            )
         }
         assert.equal(s.examined - before, 100, `one entry looked at per flush with ${queued} queued`)
         // an ACK of a prefix and a flush with nothing new cost nothing either
@@ -31,8 +34,17 @@ test("take(): the work of one flush is the new messages, not the queue's length"
         // and after a restart (renumbered from 1) the index follows the new ids
         s.restart()
         s.sessionStart(true)
-        assert.deepEqual(s.take().map(m => m.id).slice(0, 3), [1, 2, 3])
+        assert.deepEqual(
+            s
+                .take()
+                .map(m => m.id)
+                .slice(0, 3),
+            [1, 2, 3]
+        )
         s.enqueue({ kind: AppKind.MESSAGE, topic: "t", payload: Buffer.alloc(0) })
-        assert.deepEqual(s.take().map(m => m.id), [queued / 2 + 101])
+        assert.deepEqual(
+            s.take().map(m => m.id),
+            [queued / 2 + 101]
+        )
     }
 })

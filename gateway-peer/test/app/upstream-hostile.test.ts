@@ -106,7 +106,10 @@ test("hostile upstreams: every REQUEST is answered with its error code and the g
     }
     // all of them at once, too
     const all = await Promise.all(CASES.map(([path]) => d.request(path, Buffer.alloc(0))))
-    assert.deepEqual(all.map(r => r.payload[0]), CASES.map(([, code]) => code))
+    assert.deepEqual(
+        all.map(r => r.payload[0]),
+        CASES.map(([, code]) => code)
+    )
     assert.ok(f.logs.some(l => l.outcome === "request" && l.route === "600" && l.result === "UPSTREAM_FAILED" && l.detail === "status 600"))
     assert.equal(f.g.gateway.stats.sessions, 1, "the device's session is still up")
     await d.close()
@@ -130,7 +133,13 @@ test("a fetch that throws, or answers what no RESPONSE can carry, is answered UP
     ]
     for (const hook of hooks) {
         sent.length = 0
-        const app = new GatewayApp({ store: new MemoryAppStateStore(), config, lookup: async () => device, fetch: hook, log: l => logs.push(l) })
+        const app = new GatewayApp({
+            store: new MemoryAppStateStore(),
+            config,
+            lookup: async () => device,
+            fetch: hook,
+            log: l => logs.push(l),
+        })
         const stream = encodeApp({ kind: AppKind.STREAM, streamId: 7, peerStreamId: 0, delivered: 0 })
         app.data(device, Buffer.concat([stream, encodeApp({ kind: AppKind.REQUEST, id: 1, route: "r", payload: Buffer.alloc(0) })]), link)
         await app.idle()

@@ -82,7 +82,10 @@ interface Serve {
 }
 
 async function serve(state: string, extra: string[] = []): Promise<Serve> {
-    const child = spawn(process.execPath, [CLI, "serve", "--state", state, "--port", "0", ...extra], { cwd: work, stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(process.execPath, [CLI, "serve", "--state", state, "--port", "0", ...extra], {
+        cwd: work,
+        stdio: ["ignore", "pipe", "pipe"],
+    })
     children.push(child)
     const lines: Record<string, unknown>[] = []
     const exited = new Promise<number>(r => child.on("exit", code => r(code ?? -1)))
@@ -197,7 +200,16 @@ test("pair writes the settings file (0600, every key), prints no secret, refuses
     assert.equal(r.code, 0, r.err)
     assert.equal(statSync(out).mode & 0o777, 0o600)
     const env = readEnv(out)
-    assert.deepEqual(Object.keys(env).sort(), ["TT_GW_HOST", "TT_GW_PK", "TT_GW_PORT", "TT_ID", "TT_PSK", "TT_RSECRET", "TT_SK", "TT_TICKET"])
+    assert.deepEqual(Object.keys(env).sort(), [
+        "TT_GW_HOST",
+        "TT_GW_PK",
+        "TT_GW_PORT",
+        "TT_ID",
+        "TT_PSK",
+        "TT_RSECRET",
+        "TT_SK",
+        "TT_TICKET",
+    ])
     for (const k of Object.keys(env)) assert.ok(k.length <= 13, k)
     const hexLen: Record<string, number> = { TT_ID: 16, TT_SK: 64, TT_GW_PK: 64, TT_PSK: 64, TT_TICKET: 66, TT_RSECRET: 64 }
     for (const [k, n] of Object.entries(hexLen)) assert.match(String(env[k]), new RegExp(`^[0-9a-f]{${n}}$`), k)
@@ -249,7 +261,13 @@ test("list, revoke, rotate-ticket-key", async () => {
     assert.match(ex.out, /tickets of b2 expired/)
     assert.equal((await cli(["expire-tickets", "zz", "--state", state])).code, 1)
     const afterExpire = JSON.parse((await cli(["list", "--json", "--state", state])).out) as Record<string, unknown>[]
-    assert.deepEqual(afterExpire.map(d => [d.name, d.status, d.min_generation]), [["a1", "active", 0], ["b2", "active", 2]])
+    assert.deepEqual(
+        afterExpire.map(d => [d.name, d.status, d.min_generation]),
+        [
+            ["a1", "active", 0],
+            ["b2", "active", 2],
+        ]
+    )
 
     const rv = await cli(["revoke", "a1", "--state", state])
     assert.equal(rv.code, 0, rv.err)
@@ -257,7 +275,13 @@ test("list, revoke, rotate-ticket-key", async () => {
     assert.equal(unknown.code, 1)
     assert.match(unknown.err, /no device named zz/)
     const json = JSON.parse((await cli(["list", "--json", "--state", state])).out) as Record<string, unknown>[]
-    assert.deepEqual(json.map(d => [d.name, d.status]), [["a1", "revoked"], ["b2", "active"]])
+    assert.deepEqual(
+        json.map(d => [d.name, d.status]),
+        [
+            ["a1", "revoked"],
+            ["b2", "active"],
+        ]
+    )
     assert.ok(!JSON.stringify(json).includes(psk), "no PSK in --json")
     assert.equal(json[0]?.min_generation, 2, "revocation raised min_generation above every issued ticket")
 
@@ -345,7 +369,10 @@ test("serve: the paired device connects from its settings file; state persists a
     await d.ended()
     assert.equal(c1.closeCode, Code.SHUTDOWN)
     assert.ok(s1.lines.some(l => l.event === "shutdown" && l.outcome === "done"))
-    assert.ok(s1.lines.some(l => l.outcome === "resumed" && l.deviceName === "field-7"), "connection log line")
+    assert.ok(
+        s1.lines.some(l => l.outcome === "resumed" && l.deviceName === "field-7"),
+        "connection log line"
+    )
     const text = JSON.stringify(s1.lines)
     for (const k of ["TT_SK", "TT_PSK", "TT_TICKET", "TT_RSECRET"]) assert.ok(!text.includes(String(env[k])), `${k} logged`)
     assert.ok(!text.includes(Buffer.from("one").toString("hex")) && !text.includes('"one"'), "no payload logged")

@@ -113,7 +113,10 @@ describe("HMAC-SHA-256 (RFC 4231)", () => {
             assert.equal(hmacSha256(h(t.key), d.subarray(0, 3), d.subarray(3)).toString("hex"), t.mac)
         })
     test("sha256 of the concatenation", () => {
-        assert.equal(sha256(Buffer.from("ab"), Buffer.from("c")).toString("hex"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        assert.equal(
+            sha256(Buffer.from("ab"), Buffer.from("c")).toString("hex"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        )
     })
 })
 
@@ -134,7 +137,12 @@ describe("HKDF (RFC 5869) and Noise's HKDF", () => {
     test("RFC 5869 A.3 (empty salt and info) is a prefix of hkdf2(empty ck, ikm)", () => {
         const t = v.tests[2]
         assert.ok(t !== undefined && t.info === "")
-        assert.equal(Buffer.concat(hkdf2(h(t.salt), h(t.ikm))).subarray(0, t.L).toString("hex"), t.okm)
+        assert.equal(
+            Buffer.concat(hkdf2(h(t.salt), h(t.ikm)))
+                .subarray(0, t.L)
+                .toString("hex"),
+            t.okm
+        )
     })
     test("hkdf2/hkdf3 = RFC 5869 with salt = ck, info empty, L = 64/96 (node:crypto hkdfSync)", () => {
         for (const ikmLen of [0, 32, 32, 17]) {
@@ -152,8 +160,12 @@ describe("HKDF (RFC 5869) and Noise's HKDF", () => {
         const ck = randomBytes(32)
         const ikm = randomBytes(32)
         const temp = createHmac("sha256", ck).update(ikm).digest()
-        const o1 = createHmac("sha256", temp).update(Buffer.from([1])).digest()
-        const o2 = createHmac("sha256", temp).update(Buffer.concat([o1, Buffer.from([2])])).digest()
+        const o1 = createHmac("sha256", temp)
+            .update(Buffer.from([1]))
+            .digest()
+        const o2 = createHmac("sha256", temp)
+            .update(Buffer.concat([o1, Buffer.from([2])]))
+            .digest()
         assert.deepEqual(hkdf2(ck, ikm), [o1, o2])
     })
     test("constantTimeEqual", () => {
@@ -182,7 +194,12 @@ describe("Tether AEAD rule", () => {
         assert.equal(ct.length, pt.length + TAG_LEN)
     })
     test("round trip, including empty ad and empty plaintext", () => {
-        for (const [a, p] of [[ad, pt], [Buffer.alloc(0), pt], [ad, Buffer.alloc(0)], [Buffer.alloc(0), Buffer.alloc(0)]] as const)
+        for (const [a, p] of [
+            [ad, pt],
+            [Buffer.alloc(0), pt],
+            [ad, Buffer.alloc(0)],
+            [Buffer.alloc(0), Buffer.alloc(0)],
+        ] as const)
             assert.deepEqual(aeadDecrypt(k, 7, a, aeadEncrypt(k, 7, a, p)), p)
     })
     test("a flipped bit in any byte of ciphertext or tag is rejected", () => {
@@ -206,7 +223,10 @@ describe("Tether AEAD rule", () => {
         assert.equal(aeadDecrypt(k, 1, ad, aeadEncrypt(k, 1, ad, Buffer.alloc(0)).subarray(1)), undefined)
     })
     test("caller errors throw without key material in the message", () => {
-        assert.throws(() => aeadEncrypt(Buffer.alloc(16), 0, ad, pt), (e: Error) => e instanceof TypeError && !e.message.includes("00"))
+        assert.throws(
+            () => aeadEncrypt(Buffer.alloc(16), 0, ad, pt),
+            (e: Error) => e instanceof TypeError && !e.message.includes("00")
+        )
         assert.throws(() => aeadDecrypt(k, -1, ad, pt), RangeError)
     })
     test("empty inputs whose backing store is unallocated (node passes NULL to OpenSSL)", () => {

@@ -47,7 +47,10 @@ describe("tether-aead.json", () => {
         const valid = file.tests.filter(t => t.result === "valid")
         const adLens = new Set(valid.map(t => t.ad.length / 2))
         for (const l of [0, 32]) assert.ok(adLens.has(l), `ad ${l}`)
-        assert.ok([...adLens].some(l => l > 64), "a long ad")
+        assert.ok(
+            [...adLens].some(l => l > 64),
+            "a long ad"
+        )
         const ptLens = new Set(valid.map(t => t.plaintext.length / 2))
         for (const l of [0, 1, 15, 16, 17, 100, 300]) assert.ok(ptLens.has(l), `plaintext ${l}`)
         const ns = new Set(valid.map(t => t.n))

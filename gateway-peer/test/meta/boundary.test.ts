@@ -40,7 +40,11 @@ export interface SourceFile {
 /** Every module specifier of a source text: static imports and exports, import(), require(). */
 export function specifiers(text: string): string[] {
     const out: string[] = []
-    const patterns = [/\b(?:import|export)\s[^"'`;]*?\bfrom\s*["']([^"']+)["']/g, /\bimport\s*["']([^"']+)["']/g, /\b(?:import|require)\s*\(\s*["']([^"']+)["']\s*\)/g]
+    const patterns = [
+        /\b(?:import|export)\s[^"'`;]*?\bfrom\s*["']([^"']+)["']/g,
+        /\bimport\s*["']([^"']+)["']/g,
+        /\b(?:import|require)\s*\(\s*["']([^"']+)["']\s*\)/g,
+    ]
     for (const re of patterns) for (const m of text.matchAll(re)) out.push(m[1] as string)
     return out
 }
@@ -61,7 +65,9 @@ export function boundaryViolations(files: readonly SourceFile[]): string[] {
                 if (spec.startsWith("tether-gateway")) problems.push(`${f.path}: imports its own package (${spec})`)
                 continue // node: builtins and dependencies
             }
-            const target = normalize(join(dirname(f.path), spec)).split(sep).join("/")
+            const target = normalize(join(dirname(f.path), spec))
+                .split(sep)
+                .join("/")
             if (!target.startsWith("src/")) {
                 problems.push(`${f.path}: imports ${spec}, outside the shipped gateway`)
                 continue
@@ -118,15 +124,25 @@ describe("the shipped gateway's boundary", () => {
 
     test("imports down the layers and within a folder are allowed", () => {
         const ok: SourceFile[] = [
-            { path: "src/server.ts", text: `import { Responder } from "./session/responder.js"\nimport type { Dh } from "./session/handshake.js"` },
-            { path: "src/session/handshake.ts", text: `import { Session } from "./session.js"\nimport { SymmetricState } from "../noise/symmetric-state.js"` },
+            {
+                path: "src/server.ts",
+                text: `import { Responder } from "./session/responder.js"\nimport type { Dh } from "./session/handshake.js"`,
+            },
+            {
+                path: "src/session/handshake.ts",
+                text: `import { Session } from "./session.js"\nimport { SymmetricState } from "../noise/symmetric-state.js"`,
+            },
             { path: "src/cli/serve.ts", text: `import { readFileSync } from "node:fs"\nimport Database from "better-sqlite3"` },
         ]
         assert.deepEqual(boundaryViolations(ok), [])
     })
 
     test("the package ships only the gateway and exports only its documented entry points", () => {
-        const pkg = JSON.parse(readFileSync(join(PACKAGE, "package.json"), "utf8")) as { files: string[]; exports: Record<string, unknown>; bin: Record<string, string> }
+        const pkg = JSON.parse(readFileSync(join(PACKAGE, "package.json"), "utf8")) as {
+            files: string[]
+            exports: Record<string, unknown>
+            bin: Record<string, string>
+        }
         assert.deepEqual(pkg.files, ["bin", "dist/src"])
         assert.deepEqual(Object.keys(pkg.exports).sort(), [".", "./peer", "./reference", "./wire"])
         assert.equal(pkg.bin["tether-gateway"], "bin/tether-gateway.js")

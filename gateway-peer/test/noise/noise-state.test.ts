@@ -119,9 +119,19 @@ describe("handshake-state: a rejected message leaves the state unchanged", () =>
 
 describe("patterns", () => {
     test("psk modifiers place the token per section 9.4", () => {
-        assert.deepEqual(lookupPattern("KKpsk0")?.messages, [["psk", "e", "es", "ss"], ["e", "ee", "se"]])
-        assert.deepEqual(lookupPattern("KKpsk2")?.messages, [["e", "es", "ss"], ["e", "ee", "se", "psk"]])
-        assert.deepEqual(lookupPattern("XXpsk0+psk3")?.messages, [["psk", "e"], ["e", "ee", "s", "es"], ["s", "se", "psk"]])
+        assert.deepEqual(lookupPattern("KKpsk0")?.messages, [
+            ["psk", "e", "es", "ss"],
+            ["e", "ee", "se"],
+        ])
+        assert.deepEqual(lookupPattern("KKpsk2")?.messages, [
+            ["e", "es", "ss"],
+            ["e", "ee", "se", "psk"],
+        ])
+        assert.deepEqual(lookupPattern("XXpsk0+psk3")?.messages, [
+            ["psk", "e"],
+            ["e", "ee", "s", "es"],
+            ["s", "se", "psk"],
+        ])
         assert.equal(lookupPattern("NNpsk3"), undefined)
         assert.equal(lookupPattern("KK")?.oneWay, false)
         assert.equal(lookupPattern("N")?.oneWay, true)
@@ -228,7 +238,8 @@ describe("symmetric-state: clone and commit", () => {
     })
 
     test("readHsResp: every corrupted message 2 leaves the pending ck, h, k and n exactly as they were", () => {
-        const si = keyPairFromPrivate(key("i")), sr = keyPairFromPrivate(key("r"))
+        const si = keyPairFromPrivate(key("i")),
+            sr = keyPairFromPrivate(key("r"))
         const deviceId = Buffer.from("0102030405060708", "hex")
         let dhCalls = 0
         const dh: Dh = {

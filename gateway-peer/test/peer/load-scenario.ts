@@ -30,7 +30,10 @@ export async function loadScenario(n: number, garbage: number, log: (s: string) 
         assert.equal(r1.resumed, n / 2)
         assert.equal((await gw.stats()).sessions, n, "every client holds a session at once")
         await publishAll(clients, 3, "a")
-        await gw.sendMessages(fleet.setup.devices.map(d => d.name), "m1")
+        await gw.sendMessages(
+            fleet.setup.devices.map(d => d.name),
+            "m1"
+        )
         assert.ok(await until(() => received.every(x => x === 1), 30000), "every device got the MESSAGE")
 
         // 2. every radio drops; everyone comes back with a resumption
@@ -49,14 +52,20 @@ export async function loadScenario(n: number, garbage: number, log: (s: string) 
             garbageFlood("127.0.0.1", gw.port, garbage),
             (async () => {
                 await publishAll(clients, 2, "c")
-                await gw.sendMessages(fleet.setup.devices.map(d => d.name), "m2")
+                await gw.sendMessages(
+                    fleet.setup.devices.map(d => d.name),
+                    "m2"
+                )
             })(),
         ])
         log(`flood: ${flood.connections} garbage connections in ${Date.now() - t0} ms, rejects ${JSON.stringify(flood.rejects)}`)
         assert.equal(flood.connections, garbage)
         assert.equal(flood.closedByGateway, garbage, "the gateway closed every garbage connection itself")
         assert.ok(await until(() => received.every(x => x === 2), 30000), "every device got the second MESSAGE")
-        assert.ok(clients.every((c, i) => c.conn !== undefined && c.conn === before[i] && c.conn.isOpen()), "no session lost to the flood")
+        assert.ok(
+            clients.every((c, i) => c.conn !== undefined && c.conn === before[i] && c.conn.isOpen()),
+            "no session lost to the flood"
+        )
 
         const s = await gw.stats()
         assert.equal(s.published, n * 7, "every PUBLISH delivered exactly once")

@@ -5,6 +5,10 @@
 import { test } from "node:test"
 import { loadScenario } from "./load-scenario.js"
 
-test("2,000 concurrent clients: handshakes, resumptions, records, a drop, a garbage flood; nothing dropped", { timeout: 180000 }, async () => {
-    await loadScenario(2000, 4000, s => console.log(`# ${s}`))
-})
+test(
+    "2,000 concurrent clients: handshakes, resumptions, records, a drop, a garbage flood; nothing dropped",
+    { timeout: 180000 },
+    async () => {
+        await loadScenario(2000, 4000, s => console.log(`# ${s}`))
+    }
+)

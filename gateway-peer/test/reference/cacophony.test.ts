@@ -22,7 +22,10 @@ describe("cacophony 25519/AESGCM/SHA256", () => {
         const report = runCacophony(file)
         for (const p of REQUIRED) {
             const name = `Noise_${p}_25519_AESGCM_SHA256`
-            assert.ok(file.vectors.some(v => v.protocol_name === name), `${name} is in the file`)
+            assert.ok(
+                file.vectors.some(v => v.protocol_name === name),
+                `${name} is in the file`
+            )
             assert.ok(!report.skipped.includes(name), `${name} not skipped`)
         }
         assert.equal(report.failed, 0, JSON.stringify(report.failures))

@@ -8,7 +8,13 @@ import { newDevice, type Registry } from "../../src/registry/registry.js"
 import { RegistryOpenError, SqliteRegistry } from "../../src/registry/sqlite.js"
 
 const dev = (i: number) =>
-    newDevice({ id: i.toString(16).padStart(16, "0"), name: `dev${i}`, publicKey: Buffer.alloc(32, i), psk: Buffer.alloc(32, 0x80 + i), now: 1000 + i })
+    newDevice({
+        id: i.toString(16).padStart(16, "0"),
+        name: `dev${i}`,
+        publicKey: Buffer.alloc(32, i),
+        psk: Buffer.alloc(32, 0x80 + i),
+        now: 1000 + i,
+    })
 
 async function contract(r: Registry): Promise<void> {
     await r.putDevice(dev(1))
@@ -17,7 +23,10 @@ async function contract(r: Registry): Promise<void> {
     assert.deepEqual((await r.getDeviceByName("dev2"))?.psk, Buffer.alloc(32, 0x82))
     assert.equal(await r.getDevice("ffffffffffffffff"), undefined)
     await assert.rejects(r.putDevice({ ...dev(3), name: "dev1" }), /taken/)
-    assert.deepEqual((await r.listDevices()).map(d => d.name), ["dev1", "dev2"])
+    assert.deepEqual(
+        (await r.listDevices()).map(d => d.name),
+        ["dev1", "dev2"]
+    )
 
     const id = dev(1).id
     assert.equal(await r.issueGeneration(id), 1)
@@ -82,10 +91,16 @@ test("sqlite registry: contract, persistence across reopen, WAL", async () => {
 test("sqlite registry: missing, corrupt and foreign files give clear errors", async () => {
     const dir = mkdtempSync(join(tmpdir(), "tether-reg-"))
     try {
-        assert.throws(() => new SqliteRegistry(join(dir, "missing.db")), (e: unknown) => e instanceof RegistryOpenError && /cannot open/.test(e.message))
+        assert.throws(
+            () => new SqliteRegistry(join(dir, "missing.db")),
+            (e: unknown) => e instanceof RegistryOpenError && /cannot open/.test(e.message)
+        )
         const junk = join(dir, "junk.db")
         writeFileSync(junk, Buffer.alloc(4096, 0x5a))
-        assert.throws(() => new SqliteRegistry(junk), (e: unknown) => e instanceof RegistryOpenError && /corrupt/.test(e.message))
+        assert.throws(
+            () => new SqliteRegistry(junk),
+            (e: unknown) => e instanceof RegistryOpenError && /corrupt/.test(e.message)
+        )
         const foreign = join(dir, "foreign.db")
         const f = new SqliteRegistry(join(dir, "tmp.db"), { create: true })
         await f.close()

@@ -6,7 +6,15 @@ import assert from "node:assert/strict"
 import { AESCCM } from "../../src/noise/cipher.js"
 import { HandshakeState } from "../../reference/handshake-state.js"
 import { keyPairFromPrivate } from "../../src/crypto/x25519.js"
-import { consumeHsInit, encodeHsInit, readHsInit, readHsResp, writeHsInit, writeHsResp, type KkInitiatorPending } from "../../src/session/handshake.js"
+import {
+    consumeHsInit,
+    encodeHsInit,
+    readHsInit,
+    readHsResp,
+    writeHsInit,
+    writeHsResp,
+    type KkInitiatorPending,
+} from "../../src/session/handshake.js"
 import { HS_INIT_BODY_LEN, HS_INIT_MESSAGE_LEN, prologue, VERSION } from "../../src/wire.js"
 
 const kp = (b: number) => keyPairFromPrivate(Buffer.alloc(32, b))
@@ -19,11 +27,32 @@ function message1(p: KkInitiatorPending): Buffer {
 }
 
 test("handshake.ts matches HandshakeState KKpsk2 byte for byte, both directions", () => {
-    const sI = kp(1), sR = kp(2), eI = kp(3), eR = kp(4)
+    const sI = kp(1),
+        sR = kp(2),
+        eI = kp(3),
+        eR = kp(4)
     const psk = Buffer.alloc(32, 5)
     const deviceId = Buffer.from("a1a2a3a4a5a6a7a8", "hex")
-    const hsI = new HandshakeState({ pattern: "KKpsk2", initiator: true, cipher: AESCCM, prologue: prologue(deviceId), s: sI, rs: sR.publicKey, psks: [psk], e: eI })
-    const hsR = new HandshakeState({ pattern: "KKpsk2", initiator: false, cipher: AESCCM, prologue: prologue(deviceId), s: sR, rs: sI.publicKey, psks: [psk], e: eR })
+    const hsI = new HandshakeState({
+        pattern: "KKpsk2",
+        initiator: true,
+        cipher: AESCCM,
+        prologue: prologue(deviceId),
+        s: sI,
+        rs: sR.publicKey,
+        psks: [psk],
+        e: eI,
+    })
+    const hsR = new HandshakeState({
+        pattern: "KKpsk2",
+        initiator: false,
+        cipher: AESCCM,
+        prologue: prologue(deviceId),
+        s: sR,
+        rs: sI.publicKey,
+        psks: [psk],
+        e: eR,
+    })
     const m1 = hsI.writeMessage(Buffer.alloc(0))
     const pending = writeHsInit({ deviceId, s: sI, rs: sR.publicKey, psk }, eI)
     assert.deepEqual(message1(pending), m1)
@@ -45,7 +74,8 @@ test("handshake.ts matches HandshakeState KKpsk2 byte for byte, both directions"
 })
 
 test("a tampered message fails on either side and leaves the pending state usable", () => {
-    const sI = kp(1), sR = kp(2)
+    const sI = kp(1),
+        sR = kp(2)
     const psk = Buffer.alloc(32, 5)
     const deviceId = Buffer.alloc(8, 9)
     const pending = writeHsInit({ deviceId, s: sI, rs: sR.publicKey, psk }, kp(3))

@@ -18,7 +18,12 @@ const frameBody = (h: string) => b(h).subarray(3)
 
 test("tether-kk.json: the initiator reproduces HS_INIT, verifies HS_RESP, h and every record", () => {
     for (const v of load("tether-kk.json")) {
-        const keys = { deviceId: b(v.device_id), s: keyPairFromPrivate(b(v.device_static_private)), rs: b(v.gateway_static_public), psk: b(v.psk) }
+        const keys = {
+            deviceId: b(v.device_id),
+            s: keyPairFromPrivate(b(v.device_static_private)),
+            rs: b(v.gateway_static_public),
+            psk: b(v.psk),
+        }
         const p = writeHsInit(keys, keyPairFromPrivate(b(v.device_ephemeral_private)))
         assert.equal(encodeFrame(FrameType.HS_INIT, p.body).toString("hex"), v.hs_init)
         const done = readHsResp(p, frameBody(v.hs_resp))
@@ -31,7 +36,10 @@ test("tether-kk.json: the initiator reproduces HS_INIT, verifies HS_RESP, h and 
         const m = mintTicket({ deviceId: keys.deviceId, generation: v.generation, expiresAt: v.expires_at, keySet: ks })
         assert.equal(m.ticket.toString("hex"), v.ticket)
         assert.equal(v.expires_at, v.now + v.ticket_lifetime)
-        assert.equal(encodeFrame(FrameType.RECORD, done.session.encrypt(InnerType.DATA, b(v.data_i2r))[0]!).toString("hex"), v.record_data_i2r)
+        assert.equal(
+            encodeFrame(FrameType.RECORD, done.session.encrypt(InnerType.DATA, b(v.data_i2r))[0]!).toString("hex"),
+            v.record_data_i2r
+        )
         assert.equal(done.session.decrypt(frameBody(v.record_data_r2i))?.content.toString("hex"), v.data_r2i)
     }
 })
@@ -48,7 +56,10 @@ test("tether-resume.json: the initiator reproduces RESUME_INIT, verifies RESUME_
         assert.equal(done.flags, v.flags)
         assert.equal(done.handshakeHash.toString("hex"), v.handshake_hash)
         assert.equal(done.session.decrypt(frameBody(v.record_ticket))?.content.toString("hex"), v.next_ticket + v.next_resumption_secret)
-        assert.equal(encodeFrame(FrameType.RECORD, done.session.encrypt(InnerType.DATA, b(v.data_i2r))[0]!).toString("hex"), v.record_data_i2r)
+        assert.equal(
+            encodeFrame(FrameType.RECORD, done.session.encrypt(InnerType.DATA, b(v.data_i2r))[0]!).toString("hex"),
+            v.record_data_i2r
+        )
         assert.equal(done.session.decrypt(frameBody(v.record_data_r2i))?.content.toString("hex"), v.data_r2i)
         assert.equal(b(v.resume_init).length, 65 + (early === undefined ? 0 : 1 + early.length))
         assert.equal(b(v.resume_resp).length, 32)

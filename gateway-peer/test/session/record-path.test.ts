@@ -11,7 +11,18 @@ import { AESCCM } from "../../src/noise/cipher.js"
 import { AESGCM } from "../../reference/aesgcm.js"
 import { CipherState } from "../../src/noise/cipher-state.js"
 import { Session } from "../../src/session/session.js"
-import { Code, encodeFrame, FrameDecoder, FrameError, FrameType, InnerType, KEY_UPDATE_AT, MAX_BODY_LEN, MAX_RECORD_CONTENT, type Frame } from "../../src/wire.js"
+import {
+    Code,
+    encodeFrame,
+    FrameDecoder,
+    FrameError,
+    FrameType,
+    InnerType,
+    KEY_UPDATE_AT,
+    MAX_BODY_LEN,
+    MAX_RECORD_CONTENT,
+    type Frame,
+} from "../../src/wire.js"
 import { fixture, until, type Fixture } from "../helpers.js"
 
 const EMPTY = Buffer.alloc(0)
@@ -46,7 +57,7 @@ function data(from: Session, to: Session, text: string): void {
 
 describe("AeadEmptyAdKey", () => {
     const k = randomBytes(32)
-    test("the same bytes as aeadEncrypt(k, n, \"\", ...), and it opens what aeadEncrypt made", () => {
+    test('the same bytes as aeadEncrypt(k, n, "", ...), and it opens what aeadEncrypt made', () => {
         const key = new AeadEmptyAdKey(k)
         for (const n of [0, 1, 255, 256, 2 ** 32 - 2, 2 ** 32, Number.MAX_SAFE_INTEGER])
             for (const len of [0, 1, 15, 16, 17, 1007]) {
@@ -97,7 +108,11 @@ describe("CipherState: the cached empty-ad key", () => {
         assert.deepEqual(cs.encryptWithAd(ad, pt), aeadEncrypt(k, 2, ad, pt), "a non-empty ad after caching still goes through HMAC(k, ad)")
         assert.deepEqual(cs.encryptWithAd(nullEmpty(), pt), aeadEncrypt(k, 3, EMPTY, pt))
         const rx = new CipherState(AESCCM, k)
-        assert.equal(rx.decryptWithAd(EMPTY, aeadEncrypt(k, 0, ad, pt)), undefined, "a ciphertext under HMAC(k, ad) does not open with ad = \"\"")
+        assert.equal(
+            rx.decryptWithAd(EMPTY, aeadEncrypt(k, 0, ad, pt)),
+            undefined,
+            'a ciphertext under HMAC(k, ad) does not open with ad = ""'
+        )
         assert.equal(rx.n, 0)
         assert.deepEqual(rx.decryptWithAd(ad, aeadEncrypt(k, 0, ad, pt)), pt)
         assert.deepEqual(rx.decryptWithAd(EMPTY, aeadEncrypt(k, 1, EMPTY, pt)), pt)
@@ -141,7 +156,10 @@ describe("CipherState: the cached empty-ad key", () => {
         assert.equal(cs.emptyAdCached, true)
         cs.rekey()
         assert.equal(cs.emptyAdCached, false)
-        assert.deepEqual(cs.encryptWithAd(EMPTY, Buffer.from("h")), AESGCM.encrypt(AESGCM.rekey(AESGCM.prepare(k)), 1, EMPTY, Buffer.from("h")))
+        assert.deepEqual(
+            cs.encryptWithAd(EMPTY, Buffer.from("h")),
+            AESGCM.encrypt(AESGCM.rekey(AESGCM.prepare(k)), 1, EMPTY, Buffer.from("h"))
+        )
     })
 })
 
@@ -272,12 +290,18 @@ describe("FrameDecoder: views and gathering", () => {
         assert.equal(d.buffered, 4)
         assert.equal(d.push(Buffer.from([0, 0, 0x04])).length, 1)
         assert.equal(d.buffered, 1)
-        assert.throws(() => d.push(Buffer.from([0x01])), (e: unknown) => e instanceof FrameError && e.length === 0x0401)
+        assert.throws(
+            () => d.push(Buffer.from([0x01])),
+            (e: unknown) => e instanceof FrameError && e.length === 0x0401
+        )
         assert.equal(d.buffered, 0)
         assert.throws(() => d.push(encodeFrame(1, Buffer.alloc(1))), FrameError)
         const e = new FrameDecoder()
         assert.deepEqual(e.push(Buffer.from([0])), [])
-        assert.throws(() => e.push(Buffer.from([0, 1, 2])), (x: unknown) => x instanceof FrameError && x.length === 0)
+        assert.throws(
+            () => e.push(Buffer.from([0, 1, 2])),
+            (x: unknown) => x instanceof FrameError && x.length === 0
+        )
     })
 })
 
@@ -304,7 +328,7 @@ describe("server: the record path over loopback", () => {
         assert.ok(await until(() => f.delivered.length === 40), `delivered ${f.delivered.length}`)
         assert.deepEqual(
             f.delivered.map(d => d.content.replace(/\.+$/, "")),
-            Array.from({ length: 40 }, (_, i) => `m${i}`),
+            Array.from({ length: 40 }, (_, i) => `m${i}`)
         )
         // the same stream cut at odd places, a few bytes at a time around the frame edges
         frames.length = 0

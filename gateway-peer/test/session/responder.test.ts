@@ -41,7 +41,7 @@ interface Setup {
 async function setup(
     v: { now: number; ticket_key_id: number; ticket_key: string; nonce_r?: string },
     device: Partial<DeviceRecord> = {},
-    extra: Partial<ResponderContext> = {},
+    extra: Partial<ResponderContext> = {}
 ): Promise<Setup> {
     const registry = new MemoryRegistry()
     const deviceId = KK.device_id as string
@@ -99,14 +99,22 @@ function established(s: ResponderState): Extract<ResponderState, { phase: typeof
 
 /** The device's session of the KK vector: its HS_INIT again, and the vector's HS_RESP read. */
 function deviceSession(): Session {
-    const keys = { deviceId: b(KK.device_id), s: keyPairFromPrivate(b(KK.device_static_private)), rs: b(KK.gateway_static_public), psk: b(KK.psk) }
+    const keys = {
+        deviceId: b(KK.device_id),
+        s: keyPairFromPrivate(b(KK.device_static_private)),
+        rs: b(KK.gateway_static_public),
+        psk: b(KK.psk),
+    }
     const done = readHsResp(writeHsInit(keys, keyPairFromPrivate(b(KK.device_ephemeral_private))), frameOf(KK.hs_resp).body)
     assert.ok(done)
     return done.session
 }
 
 /** A RESUME_INIT whose ticket opens under no key: TICKET_REJECTED. */
-const forgedResume: Frame = { type: FrameType.RESUME_INIT, body: encodeResumeInit(Buffer.alloc(TICKET_LEN, 9), Buffer.alloc(RESUME_NONCE_LEN), Buffer.alloc(TAG_LEN)) }
+const forgedResume: Frame = {
+    type: FrameType.RESUME_INIT,
+    body: encodeResumeInit(Buffer.alloc(TICKET_LEN, 9), Buffer.alloc(RESUME_NONCE_LEN), Buffer.alloc(TAG_LEN)),
+}
 
 /** The gateway's side of the KK vector after HS_INIT. */
 async function fullHandshake(): Promise<Setup & { step: Step }> {
@@ -213,7 +221,10 @@ test("bad version and bad lengths, before anything else", async () => {
         [{ type: FrameType.HS_INIT, body: Buffer.from([2]) }, Code.UNSUPPORTED_VERSION],
         [{ type: FrameType.HS_INIT, body: Buffer.alloc(0) }, Code.PROTOCOL_ERROR],
         [{ type: FrameType.HS_INIT, body: hsInit.subarray(0, hsInit.length - 1) }, Code.PROTOCOL_ERROR],
-        [{ type: FrameType.RESUME_INIT, body: Buffer.from([0, ...frameOf(NO_EARLY_CASE.resume_init).body.subarray(1)]) }, Code.UNSUPPORTED_VERSION],
+        [
+            { type: FrameType.RESUME_INIT, body: Buffer.from([0, ...frameOf(NO_EARLY_CASE.resume_init).body.subarray(1)]) },
+            Code.UNSUPPORTED_VERSION,
+        ],
         [{ type: FrameType.RESUME_INIT, body: Buffer.from([1, 2, 3]) }, Code.PROTOCOL_ERROR],
         [{ type: FrameType.RESUME_INIT, body: Buffer.alloc(0) }, Code.PROTOCOL_ERROR],
     ]
@@ -237,7 +248,10 @@ test("a corrupted HS_INIT in AwaitHsInit: HANDSHAKE_FAILED, nothing stored, noth
         assert.equal(r.state.phase, Phase.AwaitHsInit)
         const body = Buffer.from(frameOf(KK.hs_init).body)
         body[i] = (body[i] as number) ^ 1
-        assertReject(await r.receive({ type: FrameType.HS_INIT, body }), i === 0 ? Code.UNSUPPORTED_VERSION : i < 9 ? Code.UNKNOWN_DEVICE : Code.HANDSHAKE_FAILED)
+        assertReject(
+            await r.receive({ type: FrameType.HS_INIT, body }),
+            i === 0 ? Code.UNSUPPORTED_VERSION : i < 9 ? Code.UNKNOWN_DEVICE : Code.HANDSHAKE_FAILED
+        )
     }
     assert.deepEqual(before, { phase: Phase.AwaitHsInit }, "the state object was not touched")
     assert.equal(responder.state, before)
@@ -250,7 +264,13 @@ test("a corrupted HS_INIT in AwaitHsInit: HANDSHAKE_FAILED, nothing stored, noth
 test("a corrupted RECORD in Established: closed silently, nothing delivered, the state's n unchanged", async () => {
     const { responder } = await fullHandshake()
     const before = established(responder.state)
-    const snapshot = { device: before.device, session: before.session, resumed: before.resumed, n: before.session.recv.n, sendN: before.session.send.n }
+    const snapshot = {
+        device: before.device,
+        session: before.session,
+        resumed: before.resumed,
+        n: before.session.recv.n,
+        sendN: before.session.send.n,
+    }
     for (const i of [0, 3, 20]) {
         const body = Buffer.from(frameOf(KK.record_data_i2r).body)
         body[i] = (body[i] as number) ^ 1
@@ -325,5 +345,8 @@ test("REJECT(TICKET_REJECTED) -> AwaitHsInit accepts HS_INIT only; the full hand
     assert.equal(established(responder.state).resumed, false)
     // with the default chain limit (64) the same ticket resumes
     const fine = await setup(NO_EARLY_CASE, resumeDevice(NO_EARLY_CASE))
-    assert.deepEqual((await fine.responder.receive(frameOf(NO_EARLY_CASE.resume_init))).frames.map(hex), [NO_EARLY_CASE.resume_resp, NO_EARLY_CASE.record_ticket])
+    assert.deepEqual((await fine.responder.receive(frameOf(NO_EARLY_CASE.resume_init))).frames.map(hex), [
+        NO_EARLY_CASE.resume_resp,
+        NO_EARLY_CASE.record_ticket,
+    ])
 })

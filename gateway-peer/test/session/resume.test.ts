@@ -25,6 +25,9 @@ test("readResumeInit: empty, another version (before the length), short bodies a
     const { body } = writeResumeInit(ticket, nonceI)
     assert.deepEqual(readResumeInit(Buffer.alloc(0)), { error: "empty" })
     assert.deepEqual(readResumeInit(Buffer.from([7, 1, 2])), { error: "version", version: 7 })
-    assert.deepEqual(readResumeInit(body.subarray(0, RESUME_INIT_MIN_BODY_LEN - 1)), { error: "short", length: RESUME_INIT_MIN_BODY_LEN - 1 })
+    assert.deepEqual(readResumeInit(body.subarray(0, RESUME_INIT_MIN_BODY_LEN - 1)), {
+        error: "short",
+        length: RESUME_INIT_MIN_BODY_LEN - 1,
+    })
     assert.throws(() => encodeResumeInit(Buffer.alloc(TICKET_LEN - 1), nonceI, Buffer.alloc(TAG_LEN)), TypeError)
 })

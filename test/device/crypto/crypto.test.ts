@@ -22,13 +22,9 @@ function flip(b: Buffer, i: number): Buffer {
 
 describe("sha256", () => {
     test("FIPS 180-2 'abc' and the empty string", () => {
-        expect(sha256(Buffer.from("abc")).toString("hex")).toBe(
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        )
+        expect(sha256(Buffer.from("abc")).toString("hex")).toBe("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         expect(sha256().toString("hex")).toBe("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        expect(sha256(Buffer.from("a"), Buffer.from("bc")).toString("hex")).toBe(
-            sha256(Buffer.from("abc")).toString("hex")
-        )
+        expect(sha256(Buffer.from("a"), Buffer.from("bc")).toString("hex")).toBe(sha256(Buffer.from("abc")).toString("hex"))
     })
 })
 

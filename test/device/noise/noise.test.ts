@@ -77,7 +77,7 @@ describe("CipherState", () => {
         expect(() => rx.decryptWithAd(EMPTY, ct)).toThrow()
         expect(rx.n).toBe(NONCE_LIMIT)
     })
-    test("keyUpdate: CCM under HMAC(k, \"\") with nonce 00*5 || ff*8, n reset to 0", () => {
+    test('keyUpdate: CCM under HMAC(k, "") with nonce 00*5 || ff*8, n reset to 0', () => {
         const cs = new CipherState(AESCCM, K)
         cs.setNonce(7)
         cs.keyUpdate()
@@ -112,7 +112,7 @@ describe("CipherState", () => {
 })
 
 describe("AESCCM, the cipher function", () => {
-    test("the prepared path gives the bytes of ENCRYPT/DECRYPT with ad = \"\"; destroy zeroes it", () => {
+    test('the prepared path gives the bytes of ENCRYPT/DECRYPT with ad = ""; destroy zeroes it', () => {
         const pk = AESCCM.prepare(K)
         expect(hex(pk)).toBe(hex(hmacSha256(K, EMPTY)))
         const pt = Buffer.from("record")
@@ -186,7 +186,17 @@ describe("HandshakeState (KKpsk2 initiator)", () => {
         const pro = Buffer.from("prologue")
         const ss = await TOY.x25519(sI.privateKey, sR.publicKey)
         dhCalls = 0
-        const hs = new HandshakeState({ cipher: AESCCM, protocolName: "Noise_KKpsk2_25519_AESCCM_SHA256", prologue: pro, s: sI, rs: sR.publicKey, psk, e: kp(3), ss, dh: TOY })
+        const hs = new HandshakeState({
+            cipher: AESCCM,
+            protocolName: "Noise_KKpsk2_25519_AESCCM_SHA256",
+            prologue: pro,
+            s: sI,
+            rs: sR.publicKey,
+            psk,
+            e: kp(3),
+            ss,
+            dh: TOY,
+        })
         const msg1 = await hs.writeMessage(EMPTY)
         expect(msg1.length).toBe(48)
         expect(dhCalls).toBe(1) // es only: ss was cached
@@ -215,7 +225,16 @@ describe("HandshakeState (KKpsk2 initiator)", () => {
     })
     test("without a cached ss it computes it (one more DH); out-of-turn calls throw", async () => {
         dhCalls = 0
-        const hs = new HandshakeState({ cipher: AESCCM, protocolName: "Noise_KKpsk2_25519_AESCCM_SHA256", prologue: EMPTY, s: kp(1), rs: kp(2).publicKey, psk: Buffer.alloc(32), e: kp(3), dh: TOY })
+        const hs = new HandshakeState({
+            cipher: AESCCM,
+            protocolName: "Noise_KKpsk2_25519_AESCCM_SHA256",
+            prologue: EMPTY,
+            s: kp(1),
+            rs: kp(2).publicKey,
+            psk: Buffer.alloc(32),
+            e: kp(3),
+            dh: TOY,
+        })
         let threw = false
         try {
             await hs.readMessage(Buffer.alloc(48))

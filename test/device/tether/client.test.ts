@@ -150,7 +150,10 @@ describe("connect() over the memory transport", () => {
 
 describe("connect() refuses, closes and keeps the stored ticket", () => {
     test("a corrupted HS_RESP after the fallback; the next attempt takes a new ephemeral", async () => {
-        const r = await rig([h(R_EARLY.nonce_i), h(K.device_ephemeral_private), h(R_REFUSED.nonce_i), h(K.gateway_ephemeral_private)], R_EARLY)
+        const r = await rig(
+            [h(R_EARLY.nonce_i), h(K.device_ephemeral_private), h(R_REFUSED.nonce_i), h(K.gateway_ephemeral_private)],
+            R_EARLY
+        )
         const gw = r.gw()
         await gw.sendFrame(FrameType.REJECT, Buffer.from([Code.TICKET_REJECTED]))
         const bad = flipped(K.hs_resp, 40)

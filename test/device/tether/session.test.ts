@@ -69,7 +69,7 @@ describe("wire", () => {
 })
 
 describe("records", () => {
-    test("every inner type both ways; RECORD body = ENCRYPT(k, n, \"\", type || content)", () => {
+    test('every inner type both ways; RECORD body = ENCRYPT(k, n, "", type || content)', () => {
         const { dev, gw } = pair()
         expect(deliver(dev, gw, InnerType.DATA, Buffer.from("hi"))).toBe("1:" + hex(Buffer.from("hi")))
         expect(deliver(gw, dev, InnerType.DATA, EMPTY)).toBe("1:")

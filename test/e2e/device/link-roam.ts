@@ -44,7 +44,16 @@ describe("link", () => {
                 if (dhAtFirstUp < 0) dhAtFirstUp = dh.x + dh.base
                 dhXAtUp = dh.x
                 dhBaseAtUp = dh.base
-                console.log("LINK up resumed=" + (s.resumed ? 1 : 0) + " ms=" + s.handshakeMs + " fallback=" + (s.fellBack ? 1 : 0) + " early=" + (s.earlyAccepted ? 1 : 0))
+                console.log(
+                    "LINK up resumed=" +
+                        (s.resumed ? 1 : 0) +
+                        " ms=" +
+                        s.handshakeMs +
+                        " fallback=" +
+                        (s.fellBack ? 1 : 0) +
+                        " early=" +
+                        (s.earlyAccepted ? 1 : 0)
+                )
             }
         })
         link.onMessage((topic, payload) => {

@@ -52,7 +52,15 @@ export function pass(name: string) {
 }
 
 /** Link settings from the generated env module's pairing (hex) and the gateway port. */
-export function linkSettings(port: number, id: string, sk: string, gwPk: string, psk: string, ticket: string, secret: string): LinkSettings {
+export function linkSettings(
+    port: number,
+    id: string,
+    sk: string,
+    gwPk: string,
+    psk: string,
+    ticket: string,
+    secret: string
+): LinkSettings {
     return {
         deviceId: h(id),
         privateKey: h(sk),

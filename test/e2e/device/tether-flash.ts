@@ -88,7 +88,12 @@ async function boot() {
         const a = decodeSlot(await settings.read(SLOT_A))
         const bb = decodeSlot(await settings.read(SLOT_B))
         const rawA = await settings.read(SLOT_A)
-        console.log("slots after the cut: A " + (a ? "seq " + a.seq : "invalid, " + (rawA ? rawA.length : 0) + " bytes") + ", B " + (bb ? "seq " + bb.seq : "invalid"))
+        console.log(
+            "slots after the cut: A " +
+                (a ? "seq " + a.seq : "invalid, " + (rawA ? rawA.length : 0) + " bytes") +
+                ", B " +
+                (bb ? "seq " + bb.seq : "invalid")
+        )
         check(a === undefined && rawA !== undefined && rawA.length === 30, "slot A holds the torn write")
         check(bb !== undefined && bb.seq === 2, "slot B still holds seq 2")
         check(store.seq() === 2, "the newest valid slot wins")

@@ -36,7 +36,10 @@ describe("tether full handshake", () => {
     })
     test("wrong gateway key, wrong device key, unknown device", async () => {
         // the gateway's key is another device's public key here: message 1 cannot decrypt
-        const wrongGw = await makeClient(PORT, await pairing(DEV_ID, DEV_PRIV, (await pairing(DEV_ID, OTHER_PRIV, GW_PUB, PSK)).s.publicKey.toString("hex"), PSK))
+        const wrongGw = await makeClient(
+            PORT,
+            await pairing(DEV_ID, DEV_PRIV, (await pairing(DEV_ID, OTHER_PRIV, GW_PUB, PSK)).s.publicKey.toString("hex"), PSK)
+        )
         expect(await rejectedWith(wrongGw)).toBe(Code.HANDSHAKE_FAILED)
         expect(wrongGw.store.current()).toBe(undefined)
         const wrongDev = await makeClient(PORT, await pairing(DEV_ID, OTHER_PRIV, GW_PUB, PSK))
