@@ -77,8 +77,10 @@ export interface Gateway {
     closeDevice(deviceId: string, code: number): number
     /** The device's live session, as a list of 0 or 1 (test hook: its CipherStates, e.g. to move n). */
     sessionsOf(deviceId: string): Session[]
-    /** Live connections, for tests and metrics; `sockets` counts lingering ones too. */
-    readonly stats: { connections: number; sessions: number; handshakes: number; sockets: number }
+    /** Live connections, for tests and metrics. */
+    readonly stats: { connections: number; sessions: number; handshakes: number }
+    /** Open sockets: the live connections' and those lingering after a close (PROTOCOL.md 9.4). */
+    readonly sockets: number
     /**
      * Stops accepting, sends CLOSE(SHUTDOWN) to every session, waits up to shutdownGraceMs for
      * the peers to close, then destroys every socket left.
@@ -222,14 +224,23 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         },
     }
 
-    const linkOf = (c: Connection): SessionLink => ({
-        send: content => {
-            if (c.phase !== ConnPhase.Established) return false
-            c.send(content)
-            return true
-        },
-        close: code => c.close(code, "closed"),
-    })
+    // one link per connection, so the application can tell its sessions apart by identity
+    const links = new WeakMap<Connection, SessionLink>()
+    const linkOf = (c: Connection): SessionLink => {
+        let l = links.get(c)
+        if (l === undefined) {
+            l = {
+                send: content => {
+                    if (c.phase !== ConnPhase.Established) return false
+                    c.send(content)
+                    return true
+                },
+                close: code => c.close(code, "closed"),
+            }
+            links.set(c, l)
+        }
+        return l
+    }
 
     const server = createServer(socket => {
         const source = socket.remoteAddress ?? "?"
@@ -295,7 +306,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         get stats() {
             let sessions = 0
             for (const c of conns) if (c.phase === ConnPhase.Established) sessions++
-            return { connections: conns.size, sessions, handshakes, sockets: sockets.size }
+            return { connections: conns.size, sessions, handshakes }
+        },
+        get sockets() {
+            return sockets.size
         },
         async close() {
             const closed = new Promise<void>(resolve => server.close(() => resolve()))

@@ -66,7 +66,7 @@ test("a peer that never sends its FIN loses its descriptor lingerMs after the ga
     }
     assert.ok(await until(() => f.logs.filter(l => l.code === "BUSY").length === 5))
     assert.equal(f.gw.stats.connections, 0, "forgotten by the server at once")
-    assert.ok(await until(() => f.gw.stats.sockets === 0, 2000), "the sockets are destroyed after the linger")
+    assert.ok(await until(() => f.gw.sockets === 0, 2000), "the sockets are destroyed after the linger")
     for (const s of socks) s.destroy()
 })
 
@@ -181,7 +181,7 @@ test("a peer that completes a handshake and never reads is destroyed once its wr
     }
     assert.ok(sent < 40_000, "the gateway stopped sending")
     assert.ok(f.logs.some(l => l.outcome === "write-buffer-full" && l.deviceName === "no-reader"))
-    assert.ok(await until(() => f.gw.stats.sockets === 0, 500), "destroyed, not ended (no linger)")
+    assert.ok(await until(() => f.gw.sockets === 0, 500), "destroyed, not ended (no linger)")
     conn.sock.socket.destroy()
 })
 
@@ -190,11 +190,11 @@ test("per-source connections: one more than the cap is answered BUSY at accept; 
     const p = await f.pair("crowded")
     const held: Socket[] = []
     for (let i = 0; i < 3; i++) held.push(await halfOpen(f.gw.port))
-    assert.ok(await until(() => f.gw.stats.sockets === 3))
+    assert.ok(await until(() => f.gw.sockets === 3))
     await assert.rejects(f.client(p).connect(), (e: unknown) => e instanceof RejectedError && e.code === Code.BUSY)
     assert.ok(f.logs.some(l => l.detail === "per-source connections"))
     held.pop()!.destroy()
-    assert.ok(await until(() => f.gw.stats.sockets === 2))
+    assert.ok(await until(() => f.gw.sockets === 2))
     const conn = await f.client(p).connect()
     conn.close()
     for (const s of held) s.destroy()
@@ -220,11 +220,11 @@ test("shutdown with a silent peer ends after shutdownGraceMs, every socket destr
     const conn = await f.client(p).connect()
     conn.sock.socket.pause() // reads nothing, closes nothing
     const silent = await halfOpen(f.gw.port)
-    assert.ok(await until(() => f.gw.stats.sockets === 2))
+    assert.ok(await until(() => f.gw.sockets === 2))
     const t0 = Date.now()
     await f.gw.close()
     assert.ok(Date.now() - t0 < 2000, `close() took ${Date.now() - t0} ms`)
-    assert.ok(await until(() => f.gw.stats.sockets === 0, 500))
+    assert.ok(await until(() => f.gw.sockets === 0, 500))
     assert.ok(f.logs.some(l => l.event === "shutdown" && l.outcome === "destroyed" && l.sockets === 2))
     silent.destroy()
     conn.sock.socket.destroy()

@@ -377,3 +377,23 @@ test("chain limit and min_generation refuse the ticket; the full handshake follo
     assert.ok(f.logs.some(l => l.detail === "ticket: chain limit"))
     assert.ok(f.logs.some(l => typeof l.detail === "string" && l.detail.includes("below min")))
 })
+
+test("onData's session link: one object per session, reaching that session only, inert once it is replaced", async () => {
+    const seen: { content: string; link: import("../src/server.js").SessionLink }[] = []
+    const f = await fx({ onData: (_d, c, link) => void seen.push({ content: c.toString(), link }) })
+    const p = await f.pair("linked")
+    const a = await f.client(p).connect()
+    a.send(Buffer.from("a1"))
+    a.send(Buffer.from("a2"))
+    assert.ok(await until(() => seen.length === 2))
+    assert.equal(seen[0]?.link, seen[1]?.link, "the same link for one session")
+    const b = await f.client(p).connect()
+    b.send(Buffer.from("b1"))
+    assert.ok(await until(() => seen.length === 3))
+    assert.notEqual(seen[2]?.link, seen[0]?.link)
+    assert.equal(await a.recv(), null, "a was replaced")
+    assert.equal(seen[0]?.link.send(Buffer.from("to-old")), false, "the old session's link sends nothing")
+    assert.equal(seen[2]?.link.send(Buffer.from("to-b")), true)
+    assert.equal((await b.recv())?.toString(), "to-b")
+    b.close()
+})
