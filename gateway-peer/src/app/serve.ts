@@ -1,7 +1,7 @@
 // Wires the application layer to the TCP server: startGateway's onData feeds GatewayApp, and
-// the app answers through the server's send/closeDevice for that device.
+// the app answers through the link of the session each DATA came on.
 import { startGateway, type Gateway, type GatewayOptions } from "../server.js"
-import { GatewayApp, type AppLink, type GatewayAppOptions } from "./gateway-app.js"
+import { GatewayApp, type GatewayAppOptions } from "./gateway-app.js"
 
 /** A running gateway with its application layer. */
 export interface AppGateway {
@@ -22,23 +22,12 @@ export async function startAppGateway(opts: Omit<GatewayOptions, "onData"> & { a
         },
         log: line => log({ ts: new Date().toISOString(), ...(line as Record<string, string | number | boolean | undefined>) }),
     })
-    let gateway: Gateway | undefined
-    const links = new Map<string, AppLink>()
-    const linkFor = (id: string): AppLink => {
-        let l = links.get(id)
-        if (l === undefined) {
-            l = {
-                send: content => void gateway?.send(id, content),
-                close: code => void gateway?.closeDevice(id, code),
-            }
-            links.set(id, l)
-        }
-        return l
-    }
-    gateway = await startGateway({
+    // answers go to the session the DATA came on: the device's newest session gets nothing
+    // before the device's STREAM has opened it there (PROTOCOL.md 12.1)
+    const gateway = await startGateway({
         ...opts,
         log,
-        onData: (device, content) => app.data({ id: device.id, name: device.name }, content, linkFor(device.id)),
+        onData: (device, content, session) => app.data({ id: device.id, name: device.name }, content, session),
     })
     const g = gateway
     return {
