@@ -3,7 +3,7 @@
 // a shutdown with a silent peer. Every attack is bounded in count and time.
 import { test, after } from "node:test"
 import assert from "node:assert/strict"
-import { connect, type Socket } from "node:net"
+import { connect, Socket } from "node:net"
 import { FramedSocket, MemoryTicketStore, RejectedError } from "../peer/initiator.js"
 import { DEFAULT_POLICY } from "../src/policy.js"
 import { SourceAttempts } from "../src/server.js"
@@ -183,6 +183,24 @@ test("a peer that completes a handshake and never reads is destroyed once its wr
     assert.ok(f.logs.some(l => l.outcome === "write-buffer-full" && l.deviceName === "no-reader"))
     assert.ok(await until(() => f.gw.sockets === 0, 500), "destroyed, not ended (no linger)")
     conn.sock.socket.destroy()
+})
+
+test("accepted sockets use TCP keepalive after keepAliveMs of silence", async () => {
+    const calls: [boolean | undefined, number | undefined][] = []
+    const original = Socket.prototype.setKeepAlive
+    Socket.prototype.setKeepAlive = function (enable?: boolean, delay?: number) {
+        calls.push([enable, delay])
+        return original.call(this, enable, delay)
+    }
+    try {
+        const f = await fx({ policy: { keepAliveMs: 12_345 } })
+        const s = await halfOpen(f.gw.port)
+        assert.ok(await until(() => f.gw.sockets === 1))
+        assert.deepEqual(calls, [[true, 12_345]])
+        s.destroy()
+    } finally {
+        Socket.prototype.setKeepAlive = original
+    }
 })
 
 test("per-source connections: one more than the cap is answered BUSY at accept; a freed place is usable again", async () => {
