@@ -19,6 +19,11 @@
 // expires the device's tickets, the relay drops it again and the device falls back to the full
 // handshake (three X25519 on its critical path); (5) the gateway sends a command and the device
 // makes an upstream HTTP request through the gateway.
+//
+// A step that succeeds after a hidden failure is not a success: the scenario fails on any
+// PROTOCOL_ERROR in a gateway log line and on any "LINK down" of the device that the scenario
+// did not cause itself (each cut of the relay accounts for one; the line the firmware prints
+// at boot, before its first connection, is its initial state).
 import { spawn, spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs"
 import http from "node:http"
@@ -44,6 +49,38 @@ const sleep = ms => new Promise(r => setTimeout(r, ms))
 
 const children = []
 let failed = false
+
+// ---- what the scenario did not cause ----------------------------------------------------------
+
+/** The device's "LINK down" lines the scenario's own relay cuts account for, not yet seen. */
+let expectedDowns = 0
+/** Failures seen in the logs (each a line of text), checked after every step. */
+const unexpected = []
+
+/** A gateway log line that names PROTOCOL_ERROR anywhere (a REJECT, a CLOSE, the app's close). */
+function protocolError(line) {
+    return Object.values(line).some(v => v === "PROTOCOL_ERROR") || line.outcome === "protocol-error"
+}
+
+/** Whether the device has reported LINK up yet: before it, "LINK down failures=0 reason=none" is its boot state. */
+let linkWasUp = false
+
+function watchDevice(line) {
+    if (line.startsWith("LINK up")) linkWasUp = true
+    if (!line.startsWith("LINK down")) return
+    if (!linkWasUp && line === "LINK down failures=0 reason=none") return
+    if (expectedDowns > 0) expectedDowns--
+    else unexpected.push(`the device's link went down and the scenario did not cut it: ${line}`)
+}
+
+function watchGateway(line) {
+    if (protocolError(line)) unexpected.push(`PROTOCOL_ERROR in a gateway log line: ${JSON.stringify(line)}`)
+}
+
+/** @throws if anything unexpected was seen so far */
+function checkUnexpected() {
+    if (unexpected.length > 0) throw new Error(`${unexpected.length} unexpected event(s):\n  ${unexpected.join("\n  ")}`)
+}
 
 function cli(args) {
     const r = spawnSync(process.execPath, [CLI, ...args], { env: ENV, encoding: "utf8" })
@@ -274,6 +311,7 @@ async function step(title, fn) {
     say("STEP", title)
     try {
         await fn()
+        checkUnexpected()
         say("OK", title)
     } catch (e) {
         failed = true
@@ -320,6 +358,7 @@ async function main() {
     const events = []
     const log = l => {
         events.push(l)
+        watchGateway(l)
         if (l.event === "connection" || l.event === "route")
             say(
                 "GATEWAY",
@@ -346,8 +385,14 @@ async function main() {
     const w = waiter()
     const device = runProgram(DEVICE_DIR, line => {
         if (/^(LINK|TELEMETRY|COMMAND|RESPONSE)/.test(line)) say("DEVICE", line)
+        watchDevice(line)
         w.line(line)
     })
+    /** The radio drops: the one kind of LINK down the scenario causes. */
+    const cut = () => {
+        expectedDowns++
+        relay.cut()
+    }
     const cleanup = async () => {
         device.kill("SIGKILL")
         devtools.close()
@@ -377,7 +422,7 @@ async function main() {
             )
         })
         await step("the radio drops: the device resumes with zero X25519", async () => {
-            relay.cut()
+            cut()
             const m = await w.wait(UP, 60000, "the link to come back")
             if (m[1] !== "1") throw new Error("expected a resumption")
             if (m[4] !== "0") throw new Error(`the resumption made ${m[4]} X25519 operations`)
@@ -385,7 +430,7 @@ async function main() {
         })
         await step("the operator expires the device's tickets: the next connection is a full handshake", async () => {
             await registry.expireTickets(NAME)
-            relay.cut()
+            cut()
             const m = await w.wait(UP, 90000, "the full handshake")
             if (m[1] !== "0" || m[3] !== "1") throw new Error("expected a fallback to the full handshake")
             if (m[4] !== "3") throw new Error(`the full handshake made ${m[4]} X25519 operations, not 3`)
@@ -400,6 +445,10 @@ async function main() {
             if (m[2] !== "200") throw new Error(`upstream answered ${m[1]}`)
             say("RESULT", `the device got HTTP ${m[2]} from the allow-listed route "weather"; it has no other way out`)
         })
+        // a late failure (a CLOSE answered to the last step's traffic) counts too
+        await sleep(1000)
+        checkUnexpected()
+        if (expectedDowns > 0) throw new Error(`the relay cut the link ${expectedDowns} time(s) more than the device reported LINK down`)
         console.log("")
         say("DONE", "every step succeeded")
         if (!scripted) {

@@ -8,8 +8,15 @@
 // into the Responder's Closed, and every close the server asks for, ends in finish() at once. The
 // phase changes in #apply (from a step's `next`) and in finish() only, so it cannot disagree with
 // the Responder's. Each phase holds what only it has: in Handshaking whether the server counts
-// the handshake against its cap and the handshake timeout; in Established the device the
-// connection is indexed by and the idle timeout (refreshed by every frame).
+// the handshake against its cap and the handshake timeout (the shorter hsInitTimeoutMs once a
+// ticket was refused, whose slot is released then); in Established the device the connection is
+// indexed by, whether it is the device's live session, and its timer: the idle timeout
+// (refreshed by every frame) when live, the handshake timeout for its first authenticated record
+// otherwise (PROTOCOL.md 8).
+//
+// The socket is bounded on both ends of its life: writes the kernel has not taken count against
+// maxWriteBufferBytes (a peer that does not read is destroyed), and after end() a peer that
+// never sends its FIN is destroyed lingerMs later.
 //
 // Every clock read (log timestamps, durations) goes through the injected Clock; the timers are
 // Node's. The socket is the small ConnectionSocket interface (a net.Socket fits), so the tests
@@ -36,6 +43,8 @@ export type LogLine = Record<string, string | number | boolean | undefined>
 
 /** What a connection does to its socket (a net.Socket fits; the tests pass a twin). */
 export interface ConnectionSocket {
+    /** bytes written but not yet taken by the kernel */
+    readonly writableLength: number
     write(data: Buffer): unknown
     cork(): void
     uncork(): void
@@ -49,18 +58,25 @@ export interface ConnectionHost {
     readonly clock: Clock
     log(line: LogLine): void
     /**
-     * A connection's first handshake frame: the per-source limit and the handshake cap (PROTOCOL.md
-     * 4.1 step 2, 9.4). true counts the handshake until handshakeEnded.
+     * A handshake frame: the handshake cap, and with `countAttempt` (the connection's first) the
+     * per-source limit (PROTOCOL.md 4.1 step 2, 9.4). true counts the handshake until handshakeEnded.
      */
-    admit(c: Connection): boolean
+    admit(c: Connection, countAttempt: boolean): boolean
     /** A counted handshake is over (established or closed). */
     handshakeEnded(c: Connection): void
-    /** The connection entered Established: index it by its device. */
-    established(c: Connection, device: DeviceRecord): void
+    /**
+     * The connection entered Established: index it by its device. `confirmed` when the device
+     * has already proved it holds the session's keys (accepted early data).
+     * @returns true if it is the device's live session now; false while it waits for its first
+     *     authenticated record (confirmed), because another session is live
+     */
+    established(c: Connection, device: DeviceRecord, confirmed: boolean): boolean
+    /** A connection that was not live decrypted its first record from the device: it becomes the live one. */
+    confirmed(c: Connection, device: DeviceRecord): void
     /** The connection closed: forget it (`device` is the one it was indexed by, if any). */
     closed(c: Connection, device: DeviceRecord | undefined): void
-    /** DATA content for the application, in order. */
-    deliver(device: DeviceRecord, content: Buffer): void
+    /** DATA content for the application, in order, with the connection it came on. */
+    deliver(device: DeviceRecord, content: Buffer, c: Connection): void
 }
 
 /** The closed set of connection phases. */
@@ -68,8 +84,18 @@ export const ConnPhase = { Handshaking: 0, Established: 1, Closed: 2 } as const
 export type ConnPhase = (typeof ConnPhase)[keyof typeof ConnPhase]
 
 type Lifecycle =
-    | { readonly phase: typeof ConnPhase.Handshaking; readonly counted: boolean; readonly timer: NodeJS.Timeout }
-    | { readonly phase: typeof ConnPhase.Established; readonly device: DeviceRecord; readonly timer: NodeJS.Timeout }
+    | {
+          readonly phase: typeof ConnPhase.Handshaking
+          readonly counted: boolean
+          readonly attempted: boolean
+          readonly timer: NodeJS.Timeout
+      }
+    | {
+          readonly phase: typeof ConnPhase.Established
+          readonly device: DeviceRecord
+          readonly live: boolean
+          readonly timer: NodeJS.Timeout
+      }
     | { readonly phase: typeof ConnPhase.Closed }
 
 const CLOSED: Lifecycle = { phase: ConnPhase.Closed }
@@ -85,6 +111,8 @@ export class Connection {
     #life: Lifecycle
     /** the frames of each chunk, one at a time (a step may wait for the registry) */
     #queue: Promise<void> = Promise.resolve()
+    /** after end(): destroys a socket whose peer never closes its side */
+    #linger: NodeJS.Timeout | undefined
 
     /** Starts the handshake timeout. */
     constructor(
@@ -97,11 +125,8 @@ export class Connection {
         this.#socket = socket
         this.#host = host
         this.#t0 = host.clock.nowMs()
-        const timer = this.#arm(host.policy.handshakeTimeoutMs, () => {
-            this.#event({ outcome: "handshake-timeout" })
-            this.finish(true)
-        })
-        this.#life = { phase: ConnPhase.Handshaking, counted: false, timer }
+        const timer = this.#arm(host.policy.handshakeTimeoutMs, () => this.#handshakeTimeout())
+        this.#life = { phase: ConnPhase.Handshaking, counted: false, attempted: false, timer }
     }
 
     /** The lifecycle phase. */
@@ -142,7 +167,9 @@ export class Connection {
 
     /**
      * Writes frames as one batch: corked, so the kernel gets one writev for a handshake's answer
-     * and its TICKET, or a KEY_UPDATE and its record, instead of one write per frame.
+     * and its TICKET, or a KEY_UPDATE and its record, instead of one write per frame. A peer that
+     * lets more than maxWriteBufferBytes pile up (it does not read) is destroyed, so it cannot
+     * grow the gateway's memory.
      */
     write(frames: readonly Buffer[]): void {
         if (frames.length === 1) this.#socket.write(frames[0] as Buffer)
@@ -150,6 +177,10 @@ export class Connection {
             this.#socket.cork()
             for (const f of frames) this.#socket.write(f)
             this.#socket.uncork()
+        }
+        if (this.#socket.writableLength > this.#host.policy.maxWriteBufferBytes && this.#life.phase !== ConnPhase.Closed) {
+            this.#event({ outcome: "write-buffer-full", deviceName: this.device?.name, bytes: this.#socket.writableLength })
+            this.finish(true)
         }
     }
 
@@ -171,11 +202,16 @@ export class Connection {
 
     /** The socket closed under us: logged unless we closed it first. */
     peerGone(): void {
+        clearTimeout(this.#linger)
+        this.#linger = undefined
         if (this.#life.phase !== ConnPhase.Closed) this.#event({ outcome: "peer-gone", deviceName: this.device?.name })
         this.finish(true)
     }
 
-    /** Ends the connection once: the timer, the server's tables, then the socket (destroy, or end after pending writes). */
+    /**
+     * Ends the connection once: the timer, the server's tables, then the socket (destroy, or end
+     * after pending writes and destroy lingerMs later if the peer has not closed by then).
+     */
     finish(destroy: boolean): void {
         const life = this.#life
         if (life.phase === ConnPhase.Closed) return
@@ -183,8 +219,25 @@ export class Connection {
         clearTimeout(life.timer)
         if (life.phase === ConnPhase.Handshaking && life.counted) this.#host.handshakeEnded(this)
         this.#host.closed(this, life.phase === ConnPhase.Established ? life.device : undefined)
-        if (destroy) this.#socket.destroy()
-        else this.#socket.end()
+        if (destroy) {
+            this.#socket.destroy()
+            return
+        }
+        this.#socket.end()
+        this.#linger = this.#arm(this.#host.policy.lingerMs, () => {
+            this.#linger = undefined
+            this.#socket.destroy()
+        })
+    }
+
+    /** A read the compiler does not narrow away: a call may have closed the connection. */
+    #isClosed(): boolean {
+        return this.#life.phase === ConnPhase.Closed
+    }
+
+    #handshakeTimeout(): void {
+        this.#event({ outcome: "handshake-timeout" })
+        this.finish(true)
     }
 
     async #frames(frames: readonly Frame[]): Promise<void> {
@@ -198,13 +251,13 @@ export class Connection {
         const life = this.#life
         if (life.phase === ConnPhase.Closed) return
         if (life.phase === ConnPhase.Handshaking && !life.counted && isHandshakeFrame(f.type)) {
-            if (!this.#host.admit(this)) {
+            if (!this.#host.admit(this, !life.attempted)) {
                 this.write([encodeFrame(FrameType.REJECT, Buffer.from([Code.BUSY]))])
                 this.#event({ outcome: "reject", code: codeName(Code.BUSY), detail: "handshake cap or per-source limit" })
                 this.finish(false)
                 return
             }
-            this.#life = { ...life, counted: true }
+            this.#life = { ...life, counted: true, attempted: true }
         }
         let step: Step
         try {
@@ -224,28 +277,66 @@ export class Connection {
             const { code, ...rest } = step.event
             this.#event({ ...rest, code: code === undefined ? undefined : codeName(code) })
         }
+        if (this.#isClosed()) return // the write buffer overflowed
         const s = step.next
         if (s.phase === Phase.Established) {
             const life = this.#life
-            if (life.phase === ConnPhase.Established) life.timer.refresh()
-            else if (life.phase === ConnPhase.Handshaking) this.#establish(life, s.device)
+            if (life.phase === ConnPhase.Established) {
+                // a record decrypted: the device holds this session's keys
+                if (life.live) life.timer.refresh()
+                else if (!step.close) this.#confirm(life)
+            } else if (life.phase === ConnPhase.Handshaking) this.#establish(life, s.device, step.delivered.length > 0)
             // after indexing: an application that answers 0-RTT data at once must find this
             // connection (the server's send() looks connections up by device)
-            for (const d of step.delivered) this.#host.deliver(s.device, d)
+            for (const d of step.delivered) {
+                if (this.#isClosed()) break
+                this.#host.deliver(s.device, d, this)
+            }
+        } else if (s.phase === Phase.AwaitHsInit) {
+            const life = this.#life
+            // TICKET_REJECTED: the refused resumption's slot is free again, and the device has
+            // hsInitTimeoutMs for its HS_INIT (which is admitted against the cap again)
+            if (life.phase === ConnPhase.Handshaking && life.counted) {
+                clearTimeout(life.timer)
+                this.#host.handshakeEnded(this)
+                const timer = this.#arm(this.#host.policy.hsInitTimeoutMs, () => this.#handshakeTimeout())
+                this.#life = { phase: ConnPhase.Handshaking, counted: false, attempted: true, timer }
+            }
         }
         if (step.close) this.finish(false)
     }
 
-    #establish(life: Extract<Lifecycle, { phase: typeof ConnPhase.Handshaking }>, device: DeviceRecord): void {
+    #establish(life: Extract<Lifecycle, { phase: typeof ConnPhase.Handshaking }>, device: DeviceRecord, confirmed: boolean): void {
         clearTimeout(life.timer)
         if (life.counted) this.#host.handshakeEnded(this)
-        const timer = this.#arm(this.#host.policy.idleTimeoutMs, () => {
+        // a placeholder until the server answers: established() may close another connection
+        this.#life = { phase: ConnPhase.Established, device, live: false, timer: life.timer }
+        const live = this.#host.established(this, device, confirmed)
+        if (this.#isClosed()) return
+        this.#life = { phase: ConnPhase.Established, device, live, timer: live ? this.#idleTimer(device) : this.#unconfirmedTimer(device) }
+    }
+
+    #confirm(life: Extract<Lifecycle, { phase: typeof ConnPhase.Established }>): void {
+        clearTimeout(life.timer)
+        this.#life = { ...life, live: true, timer: this.#idleTimer(life.device) }
+        this.#host.confirmed(this, life.device)
+    }
+
+    #idleTimer(device: DeviceRecord): NodeJS.Timeout {
+        return this.#arm(this.#host.policy.idleTimeoutMs, () => {
             this.write(this.responder.close(Code.IDLE))
             this.#event({ outcome: "idle-timeout", deviceName: device.name })
             this.finish(false)
         })
-        this.#life = { phase: ConnPhase.Established, device, timer }
-        this.#host.established(this, device)
+    }
+
+    /** A session that is not live must prove itself (its first record) within the handshake timeout. */
+    #unconfirmedTimer(device: DeviceRecord): NodeJS.Timeout {
+        return this.#arm(this.#host.policy.handshakeTimeoutMs, () => {
+            this.write(this.responder.close(Code.IDLE))
+            this.#event({ outcome: "unconfirmed-timeout", deviceName: device.name })
+            this.finish(false)
+        })
     }
 
     #arm(ms: number, onTimeout: () => void): NodeJS.Timeout {

@@ -21,6 +21,20 @@ export interface ServerPolicy {
     readonly perSourceAttempts: number
     /** milliseconds: the length of the per-source window; a source's count restarts at its first attempt after one */
     readonly perSourceWindowMs: number
+    /** connections: open at once from one source address, in any phase; one more is answered REJECT(BUSY) at its first handshake frame */
+    readonly perSourceConnections: number
+    /** source addresses: the most the per-source tables hold; the least recently seen is forgotten first */
+    readonly maxSources: number
+    /** milliseconds after REJECT(TICKET_REJECTED) for the device's HS_INIT; then the socket is dropped unanswered */
+    readonly hsInitTimeoutMs: number
+    /** milliseconds a closed connection waits for the peer's FIN after its last frame (socket.end()); then the socket is destroyed */
+    readonly lingerMs: number
+    /** milliseconds of silence on an accepted socket before the kernel's first TCP keepalive probe */
+    readonly keepAliveMs: number
+    /** bytes: written to a connection but not yet taken by the kernel; a peer that lets more pile up is dropped (destroyed) */
+    readonly maxWriteBufferBytes: number
+    /** milliseconds close() waits after CLOSE(SHUTDOWN) for the peers to close; then every socket is destroyed */
+    readonly shutdownGraceMs: number
 }
 
 /** The part of the policy the responder applies (PROTOCOL.md 6.5). */
@@ -33,8 +47,15 @@ export const DEFAULT_POLICY: ServerPolicy = Object.freeze({
     handshakeTimeoutMs: 10_000,
     idleTimeoutMs: 300_000,
     maxConcurrentHandshakes: 512,
-    perSourceAttempts: 10_000,
+    perSourceAttempts: 200,
     perSourceWindowMs: 10_000,
+    perSourceConnections: 256,
+    maxSources: 65_536,
+    hsInitTimeoutMs: 2_000,
+    lingerMs: 5_000,
+    keepAliveMs: 60_000,
+    maxWriteBufferBytes: 256 * 1024,
+    shutdownGraceMs: 5_000,
 })
 
 /** The policy in force: DEFAULT_POLICY with the given fields over it (an undefined field keeps its default). */

@@ -30,6 +30,13 @@ import {
     UINT32_MAX,
 } from "./wire.js"
 
+/**
+ * The highest generation a ticket can carry (uint32 on the wire). A device whose
+ * issued_generation reached it can be issued no ticket, so both handshakes are refused before
+ * any work (PROTOCOL.md 6.4).
+ */
+export const MAX_GENERATION = UINT32_MAX
+
 /** One ticket key. `key` is secret. */
 export interface TicketKey {
     readonly id: number

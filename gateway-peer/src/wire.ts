@@ -177,6 +177,7 @@ export const Code = {
     REVOKED: 0x11,
     SHUTDOWN: 0x12,
     IDLE: 0x13,
+    SUPERSEDED: 0x14,
 } as const
 /** A reject or close code. */
 export type Code = (typeof Code)[keyof typeof Code]

@@ -31,6 +31,7 @@ class SocketTwin implements ConnectionSocket {
     #corked: Buffer[] | undefined
     ended = 0
     destroyed = 0
+    writableLength = 0
     write(data: Buffer): boolean {
         if (this.#corked !== undefined) this.#corked.push(data)
         else this.batches.push([data])
@@ -74,7 +75,11 @@ function hostTwin(policy: Partial<ServerPolicy> = {}): HostTwin {
             return h.admitting
         },
         handshakeEnded: () => void h.calls.push("handshakeEnded"),
-        established: (_c, d) => void h.calls.push(`established:${d.name}`),
+        established: (_c, d) => {
+            h.calls.push(`established:${d.name}`)
+            return true
+        },
+        confirmed: (_c, d) => void h.calls.push(`confirmed:${d.name}`),
         closed: (_c, d?: DeviceRecord) => void h.calls.push(`closed:${d?.name ?? "-"}`),
         deliver: (_d, content) => void h.delivered.push(content),
     }
@@ -170,7 +175,7 @@ test("refused by the server's limits: REJECT(BUSY), ended, never counted as a ha
     assert.equal(c.responder.state.phase, Phase.AwaitFirst, "the Responder never saw the frame")
 })
 
-test("a wrong frame type before a handshake frame is not admitted; a refused ticket keeps the handshake counted", async () => {
+test("a wrong frame type before a handshake frame is not admitted; a refused ticket releases its handshake slot", async () => {
     const { socket, host, c } = await connection()
     c.receive(encodeFrame(FrameType.RECORD, Buffer.alloc(20)))
     await c.settled
@@ -189,7 +194,11 @@ test("a wrong frame type before a handshake frame is not admitted; a refused tic
     t.c.receive(b(KK.hs_init))
     await t.c.settled
     assert.equal(t.c.phase, ConnPhase.Established)
-    assert.deepEqual(t.host.calls, ["admit:true", "handshakeEnded", "established:vector-device"], "admitted once for both handshake frames")
+    assert.deepEqual(
+        t.host.calls,
+        ["admit:true", "handshakeEnded", "admit:true", "handshakeEnded", "established:vector-device"],
+        "the slot is released at TICKET_REJECTED and HS_INIT is admitted against the cap again"
+    )
     t.c.finish(true)
     assert.equal(t.socket.destroyed, 1)
 })

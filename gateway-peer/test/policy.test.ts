@@ -14,8 +14,15 @@ test("the defaults are PROTOCOL.md 6.5's and the server's, written once", () => 
             handshakeTimeoutMs: 10_000,
             idleTimeoutMs: 300_000,
             maxConcurrentHandshakes: 512,
-            perSourceAttempts: 10_000,
+            perSourceAttempts: 200,
             perSourceWindowMs: 10_000,
+            perSourceConnections: 256,
+            maxSources: 65_536,
+            hsInitTimeoutMs: 2_000,
+            lingerMs: 5_000,
+            keepAliveMs: 60_000,
+            maxWriteBufferBytes: 256 * 1024,
+            shutdownGraceMs: 5_000,
         }
     )
     assert.equal(DEFAULT_POLICY.ticketLifetime, TICKET_LIFETIME)

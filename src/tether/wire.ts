@@ -41,6 +41,7 @@ export enum Code {
     REVOKED = 0x11,
     SHUTDOWN = 0x12,
     IDLE = 0x13,
+    SUPERSEDED = 0x14,
 }
 
 // --- identifiers and sizes (PROTOCOL.md 2.3) ---

@@ -3,7 +3,10 @@
 // test mode, and goes through connect, records, a dropped connection with a resumption, a
 // forced full handshake and an upstream request. It exits 0 only when every step succeeded.
 // Run here twice on one state directory: the first run is a new device (its first connection
-// resumes from the out-of-band ticket), the second a device that kept its flash.
+// resumes from the out-of-band ticket), the second a device that kept its flash. A run that
+// reached DONE after a hidden failure does not pass: no PROTOCOL_ERROR in any gateway line,
+// and no "LINK down" but the firmware's boot state and the two the scenario causes (its two
+// cuts of the relay).
 import { test } from "node:test"
 import assert from "node:assert/strict"
 import { spawnSync } from "node:child_process"
@@ -12,6 +15,13 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 
 const ROOT = join(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..", "..", "..")
+
+/** The hidden failures a successful-looking run must not have. */
+function clean(out: string): void {
+    assert.doesNotMatch(out, /PROTOCOL_ERROR|protocol-error/, "a protocol error in the run")
+    assert.doesNotMatch(out, /unexpected event/)
+    assert.equal(out.match(/DEVICE\s+LINK down/g)?.length, 3, "LINK down only at boot and for the scenario's two cuts")
+}
 
 function demo(dir: string) {
     return spawnSync(process.execPath, [join(ROOT, "devs", "demo.mjs"), "--scripted"], {
@@ -36,10 +46,12 @@ test("npm run demo: every step succeeds on a new device, and again on the same d
         assert.match(first.stdout, /Noise KKpsk2 in \d+ ms of device time with 3 X25519 .*HS_INIT 60 B, ← HS_RESP 51 B/)
         assert.match(first.stdout, /HTTP 200/)
         assert.match(first.stdout, /DONE\s+every step succeeded/)
+        clean(first.stdout)
         const second = demo(dir)
         assert.equal(second.status, 0, second.stdout + second.stderr)
         assert.match(second.stdout, /reusing the gateway/)
         assert.match(second.stdout, /DONE\s+every step succeeded/)
+        clean(second.stdout)
     } finally {
         rmSync(dir, { recursive: true, force: true })
     }

@@ -1,8 +1,7 @@
 // Wires the application layer to the TCP server: startGateway's onData feeds GatewayApp, and
-// the app answers through the server's send/closeDevice for that device.
-import type { DeviceRecord } from "../registry/registry.js"
+// the app answers through the link of the session each DATA came on.
 import { startGateway, type Gateway, type GatewayOptions } from "../server.js"
-import { GatewayApp, type AppLink, type GatewayAppOptions } from "./gateway-app.js"
+import { GatewayApp, type GatewayAppOptions } from "./gateway-app.js"
 
 /** A running gateway with its application layer. */
 export interface AppGateway {
@@ -25,38 +24,18 @@ export async function startAppGateway(
         },
         log: line => log({ ts: new Date().toISOString(), ...(line as Record<string, string | number | boolean | undefined>) }),
     })
-    let gateway: Gateway | undefined
-    // One AppLink per session: the app keys what is per session (STREAM seen, closed) by its
-    // link, so two sessions of a device must never share one. The server passes with each
-    // DATA the DeviceRecord its connection's handshake read from the registry and keeps for
-    // the connection's life: one object per connection, so it names the session, and the
-    // WeakMap lets the link go with the connection. The server's send and closeDevice reach
-    // every live session of the device (it has no per-connection handle for the app); with
-    // one live session per device that is exactly this session.
-    const links = new WeakMap<DeviceRecord, AppLink>()
-    const linkFor = (device: DeviceRecord): AppLink => {
-        let l = links.get(device)
-        if (l === undefined) {
-            const id = device.id
-            l = {
-                send: content => void gateway?.send(id, content),
-                close: code => void gateway?.closeDevice(id, code),
-            }
-            links.set(device, l)
-        }
-        return l
-    }
-    gateway = await startGateway({
+    // answers go to the session the DATA came on: the device's newest session gets nothing
+    // before the device's STREAM has opened it there (PROTOCOL.md 12.1)
+    const gateway = await startGateway({
         ...opts,
         log,
-        onData: (device, content) => app.data({ id: device.id, name: device.name }, content, linkFor(device)),
+        onData: (device, content, session) => app.data({ id: device.id, name: device.name }, content, session),
     })
-    const g = gateway
     return {
-        gateway: g,
+        gateway,
         app,
         async close() {
-            await g.close()
+            await gateway.close()
             await app.idle()
         },
     }

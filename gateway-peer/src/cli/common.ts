@@ -2,6 +2,7 @@
 // directory, the registry, and errors fit for the operator (one line, exit 1, never a secret).
 import { resolve } from "node:path"
 import { parseArgs, type ParseArgsConfig } from "node:util"
+import { DEFAULT_POLICY, type ServerPolicy } from "../policy.js"
 import { SqliteRegistry } from "../registry/sqlite.js"
 import { loadState, type GatewayState, type ModeFixFn } from "../state.js"
 
@@ -90,4 +91,32 @@ export function intOption(value: unknown, name: string, dflt: number, min = 1, m
 /** Seconds since the Unix epoch. */
 export function nowSeconds(): number {
     return Math.floor(Date.now() / 1000)
+}
+
+/** A policy field's command-line option: `handshakeTimeoutMs` is `--handshake-timeout-ms`. */
+export function policyOptionName(field: string): string {
+    return field.replace(/[A-Z]/g, c => "-" + c.toLowerCase())
+}
+
+/**
+ * The policy from a config file's `policy` object and the command line's options, the command
+ * line winning; fields given nowhere keep DEFAULT_POLICY's.
+ * @throws CliError (exit 2) for an unknown field or a value that is not a non-negative integer
+ */
+export function policyFrom(config: unknown, values: Record<string, unknown>, where: string): Partial<ServerPolicy> {
+    const out: Record<string, number> = {}
+    if (config !== undefined) {
+        if (config === null || typeof config !== "object" || Array.isArray(config))
+            throw new CliError(`${where}: policy must be an object`, 2)
+        for (const [k, v] of Object.entries(config)) {
+            if (!(k in DEFAULT_POLICY)) throw new CliError(`${where}: unknown policy field ${k}`, 2)
+            if (!Number.isSafeInteger(v) || (v as number) < 0) throw new CliError(`${where}: policy.${k} must be a non-negative integer`, 2)
+            out[k] = v as number
+        }
+    }
+    for (const k of Object.keys(DEFAULT_POLICY)) {
+        const v = values[policyOptionName(k)]
+        if (v !== undefined) out[k] = intOption(v, policyOptionName(k), 0, 0)
+    }
+    return out as Partial<ServerPolicy>
 }

@@ -10,13 +10,24 @@ import { join, resolve } from "node:path"
 import { startAppGateway } from "../app/serve.js"
 import { SqliteAppStateStore } from "../app/store.js"
 import { ConfigError, parseConfig, type UpstreamConfig } from "../app/upstream.js"
-import { DEFAULT_POLICY } from "../policy.js"
+import { DEFAULT_POLICY, resolvePolicy } from "../policy.js"
 import type { Registry } from "../registry/registry.js"
 import type { LogLine } from "../server.js"
 import { loadState, TICKET_KEYS_FILE, type ModeFixFn } from "../state.js"
 import type { TicketKeySet } from "../tickets.js"
 import { Code } from "../wire.js"
-import { CliError, intOption, nowSeconds, openState, parse, STATE_OPTION, stateDir, type Io } from "./common.js"
+import {
+    CliError,
+    intOption,
+    nowSeconds,
+    openState,
+    parse,
+    policyFrom,
+    policyOptionName,
+    STATE_OPTION,
+    stateDir,
+    type Io,
+} from "./common.js"
 
 export const SERVE_USAGE = `usage: tether-gateway serve [options]
 
@@ -27,23 +38,37 @@ SIGTERM closes every session with CLOSE(SHUTDOWN), flushes the state and exits 0
   --state DIR     the state directory (default ./.tether)
   --host H        the address to listen on (default 127.0.0.1)
   --port P        the port (default 4433; 0 picks a free one)
-  --config FILE   upstream routes, JSON:
+  --config FILE   upstream routes and policy, JSON:
                   { "routes": { "weather": { "url": "http://127.0.0.1:8080/w", "method": "POST",
-                    "timeoutMs": 5000, "maxResponseBytes": 993, "devices": ["*"] } } }
-                  without it every REQUEST is refused`
+                    "timeoutMs": 5000, "maxResponseBytes": 993, "devices": ["*"] } },
+                    "policy": { "perSourceConnections": 1024 } }
+                  without it every REQUEST is refused
+
+Policy (PROTOCOL.md 9.4; each also a "policy" field of the config file, named in camelCase;
+the command line wins):
+${Object.entries(DEFAULT_POLICY)
+    .map(([k, v]) => `  --${policyOptionName(k)} N`.padEnd(34) + `default ${v}`)
+    .join("\n")}`
 
 /** How often serve looks at the registry and the ticket key file. */
 export const WATCH_INTERVAL_MS = 1000
 
-function readConfig(path: string): UpstreamConfig {
+/** The config file: its routes (app/upstream.ts reads them) and its `policy` object, read here. */
+function readConfig(path: string): { upstream: UpstreamConfig; policy: unknown } {
     let json: unknown
     try {
         json = JSON.parse(readFileSync(path, "utf8"))
     } catch (err) {
         throw new CliError(`cannot read the config ${path}: ${(err as Error).message}`)
     }
+    let policy: unknown
+    if (json !== null && typeof json === "object" && !Array.isArray(json) && "policy" in json) {
+        const { policy: p, ...rest } = json as Record<string, unknown>
+        policy = p
+        json = rest
+    }
     try {
-        return parseConfig(json)
+        return { upstream: parseConfig(json), policy }
     } catch (err) {
         if (err instanceof ConfigError) throw new CliError(`${path}: ${err.message}`)
         throw err
@@ -106,16 +131,20 @@ async function closeRevoked(registry: Registry, closeDevice: (id: string, code: 
 
 /** Runs `serve`; resolves when the gateway has shut down. */
 export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter = process): Promise<void> {
+    const policyOptions = Object.fromEntries(Object.keys(DEFAULT_POLICY).map(k => [policyOptionName(k), { type: "string" as const }]))
     const r = parse(
         argv,
-        { ...STATE_OPTION, host: { type: "string" }, port: { type: "string" }, config: { type: "string" } },
+        { ...STATE_OPTION, host: { type: "string" }, port: { type: "string" }, config: { type: "string" }, ...policyOptions },
         SERVE_USAGE,
         io
     )
     if (r === undefined) return
     const host = typeof r.values.host === "string" ? r.values.host : "127.0.0.1"
     const port = intOption(r.values.port, "port", 4433, 0, 65535)
-    const config = typeof r.values.config === "string" ? readConfig(resolve(io.cwd, r.values.config)) : parseConfig({})
+    const configPath = typeof r.values.config === "string" ? resolve(io.cwd, r.values.config) : undefined
+    const file = configPath !== undefined ? readConfig(configPath) : { upstream: parseConfig({}), policy: undefined }
+    const config = file.upstream
+    const policy = resolvePolicy(policyFrom(file.policy, r.values, configPath ?? "config"))
     const dir = stateDir(r.values.state, io)
     const log = (l: LogLine) => io.out(JSON.stringify(l))
     // a mode tightened at start is one line of the JSON log, naming the path (never contents)
@@ -132,8 +161,7 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
     const store = new SqliteAppStateStore(state.registryPath, { onModeFix })
     let g
     try {
-        // serve has no policy options: it runs with the defaults of policy.ts
-        g = await startAppGateway({ host, port, registry, state, log, policy: DEFAULT_POLICY, app: { store, config } })
+        g = await startAppGateway({ host, port, registry, state, log, policy, app: { store, config } })
     } catch (err) {
         await store.close()
         await registry.close()
@@ -148,6 +176,7 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
         port: gw.gateway.port,
         devices: (await registry.listDevices()).length,
         routes: config.routes.size,
+        ...policy,
     })
 
     const keysPath = join(dir, TICKET_KEYS_FILE)

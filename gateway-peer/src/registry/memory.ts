@@ -1,5 +1,6 @@
 // The in-memory twin of the registry, for tests and the load test. Single-threaded JS makes
 // every operation atomic.
+import { UINT32_MAX } from "../wire.js"
 import { checkDevice, type DeviceRecord, type GenerationVerdict, type Registry } from "./registry.js"
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
@@ -56,6 +57,7 @@ export class MemoryRegistry implements Registry {
 
     async issueGeneration(id: string): Promise<number> {
         const d = this.#get(id)
+        if (d.issued_generation >= UINT32_MAX) throw new RangeError(`registry: ${id} has no generation left`)
         return ++d.issued_generation
     }
 

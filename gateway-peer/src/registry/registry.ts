@@ -51,7 +51,10 @@ export interface Registry {
      * @returns false if no device has that name
      */
     expireTickets(name: string): Promise<boolean>
-    /** `generation = ++issued_generation`, atomically; returns it. */
+    /**
+     * `generation = ++issued_generation`, atomically; returns it. A generation is a uint32 on the
+     * wire: an implementation refuses (throws) rather than pass 2^32 - 1.
+     */
     issueGeneration(id: string): Promise<number>
     /**
      * Compare-and-set: if `generation > accepted_generation`, sets accepted_generation to it

@@ -17,7 +17,7 @@ import { generateKeyPair, type KeyPair } from "../crypto/x25519.js"
 import { resolvePolicy, type ResponderPolicy } from "../policy.js"
 import type { Registry } from "../registry/registry.js"
 import { deviceIdHex, type DeviceRecord } from "../registry/registry.js"
-import { encodeTicketContent, mintTicket, openTicket, type TicketKeySet } from "../tickets.js"
+import { encodeTicketContent, MAX_GENERATION, mintTicket, openTicket, type TicketKeySet } from "../tickets.js"
 import { Code, EARLY_ACCEPTED, encodeFrame, FrameType, InnerType, RESUME_NONCE_LEN, type Frame } from "../wire.js"
 import { consumeHsInit, readHsInit, writeHsResp, X25519, type Dh } from "./handshake.js"
 import { consumeResumeInit, readResumeInit, writeResumeResp } from "./resume.js"
@@ -95,6 +95,17 @@ function reject(code: number, detail: string, next: ResponderState = CLOSED, dev
     }
 }
 
+/**
+ * "Every issued ticket gets generation = ++issued_generation", and a generation is a uint32: a
+ * device whose counter reached MAX_GENERATION cannot be given a ticket, so its handshakes are
+ * refused before any DH or registry write, under their own outcome for the operator (re-pair it).
+ */
+function exhausted(device: DeviceRecord): boolean {
+    return device.issued_generation >= MAX_GENERATION
+}
+
+const EXHAUSTED_DETAIL = "ticket generations exhausted: re-pair the device"
+
 /** "after a session exists both sides close without answering" */
 function silentClose(outcome: string, detail: string, deviceName?: string, code?: number): Step {
     return { next: CLOSED, frames: [], delivered: [], close: true, event: { outcome, detail, deviceName, code } }
@@ -135,6 +146,11 @@ export async function onHsInit(ctx: ResolvedContext, body: Buffer): Promise<Step
     const device = await ctx.registry.getDevice(deviceIdHex(deviceId))
     if (device === undefined) return reject(Code.UNKNOWN_DEVICE, `HS_INIT: unknown device ${deviceIdHex(deviceId)}`)
     if (device.revoked) return reject(Code.UNKNOWN_DEVICE, "HS_INIT: revoked", CLOSED, device.name)
+    if (exhausted(device))
+        return {
+            ...reject(Code.UNKNOWN_DEVICE, EXHAUSTED_DETAIL, CLOSED, device.name),
+            event: { outcome: "generations-exhausted", code: Code.UNKNOWN_DEVICE, detail: EXHAUSTED_DETAIL, deviceName: device.name },
+        }
     // "payload1 MUST be empty": a longer body carries a payload; refused before any DH
     if (init.hasPayload) return reject(Code.HANDSHAKE_FAILED, "HS_INIT: non-empty payload", CLOSED, device.name)
     // 3. ReadMessage: e, es, ss (cached), payload
@@ -185,6 +201,11 @@ export async function onResumeInit(ctx: ResolvedContext, body: Buffer): Promise<
     const device = await ctx.registry.getDevice(deviceIdHex(t.deviceId))
     if (device === undefined) return refuse("ticket: unknown device")
     if (device.revoked) return refuse("ticket: revoked device", device.name)
+    if (exhausted(device))
+        return {
+            ...refuse(EXHAUSTED_DETAIL, device.name),
+            event: { outcome: "generations-exhausted", code: Code.TICKET_REJECTED, detail: EXHAUSTED_DETAIL, deviceName: device.name },
+        }
     if (t.generation < device.min_generation)
         return refuse(`ticket: generation ${t.generation} below min ${device.min_generation}`, device.name)
     if (t.generation - device.full_generation >= ctx.policy.chainLimit) return refuse("ticket: chain limit", device.name)
