@@ -61,6 +61,7 @@ export async function create(): Promise<Target> {
     const nonceR = hex(rv.nonce_r)
     return {
         name: "responder",
+        batch: 16,
         maxLen: 4096,
         dictionary: [...FRAME_DICTIONARY, hex(deviceId), hex(rv.ticket)],
         async run(data) {
