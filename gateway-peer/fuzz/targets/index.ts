@@ -21,7 +21,8 @@ export const TARGETS: Readonly<Record<string, TargetEntry>> = {
     config: { module: "config.js", watch: GATEWAY },
 }
 
-/** Not run by default: the engine's own test target. */
+/** Not run by default: the engine's own test targets. */
 export const TEST_TARGETS: Readonly<Record<string, TargetEntry>> = {
     planted: { module: "planted.js", watch: ["/dist/fuzz/targets/planted.js"] },
+    hang: { module: "hang.js", watch: ["/dist/fuzz/targets/hang.js"] },
 }
