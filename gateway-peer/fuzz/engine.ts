@@ -234,7 +234,9 @@ export async function fuzz(t: Target, cov: Coverage, o: FuzzOptions): Promise<Fu
     while (performance.now() < deadline && execs < maxExecs) {
         batch.length = 0
         for (let i = 0; i < batchSize && execs < maxExecs; i++) {
-            const input = mutate(corpus[rng.below(corpus.length)] as Buffer, rng, ctx)
+            // newer entries more often, P(i) ~ 2i + 1 (libFuzzer's weighting by index)
+            const parent = corpus[Math.max(rng.below(corpus.length), rng.below(corpus.length))] as Buffer
+            const input = mutate(parent, rng, ctx)
             o.beforeRun?.(input)
             execs++
             const raw = await attempt(t, input)

@@ -18,5 +18,5 @@ function planted(d: Buffer): void {
 }
 
 export async function create(): Promise<Target> {
-    return { name: "planted", maxLen: 16, run: planted }
+    return { name: "planted", maxLen: 8, run: planted }
 }

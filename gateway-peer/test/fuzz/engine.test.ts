@@ -8,7 +8,7 @@ import { test } from "node:test"
 import { mutate, Rng } from "../../fuzz/mutate.js"
 import { runTarget } from "../../fuzz/run.js"
 
-const BUDGET = 200_000
+const BUDGET = 100_000
 const SEEDS = [Buffer.from("AAAA")]
 
 test("coverage guidance finds the planted bug that the same budget of random mutations does not", async () => {
