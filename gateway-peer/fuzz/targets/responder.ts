@@ -6,8 +6,11 @@
 // mutations reach Established and the record path.
 //
 // Invariants per step: receive never throws; `close` is "the next state is Closed"; every frame
-// sent is one well-formed frame (a REJECT has one code); nothing is sent and nothing delivered
-// once Closed; data is delivered only in Established; a rejected message leaves the device's
+// sent is one well-formed frame (a REJECT has one code, from section 7's table, and is sent
+// alone, only before a session exists, and closes unless it is TICKET_REJECTED); a frame type
+// not expected in the state closes, with REJECT(PROTOCOL_ERROR) before a session (2.1, 8); a
+// version other than 1 is REJECT(UNSUPPORTED_VERSION) (2.2); nothing is sent and nothing
+// delivered once Closed; data is delivered only in Established; a rejected message leaves the device's
 // registry record as it was; a record that fails to decrypt leaves the receiving nonce where it
 // was.
 import { keyPairFromPrivate } from "../../src/crypto/x25519.js"
@@ -15,7 +18,7 @@ import { MemoryRegistry } from "../../src/registry/memory.js"
 import { newDevice } from "../../src/registry/registry.js"
 import { Phase, Responder, type ResponderContext, type ResponderState } from "../../src/session/responder.js"
 import { TicketKeySet } from "../../src/tickets.js"
-import { FrameDecoder, FrameError, FrameType, MAX_FRAME_LEN, REJECT_BODY_LEN, type Frame } from "../../src/wire.js"
+import { Code, FrameDecoder, FrameError, FrameType, MAX_FRAME_LEN, REJECT_BODY_LEN, VERSION, type Frame } from "../../src/wire.js"
 import { check, type Target } from "../engine.js"
 import { FRAME_DICTIONARY, hex, vectors } from "./common.js"
 
@@ -90,6 +93,35 @@ export async function create(): Promise<Target> {
                     const g = got[0] as Frame
                     if (g.type === FrameType.REJECT) check(g.body.length === REJECT_BODY_LEN, "REJECT body")
                 }
+                const rejects = step.frames.filter(x => x[2] === FrameType.REJECT)
+                if (before.phase === Phase.Established || before.phase === Phase.Closed)
+                    check(rejects.length === 0, "a REJECT after a session exists (2.1: close without answering)")
+                if (rejects.length > 0) {
+                    check(step.frames.length === 1, "a REJECT with other frames")
+                    const code = (rejects[0] as Buffer)[3] as number
+                    check(Object.values(Code).includes(code as Code), `REJECT code ${code} not in the table (7)`)
+                    const want = code === Code.TICKET_REJECTED ? Phase.AwaitHsInit : Phase.Closed
+                    check(step.next.phase === want, `REJECT(${code}) leads to phase ${step.next.phase}`)
+                }
+                const expected =
+                    before.phase === Phase.AwaitFirst
+                        ? [FrameType.HS_INIT, FrameType.RESUME_INIT]
+                        : before.phase === Phase.AwaitHsInit
+                          ? [FrameType.HS_INIT]
+                          : [FrameType.RECORD]
+                if (!expected.includes(f.type as never) && before.phase !== Phase.Closed) {
+                    check(step.next.phase === Phase.Closed, `frame type ${f.type} in phase ${before.phase} did not close (8)`)
+                    if (before.phase !== Phase.Established)
+                        check(
+                            rejects.length === 1 && (rejects[0] as Buffer)[3] === Code.PROTOCOL_ERROR,
+                            "wrong type before a session: not REJECT(PROTOCOL_ERROR)"
+                        )
+                }
+                if (expected.includes(f.type as never) && f.type !== FrameType.RECORD && f.body.length > 0 && f.body[0] !== VERSION)
+                    check(
+                        rejects.length === 1 && (rejects[0] as Buffer)[3] === Code.UNSUPPORTED_VERSION,
+                        `version ${f.body[0]}: not REJECT(UNSUPPORTED_VERSION) (2.2)`
+                    )
                 if (before.phase === Phase.Closed)
                     check(step.frames.length === 0 && step.delivered.length === 0 && step.next.phase === Phase.Closed, "Closed answered")
                 if (step.delivered.length > 0) check(step.next.phase === Phase.Established, "data delivered outside Established")
