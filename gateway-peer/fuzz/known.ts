@@ -17,13 +17,14 @@ export const KNOWN: readonly KnownFinding[] = [
     {
         id: "codec-bom-topic",
         target: "app-codec",
-        file: "crashes/298ccb77724a89d7",
+        file: "crashes/298ccb77724a89d7 (a topic of the BOM alone), crashes/7512ee323a395534 (BOM t aliases t)",
         summary:
             "decodeApp's UTF-8 decoder strips a leading BOM (TextDecoder's default ignoreBOM: false): a topic or route of EF BB BF decodes to the empty name the decoder otherwise refuses, and EF BB BF 74 to the same name as 74",
-        matches: (m, s) =>
+        matches: m =>
             m.startsWith("InvariantError: a decoded message does not encode: app: topic must be") ||
             m.startsWith("InvariantError: a decoded message does not encode: app: route must be") ||
-            (m.startsWith("InvariantError: re-encoding differs") && s.includes("app-codec")),
+            // "re-encoding differs: <content> -> <again>", for a content holding a BOM
+            (m.startsWith("InvariantError: re-encoding differs") && (m.split(" -> ")[0] ?? "").includes("efbbbf")),
     },
     {
         id: "config-string-of-object",
