@@ -31,6 +31,8 @@ export class ConfigError extends Error {
 
 const METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE"])
 const DEFAULT_TIMEOUT_MS = 5000
+/** The longest delay a Node timer waits (a larger one fires at once): 2^31 - 1 ms, about 24.8 days. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1
 
 /**
  * Validates a parsed configuration file. Unknown keys are errors (a typo must not silently
@@ -52,18 +54,20 @@ export function parseConfig(json: unknown): UpstreamConfig {
         for (const k of Object.keys(o))
             if (!["url", "method", "timeoutMs", "maxResponseBytes", "devices"].includes(k))
                 throw new ConfigError(`${where}: unknown key ${k}`)
+        if (typeof o.url !== "string") throw new ConfigError(`${where}.url must be a string`)
         let url: URL
         try {
-            url = new URL(String(o.url))
+            url = new URL(o.url)
         } catch {
             throw new ConfigError(`${where}.url is not a URL`)
         }
         if (url.protocol !== "http:" && url.protocol !== "https:") throw new ConfigError(`${where}.url must be http or https`)
-        const method = o.method === undefined ? "POST" : String(o.method).toUpperCase()
+        if (o.method !== undefined && typeof o.method !== "string") throw new ConfigError(`${where}.method must be a string`)
+        const method = o.method === undefined ? "POST" : o.method.toUpperCase()
         if (!METHODS.has(method)) throw new ConfigError(`${where}.method ${method} is not one of ${[...METHODS].join(", ")}`)
         const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS
-        if (!Number.isInteger(timeoutMs) || (timeoutMs as number) <= 0)
-            throw new ConfigError(`${where}.timeoutMs must be a positive integer`)
+        if (!Number.isInteger(timeoutMs) || (timeoutMs as number) <= 0 || (timeoutMs as number) > MAX_TIMEOUT_MS)
+            throw new ConfigError(`${where}.timeoutMs must be an integer in 1..${MAX_TIMEOUT_MS}`)
         const maxResponseBytes = o.maxResponseBytes ?? MAX_RESPONSE_PAYLOAD
         if (!Number.isInteger(maxResponseBytes) || (maxResponseBytes as number) < 0 || (maxResponseBytes as number) > MAX_RESPONSE_PAYLOAD)
             throw new ConfigError(`${where}.maxResponseBytes must be 0..${MAX_RESPONSE_PAYLOAD}`)

@@ -250,6 +250,23 @@ test("config: routes are validated; typos are errors", () => {
         assert.throws(() => parseConfig(bad), ConfigError, JSON.stringify(bad))
 })
 
+// found by the fuzzer (gateway-peer/fuzz/corpus/config/crashes/)
+test("config: a url or method that is not a string is a ConfigError, not a TypeError", () => {
+    for (const bad of [
+        { routes: { a: { url: "http://a/", method: { toString: "x" }, devices: ["*"] } } },
+        { routes: { a: { url: { toString: "x" }, devices: ["*"] } } },
+        { routes: { a: { url: 42, devices: ["*"] } } },
+        { routes: { a: { url: "http://a/", method: ["GET"], devices: ["*"] } } },
+    ])
+        assert.throws(() => parseConfig(bad), ConfigError, JSON.stringify(bad))
+})
+
+test("config: timeoutMs at most 2^31 - 1 ms, which a timer can wait (a larger one fired at once)", () => {
+    const route = (timeoutMs: number) => ({ routes: { a: { url: "http://a/", timeoutMs, devices: ["*"] } } })
+    assert.equal(parseConfig(route(2 ** 31 - 1)).routes.get("a")?.timeoutMs, 2 ** 31 - 1)
+    for (const t of [2 ** 31, 10_000_000_000, Number.MAX_SAFE_INTEGER]) assert.throws(() => parseConfig(route(t)), ConfigError, String(t))
+})
+
 // ---- end to end over loopback ----------------------------------------------------------------
 
 test("publish: delivered to the event API and the log, in order, payloads never logged", async () => {
