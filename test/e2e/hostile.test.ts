@@ -19,7 +19,7 @@ import { pathToFileURL } from "node:url"
 import { after, before, describe, test } from "node:test"
 import { keyPairFromPrivate, randomBytes } from "tether-gateway"
 import { AppClient, DeviceApp, MemoryTicketStore, TetherClient, writeResumeInit, type Connection, type Pairing } from "tether-gateway/peer"
-import { Code, FrameType, RESUME_NONCE_LEN, TICKET_LEN } from "tether-gateway/wire"
+import { Code, FrameType, RESUME_NONCE_LEN, TICKET_LEN, TICKET_RECORD_FRAME_LEN } from "tether-gateway/wire"
 import { ROOT, sleep } from "./harness.js"
 
 const CLI = join(ROOT, "gateway-peer", "bin", "tether-gateway.js")
@@ -235,6 +235,8 @@ describe("tether: hostile peers and upstreams against `tether-gateway serve`", (
     /** After an attack: serve still up, descriptors back near the baseline, the canary answered. */
     async function afterAttack(label: string): Promise<string> {
         assert.ok(alive(g), "serve is still running")
+        const unhandled = g.lines.filter(l => l["event"] === "unhandled")
+        assert.equal(unhandled.length, 0, JSON.stringify(unhandled))
         const fds = await fdsSettle(g, baseline)
         assert.ok(fds <= baseline + FD_SLACK, `${label}: descriptors ${fds}, baseline ${baseline}`)
         const c = await canary(`${label}/after`)
@@ -298,6 +300,7 @@ describe("tether: hostile peers and upstreams against `tether-gateway serve`", (
         const socks = await openMany(520, g.port, "127.0.0.2", r => r.send(FrameType.RESUME_INIT, randomResumeInit()))
         open.push(...socks.map(s => s.sock))
         const during = await canary("1/during")
+        assert.equal(during.resumed, true, "the canary resumed, not refused or pushed to a full handshake")
         await sleep(POLICY["hs-init-timeout-ms"] + 300)
         const t = tally(socks)
         assert.ok(
@@ -372,6 +375,8 @@ describe("tether: hostile peers and upstreams against `tether-gateway serve`", (
         await withTimeout(reader, 2000, "flooder's reader")
         assert.ok(closed, `the flooder was cut off (sent ${sent})`)
         assert.equal(conn.closeCode, Code.PROTOCOL_ERROR)
+        // cut at the queue bound (maxQueue, 256 unacknowledged RESPONSEs), not before, not long after
+        assert.ok(sent >= 256 && sent <= 256 + 20, `sent ${sent}`)
         const rest = await afterAttack("3")
         conn.sock.socket.destroy()
         console.log(
@@ -436,6 +441,8 @@ describe("tether: hostile peers and upstreams against `tether-gateway serve`", (
             kinds[k] = (kinds[k] ?? 0) + 1
             assert.ok(r.frames.filter(f => f.type === FrameType.RECORD).length <= 1, `a replayer got ${k}`)
             if (r.frames.length > 0) assert.equal(r.frames[0]!.type, FrameType.RESUME_RESP)
+            for (const f of r.frames.filter(f => f.type === FrameType.RECORD))
+                assert.equal(3 + f.body.length, TICKET_RECORD_FRAME_LEN, "the one record is the TICKET's size, no application data")
         }
         await app.close()
         await sleep(POLICY["handshake-timeout-ms"] + 300) // the unconfirmed sessions time out
@@ -465,6 +472,11 @@ describe("tether: hostile peers and upstreams against `tether-gateway serve`", (
         const conns = await openMany(300, g.port, "127.0.0.7")
         open.push(...conns.map(s => s.sock))
         const during = await canary("6/during")
+        await sleep(100)
+        const atAccept = tally(conns)
+        assert.equal(atAccept["BUSY"], 300 - 256, `REJECT(BUSY) at accept past the cap: ${JSON.stringify(atAccept)}`)
+        const capLines = g.lines.filter(l => l["source"] === "127.0.0.7" && l["detail"] === "per-source connections").length
+        assert.equal(capLines, 300 - 256)
         for (const r of conns) r.send(FrameType.RESUME_INIT, randomResumeInit())
         await sleep(300)
         const tc = tally(conns)
@@ -472,7 +484,7 @@ describe("tether: hostile peers and upstreams against `tether-gateway serve`", (
         for (const r of conns) r.sock.destroy()
         const rest = await afterAttack("6")
         console.log(
-            `attack 6: 220 attempts from 127.0.0.6 -> ${JSON.stringify(ta)}; 300 connections from 127.0.0.7 -> ${JSON.stringify(tc)}; canary during ${during.ms} ms; ${rest}`
+            `attack 6: 220 attempts from 127.0.0.6 -> ${JSON.stringify(ta)}; 300 connections from 127.0.0.7 -> at accept ${JSON.stringify(atAccept)}, after a RESUME_INIT each ${JSON.stringify(tc)}; canary during ${during.ms} ms; ${rest}`
         )
     })
 
