@@ -315,6 +315,26 @@ describe("tether: hostile peers and upstreams against `tether-gateway serve`", (
         )
     })
 
+    test("1b. 522 RESUME_INITs spread over three addresses (under every per-source limit): none held a handshake place", async () => {
+        // 174 a source stays under perSourceAttempts, so every one reaches the responder and all
+        // 520 together are more than maxConcurrentHandshakes (512) if a refused ticket kept its place
+        const socks: Raw[] = []
+        for (const local of ["127.0.1.1", "127.0.1.2", "127.0.1.3"])
+            socks.push(...(await openMany(174, g.port, local, r => r.send(FrameType.RESUME_INIT, randomResumeInit()))))
+        open.push(...socks.map(s => s.sock))
+        const during = await canary("1b/during")
+        assert.equal(during.resumed, true)
+        await sleep(100)
+        const t = tally(socks)
+        assert.equal(t["TICKET_REJECTED"], socks.length, JSON.stringify(t))
+        await sleep(POLICY["hs-init-timeout-ms"] + 300)
+        const rest = await afterAttack("1b")
+        for (const s of socks) s.sock.destroy()
+        console.log(
+            `attack 1b: ${socks.length} RESUME_INIT (random ticket) from 3 addresses then silent -> ${JSON.stringify(t)}; canary during ${during.ms} ms; ${rest}`
+        )
+    })
+
     test("2. 300 sockets that get REJECT and never send FIN: descriptors return after lingerMs", async () => {
         // an HS_INIT far too short: REJECT(PROTOCOL_ERROR) (or BUSY past the per-source cap)
         const socks = await openMany(300, g.port, "127.0.0.3", r => r.send(FrameType.HS_INIT, Buffer.from([1, 2, 3])))
@@ -541,6 +561,12 @@ describe("tether: hostile peers and upstreams against `tether-gateway serve`", (
         const ms = Date.now() - t0
         assert.equal(e.code, 0, JSON.stringify(e))
         assert.ok(g.lines.some(l => l["event"] === "shutdown" && l["outcome"] === "done"))
+        const canaryLines = g.lines.filter(l => l["deviceName"] === "canary")
+        const resumes = canaryLines.filter(l => l["outcome"] === "resumed")
+        const full = canaryLines.filter(l => l["outcome"] === "full-handshake")
+        console.log(
+            `canary over the run: ${resumes.length} resumptions (last ticket generation ${resumes.at(-1)?.["generation"]}), ${full.length} full handshakes (generations ${full.map(l => l["generation"]).join(",")})`
+        )
         console.log(
             `attack 8: SIGTERM with a silent session and a silent socket -> exit ${e.code} in ${ms} ms (grace ${POLICY["shutdown-grace-ms"]} ms); canary before ${c.ms} ms`
         )
