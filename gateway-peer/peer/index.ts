@@ -4,6 +4,9 @@
 export { Connection, FramedSocket, HANDSHAKE_TIMEOUT_MS, MemoryTicketStore, RejectedError, TetherClient } from "./initiator.js"
 export type { ClientOptions, Pairing, TicketStore } from "./initiator.js"
 export { AppClient, DeviceApp } from "./device-app.js"
+// the application messages (PROTOCOL.md 12), for peers that speak them by hand
+export { AppKind, decodeApp, encodeApp } from "../src/app/codec.js"
+export type { AppMessage } from "../src/app/codec.js"
 export type { DeviceAppEvents, DeviceResponse } from "./device-app.js"
 export { connectAll, dropAll, forkGateway, garbageFlood, makeFleet, publishAll, setupRecords } from "./load.js"
 export type { ConnectReport, Fleet, FloodReport, LoadGateway, LoadGatewaySetup } from "./load.js"

@@ -15,10 +15,19 @@ import http from "node:http"
 import net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { pathToFileURL } from "node:url"
 import { after, before, describe, test } from "node:test"
 import { keyPairFromPrivate, randomBytes } from "tether-gateway"
-import { AppClient, DeviceApp, MemoryTicketStore, TetherClient, writeResumeInit, type Connection, type Pairing } from "tether-gateway/peer"
+import {
+    AppClient,
+    AppKind,
+    DeviceApp,
+    encodeApp,
+    MemoryTicketStore,
+    TetherClient,
+    writeResumeInit,
+    type Connection,
+    type Pairing,
+} from "tether-gateway/peer"
 import { Code, FrameType, RESUME_NONCE_LEN, TICKET_LEN, TICKET_RECORD_FRAME_LEN } from "tether-gateway/wire"
 import { ROOT, sleep } from "./harness.js"
 
@@ -512,10 +521,6 @@ describe("tether: hostile peers and upstreams against `tether-gateway serve`", (
         // the device asks the `big` route (990-byte answers) and acknowledges blindly, lagging,
         // the ids the gateway is about to use, so the queue bound never stops the gateway: only
         // the write buffer can
-        const codec = (await import(pathToFileURL(join(ROOT, "gateway-peer", "dist", "src", "app", "codec.js")).href)) as {
-            encodeApp(m: { kind: number; id: number }): Buffer
-            AppKind: Record<string, number>
-        }
         const app = new DeviceApp()
         const client = new TetherClient({ pairing: hog.pairing, store: hog.store, host: "127.0.0.1", port: g.port, timeoutMs: 2000 })
         const [early] = app.sessionStart()
@@ -532,7 +537,7 @@ describe("tether: hostile peers and upstreams against `tether-gateway serve`", (
                 sent++
             }
             for (const c of app.flush()) conn.send(c)
-            if (sent > 200) conn.send(codec.encodeApp({ kind: codec.AppKind["ACK"]!, id: sent - 200 }))
+            if (sent > 200) conn.send(encodeApp({ kind: AppKind.ACK, id: sent - 200 }))
             if (!during && Date.now() - t0 > 1000) during = await canary("7/during")
             await sleep(5)
         }
