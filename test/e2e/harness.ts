@@ -5,8 +5,8 @@
 // as `test/e2e/device/env.generated.ts` (git-ignored) before each run. That file is shared:
 // device runs must not overlap (node:test runs the tests of a file one after the other, and
 // run-all.mjs runs e2e files one at a time).
-import { spawn } from "node:child_process"
-import { writeFileSync } from "node:fs"
+import { spawn, spawnSync } from "node:child_process"
+import { readFileSync, writeFileSync } from "node:fs"
 import net from "node:net"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -16,6 +16,26 @@ import { FrameDecoder, MAX_FRAME_LEN } from "tether-gateway/wire"
 export const ROOT = join(fileURLToPath(import.meta.url), "..", "..", "..", "..")
 const DEVS = join(ROOT, "node_modules", ".bin", "devs")
 const ENV_FILE = join(ROOT, "test", "e2e", "device", "env.generated.ts")
+/** The operator's command, as `npx tether-gateway` runs it. */
+export const CLI = join(ROOT, "gateway-peer", "bin", "tether-gateway.js")
+const CLI_ENV = { ...process.env, NO_UPDATE_NOTIFIER: "1", FORCE_COLOR: "0" }
+
+/** Runs a CLI command to completion; its stdout. @throws on a non-zero exit, with its stderr */
+export function cli(args: string[]): string {
+    const r = spawnSync(process.execPath, [CLI, ...args], { env: CLI_ENV, encoding: "utf8" })
+    if (r.status !== 0) throw new Error(`tether-gateway ${args[0]} failed (${r.status}): ${r.stderr}`)
+    return r.stdout
+}
+
+/** The settings file `pair` wrote: KEY=value lines, strings JSON-quoted. */
+export function readSettings(path: string): Record<string, string | number> {
+    const out: Record<string, string | number> = {}
+    for (const line of readFileSync(path, "utf8").split("\n")) {
+        const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line)
+        if (m) out[m[1]!] = JSON.parse(m[2]!) as string | number
+    }
+    return out
+}
 
 /** Outcome of one device run. */
 export interface DeviceRun {

@@ -9,8 +9,8 @@
 // Attack sockets bind to other loopback addresses (127.0.0.2 ...) so the per-source limits
 // they hit are theirs, not the canary's.
 import assert from "node:assert/strict"
-import { spawn, spawnSync, type ChildProcess } from "node:child_process"
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { spawn, type ChildProcess } from "node:child_process"
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import http from "node:http"
 import net from "node:net"
 import { tmpdir } from "node:os"
@@ -29,9 +29,8 @@ import {
     type Pairing,
 } from "tether-gateway/peer"
 import { Code, FrameType, RESUME_NONCE_LEN, TICKET_LEN, TICKET_RECORD_FRAME_LEN } from "tether-gateway/wire"
-import { ROOT, sleep } from "./harness.js"
+import { CLI, cli, readSettings, sleep } from "./harness.js"
 
-const CLI = join(ROOT, "gateway-peer", "bin", "tether-gateway.js")
 const ENV = { ...process.env, NO_UPDATE_NOTIFIER: "1", FORCE_COLOR: "0" }
 const CANARY_MS = 2000
 const FD_SLACK = 8
@@ -45,22 +44,6 @@ const POLICY = {
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-function cli(args: string[]): string {
-    const r = spawnSync(process.execPath, [CLI, ...args], { env: ENV, encoding: "utf8" })
-    if (r.status !== 0) throw new Error(`tether-gateway ${args[0]} failed (${r.status}): ${r.stderr}`)
-    return r.stdout
-}
-
-/** The settings file `pair` wrote: KEY=value lines, strings JSON-quoted. */
-function readSettings(path: string): Record<string, string | number> {
-    const out: Record<string, string | number> = {}
-    for (const line of readFileSync(path, "utf8").split("\n")) {
-        const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line)
-        if (m) out[m[1]!] = JSON.parse(m[2]!) as string | number
-    }
-    return out
-}
 
 interface Device {
     pairing: Pairing

@@ -16,16 +16,15 @@
 //   on the same flash (a power cycle): boot 3 resumes from flash.
 import assert from "node:assert/strict"
 import { spawn, spawnSync, type ChildProcess } from "node:child_process"
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs"
 import net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
 import { keyPairFromPrivate, type Paired } from "tether-gateway"
-import { devicePassed, ROOT, sleep, type DeviceRun } from "./harness.js"
+import { CLI, cli, devicePassed, readSettings, ROOT, sleep, type DeviceRun } from "./harness.js"
 import { benchLines, runDeviceLive, startRealGateway, writeEnv, type RealGateway } from "./tether-fixture.js"
 
-const CLI = join(ROOT, "gateway-peer", "bin", "tether-gateway.js")
 const DEVS = join(ROOT, "node_modules", ".bin", "devs")
 const ENV = { ...process.env, NO_UPDATE_NOTIFIER: "1", FORCE_COLOR: "0" }
 
@@ -41,23 +40,6 @@ async function freePort(): Promise<number> {
     await new Promise<void>(resolve => s.close(() => resolve()))
     if (!a || typeof a === "string") throw new Error("freePort: no address")
     return a.port
-}
-
-/** Runs a CLI command to completion. */
-function cli(args: string[]): string {
-    const r = spawnSync(process.execPath, [CLI, ...args], { env: ENV, encoding: "utf8" })
-    if (r.status !== 0) throw new Error(`tether-gateway ${args[0]} failed (${r.status}): ${r.stderr}`)
-    return r.stdout
-}
-
-/** The settings file `pair` wrote: KEY=value lines, strings JSON-quoted. */
-function readSettings(path: string): Record<string, string | number> {
-    const out: Record<string, string | number> = {}
-    for (const line of readFileSync(path, "utf8").split("\n")) {
-        const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line)
-        if (m) out[m[1]!] = JSON.parse(m[2]!) as string | number
-    }
-    return out
 }
 
 /** `tether-gateway serve` in a child process; resolves once it listens. */
