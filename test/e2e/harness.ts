@@ -5,7 +5,7 @@
 // as `test/e2e/device/env.generated.ts` (git-ignored) before each run. That file is shared:
 // device runs must not overlap (node:test runs the tests of a file one after the other, and
 // run-all.mjs runs e2e files one at a time).
-import { spawn, spawnSync } from "node:child_process"
+import { spawn, spawnSync, type ChildProcess } from "node:child_process"
 import { readFileSync, writeFileSync } from "node:fs"
 import net from "node:net"
 import { join } from "node:path"
@@ -25,6 +25,46 @@ export function cli(args: string[]): string {
     const r = spawnSync(process.execPath, [CLI, ...args], { env: CLI_ENV, encoding: "utf8" })
     if (r.status !== 0) throw new Error(`tether-gateway ${args[0]} failed (${r.status}): ${r.stderr}`)
     return r.stdout
+}
+
+/** A `tether-gateway serve` child process and its JSON log lines so far. */
+export interface Serve {
+    child: ChildProcess
+    /** the port it listens on, from its "serve" log line */
+    port: number
+    lines: Record<string, unknown>[]
+    exit: Promise<{ code: number | null; signal: string | null }>
+}
+
+/** Starts `tether-gateway serve ARGS...`; resolves once it logged that it listens. */
+export async function serveProcess(args: string[]): Promise<Serve> {
+    const child = spawn(process.execPath, [CLI, "serve", ...args], { env: CLI_ENV, stdio: ["ignore", "pipe", "pipe"] })
+    const lines: Record<string, unknown>[] = []
+    let rest = ""
+    let stderr = ""
+    child.stderr!.on("data", d => (stderr += d))
+    const exit = new Promise<{ code: number | null; signal: string | null }>(resolve =>
+        child.once("exit", (code, signal) => resolve({ code, signal }))
+    )
+    const port = await new Promise<number>((resolve, reject) => {
+        child.stdout!.on("data", d => {
+            rest += d.toString()
+            let i: number
+            while ((i = rest.indexOf("\n")) >= 0) {
+                const line = rest.slice(0, i)
+                rest = rest.slice(i + 1)
+                try {
+                    const j = JSON.parse(line) as Record<string, unknown>
+                    lines.push(j)
+                    if (j["event"] === "serve") resolve(j["port"] as number)
+                } catch {
+                    // not a log line
+                }
+            }
+        })
+        void exit.then(e => reject(new Error(`serve exited (${e.code}, ${e.signal}): ${stderr}`)))
+    })
+    return { child, port, lines, exit }
 }
 
 /** The settings file `pair` wrote: KEY=value lines, strings JSON-quoted. */

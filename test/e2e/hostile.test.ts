@@ -9,7 +9,6 @@
 // Attack sockets bind to other loopback addresses (127.0.0.2 ...) so the per-source limits
 // they hit are theirs, not the canary's.
 import assert from "node:assert/strict"
-import { spawn, type ChildProcess } from "node:child_process"
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import http from "node:http"
 import net from "node:net"
@@ -29,9 +28,8 @@ import {
     type Pairing,
 } from "tether-gateway/peer"
 import { Code, FrameType, RESUME_NONCE_LEN, TICKET_LEN, TICKET_RECORD_FRAME_LEN } from "tether-gateway/wire"
-import { CLI, cli, readSettings, sleep } from "./harness.js"
+import { cli, readSettings, serveProcess, sleep, type Serve } from "./harness.js"
 
-const ENV = { ...process.env, NO_UPDATE_NOTIFIER: "1", FORCE_COLOR: "0" }
 const CANARY_MS = 2000
 const FD_SLACK = 8
 const POLICY = {
@@ -59,45 +57,10 @@ function deviceFrom(path: string): Device {
     }
 }
 
-interface Serve {
-    child: ChildProcess
-    port: number
-    lines: Record<string, unknown>[]
-    exit: Promise<{ code: number | null; signal: string | null }>
-}
-
-async function startServe(state: string, config: string): Promise<Serve> {
+/** `serve` with the test's short policy values, on a free port. */
+function startServe(state: string, config: string): Promise<Serve> {
     const policy = Object.entries(POLICY).flatMap(([k, v]) => [`--${k}`, String(v)])
-    const child = spawn(process.execPath, [CLI, "serve", "--state", state, "--port", "0", "--config", config, ...policy], {
-        env: ENV,
-        stdio: ["ignore", "pipe", "pipe"],
-    })
-    const lines: Record<string, unknown>[] = []
-    let rest = ""
-    let stderr = ""
-    child.stderr!.on("data", d => (stderr += d))
-    const exit = new Promise<{ code: number | null; signal: string | null }>(resolve =>
-        child.once("exit", (code, signal) => resolve({ code, signal }))
-    )
-    const port = await new Promise<number>((resolve, reject) => {
-        child.stdout!.on("data", d => {
-            rest += d.toString()
-            let i: number
-            while ((i = rest.indexOf("\n")) >= 0) {
-                const line = rest.slice(0, i)
-                rest = rest.slice(i + 1)
-                try {
-                    const j = JSON.parse(line) as Record<string, unknown>
-                    lines.push(j)
-                    if (j["event"] === "serve") resolve(j["port"] as number)
-                } catch {
-                    // not a log line
-                }
-            }
-        })
-        void exit.then(e => reject(new Error(`serve exited (${e.code}, ${e.signal}): ${stderr}`)))
-    })
-    return { child, port, lines, exit }
+    return serveProcess(["--state", state, "--port", "0", "--config", config, ...policy])
 }
 
 function alive(g: Serve): boolean {

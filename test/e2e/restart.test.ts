@@ -22,7 +22,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
 import { keyPairFromPrivate, type Paired } from "tether-gateway"
-import { CLI, cli, devicePassed, readSettings, ROOT, sleep, type DeviceRun } from "./harness.js"
+import { cli, devicePassed, readSettings, ROOT, serveProcess, sleep, type DeviceRun, type Serve } from "./harness.js"
 import { benchLines, runDeviceLive, startRealGateway, writeEnv, type RealGateway } from "./tether-fixture.js"
 
 const DEVS = join(ROOT, "node_modules", ".bin", "devs")
@@ -43,35 +43,8 @@ async function freePort(): Promise<number> {
 }
 
 /** `tether-gateway serve` in a child process; resolves once it listens. */
-async function startServe(state: string, port: number): Promise<{ child: ChildProcess; lines: Record<string, unknown>[] }> {
-    const child = spawn(process.execPath, [CLI, "serve", "--state", state, "--port", String(port)], {
-        env: ENV,
-        stdio: ["ignore", "pipe", "pipe"],
-    })
-    const lines: Record<string, unknown>[] = []
-    let rest = ""
-    let stderr = ""
-    child.stderr!.on("data", d => (stderr += d))
-    const listening = new Promise<void>((resolve, reject) => {
-        child.stdout!.on("data", d => {
-            rest += d.toString()
-            let i: number
-            while ((i = rest.indexOf("\n")) >= 0) {
-                const line = rest.slice(0, i)
-                rest = rest.slice(i + 1)
-                try {
-                    const j = JSON.parse(line) as Record<string, unknown>
-                    lines.push(j)
-                    if (j["event"] === "serve") resolve()
-                } catch {
-                    // not a log line
-                }
-            }
-        })
-        child.once("exit", code => reject(new Error(`serve exited with ${code}: ${stderr}`)))
-    })
-    await listening
-    return { child, lines }
+function startServe(state: string, port: number): Promise<Serve> {
+    return serveProcess(["--state", state, "--port", String(port)])
 }
 
 function kill(child: ChildProcess | undefined): Promise<void> {
@@ -84,8 +57,8 @@ function kill(child: ChildProcess | undefined): Promise<void> {
 
 describe("tether: gateway process restart", () => {
     let dir: string
-    let first: { child: ChildProcess; lines: Record<string, unknown>[] } | undefined
-    let second: { child: ChildProcess; lines: Record<string, unknown>[] } | undefined
+    let first: Serve | undefined
+    let second: Serve | undefined
     let run: DeviceRun
     let killedAt = ""
     before(async () => {
