@@ -2,7 +2,7 @@
 // written (and how it was batched), a host twin that records what the server would be told, and
 // a fake clock. Then the per-source window through the real server, with the clock moved by
 // hand instead of sleeping.
-import { test, after } from "node:test"
+import { test } from "node:test"
 import assert from "node:assert/strict"
 import { readFileSync } from "node:fs"
 import { dirname, join } from "node:path"
@@ -18,7 +18,7 @@ import { TicketKeySet } from "../src/tickets.js"
 import { encodeResumeInit } from "../src/session/resume.js"
 import { Code, encodeFrame, FrameType, RESUME_NONCE_LEN, TAG_LEN, TICKET_LEN } from "../src/wire.js"
 import { RejectedError } from "../peer/initiator.js"
-import { fixture, type Fixture } from "./helpers.js"
+import { fixtures } from "./helpers.js"
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "test", "vectors", "generated")
 const KK = JSON.parse(readFileSync(join(dir, "tether-kk.json"), "utf8")).tests[0]
@@ -251,15 +251,11 @@ test("SourceAttempts drops the entries of ended windows once the table has doubl
     assert.equal(a.count("new-0", 1_999), 2)
 })
 
-const fixtures: Fixture[] = []
-after(async () => {
-    for (const f of fixtures) await f.gw.close()
-})
+const fx = fixtures()
 
 test("the per-source limit follows the injected clock: BUSY within the window, admitted once it moved on", async () => {
     const clock = { ms: 1_000_000 }
-    const f = await fixture({ policy: { perSourceAttempts: 2, perSourceWindowMs: 60_000 }, clock: { nowMs: () => clock.ms } })
-    fixtures.push(f)
+    const f = await fx({ policy: { perSourceAttempts: 2, perSourceWindowMs: 60_000 }, clock: { nowMs: () => clock.ms } })
     const p = await f.pair("windowed")
     ;(await f.client(p).connect()).close()
     clock.ms += 59_999

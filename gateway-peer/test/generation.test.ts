@@ -1,23 +1,15 @@
 // A device whose ticket generation counter reached the wire's uint32 limit (PROTOCOL.md 6.4):
 // refused before any DH, with its own outcome in the log, and the counter never passes it.
-import { test, after } from "node:test"
+import { test } from "node:test"
 import assert from "node:assert/strict"
 import { MemoryTicketStore, RejectedError } from "../peer/initiator.js"
 import { MemoryRegistry } from "../src/registry/memory.js"
 import { newDevice } from "../src/registry/registry.js"
 import { MAX_GENERATION } from "../src/tickets.js"
 import { Code, FrameType, UINT32_MAX } from "../src/wire.js"
-import { fixture, type Fixture } from "./helpers.js"
+import { fixtures } from "./helpers.js"
 
-const fixtures: Fixture[] = []
-async function fx(...a: Parameters<typeof fixture>): Promise<Fixture> {
-    const f = await fixture(...a)
-    fixtures.push(f)
-    return f
-}
-after(async () => {
-    for (const f of fixtures) await f.gw.close()
-})
+const fx = fixtures()
 
 test("a generation counter at 2^32 - 1: both handshakes refused before any DH, logged as such", async () => {
     const f = await fx()

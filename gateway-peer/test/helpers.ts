@@ -1,5 +1,6 @@
 // Shared fixtures for the session and server tests: a gateway on loopback with an in-memory
 // registry, paired devices, a DH counter and a log sink.
+import { after } from "node:test"
 import { generateKeyPair } from "../src/crypto/x25519.js"
 import { x25519, x25519Base } from "../src/crypto/x25519.js"
 import { randomBytes } from "../src/crypto/random.js"
@@ -79,4 +80,20 @@ export async function until(pred: () => boolean, ms = 2000): Promise<boolean> {
         await new Promise(r => setTimeout(r, 5))
     }
     return true
+}
+
+/**
+ * A fixture() whose gateways the calling test file (or suite) closes after its last test: call
+ * it once, at the top level of the file or of a describe().
+ */
+export function fixtures(): (...a: Parameters<typeof fixture>) => Promise<Fixture> {
+    const made: Fixture[] = []
+    after(async () => {
+        for (const f of made) await f.gw.close()
+    })
+    return async (...a) => {
+        const f = await fixture(...a)
+        made.push(f)
+        return f
+    }
 }

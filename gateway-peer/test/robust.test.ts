@@ -1,7 +1,7 @@
 // The gateway against one hostile client on loopback: handshake slots, half-open sockets,
 // generation overflow, replayed first frames, a peer that never reads, per-source limits and
 // a shutdown with a silent peer. Every attack is bounded in count and time.
-import { test, after } from "node:test"
+import { test } from "node:test"
 import assert from "node:assert/strict"
 import { connect, Socket } from "node:net"
 import { FramedSocket, MemoryTicketStore, RejectedError } from "../peer/initiator.js"
@@ -10,17 +10,9 @@ import { SourceAttempts } from "../src/server.js"
 import { encodeResumeInit } from "../src/session/resume.js"
 import { Code, FrameType, MAX_RECORD_PLAINTEXT, RESUME_NONCE_LEN, TAG_LEN, TICKET_LEN } from "../src/wire.js"
 import { randomBytes } from "../src/crypto/random.js"
-import { fixture, until, type Fixture } from "./helpers.js"
+import { fixture, fixtures, until } from "./helpers.js"
 
-const fixtures: Fixture[] = []
-async function fx(...a: Parameters<typeof fixture>): Promise<Fixture> {
-    const f = await fixture(...a)
-    fixtures.push(f)
-    return f
-}
-after(async () => {
-    for (const f of fixtures) await f.gw.close()
-})
+const fx = fixtures()
 
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
 

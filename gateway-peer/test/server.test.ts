@@ -1,5 +1,5 @@
 // The responder and the server over real loopback TCP, driven by the Node initiator.
-import { test, after } from "node:test"
+import { test } from "node:test"
 import assert from "node:assert/strict"
 import { FramedSocket, MemoryTicketStore, RejectedError } from "../peer/initiator.js"
 import { Phase } from "../src/session/responder.js"
@@ -19,17 +19,9 @@ import {
     TICKET_LEN,
     TICKET_LIFETIME,
 } from "../src/wire.js"
-import { fixture, until, type Fixture } from "./helpers.js"
+import { type Fixture, fixture, fixtures, until } from "./helpers.js"
 
-const fixtures: Fixture[] = []
-async function fx(...a: Parameters<typeof fixture>): Promise<Fixture> {
-    const f = await fixture(...a)
-    fixtures.push(f)
-    return f
-}
-after(async () => {
-    for (const f of fixtures) await f.gw.close()
-})
+const fx = fixtures()
 
 /** The gateway still serves a full handshake and a record afterwards. */
 async function stillServes(f: Fixture): Promise<void> {

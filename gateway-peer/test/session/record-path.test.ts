@@ -3,7 +3,7 @@
 // non-empty ad, and is dropped whenever k changes (rekey, KEY_UPDATE, initializeKey); the frame
 // decoder that returns views of whole frames and gathers split ones yields the same frames
 // however TCP splits or merges the stream; the server's batched record path.
-import { test, describe, after } from "node:test"
+import { test, describe } from "node:test"
 import assert from "node:assert/strict"
 import { randomBytes } from "node:crypto"
 import { AeadEmptyAdKey, aeadDecrypt, aeadEncrypt, aeadRekey, TAG_LEN } from "../../src/crypto/aead.js"
@@ -23,7 +23,7 @@ import {
     MAX_RECORD_CONTENT,
     type Frame,
 } from "../../src/wire.js"
-import { fixture, until, type Fixture } from "../helpers.js"
+import { fixtures, until } from "../helpers.js"
 
 const EMPTY = Buffer.alloc(0)
 
@@ -306,14 +306,10 @@ describe("FrameDecoder: views and gathering", () => {
 })
 
 describe("server: the record path over loopback", () => {
-    const fixtures: Fixture[] = []
-    after(async () => {
-        for (const f of fixtures) await f.gw.close()
-    })
+    const fx = fixtures()
 
     test("many records in one write, a KEY_UPDATE among them, then split writes: all delivered in order", async () => {
-        const f = await fixture()
-        fixtures.push(f)
+        const f = await fx()
         const p = await f.pair("batch")
         const conn = await f.client(p).connect()
         const frames: Buffer[] = []
@@ -349,8 +345,7 @@ describe("server: the record path over loopback", () => {
     })
 
     test("records keep the idle timer from firing; silence then closes with CLOSE(IDLE)", async () => {
-        const f = await fixture({ policy: { idleTimeoutMs: 200 } })
-        fixtures.push(f)
+        const f = await fx({ policy: { idleTimeoutMs: 200 } })
         const p = await f.pair("idle")
         const conn = await f.client(p).connect()
         for (let i = 0; i < 10; i++) {
