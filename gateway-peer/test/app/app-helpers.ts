@@ -1,6 +1,8 @@
 // Fixtures for the application-layer, CLI-serve and load tests: a gateway with its
 // application layer on loopback (in-memory registry and stream store unless given), devices
 // paired the way `pair` pairs them, and AppClients (the Node twin of the device's app stream).
+import { decodeApp, type AppMessage } from "../../src/app/codec.js"
+import type { AppLink } from "../../src/app/gateway-app.js"
 import { startAppGateway, type AppGateway } from "../../src/app/serve.js"
 import { AppClient, DeviceApp } from "../../peer/device-app.js"
 import { MemoryAppStateStore, type AppStateStore } from "../../src/app/store.js"
@@ -83,4 +85,16 @@ export async function until(pred: () => boolean, ms = 3000): Promise<boolean> {
         await new Promise(r => setTimeout(r, 5))
     }
     return true
+}
+
+/** An AppLink that records what the app sends on it (decoded) and the codes it closes with. */
+export class FakeLink implements AppLink {
+    sent: AppMessage[] = []
+    closed: number[] = []
+    send(content: Buffer): void {
+        this.sent.push(...decodeApp(content, "gateway"))
+    }
+    close(code: number): void {
+        this.closed.push(code)
+    }
 }

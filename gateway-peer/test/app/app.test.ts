@@ -15,7 +15,7 @@ import { parseConfig, ConfigError } from "../../src/app/upstream.js"
 import { AppClient, DeviceApp } from "../../peer/device-app.js"
 import { SqliteRegistry } from "../../src/registry/sqlite.js"
 import { Code, MAX_RECORD_CONTENT } from "../../src/wire.js"
-import { appFixture, until, type AppFixture } from "./app-helpers.js"
+import { type AppFixture, appFixture, FakeLink, until } from "./app-helpers.js"
 
 const cleanup: (() => Promise<void> | void)[] = []
 after(async () => {
@@ -463,17 +463,6 @@ test("a malformed application message closes the session with CLOSE(PROTOCOL_ERR
 })
 
 // ---- persistence of the receiving state ------------------------------------------------------
-
-class FakeLink implements AppLink {
-    sent: A.AppMessage[] = []
-    closed: number[] = []
-    send(content: Buffer): void {
-        this.sent.push(...decodeApp(content, "gateway"))
-    }
-    close(code: number): void {
-        this.closed.push(code)
-    }
-}
 
 async function replayAfterRestart(store: () => AppStateStore): Promise<void> {
     const device = { id: "0011223344556677", name: "dev-g" }

@@ -3,13 +3,13 @@
 // PROTOCOL_ERROR), and the log lines a device causes per message are rate-limited.
 import { test, after } from "node:test"
 import assert from "node:assert/strict"
-import { AppError, AppKind, decodeApp, encodeApp, type AppMessage } from "../../src/app/codec.js"
-import { GatewayApp, type AppLink } from "../../src/app/gateway-app.js"
+import { AppError, AppKind, encodeApp } from "../../src/app/codec.js"
+import { GatewayApp } from "../../src/app/gateway-app.js"
 import { LogLimiter } from "../../src/app/log-limit.js"
 import { MemoryAppStateStore } from "../../src/app/store.js"
 import { parseConfig } from "../../src/app/upstream.js"
 import { Code } from "../../src/wire.js"
-import { appFixture, until, type AppFixture } from "./app-helpers.js"
+import { type AppFixture, appFixture, FakeLink, until } from "./app-helpers.js"
 
 const cleanup: (() => Promise<void> | void)[] = []
 after(async () => {
@@ -20,17 +20,6 @@ async function fx(opts: Parameters<typeof appFixture>[0] = {}): Promise<AppFixtu
     const f = await appFixture(opts)
     cleanup.push(() => f.close())
     return f
-}
-
-class FakeLink implements AppLink {
-    sent: AppMessage[] = []
-    closed: number[] = []
-    send(content: Buffer): void {
-        this.sent.push(...decodeApp(content, "gateway"))
-    }
-    close(code: number): void {
-        this.closed.push(code)
-    }
 }
 
 test("a device that sends thousands of refused REQUESTs and never acknowledges is closed at the queue bound", async () => {

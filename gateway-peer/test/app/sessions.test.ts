@@ -4,13 +4,13 @@
 // keep more than one live session per device or only one: both must hold.
 import { test, after } from "node:test"
 import assert from "node:assert/strict"
-import { AppKind, decodeApp, encodeApp, type AppMessage } from "../../src/app/codec.js"
-import { GatewayApp, type AppLink } from "../../src/app/gateway-app.js"
+import { AppKind, encodeApp } from "../../src/app/codec.js"
+import { GatewayApp } from "../../src/app/gateway-app.js"
 import { MemoryAppStateStore } from "../../src/app/store.js"
 import { parseConfig } from "../../src/app/upstream.js"
 import { MemoryTicketStore, TetherClient } from "../../peer/initiator.js"
 import { Code } from "../../src/wire.js"
-import { appFixture, until, type AppFixture } from "./app-helpers.js"
+import { type AppFixture, appFixture, FakeLink, until } from "./app-helpers.js"
 
 const cleanup: (() => Promise<void> | void)[] = []
 after(async () => {
@@ -60,17 +60,6 @@ test("through the server: a PUBLISH without STREAM first in a second session is 
     await a.close()
     assert.ok(await until(() => f.g.gateway.stats.sessions === 0))
 })
-
-class FakeLink implements AppLink {
-    sent: AppMessage[] = []
-    closed: number[] = []
-    send(content: Buffer): void {
-        this.sent.push(...decodeApp(content, "gateway"))
-    }
-    close(code: number): void {
-        this.closed.push(code)
-    }
-}
 
 const device = { id: "00cc00cc00cc00cc", name: "dual" }
 const stream = (delivered = 0, peer = 0) => encodeApp({ kind: AppKind.STREAM, streamId: 31, peerStreamId: peer, delivered })
