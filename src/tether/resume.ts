@@ -104,14 +104,16 @@ export function ageAdd(secret: Buffer): number {
 
 /**
  * `obfuscated_age = uint32_be((ticket_age + age_add) mod 2^32)` (PROTOCOL.md 6.2), on doubles:
- * both terms are below 2^53, so the sum and the remainder are exact.
+ * both terms are below 2^53, so the sum is exact. The remainder is taken by subtraction:
+ * the VM's `%` does not work with 2^32 as divisor (`(x + 380) % 4294967296` gives 0).
  * @param ageMs the ticket's age in milliseconds (since the TICKET record was received), >= 0
  * @param add {@link ageAdd} of the ticket's secret
  * @returns 4 bytes
  */
 export function obfuscateAge(ageMs: number, add: number): Buffer {
     const age = ageMs > 0 ? Math.floor(ageMs) : 0
-    const x = (age + add) % TWO_32
+    const sum = age + add
+    const x = sum - Math.floor(sum / TWO_32) * TWO_32
     const hi = Math.floor(x / 65536)
     const lo = x - hi * 65536
     const out = Buffer.alloc(OBFUSCATED_AGE_LEN)
