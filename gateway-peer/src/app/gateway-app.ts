@@ -174,9 +174,9 @@ export class GatewayApp {
      * and `link` becomes the device's current link. A sequenced message on a link whose
      * session has not sent STREAM is a protocol error for that session only.
      */
-    data(device: AppDevice, content: Buffer, link: AppLink): void {
+    data(device: AppDevice, content: Buffer, link: AppLink, early = false): void {
         const d = this.#state(device)
-        d.chain = d.chain.then(() => this.#data(d, content, link)).catch(err => this.#failed(d, link, err))
+        d.chain = d.chain.then(() => this.#data(d, content, link, early)).catch(err => this.#failed(d, link, err))
     }
 
     /**
@@ -211,7 +211,8 @@ export class GatewayApp {
         }
     }
 
-    async #data(d: DeviceState, content: Buffer, link: AppLink): Promise<void> {
+    /** `early`: the content came as resumption early data (its REQUESTs go upstream with Early-Data: 1). */
+    async #data(d: DeviceState, content: Buffer, link: AppLink, early: boolean): Promise<void> {
         if (this.#closed.has(link)) return
         const msgs = decodeApp(content, "device")
         d.recv ??= (await this.opts.store.get(d.device.id)) ?? { streamId: 0, delivered: 0 }
@@ -269,7 +270,7 @@ export class GatewayApp {
         if (changed || deliver.length > 0) await this.opts.store.put(d.device.id, recv.state)
         d.recv = recv.state
         this.#sessions.set(link, recv.session)
-        for (const m of deliver) this.#deliver(d, m, link)
+        for (const m of deliver) this.#deliver(d, m, link, early)
         this.#flush(d, ack, out, link)
     }
 
@@ -278,7 +279,7 @@ export class GatewayApp {
         return encodeApp({ kind: AppKind.STREAM, streamId: d.send.streamId, peerStreamId: r.streamId, delivered: r.delivered })
     }
 
-    #deliver(d: DeviceState, m: SequencedMessage, link: AppLink): void {
+    #deliver(d: DeviceState, m: SequencedMessage, link: AppLink, early: boolean): void {
         const name = d.device.name
         // the device stream this REQUEST came from: its RESPONSE is dropped if that stream is
         // gone by the time the upstream answers (a restarted device)
@@ -300,7 +301,7 @@ export class GatewayApp {
                 return
             }
             // #call answers every failure itself; the catch is for a log function that throws
-            const p = this.#call(d, link, stream, m, route).catch(err => this.#internalError(d, "call", err))
+            const p = this.#call(d, link, stream, m, route, early).catch(err => this.#internalError(d, "call", err))
             this.#inflight.add(p)
             void p.then(() => this.#inflight.delete(p))
         }
@@ -316,7 +317,8 @@ export class GatewayApp {
         link: AppLink,
         stream: number,
         m: Extract<SequencedMessage, { kind: typeof AppKind.REQUEST }>,
-        route: Route
+        route: Route,
+        early: boolean
     ): Promise<void> {
         const name = d.device.name
         const id = m.id
@@ -324,7 +326,7 @@ export class GatewayApp {
         d.inflight++
         let res: UpstreamResult
         try {
-            res = await callUpstream(route, m.payload, name, this.opts.fetch)
+            res = await callUpstream(route, m.payload, name, this.opts.fetch, { early })
         } catch (err) {
             // callUpstream catches its own failures; this is a bug or a hostile fetch hook
             this.#log({ event: "app", outcome: "internal-error", device: name, id, where: "upstream", detail: errorName(err) })
