@@ -184,11 +184,14 @@ export class TicketStore {
     private slotKey: string
     /** The out-of-band ticket (settings), offered while no slot is valid. */
     private outOfBand: StoredTicket
-    /** ds.millis() when the current slot was saved in this boot; undefined: its age is unknown. */
+    /** clock() when the current slot was saved in this boot; undefined: its age is unknown. */
     private savedAt: number = undefined
+    /** The monotonic clock of ticket ages: ds.millis() (uptime). */
+    private clock: () => number
 
-    private constructor(storage: SlotStorage) {
+    private constructor(storage: SlotStorage, clock: () => number) {
         this.storage = storage
+        this.clock = clock
     }
 
     /**
@@ -196,9 +199,10 @@ export class TicketStore {
      * @param storage SettingsStorage on the device
      * @param outOfBand the out-of-band ticket of the settings (TT_TICKET, TT_RSECRET), used
      *     only while neither slot is valid (PROTOCOL.md 6.8); it is never written to a slot
+     * @param clock the clock of ticket ages, in milliseconds; default ds.millis (tests set the age)
      */
-    static async open(storage: SlotStorage, outOfBand?: ResumeTicket): Promise<TicketStore> {
-        const store = new TicketStore(storage)
+    static async open(storage: SlotStorage, outOfBand?: ResumeTicket, clock?: () => number): Promise<TicketStore> {
+        const store = new TicketStore(storage, clock || (() => millis()))
         if (outOfBand !== undefined) {
             if (outOfBand.ticket.length !== TICKET_LEN || outOfBand.secret.length !== RESUMPTION_SECRET_LEN)
                 throw new TypeError("ticket-store: bad out-of-band ticket or secret length")
@@ -235,7 +239,7 @@ export class TicketStore {
      */
     ageMs(): number | undefined {
         if (this.slot === undefined || this.savedAt === undefined) return undefined
-        return millis() - this.savedAt
+        return this.clock() - this.savedAt
     }
 
     /** The seq of the current slot (0 when there is none). */
@@ -249,7 +253,7 @@ export class TicketStore {
      * call. If the write fails (a power cut), the current slot is untouched and stays current.
      */
     async save(t: StoredTicket): Promise<void> {
-        const at = millis() // received just now: the start of the ticket's age (6.2)
+        const at = this.clock() // received just now: the start of the ticket's age (6.2)
         const seq = this.seq() + 1
         const slot = encodeSlot(seq, t) // throws past 2^32 - 1 (see the header)
         const key = this.slotKey === SLOT_A ? SLOT_B : SLOT_A
