@@ -29,6 +29,7 @@
 import * as ds from "@devicescript/core"
 import { randomBytes, RandomSource } from "./crypto/random"
 import { AppLayer, AppProtocolError, MessageHandler, Response } from "./app/app-layer"
+import { Connector } from "./net/transport"
 import { Dh } from "./noise/dh"
 import { Connection, CountingDh, Received, RecvKind, TetherClient } from "./tether/client"
 import { LinkSettings, readPairingSettings } from "./tether/pairing-settings"
@@ -94,6 +95,8 @@ export interface LinkOptions {
     prepareWhenIdle?: boolean
     /** DH functions (tests count them) */
     dh?: Dh
+    /** opens the connection to the gateway; default TCP (tests pass an in-memory one) */
+    connect?: Connector
     random?: RandomSource
 }
 
@@ -456,6 +459,7 @@ export async function startLink(options?: LinkOptions): Promise<Link> {
         store,
         host: s.host,
         port: s.port,
+        connect: o.connect,
         dh,
         random: o.random,
         timeoutMs: o.handshakeTimeoutMs,
