@@ -273,6 +273,10 @@ export class Link {
             } catch (e) {
                 this.st.failures++
                 this.st.lastError = (e as Error).message
+                // a failed full handshake spent its ephemeral and es (one attempt each,
+                // PROTOCOL.md 4.3): the next ones are computed during the backoff, off the
+                // critical path of the next attempt
+                if (this.client.lastAttemptFull && o.prepareWhenIdle !== false) this.startPrepare()
             }
             if (conn !== undefined) {
                 this.st.resumed = conn.resumed
@@ -380,9 +384,9 @@ export class Link {
     }
 
     /**
-     * Idle work after "up": the keys of the next full handshake (TetherClient.prepare: the
-     * ephemeral and its es, two X25519), which connect() leaves out so that the link is up
-     * sooner. It runs on its own
+     * Idle work after "up", or after a failed full handshake: the keys of the next full
+     * handshake (TetherClient.prepare: the ephemeral and its es, two X25519), which connect()
+     * leaves out so that the link is up sooner. It runs on its own
      * fiber once the session's first exchange is done (nothing to send, nothing waiting for an
      * ACK, or IDLE_WAIT_MS passed) and yields between steps, so the receive and write fibers
      * keep running.
@@ -394,7 +398,14 @@ export class Link {
         const prep = async () => {
             try {
                 const end = ds.millis() + IDLE_WAIT_MS
-                while (!self.stopped && ds.millis() < end && (self.app.hasOutput() || self.app.outbound.inFlight())) await ds.sleep(20)
+                // while a session is up, its first exchange goes first (no wait while down)
+                while (
+                    !self.stopped &&
+                    self.session !== undefined &&
+                    ds.millis() < end &&
+                    (self.app.hasOutput() || self.app.outbound.inFlight())
+                )
+                    await ds.sleep(20)
                 if (!self.stopped) await self.client.prepare()
             } catch (e) {
                 console.log("tether: idle key preparation failed: " + (e as Error).message)

@@ -121,8 +121,10 @@ export class TetherClient {
     private preparing = false
     /** HMAC-SHA-256(psk, "tether/2 pseudonym")[0..8] (PROTOCOL.md 4.4) */
     private p0: Buffer
-    /** the next HS_INIT uses pseudonym0: the stored pseudonym was answered UNKNOWN_DEVICE */
-    private useP0 = false
+    /** the stored pseudonym that was answered UNKNOWN_DEVICE: the next HS_INIT uses pseudonym0 instead of it */
+    private unknownPseudonym: Buffer = undefined
+    /** the last connect() sent HS_INIT (its ephemeral is spent: prepare() has work to do) */
+    lastAttemptFull = false
     /** TICKET_REJECTED answers since the last successful resumption (RAM, PROTOCOL.md 6.9) */
     rejections = 0
 
@@ -181,19 +183,24 @@ export class TetherClient {
     private async takeKeys(): Promise<FullKeys> {
         await this.prepare() // no-op when done while idle
         const k: FullKeys = { e: this.e, es: this.es, ss: this.ss }
+        this.lastAttemptFull = true
         // one attempt only (PROTOCOL.md 4.3): taken before any await
         this.e = undefined
         this.es = undefined
         return k
     }
 
-    /** The next HS_INIT's pseudonym: the stored one, or pseudonym0 (none stored, or once after UNKNOWN_DEVICE). */
+    /**
+     * The next HS_INIT's pseudonym: the stored one, or pseudonym0 when none is stored, and
+     * for one attempt after the stored one was answered UNKNOWN_DEVICE (PROTOCOL.md 4.4, 9.5;
+     * a newer stored pseudonym cancels that).
+     */
     private takePseudonym(): PseudonymChoice {
         const stored = this.opts.store.pseudonym()
-        if (stored === undefined || this.useP0) {
-            this.useP0 = false // for one attempt (PROTOCOL.md 4.4, 9.5)
+        const unknown = this.unknownPseudonym
+        this.unknownPseudonym = undefined
+        if (stored === undefined || (unknown !== undefined && unknown.toString("hex") === stored.toString("hex")))
             return { pseudonym: this.p0, stored: false }
-        }
         return { pseudonym: stored, stored: true }
     }
 
@@ -218,6 +225,7 @@ export class TetherClient {
     async connect(early?: Buffer): Promise<Connection> {
         const o = this.opts
         const timeoutMs = o.timeoutMs === undefined ? HANDSHAKE_TIMEOUT_MS : o.timeoutMs
+        this.lastAttemptFull = false
         const transport = await (o.connect || TCP)({ host: o.host, port: o.port, timeoutMs })
         const m = new Initiator(this.ctx, o.store)
         try {
@@ -227,7 +235,8 @@ export class TetherClient {
             for (;;) {
                 if (s.close) {
                     // "UNKNOWN_DEVICE makes a device use its fallback pseudonym for one attempt"
-                    if (s.code === Code.UNKNOWN_DEVICE && s.next.phase === Phase.AwaitHsResp && s.next.storedPseudonym) this.useP0 = true
+                    if (s.code === Code.UNKNOWN_DEVICE && s.next.phase === Phase.AwaitHsResp && s.next.storedPseudonym)
+                        this.unknownPseudonym = o.store.pseudonym()
                     throw errorOf(s)
                 }
                 if (s.next.phase === Phase.Established) {

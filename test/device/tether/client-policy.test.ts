@@ -129,6 +129,8 @@ describe("the full handshake's critical path", () => {
         r.gw.pseudonyms = ["0000000000000000"] // pseudonym0 refused too: the attempts fail
         const a = await attempt(r)
         expect(a.how).toBe("rejected " + Code.UNKNOWN_DEVICE)
+        expect(r.client.lastAttemptFull).toBe(true) // its ephemeral is spent: the link prepares during the backoff
+        expect(r.client.prepared()).toBe(false)
         // public key, ss, the ephemeral and its es: then nothing, since HS_RESP never came
         expect(r.dh.x + " " + r.dh.base).toBe("2 2")
         const b = await attempt(r)
@@ -147,6 +149,7 @@ describe("the fallback cap (PROTOCOL.md 6.9)", () => {
         for (let i = 1; i <= 10; i++) {
             const a = await attempt(r)
             got.push(a.how)
+            expect(r.client.lastAttemptFull).toBe(a.how === "H")
             if (a.c) {
                 expect(a.c.fellBack).toBe(true)
                 await confirm(r, a.c) // a confirmed full handshake, a new ticket: the count goes on
@@ -286,9 +289,29 @@ describe("pseudonyms (PROTOCOL.md 4.4)", () => {
         expect(r.gw.seen.pseudonyms.join(",")).toBe([hex(stale), p0, hex(stale), p0].join(","))
         expect(hex(r.store.current().pseudonym)).toBe(r.gw.pseudonyms[1])
         expect(r.store.current().resumed).toBe(0)
-        // any other REJECT keeps the stored pseudonym
+        // any other REJECT keeps the stored pseudonym; the one rejected is not the stored one any more
         r.gw.rejectTickets = true
         expect((await attempt(r)).how).toBe("H") // r = 1: falls back with the new pseudonym
         expect(r.gw.seen.pseudonyms[4]).toBe(hex(r.store.current().pseudonym))
+    })
+    test("a newer stored pseudonym cancels the fallback to pseudonym0", async () => {
+        await ds.sleep(0)
+        const r0 = await rig(TOY_DH, false)
+        const t = r0.gw.mint()
+        const stale = filled(8, 0x66)
+        const mem = new MemoryStorage()
+        await mem.write(SLOT_A, encodeSlot(1, { ticket: t.ticket, secret: t.secret, pseudonym: stale, resumed: 0 }))
+        const r = await rig(TOY_DH, false, mem, r0.gw)
+        r.gw.rejectTickets = true
+        expect((await attempt(r)).how).toBe("rejected " + Code.UNKNOWN_DEVICE) // R, then HS_INIT(stale)
+        r.gw.rejectTickets = false
+        const a = await attempt(r)
+        expect(a.how).toBe("R")
+        await confirm(r, a.c) // a new ticket and pseudonym
+        await a.c.close()
+        const fresh = hex(r.store.current().pseudonym)
+        r.gw.rejectTickets = true
+        expect((await attempt(r)).how).toBe("H") // rejections reset by the resumption: r = 1
+        expect(r.gw.seen.pseudonyms.join(",")).toBe(hex(stale) + "," + fresh)
     })
 })
