@@ -294,12 +294,12 @@ after(async () => {
 // the frames of one connection, as "dir:type:length" strings
 const shape = conn => conn.wire.map(w => `${w.dir}:${w.type.toString(16)}:${w.length}`)
 const isStream = e => e.kind === "app" && e.msg.kind === D.APP.STREAM
-async function endSession(s, what) {
+async function endSession(s, what, { newStreams = 0 } = {}) {
     s.close(D.CODE.NORMAL)
     await s.conn.waitClosed(2000)
     keep(s.conn, what)
     assert.equal(s.error, null, "session error: " + s.error)
-    assert.equal(s.events.filter(e => e.kind === "new_stream").length, 0, "the gateway's STREAM did not name the device's stream")
+    assert.equal(s.events.filter(e => e.kind === "new_stream").length, newStreams, "new streams of the device")
 }
 function assertGatewayStream(s) {
     const st = s.events.find(isStream)
@@ -594,6 +594,28 @@ test("4b. REQUEST on a route the device may not use, as early data: RESPONSE sta
     assert.equal(hex(ref.payload), "01", "ROUTE_REFUSED")
     assert.equal(upstreamSeen.length, calls, "the refused route made no call")
     await endSession(s, "conn4b")
+})
+
+test("4c. a gap in the device's stream: the gateway drops it, asks for a new stream (peer_stream_id 0); renumbered, delivered once (§12.1)", async () => {
+    const s = await device.connect()
+    await s.waitFor(isStream)
+    const n0 = s.events.length
+    const oldStream = device.tx.streamId
+    const id = device.publish("interop/gap", Buffer.from("after a gap"))
+    device.tx.unacked.at(-1).id = id + 1 // an id one further ahead than the gateway expects
+    device.tx.nextId = id + 2
+    s.flush()
+    const ask = await s.waitFor(e => isStream(e) && e.msg.peerStreamId === 0, 3000, n0)
+    assert.equal(ask.msg.delivered, 0)
+    const ns = await s.waitFor(e => e.kind === "new_stream", 3000, n0)
+    assert.notEqual(ns.streamId, oldStream)
+    assert.equal(device.tx.unacked[0].id, 1, "renumbered from 1")
+    await s.waitFor(e => isStream(e) && e.msg.peerStreamId === ns.streamId, 3000, n0)
+    await s.waitFor(e => e.kind === "app" && e.msg.kind === D.APP.ACK && e.msg.id === 1, 3000, n0)
+    assert.equal(device.tx.unacked.length, 0)
+    await sleep(100)
+    assert.equal(serveLog.filter(l => JSON.stringify(l).includes("interop/gap")).length, 1, "delivered once")
+    await endSession(s, "conn4c", { newStreams: 1 })
 })
 
 test("5. sizes on the wire as §4.1, §4.2, §6.2 and §6.3 state them", () => {
