@@ -272,6 +272,8 @@ before(async () => {
         }
     })
     serveProc.stderr.on("data", d => serveLog.push({ stderr: String(d) }))
+    // should this process end without running after(), serve must not outlive it
+    process.once("exit", () => serveProc.exitCode === null && serveProc.kill("SIGKILL"))
     const l = await logLine(l => l.event === "serve", 8000)
     assert.equal(l.port, port)
     settings = D.parseEnv(readFileSync(envFile, "utf8"))
