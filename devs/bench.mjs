@@ -9,6 +9,11 @@
 //
 // Device programs run in the DeviceScript simulator (`devs run --test -k`) and print their own
 // figures as `BENCHDEV {...}` lines, which ctx.runDevice parses.
+//
+// Arguments: words select groups (modules whose file name contains one of them: `npm run bench
+// -- compare gateway`); `--no-device` leaves out the tether group's device rows (the
+// simulator; ctx.noDevice); `--write-docs` writes the table, and only for a whole run (no
+// group selected, no --no-device, no group failed): docs/bench.md holds one whole run.
 import { spawn } from "node:child_process"
 import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
@@ -17,6 +22,7 @@ import { fileURLToPath, pathToFileURL } from "node:url"
 const root = join(fileURLToPath(import.meta.url), "..", "..")
 const args = process.argv.slice(2)
 const writeDocs = args.includes("--write-docs")
+const noDevice = args.includes("--no-device")
 const filters = args.filter(a => !a.startsWith("--"))
 
 /** Median of a list of numbers. */
@@ -54,7 +60,7 @@ function runDevice(entry, timeoutMs = 600000) {
     })
 }
 
-const ctx = { root, median, spread, runDevice }
+const ctx = { root, median, spread, runDevice, noDevice }
 const modules = readdirSync(join(root, "devs", "bench"))
     .filter(f => f.endsWith(".mjs"))
     .filter(f => filters.length === 0 || filters.some(x => f.includes(x)))
@@ -86,7 +92,10 @@ const table = [
 ].join("\n")
 console.log("\n" + table)
 
-if (writeDocs && !failed) {
+if (writeDocs && (filters.length > 0 || noDevice)) {
+    console.error("--write-docs: not a whole run (groups selected or --no-device): docs/bench.md left as it was")
+    failed = true
+} else if (writeDocs && !failed) {
     const path = join(root, "docs", "bench.md")
     const doc = readFileSync(path, "utf8")
     const begin = "<!-- bench:begin -->"
