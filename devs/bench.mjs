@@ -16,6 +16,7 @@
 // group selected, no --no-device, no group failed): docs/bench.md holds one whole run.
 import { spawn } from "node:child_process"
 import { readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { cpus, loadavg } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 
@@ -61,6 +62,8 @@ function runDevice(entry, timeoutMs = 600000) {
 }
 
 const ctx = { root, median, spread, runDevice, noDevice }
+// the machine's load when the run started (one-minute average): other work shares the cores
+const loadAtStart = loadavg()[0]
 const modules = readdirSync(join(root, "devs", "bench"))
     .filter(f => f.endsWith(".mjs"))
     .filter(f => filters.length === 0 || filters.some(x => f.includes(x)))
@@ -103,7 +106,8 @@ if (writeDocs && (filters.length > 0 || noDevice)) {
     const i = doc.indexOf(begin)
     const j = doc.indexOf(end)
     if (i < 0 || j < i) throw new Error("docs/bench.md has no bench markers")
-    const stamp = `Measured by \`npm run bench -- --write-docs\` on ${new Date().toISOString().slice(0, 10)} (${process.platform}, Node ${process.version}, ${(await import("node:os")).cpus().length} cores).`
+    const load = `load average ${loadAtStart.toFixed(1)} at the start and ${loadavg()[0].toFixed(1)} at the end`
+    const stamp = `Measured by \`npm run bench -- --write-docs\` on ${new Date().toISOString().slice(0, 10)} (${process.platform}, Node ${process.version}, ${cpus().length} cores, ${load}).`
     writeFileSync(path, doc.slice(0, i + begin.length) + "\n" + stamp + "\n\n" + table + "\n" + doc.slice(j))
     console.log("docs/bench.md bench table written")
 }

@@ -270,6 +270,8 @@ function tetherConnect(port, pool, dev, mode, opts = {}) {
                 const accepted = (r.flags & EARLY_ACCEPTED) !== 0
                 if (early !== undefined && !accepted)
                     throw new Error("tether-peers: early data refused (EARLY_ACCEPTED clear) where the run expects it accepted")
+                // stricter than a device, which ignores the bit then (6.2): the gateway sets it
+                // only for early data it delivered
                 if (early === undefined && accepted) throw new Error("tether-peers: EARLY_ACCEPTED set without early data")
                 // accepted early data confirms the session: the TICKET follows RESUME_RESP (6.3)
                 if (accepted) confirmed = true
