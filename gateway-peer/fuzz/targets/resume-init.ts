@@ -41,12 +41,12 @@ export async function create(): Promise<Target> {
                 "ticket"
             )
             check(
-                r.obfuscatedAge.length === AGE_LEN && r.obfuscatedAge.equals(body.subarray(RESUME_INIT_AGE_OFFSET, RESUME_INIT_NONCE_OFFSET)),
+                r.obfuscatedAge.length === AGE_LEN &&
+                    r.obfuscatedAge.equals(body.subarray(RESUME_INIT_AGE_OFFSET, RESUME_INIT_NONCE_OFFSET)),
                 "obfuscated_age"
             )
             check(
-                r.nonceI.length === NONCE_I_LEN &&
-                    r.nonceI.equals(body.subarray(RESUME_INIT_NONCE_OFFSET, RESUME_INIT_PAYLOAD_OFFSET)),
+                r.nonceI.length === NONCE_I_LEN && r.nonceI.equals(body.subarray(RESUME_INIT_NONCE_OFFSET, RESUME_INIT_PAYLOAD_OFFSET)),
                 "nonce_i"
             )
             check(r.ciphertext.length >= TAG_LEN && r.ciphertext.equals(body.subarray(RESUME_INIT_PAYLOAD_OFFSET)), "ciphertext")

@@ -112,6 +112,9 @@ interface DeviceState {
 }
 
 /** The application layer of one gateway process. */
+/** Where a STREAM goes in a reply; replaced by the STREAM of the state after the whole record. */
+const STREAM_AT_END = Buffer.alloc(0)
+
 export class GatewayApp {
     /** `publish` and `acked` events: the in-process sink API. */
     readonly events = new EventEmitter<AppEvents>()
@@ -248,8 +251,10 @@ export class GatewayApp {
                     }
                 }
                 if (restarted) this.#log({ event: "app", outcome: "stream-restarted", device: d.device.name, renumbered: d.send.unacked })
-                // sent before anything of the (possibly new) stream: #flush appends those
-                out.push(this.#streamMsg(d, recv))
+                // sent before anything of the (possibly new) stream: #flush appends those. Its
+                // `delivered` is written after the whole record (below), so it counts the
+                // messages that came with this STREAM and the device need not resend them
+                out.push(STREAM_AT_END)
             } else if (m.kind === AppKind.ACK) {
                 if (d.send.ack(m.id) > 0) this.events.emit("acked", { device: d.device.name, deviceId: d.device.id, id: m.id })
             } else {
@@ -262,7 +267,7 @@ export class GatewayApp {
                     // say so, and the device starts a new stream (PROTOCOL.md 12.1)
                     changed = true
                     this.#log({ event: "app", outcome: "stream-lost", device: d.device.name, id: m.id })
-                    out.push(this.#streamMsg(d, recv))
+                    out.push(STREAM_AT_END)
                 }
             }
         }
@@ -270,8 +275,12 @@ export class GatewayApp {
         if (changed || deliver.length > 0) await this.opts.store.put(d.device.id, recv.state)
         d.recv = recv.state
         this.#sessions.set(link, recv.session)
-        for (const m of deliver) this.#deliver(d, m, link, early)
+        for (let i = 0; i < out.length; i++) if (out[i] === STREAM_AT_END) out[i] = this.#streamMsg(d, recv)
+        // the STREAM and ACK go first: "the gateway sends its own STREAM as its first application
+        // message on that session" (PROTOCOL.md 12.1), before any RESPONSE that delivering may
+        // send at once (a refused route)
         this.#flush(d, ack, out, link)
+        for (const m of deliver) this.#deliver(d, m, link, early)
     }
 
     #streamMsg(d: DeviceState, recv: ReceiveStream): Buffer {

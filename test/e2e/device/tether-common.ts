@@ -30,11 +30,10 @@ export interface TestClient {
     store: TicketStore
 }
 
-/** Builds a TestClient; `ticket`/`secret` (hex) seed the store like an out-of-band ticket. */
+/** Builds a TestClient; `ticket`/`secret` (hex) are its out-of-band ticket (PROTOCOL.md 6.7: used while no slot is valid). */
 export async function makeClient(port: number, p: Pairing, ticket?: string, secret?: string): Promise<TestClient> {
     const mem = new MemoryStorage()
-    const store = await TicketStore.open(mem)
-    if (ticket) await store.save({ ticket: h(ticket), secret: h(secret) })
+    const store = await TicketStore.open(mem, ticket ? { ticket: h(ticket), secret: h(secret) } : undefined)
     const dh = new CountingDh()
     const client = new TetherClient({ pairing: p, store, host: "127.0.0.1", port, dh, timeoutMs: 15000 })
     return { client, dh, mem, store }
