@@ -166,12 +166,13 @@ export async function retireTicketKey(argv: string[], io: Io): Promise<void> {
     const r = parse(argv, { ...STATE_OPTION, now: { type: "boolean" }, id: { type: "string" } }, RETIRE_USAGE, io)
     if (r === undefined) return
     if (r.values.now !== true) throw new CliError("--now is required: retiring a key refuses its tickets at once", 2)
+    // a malformed --id is a usage error (exit 2), parsed before the key set's own refusals
+    const id = r.values.id === undefined ? undefined : intOption(r.values.id, "id", 0, 0, 255)
     const { state, registry } = openState(stateDir(r.values.state, io))
     await registry.close()
     let retired
     try {
-        retired =
-            r.values.id === undefined ? state.ticketKeys.retireAll() : [state.ticketKeys.retire(intOption(r.values.id, "id", 0, 0, 255))]
+        retired = id === undefined ? state.ticketKeys.retireAll() : [state.ticketKeys.retire(id)]
     } catch (err) {
         throw new CliError((err as Error).message)
     }
