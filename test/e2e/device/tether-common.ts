@@ -4,7 +4,7 @@ import * as ds from "@devicescript/core"
 import { LinkSettings } from "../../../src/link"
 import { CountingDh, Received, RecvKind, X25519, TetherClient } from "../../../src/tether/client"
 import { Pairing } from "../../../src/tether/handshake"
-import { MemoryStorage, TicketStore } from "../../../src/tether/ticket-store"
+import { decodeSlot, MemoryStorage, SLOT_A, SLOT_B, SlotStorage, TicketStore } from "../../../src/tether/ticket-store"
 
 /** Decodes a hex string from the env module. */
 export function h(s: string): Buffer {
@@ -80,4 +80,12 @@ export async function waitFor(pred: () => boolean, ms: number): Promise<boolean>
         await ds.sleep(20)
     }
     return true
+}
+
+/** The newest valid slot in a ticket store's flash (PROTOCOL.md 6.6): its seq (0: none) and `resumed` count. */
+export async function newestSlot(storage: SlotStorage): Promise<{ seq: number; resumed: number }> {
+    const a = decodeSlot(await storage.read(SLOT_A))
+    const b = decodeSlot(await storage.read(SLOT_B))
+    const s = a !== undefined && (b === undefined || a.seq >= b.seq) ? a : b
+    return s === undefined ? { seq: 0, resumed: 0 } : { seq: s.seq, resumed: s.t.resumed }
 }
