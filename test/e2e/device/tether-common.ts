@@ -4,7 +4,7 @@ import * as ds from "@devicescript/core"
 import { LinkSettings } from "../../../src/link"
 import { CountingDh, Received, RecvKind, X25519, TetherClient } from "../../../src/tether/client"
 import { Pairing } from "../../../src/tether/handshake"
-import { decodeSlot, MemoryStorage, SLOT_A, SLOT_B, SlotStorage, TicketStore } from "../../../src/tether/ticket-store"
+import { MemoryStorage, TicketStore } from "../../../src/tether/ticket-store"
 
 /** Decodes a hex string from the env module. */
 export function h(s: string): Buffer {
@@ -81,6 +81,9 @@ export async function waitFor(pred: () => boolean, ms: number): Promise<boolean>
     }
     return true
 }
+
+// (additions for the v2 ports of resume, restart and link)
+import { decodeSlot, SLOT_A, SLOT_B, SlotStorage } from "../../../src/tether/ticket-store"
 
 /** The newest valid slot in a ticket store's flash (PROTOCOL.md 6.6): its seq (0: none) and `resumed` count. */
 export async function newestSlot(storage: SlotStorage): Promise<{ seq: number; resumed: number }> {
