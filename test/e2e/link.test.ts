@@ -171,13 +171,15 @@ describe("device link end to end", () => {
     const publishes: { topic: string; payload: string }[] = []
     let restarts = 0
     let sentDown = 0
+    /** the gateway's log lines, across its restart */
+    const gwLogs: Record<string, unknown>[] = []
 
     async function startGw(): Promise<void> {
         gw = await startAppGateway({
             port: 0,
             registry,
             state: { identity, ticketKeys },
-            log: () => {},
+            log: l => gwLogs.push(l as Record<string, unknown>),
             app: {
                 store,
                 config: parseConfig({ routes: { echo: { url: `http://127.0.0.1:${httpPort}/echo`, devices: ["*"] } } }),
@@ -263,6 +265,9 @@ describe("device link end to end", () => {
         for (const d of proxy.drops) kinds.set(d, (kinds.get(d) ?? 0) + 1)
         console.log(`PROXY connections=${proxy.connections} drops=${proxy.drops.length} restarts=${restarts}`)
         for (const [k, n] of kinds) console.log(`PROXY drop ${n}x ${k}`)
+        const outcomes = new Map<string, number>()
+        for (const l of gwLogs) outcomes.set(`${l["event"]}:${l["outcome"]}`, (outcomes.get(`${l["event"]}:${l["outcome"]}`) ?? 0) + 1)
+        console.log(`GW ${[...outcomes].map(([k, n]) => `${k}=${n}`).join(" ")}`)
     })
     after(async () => {
         await gw.close()
@@ -292,6 +297,33 @@ describe("device link end to end", () => {
                 .map(p => p.payload)
                 .slice(0, 2),
             ["roam", "done"]
+        )
+    })
+    test("the gateway's log: no protocol error, bad record, timeout or other refusal than TICKET_REJECTED", () => {
+        // the proxy only cuts (it never alters a byte): every connection ends in a drop or a
+        // close, and the only refusals are of tickets (the forced full handshake's, and any of
+        // an older chain after a full handshake whose TICKET a cut swallowed, 6.3)
+        const allowed = new Set([
+            "connection:resumed",
+            "connection:full-handshake",
+            "connection:confirmed",
+            "connection:peer-gone",
+            "connection:closed-by-peer",
+            "connection:reject",
+            "app:publish",
+            "app:request",
+            "app:route-refused",
+            "app:stream-restarted",
+        ])
+        assert.deepEqual(
+            gwLogs.filter(l => !allowed.has(`${l["event"]}:${l["outcome"]}`)),
+            []
+        )
+        const rejects = gwLogs.filter(l => l["outcome"] === "reject")
+        assert.ok(rejects.length >= 1)
+        assert.deepEqual(
+            rejects.filter(l => l["code"] !== "TICKET_REJECTED"),
+            []
         )
     })
     test("a rejected ticket: the full handshake with keys prepared while idle, then data", () => {

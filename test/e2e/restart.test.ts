@@ -135,6 +135,12 @@ describe("tether: gateway process restart", () => {
         assert.equal(second.lines.filter(l => l["outcome"] === "full-handshake").length, 0)
         assert.equal(second.lines.filter(l => l["outcome"] === "reject").length, 0)
     })
+    test("each process logged only the device's handshake, confirmation and close", () => {
+        const conns = (p: Serve | undefined) =>
+            (p?.lines ?? []).filter(l => l["event"] === "connection").map(l => `${l["deviceName"]}:${l["outcome"]}`)
+        assert.deepEqual(conns(first), ["restart-dev:resumed", "restart-dev:confirmed", "restart-dev:closed-by-peer"])
+        assert.deepEqual(conns(second), ["restart-dev:resumed", "restart-dev:closed-by-peer"])
+    })
     test("the device run passed as a whole", () => {
         assert.equal(run.code, 0, run.out.split("\n").slice(-40).join("\n"))
     })
@@ -318,5 +324,32 @@ describe("tether: device restart with flash (outside test mode)", () => {
             [false, undefined],
             [true, undefined],
         ])
+    })
+    test("the gateway's log: every connection closed by the device, but the one its power cut ended", () => {
+        assert.deepEqual(
+            g.logs.filter(l => l["event"] === "connection").map(l => `${l["deviceName"]}:${l["outcome"]}`),
+            [
+                // boot 0
+                "full-handshake",
+                "confirmed",
+                "closed-by-peer",
+                // boot 1
+                "resumed",
+                "confirmed",
+                "closed-by-peer",
+                "resumed", // 0-RTT accepted: confirmed at once
+                "peer-gone", // ds.restart() in the middle of the ticket write
+                // boot 2
+                "resumed",
+                "confirmed",
+                "closed-by-peer",
+                // boot 3 (a new process)
+                "resumed",
+                "confirmed",
+                "closed-by-peer",
+                "resumed",
+                "closed-by-peer",
+            ].map(o => `flash-dev:${o}`)
+        )
     })
 })

@@ -370,6 +370,22 @@ describe("tether: resumption end to end (real gateway)", () => {
         ])
         assert.deepEqual(resumeInitsOf(torn).map(hasEarly), [false, true, true, true, false])
     })
+    test("the gateway's log: nothing but the scenarios' handshakes, refusals, closes and drops", async () => {
+        if (liveReplay) await liveReplay
+        const allowed = new Set(["full-handshake", "confirmed", "resumed", "reject", "closed-by-peer", "peer-gone", "bad-record"])
+        const lines = g.logs.filter(l => l["event"] === "connection")
+        assert.deepEqual(
+            lines.filter(l => !allowed.has(String(l["outcome"]))),
+            []
+        )
+        // the drops: dev's first connection (c1.drop()), torn's torn connection and its power cut
+        const gone = (name: string) => g.outcomes("peer-gone", name).length
+        assert.deepEqual([gone("dev"), gone("oob"), gone("torn")], [1, 0, 2])
+        // bad records: only the replayers' (one live replay of dev's, the later three of torn's
+        // in the last test); the devices never sent one
+        assert.ok(g.outcomes("bad-record").every(l => l["deviceName"] === "dev" || l["deviceName"] === "torn"))
+        assert.equal(g.outcomes("bad-record", "dev").length, 1)
+    })
     test("the device run passed as a whole", () => {
         assert.equal(run.code, 0, run.out.split("\n").slice(-40).join("\n"))
     })

@@ -176,6 +176,7 @@ describe("link", () => {
             expect(c.resumed).toBe(false)
             expect(c.fellBack).toBe(false)
             expect(c.x25519).toBe(2) // ee, se
+            expect(c.sessions).toBe(n + 1) // on the first connection
             console.log("FULL resumption cap reached: full handshake ms=" + c.handshakeMs)
             await idleWorkDone()
             expect((await newestSlot(storage)).resumed).toBe(0) // its TICKET starts the count again
@@ -187,6 +188,7 @@ describe("link", () => {
         link.publish("phase", Buffer.from("full")) // the gateway raises min_generation and cuts
         expect(await waitFor(() => link.status().sessions > sessions && link.status().fellBack, 30000)).toBe(true)
         const s = link.status()
+        expect(s.sessions).toBe(sessions + 1) // on the same connection as the refused ticket
         expect(s.resumed).toBe(false)
         expect(s.x25519).toBe(2) // ee, se: the whole critical path (es was prepared while idle)
         expect(dhXAtUp - x0).toBe(2)
