@@ -81,3 +81,14 @@ export async function waitFor(pred: () => boolean, ms: number): Promise<boolean>
     }
     return true
 }
+
+// (additions for the v2 ports of resume, restart and link)
+import { decodeSlot, SLOT_A, SLOT_B, SlotStorage } from "../../../src/tether/ticket-store"
+
+/** The newest valid slot in a ticket store's flash (PROTOCOL.md 6.6): its seq (0: none) and `resumed` count. */
+export async function newestSlot(storage: SlotStorage): Promise<{ seq: number; resumed: number }> {
+    const a = decodeSlot(await storage.read(SLOT_A))
+    const b = decodeSlot(await storage.read(SLOT_B))
+    const s = a !== undefined && (b === undefined || a.seq >= b.seq) ? a : b
+    return s === undefined ? { seq: 0, resumed: 0 } : { seq: s.seq, resumed: s.t.resumed }
+}
