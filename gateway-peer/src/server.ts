@@ -201,9 +201,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         established(c, device, confirmed) {
             let entry = byDevice.get(device.id)
             if (entry === undefined) byDevice.set(device.id, (entry = { live: undefined, pending: new Set() }))
-            // a session that is not confirmed yet (a replayed first frame looks like one) never
-            // replaces a live session: it waits for its first authenticated record
-            if (confirmed || entry.live === undefined) {
+            // a session that is not confirmed yet (a replayed first frame looks like one) is
+            // never live: it waits, for at most the handshake timeout, for its first
+            // authenticated record (PROTOCOL.md 8), so a replayer holds no live session
+            if (confirmed) {
                 makeLive(c, entry)
                 return true
             }

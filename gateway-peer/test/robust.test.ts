@@ -136,7 +136,7 @@ test("an unconfirmed session never replaced the live one and is dropped after th
     const f = await fx({ policy: { handshakeTimeoutMs: 300 } })
     const p = await f.pair("pending")
     const id = p.deviceId.toString("hex")
-    const a = await f.client(p).connect()
+    const a = await connectTicketed(f.client(p)) // live once its first record confirmed it
     const b = await f.client(p).connect() // full handshake, but no record yet
     assert.equal(await b.recv(2000), null)
     assert.equal(b.closeCode, Code.IDLE)
