@@ -9,14 +9,21 @@
 //
 // Device programs run in the DeviceScript simulator (`devs run --test -k`) and print their own
 // figures as `BENCHDEV {...}` lines, which ctx.runDevice parses.
+//
+// Arguments: words select groups (modules whose file name contains one of them: `npm run bench
+// -- compare gateway`); `--no-device` leaves out the tether group's device rows (the
+// simulator; ctx.noDevice); `--write-docs` writes the table, and only for a whole run (no
+// group selected, no --no-device, no group failed): docs/bench.md holds one whole run.
 import { spawn } from "node:child_process"
 import { readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { cpus, loadavg } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 
 const root = join(fileURLToPath(import.meta.url), "..", "..")
 const args = process.argv.slice(2)
 const writeDocs = args.includes("--write-docs")
+const noDevice = args.includes("--no-device")
 const filters = args.filter(a => !a.startsWith("--"))
 
 /** Median of a list of numbers. */
@@ -54,7 +61,9 @@ function runDevice(entry, timeoutMs = 600000) {
     })
 }
 
-const ctx = { root, median, spread, runDevice }
+const ctx = { root, median, spread, runDevice, noDevice }
+// the machine's load when the run started (one-minute average): other work shares the cores
+const loadAtStart = loadavg()[0]
 const modules = readdirSync(join(root, "devs", "bench"))
     .filter(f => f.endsWith(".mjs"))
     .filter(f => filters.length === 0 || filters.some(x => f.includes(x)))
@@ -86,7 +95,10 @@ const table = [
 ].join("\n")
 console.log("\n" + table)
 
-if (writeDocs && !failed) {
+if (writeDocs && (filters.length > 0 || noDevice)) {
+    console.error("--write-docs: not a whole run (groups selected or --no-device): docs/bench.md left as it was")
+    failed = true
+} else if (writeDocs && !failed) {
     const path = join(root, "docs", "bench.md")
     const doc = readFileSync(path, "utf8")
     const begin = "<!-- bench:begin -->"
@@ -94,7 +106,8 @@ if (writeDocs && !failed) {
     const i = doc.indexOf(begin)
     const j = doc.indexOf(end)
     if (i < 0 || j < i) throw new Error("docs/bench.md has no bench markers")
-    const stamp = `Measured by \`npm run bench -- --write-docs\` on ${new Date().toISOString().slice(0, 10)} (${process.platform}, Node ${process.version}, ${(await import("node:os")).cpus().length} cores).`
+    const load = `load average ${loadAtStart.toFixed(1)} at the start and ${loadavg()[0].toFixed(1)} at the end`
+    const stamp = `Measured by \`npm run bench -- --write-docs\` on ${new Date().toISOString().slice(0, 10)} (${process.platform}, Node ${process.version}, ${cpus().length} cores, ${load}).`
     writeFileSync(path, doc.slice(0, i + begin.length) + "\n" + stamp + "\n\n" + table + "\n" + doc.slice(j))
     console.log("docs/bench.md bench table written")
 }

@@ -7,11 +7,14 @@
 //     const r = await link.request("weather", Buffer.alloc(0), { timeoutMs: 10000 })
 //
 // Underneath: resumption first (the stored ticket, else the out-of-band one from pairing),
-// the full handshake when the gateway rejects the ticket (TetherClient); reconnection with
+// the full handshake when the gateway rejects the ticket (within the fallback cap) or the
+// ticket chain reached the resumption cap (TetherClient, PROTOCOL.md 6.9); reconnection with
 // exponential backoff and jitter, bounded, reset once a session made progress; the static
-// public key, `ss` and the next ephemeral key computed while idle after the first session is
-// up (TetherClient.prepare), never on the way to the first message; the STREAM message and
-// the first queued messages riding as early data of the resumption; every other step yields
+// public key, `ss`, the next ephemeral key and its `es` computed while idle after the first
+// session is up (TetherClient.prepare), never on the way to the first message; the STREAM
+// message and the first queued messages riding as early data of a resumption whose ticket
+// age is known (one received in this boot), else as the session's first DATA record: the
+// device's STREAM is always its first message on a session (12.1); every other step yields
 // (`await`), so the rest of the firmware keeps running.
 //
 // Delivery (PROTOCOL.md 12.1): every message has an id in a stream; the gateway acknowledges
@@ -26,8 +29,9 @@
 import * as ds from "@devicescript/core"
 import { randomBytes, RandomSource } from "./crypto/random"
 import { AppLayer, AppProtocolError, MessageHandler, Response } from "./app/app-layer"
+import { Connector } from "./net/transport"
 import { Dh } from "./noise/dh"
-import { Connection, CountingDh, RecvKind, TetherClient } from "./tether/client"
+import { Connection, CountingDh, Received, RecvKind, TetherClient } from "./tether/client"
 import { LinkSettings, readPairingSettings } from "./tether/pairing-settings"
 import { SettingsStorage, SlotStorage, TicketStore } from "./tether/ticket-store"
 import { Code, InnerType } from "./tether/wire"
@@ -61,7 +65,7 @@ export interface LinkStatus {
     queued: number
     /**
      * X25519 operations made while the last session was being set up: 0 for a resumption,
-     * 3 for a full handshake (es, ee, se; `ss` is cached and the ephemeral made while idle)
+     * 2 for a full handshake (ee, se; `ss` is cached, the ephemeral and its `es` made while idle)
      */
     x25519: number
 }
@@ -91,6 +95,8 @@ export interface LinkOptions {
     prepareWhenIdle?: boolean
     /** DH functions (tests count them) */
     dh?: Dh
+    /** opens the connection to the gateway; default TCP (tests pass an in-memory one) */
+    connect?: Connector
     random?: RandomSource
 }
 
@@ -267,6 +273,10 @@ export class Link {
             } catch (e) {
                 this.st.failures++
                 this.st.lastError = (e as Error).message
+                // a failed full handshake spent its ephemeral and es (one attempt each,
+                // PROTOCOL.md 4.3): the next ones are computed during the backoff, off the
+                // critical path of the next attempt
+                if (this.client.lastAttemptFull && o.prepareWhenIdle !== false) this.startPrepare()
             }
             if (conn !== undefined) {
                 this.st.resumed = conn.resumed
@@ -309,7 +319,14 @@ export class Link {
         const silence = this.opts.silenceTimeoutMs || 20000
         for (;;) {
             if (this.stopped) return
-            const r = await s.conn.receive(POLL_MS)
+            let r: Received
+            try {
+                r = await s.conn.receive(POLL_MS)
+            } catch (e) {
+                // a TICKET that did not reach flash: the connection is closed, reconnect
+                this.st.lastError = (e as Error).message
+                return
+            }
             if (r.kind === RecvKind.Closed) return
             if (r.kind === RecvKind.Timeout) {
                 // nothing arrived: a silent gateway while messages wait for their ACK means a
@@ -367,8 +384,9 @@ export class Link {
     }
 
     /**
-     * Idle work after "up": the keys of the next full handshake (TetherClient.prepare), which
-     * connect() leaves out so that the link is up one X25519 sooner. It runs on its own
+     * Idle work after "up", or after a failed full handshake: the keys of the next full
+     * handshake (TetherClient.prepare: the ephemeral and its es, two X25519), which connect()
+     * leaves out so that the link is up sooner. It runs on its own
      * fiber once the session's first exchange is done (nothing to send, nothing waiting for an
      * ACK, or IDLE_WAIT_MS passed) and yields between steps, so the receive and write fibers
      * keep running.
@@ -380,7 +398,14 @@ export class Link {
         const prep = async () => {
             try {
                 const end = ds.millis() + IDLE_WAIT_MS
-                while (!self.stopped && ds.millis() < end && (self.app.hasOutput() || self.app.outbound.inFlight())) await ds.sleep(20)
+                // while a session is up, its first exchange goes first (no wait while down)
+                while (
+                    !self.stopped &&
+                    self.session !== undefined &&
+                    ds.millis() < end &&
+                    (self.app.hasOutput() || self.app.outbound.inFlight())
+                )
+                    await ds.sleep(20)
                 if (!self.stopped) await self.client.prepare()
             } catch (e) {
                 console.log("tether: idle key preparation failed: " + (e as Error).message)
@@ -427,11 +452,11 @@ export class Link {
 export async function startLink(options?: LinkOptions): Promise<Link> {
     const o = options || {}
     const s = o.settings || (await readLinkSettings())
-    const store = await TicketStore.open(o.storage || new SettingsStorage())
-    // "only when neither slot is valid does it use TT_TICKET/TT_RSECRET" (PROTOCOL.md 6.8):
-    // the out-of-band ticket seeds the store; the first handshake replaces it
-    if (store.current() === undefined && s.ticket !== undefined && s.secret !== undefined)
-        await store.save({ ticket: s.ticket, secret: s.secret })
+    // "only when neither slot is valid does it use TT_TICKET/TT_RSECRET (with pseudonym0 and
+    // resumed = 0)" (PROTOCOL.md 6.8): the store offers it, never writes it to a slot, and
+    // does not know its age (no early data on it); the first TICKET replaces it
+    const oob = s.ticket !== undefined && s.secret !== undefined ? { ticket: s.ticket, secret: s.secret } : undefined
+    const store = await TicketStore.open(o.storage || new SettingsStorage(), oob)
     let link: Link = undefined
     const dh = new CountingDh(o.dh)
     const client = new TetherClient({
@@ -445,6 +470,7 @@ export async function startLink(options?: LinkOptions): Promise<Link> {
         store,
         host: s.host,
         port: s.port,
+        connect: o.connect,
         dh,
         random: o.random,
         timeoutMs: o.handshakeTimeoutMs,

@@ -1,6 +1,7 @@
 // Tether next to TLS 1.3 (node:tls, loopback), measured in the same run: bytes on the wire,
 // round trips before the client can send, gateway-side handshakes per second on one core, and
-// record throughput for 1 KiB records next to raw aes-256-ccm from node:crypto.
+// record throughput for 1 KiB records next to raw aes-256-ccm from node:crypto; then Tether's
+// version 2 byte budget, frame by frame and field by field (tether-peers.mjs tetherBudget).
 import { createCipheriv, randomBytes } from "node:crypto"
 import { tlsPeers } from "./lib/tls-peers.mjs"
 import { startServerProcess, measureBytes, measureRoundTrips, measureHandshakeRate, measureThroughput } from "./lib/measure.mjs"
@@ -28,9 +29,10 @@ export async function run(ctx) {
     const { median, spread } = ctx
     const figures = []
     const peers = [...(await tlsPeers())]
+    let tether
     try {
-        const { tetherPeers } = await import("./lib/tether-peers.mjs")
-        peers.push(...(await tetherPeers()))
+        tether = await import("./lib/tether-peers.mjs")
+        peers.push(...(await tether.tetherPeers()))
     } catch (e) {
         if (e.code !== "ERR_MODULE_NOT_FOUND") throw e
     }
@@ -77,10 +79,13 @@ export async function run(ctx) {
                     note: `3 runs of 8 MiB, ${spread(tput)}${more("tput")}`,
                 }
             )
+            if (peer.finish) await peer.finish() // an error no measurement was waiting for fails the run
         } finally {
             await srv.stop()
         }
     }
+    // Tether's version 2 byte budget, from the frames on the wire
+    if (tether) figures.push(...(await tether.tetherBudget(ctx)))
     const raw = []
     for (let i = 0; i < RUNS; i++) raw.push(rawCcmThroughput())
     figures.push({

@@ -10,15 +10,22 @@
 //               own CPU time (measure.mjs), interleaved with node:crypto X25519 operations per
 //               second in this process: a full handshake costs the gateway 3 DH (es, ee, se;
 //               ss is cached per pairing) + 1 key generation, so ops/s / 4 is its crypto-bound
-//               limit; a resumption costs no X25519 at all
+//               limit (the device's idle-time es of PROTOCOL.md 4.3 saves the device a DH, not
+//               the gateway); a resumption costs no X25519 at all. Each connection's first
+//               record (the probe) confirms the session, and the gateway's TICKET follows it
 //   records     throughput with full-size DATA records (1006 B), next to 1 KiB writes
 //   first answer  time from TCP connected to the answer of the first application message,
 //               sent as early as each protocol allows, through a proxy delaying each direction
-//               by 40 ms, in round trips: where 0-RTT shows
+//               by 40 ms, in round trips: where 0-RTT shows. The resumed peer is prepared first
+//               (every device holds a session ticket of known age), and its early data must be
+//               accepted (EARLY_ACCEPTED) or the run fails
 //   device      the real device client (src/tether/client.ts) in the simulator against the
 //               real gateway: full and resumed handshake time in the same run, their ratio,
-//               X25519 operations per path, the firmware's bytecode size, and the peak heap of
-//               a handshake (a ballast search: the simulator exposes no heap statistics)
+//               X25519 operations per path (version 2: ee and se on the full handshake's
+//               critical path, es and ss prepared while idle; none on a resumption), the
+//               firmware's bytecode size, and the peak heap of a handshake (a ballast search:
+//               the simulator exposes no heap statistics). Skipped with --no-device (then the
+//               table is not written to docs/bench.md)
 //
 // Every figure is a median over several runs; the note gives the run count and the spread.
 import { spawnSync } from "node:child_process"
@@ -26,7 +33,7 @@ import { diffieHellman, generateKeyPairSync } from "node:crypto"
 import { readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { startDelayProxy } from "./lib/delay-proxy.mjs"
-import { measureHandshakeRate, measureThroughput, startServerProcess } from "./lib/measure.mjs"
+import { guarded, measureHandshakeRate, measureThroughput, startServerProcess } from "./lib/measure.mjs"
 import { makePairings, tetherPeers } from "./lib/tether-peers.mjs"
 import { tlsPeers } from "./lib/tls-peers.mjs"
 
@@ -101,6 +108,7 @@ async function oneCoreFigures(ctx, xMs, runs = RUNS, count = 300) {
     const srvRes = await startServerProcess(resumed.server)
     const r = { full: [], resumed: [], dh: [], keygen: [], limit: [] }
     try {
+        await resumed.prepare(srvRes.port) // every device holds a session ticket, as after its first connections
         await measureHandshakeRate(full, srvFull, 50) // warm-up: JIT, ss cache
         await measureHandshakeRate(resumed, srvRes, 50)
         for (let i = 0; i < runs; i++) {
@@ -111,11 +119,13 @@ async function oneCoreFigures(ctx, xMs, runs = RUNS, count = 300) {
             r.full.push(await measureHandshakeRate(full, srvFull, count))
             r.resumed.push(await measureHandshakeRate(resumed, srvRes, count))
         }
+        await full.finish()
+        await resumed.finish()
     } finally {
         await srvFull.stop()
         await srvRes.stop()
     }
-    const how = `${runs} runs of ${count} by the gateway process's CPU time (8 clients in parallel, each connection: handshake, TICKET, one DATA "!" answered, close), interleaved with the X25519 figures`
+    const how = `${runs} runs of ${count} by the gateway process's CPU time (8 clients in parallel, each connection: handshake, one DATA "!" (the first record: the TICKET follows it), the answer, close), interleaved with the X25519 figures`
     const fullMs = 1000 / median(r.full)
     const xPerFull = 3 * xMs.dh + xMs.keygen
     return [
@@ -167,6 +177,7 @@ async function recordFigures(ctx, runs = 3) {
             r.max.push(await measureThroughput(full, srv.port, 8 << 20, 1006))
             r.kib.push(await measureThroughput(full, srv.port, 8 << 20, 1024))
         }
+        await full.finish()
     } finally {
         await srv.stop()
     }
@@ -195,9 +206,9 @@ async function firstAnswer(peer, srv, delayMs) {
         const c = peer.connect(proxy.port, early ? { early: bang } : undefined)
         const answered = new Promise(resolve => c.onData(d => d.length && d[d.length - 1] === 0x21 && resolve(performance.now())))
         const t0 = await c.connected
-        await c.ready
+        await c.ready // Tether: rejects if the early data was refused
         if (!early) c.write(bang)
-        const t1 = await answered
+        const t1 = await guarded(c, answered)
         c.close()
         return (t1 - t0) / (2 * delayMs)
     } finally {
@@ -214,11 +225,12 @@ async function firstAnswerFigures(ctx, runs = 3, delayMs = 40) {
             if (peer.prepare) await peer.prepare(srv.port)
             const rtts = []
             for (let i = 0; i < runs; i++) rtts.push(await firstAnswer(peer, srv, delayMs))
+            if (peer.finish) await peer.finish()
             figures.push({
                 name: `${peer.name}: first message answered after`,
                 value: median(rtts),
                 unit: "RTT",
-                note: `${runs} runs through a ${delayMs} ms/direction proxy, ${spread(rtts)}; from TCP connected to the answer, the message sent ${peer.name.includes("0-RTT") ? "as early data in RESUME_INIT" : "once the handshake allows"}`,
+                note: `${runs} runs through a ${delayMs} ms/direction proxy, ${spread(rtts)}; from TCP connected to the answer, the message sent ${peer.name.includes("0-RTT") ? "as early data in RESUME_INIT (accepted: EARLY_ACCEPTED; a ticket of known age)" : "once the handshake allows"}`,
             })
         } finally {
             await srv.stop()
@@ -269,8 +281,8 @@ async function deviceFigures(ctx, rounds = 5) {
         note: `bytecode.devs of \`devs build src/main.ts\`; bytecode-sizes.md: functions ${size.functions} B + data ${size.data} B = ${size.total} B`,
     })
 
-    const { config, devices } = await makePairings(1)
-    const d = devices[0]
+    const { config, pool } = await makePairings(1)
+    const d = pool.devices[0]
     const srv = await startServerProcess({ kind: "tether", config })
     const base = {
         PORT: srv.port,
@@ -307,7 +319,7 @@ async function deviceFigures(ctx, rounds = 5) {
                 name: "device X25519 on the full handshake's critical path",
                 value: median(fx),
                 unit: "ops",
-                note: `counted by an injected DH inside connect(), every round (${spread(fx)}): es, ee, se; key generations inside connect(): ${median(kg)} (the next ephemeral is generated by prepare() while idle, off the critical path); ss is cached per pairing`,
+                note: `counted by an injected DH inside connect(), every round (${spread(fx)}): ${median(fx) === 2 ? "ee, se" : "PROTOCOL.md 4.3 expects 2, ee and se"}; key generations inside connect(): ${median(kg)} (the next ephemeral and its es are computed by prepare() while idle, off the critical path, PROTOCOL.md 4.3); ss is cached per pairing`,
             },
             {
                 name: "device X25519 on a resumption",
@@ -376,6 +388,6 @@ export async function run(ctx) {
     figures.push(...(await oneCoreFigures(ctx, xMs)))
     figures.push(...(await recordFigures(ctx)))
     figures.push(...(await firstAnswerFigures(ctx)))
-    figures.push(...(await deviceFigures(ctx)))
+    if (!ctx.noDevice) figures.push(...(await deviceFigures(ctx)))
     return figures
 }

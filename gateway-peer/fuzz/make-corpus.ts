@@ -20,7 +20,7 @@ const byte = (n: number) => Buffer.from([n])
 // the device's session of the KK vector, for records of every inner type
 const pending = writeHsInit(
     {
-        deviceId: hex(kk.device_id),
+        pseudonym: hex(kk.pseudonym),
         s: keyPairFromPrivate(hex(kk.device_static_private)),
         rs: hex(kk.gateway_static_public),
         psk: hex(kk.psk),

@@ -23,6 +23,7 @@ await registry.putDevice({
     issued_generation: 5,
     accepted_generation: 4,
     full_generation: 1,
+    pseudonym: hex(kk.pseudonym),
 })
 const ticketKeys = TicketKeySet.fromKeys([{ id: rv.ticket_key_id, key: hex(rv.ticket_key), createdAt: now }])
 const identity = keyPairFromPrivate(hex(kk.gateway_static_private))
@@ -34,6 +35,7 @@ const g = await startAppGateway({
     registry,
     state: { identity, ticketKeys },
     now: () => now,
+    nowMs: () => rv.now_ms,
     policy: { handshakeTimeoutMs: 1000 },
     log: l => {
         if (l.outcome === "error") errors++ // an exception out of the Responder

@@ -6,9 +6,12 @@
 //     Idle -> (HS_INIT) AwaitHsResp -> Established                 when none
 //     AwaitResumeResp -> REJECT(TICKET_REJECTED) -> (HS_INIT) AwaitHsResp, same connection
 //
-// The gateway's first record is a TICKET, stored before anything uses it (6.3); a REJECT never
-// deletes the stored ticket (9.5). Early data the gateway did not accept is sent again as a DATA
-// record (6.2). `ss` is computed once per pairing; every DH goes through `dh` (counted by tests).
+// The gateway sends its TICKET once the session is confirmed (the device's first record, or
+// accepted early data, 6.3); it is stored before anything uses it, with the time it arrived (the
+// start of its age, 6.2) and the pseudonym that came with it (4.4). A REJECT never deletes the
+// stored ticket (9.5). Early data the gateway did not accept is sent again as a DATA record
+// (6.2). `ss` is computed once per pairing, the next ephemeral and its `es` while idle (4.3);
+// every DH goes through `dh` (counted by tests).
 import { connect as netConnect, type Socket } from "node:net"
 import { randomBytes, type RandomSource } from "../src/crypto/random.js"
 import { generateKeyPair, type KeyPair } from "../src/crypto/x25519.js"
@@ -19,14 +22,27 @@ import {
     FrameDecoder,
     FrameType,
     InnerType,
+    NONCE_I_LEN,
     REJECT_BODY_LEN,
-    RESUME_NONCE_LEN,
     type Frame,
 } from "../src/wire.js"
 import { readHsResp, writeHsInit, X25519, type Dh } from "../src/session/handshake.js"
-import { readResumeResp, writeResumeInit, type ResumeTicket } from "../src/session/resume.js"
+import { obfuscateAge, readResumeResp, writeResumeInit } from "../src/session/resume.js"
 import type { Session } from "../src/session/session.js"
-import { decodeTicketContent } from "../src/tickets.js"
+import { decodeTicketContent, type TicketContent } from "../src/tickets.js"
+import { pseudonym0 } from "../src/registry/registry.js"
+
+/**
+ * A stored ticket: the TICKET record's content and, while this process lives, when it arrived
+ * (ms on Date.now; undefined after a "restart", or for the out-of-band ticket).
+ */
+export interface StoredTicket {
+    readonly ticket: Buffer
+    readonly secret: Buffer
+    /** the pseudonym for the next full handshake; undefined: use pseudonym0 */
+    readonly pseudonym?: Buffer
+    readonly receivedAt?: number
+}
 
 /** What pairing gave the device. Secrets: never log. */
 export interface Pairing {
@@ -38,20 +54,25 @@ export interface Pairing {
 
 /** The device's ticket store (flash on the device; memory here). */
 export interface TicketStore {
-    current(): ResumeTicket | undefined
-    store(t: ResumeTicket): void
+    current(): StoredTicket | undefined
+    store(t: StoredTicket): void
 }
 
 /** A TicketStore in memory, with the history of what it stored (tests resume with older ones). */
 export class MemoryTicketStore implements TicketStore {
-    readonly history: ResumeTicket[] = []
-    constructor(public ticket?: ResumeTicket) {}
-    current(): ResumeTicket | undefined {
+    readonly history: StoredTicket[] = []
+    constructor(public ticket?: StoredTicket) {}
+    current(): StoredTicket | undefined {
         return this.ticket
     }
-    store(t: ResumeTicket): void {
+    store(t: StoredTicket): void {
         this.ticket = t
         this.history.push(t)
+    }
+    /** Forgets the arrival times, as a device restart does (its RAM): the next resumption carries no early data. */
+    restart(): void {
+        if (this.ticket !== undefined)
+            this.ticket = { ticket: this.ticket.ticket, secret: this.ticket.secret, pseudonym: this.ticket.pseudonym }
     }
 }
 
@@ -221,8 +242,11 @@ export class Connection {
         }
     }
 
-    /** Waits for the TICKET record that follows a handshake; DATA before it is queued. */
-    async awaitTicket(timeoutMs: number): Promise<boolean> {
+    /**
+     * Waits for the TICKET record that follows the session's confirmation (the device's first
+     * record, 6.3); DATA before it is queued.
+     */
+    async awaitTicket(timeoutMs: number = HANDSHAKE_TIMEOUT_MS): Promise<boolean> {
         const deadline = Date.now() + timeoutMs
         for (;;) {
             const f = await this.sock.recvFrame(Math.max(0, deadline - Date.now()))
@@ -237,8 +261,8 @@ export class Connection {
 
     /** Stores a well-formed TICKET record's content; false for a malformed one (not stored). */
     #storeTicket(content: Buffer): boolean {
-        const t = decodeTicketContent(content)
-        if (t !== undefined) this.store.store(t)
+        const t: TicketContent | undefined = decodeTicketContent(content)
+        if (t !== undefined) this.store.store({ ...t, receivedAt: Date.now() })
         return t !== undefined
     }
 
@@ -262,17 +286,25 @@ export class TetherClient {
     readonly #random: RandomSource
     #ss: Buffer | undefined
     #e: KeyPair | undefined
+    /** DH(e, s_gateway) of #e, computed with it while idle (4.3) */
+    #es: Buffer | undefined
+    /** the last HS_INIT with a stored pseudonym got UNKNOWN_DEVICE: the next uses pseudonym0 (4.4) */
+    #fallbackPseudonym = false
 
     constructor(readonly opts: ClientOptions) {
         this.#dh = opts.dh ?? X25519
         this.#random = opts.random ?? randomBytes
     }
 
-    /** Idle work: `ss` once per pairing and the next ephemeral key pair. */
+    /** Idle work: `ss` once per pairing, the next ephemeral key pair and its `es` (PROTOCOL.md 4.3). */
     prepare(): void {
         const p = this.opts.pairing
         this.#ss ??= this.#dh.x25519(p.s.privateKey, p.gatewayPublic)
-        this.#e ??= generateKeyPair(this.#random)
+        if (this.#e === undefined) {
+            const e = generateKeyPair(this.#random)
+            this.#es = this.#dh.x25519(e.privateKey, p.gatewayPublic)
+            this.#e = e
+        }
     }
 
     /**
@@ -295,8 +327,15 @@ export class TetherClient {
             let earlyAccepted = false
             let fellBack = false
             const t = o.store.current()
+            // a ticket whose age is unknown carries no early data (6.2): it goes as the first record
+            const early0 = t?.receivedAt !== undefined ? early : undefined
             if (t !== undefined) {
-                const pending = writeResumeInit(t, this.#random(RESUME_NONCE_LEN), early)
+                const age = obfuscateAge(
+                    t.secret,
+                    t.receivedAt === undefined ? undefined : Math.max(0, Date.now() - t.receivedAt),
+                    this.#random
+                )
+                const pending = writeResumeInit(t, o.pairing.deviceId, age, this.#random(NONCE_I_LEN), early0)
                 send(FrameType.RESUME_INIT, pending.body)
                 const f = await answer(sock, timeoutMs)
                 if (f.type === FrameType.RESUME_RESP) {
@@ -304,7 +343,7 @@ export class TetherClient {
                     if (r === undefined) throw new Error("tether: bad RESUME_RESP")
                     session = r.session
                     resumed = true
-                    earlyAccepted = early !== undefined && (r.flags & EARLY_ACCEPTED) !== 0
+                    earlyAccepted = early0 !== undefined && (r.flags & EARLY_ACCEPTED) !== 0
                 } else if (f.type === FrameType.REJECT && f.body.length === REJECT_BODY_LEN && f.body[0] === Code.TICKET_REJECTED) {
                     fellBack = true // keep the ticket: the REJECT is not authenticated
                 } else throw unexpected(f)
@@ -312,15 +351,19 @@ export class TetherClient {
             if (session === undefined) {
                 this.prepare()
                 const e = this.#e as KeyPair
+                const es = this.#es
                 this.#e = undefined // one attempt only (4.3)
+                this.#es = undefined
                 const p = o.pairing
-                const pending = writeHsInit(
-                    { deviceId: p.deviceId, s: p.s, rs: p.gatewayPublic, psk: p.psk, ss: this.#ss, dh: this.#dh },
-                    e
-                )
+                const stored = t?.pseudonym
+                const pseudonym = stored !== undefined && !this.#fallbackPseudonym ? stored : pseudonym0(p.psk)
+                const pending = writeHsInit({ pseudonym, s: p.s, rs: p.gatewayPublic, psk: p.psk, ss: this.#ss, dh: this.#dh }, e, es)
                 send(FrameType.HS_INIT, pending.body)
                 const f = await answer(sock, timeoutMs)
+                if (f.type === FrameType.REJECT && f.body[0] === Code.UNKNOWN_DEVICE && !pseudonym.equals(pseudonym0(p.psk)))
+                    this.#fallbackPseudonym = true // the gateway may have lost the newer pseudonym (4.4)
                 if (f.type !== FrameType.HS_RESP) throw unexpected(f)
+                this.#fallbackPseudonym = false
                 const r = readHsResp(pending, f.body)
                 if (r === undefined) throw new Error("tether: bad HS_RESP")
                 session = r.session
@@ -331,8 +374,10 @@ export class TetherClient {
             conn.earlyAccepted = earlyAccepted
             conn.fellBack = fellBack
             // "If EARLY_ACCEPTED is clear and it sent early data, it sends the same data again"
+            // (and early data it could not send goes the same way): the device's first record,
+            // which confirms the session and brings the TICKET (6.3)
             if (early !== undefined && !earlyAccepted) conn.send(early)
-            if (!(await conn.awaitTicket(timeoutMs))) throw new Error("tether: no TICKET after the handshake")
+            if (early !== undefined && !(await conn.awaitTicket(timeoutMs))) throw new Error("tether: no TICKET after the handshake")
             if (!resumed) this.prepare() // the next ephemeral, off the critical path
             return conn
         } catch (err) {

@@ -13,17 +13,7 @@ import { MemoryTicketStore, RejectedError, TetherClient } from "./initiator.js"
 import { encodeHsInit } from "../src/session/handshake.js"
 import { encodeResumeInit, type ResumeTicket } from "../src/session/resume.js"
 import { mintTicket, TicketKeySet } from "../src/tickets.js"
-import {
-    Code,
-    DEVICE_ID_LEN,
-    encodeFrame,
-    FrameType,
-    HS_INIT_MESSAGE_LEN,
-    OOB_TICKET_LIFETIME,
-    RESUME_NONCE_LEN,
-    TAG_LEN,
-    TICKET_LEN,
-} from "../src/wire.js"
+import { Code, DEVICE_ID_LEN, encodeFrame, FrameType, HS_INIT_MESSAGE_LEN, AGE_LEN, NONCE_I_LEN, TAG_LEN, TICKET_LEN } from "../src/wire.js"
 import { AppClient } from "./device-app.js"
 
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
@@ -67,7 +57,7 @@ export function makeFleet(opts: {
         const psk = randomBytes(32)
         let ticket: ResumeTicket | undefined
         if (i < opts.withTicket) {
-            const t = mintTicket({ deviceId, generation: 1, expiresAt: now + OOB_TICKET_LIFETIME, keySet })
+            const t = mintTicket({ deviceId, generation: 1, issuedAt: now, chainOrigin: 1, keySet, kind: "oob" })
             ticket = { ticket: t.ticket, secret: t.resumptionSecret }
         }
         devices.push({
@@ -104,8 +94,8 @@ export function makeFleet(opts: {
 /** Device records for a registry, from a setup. */
 export function setupRecords(setup: LoadGatewaySetup): DeviceRecord[] {
     return setup.devices.map(d => {
-        const r = newDevice({ id: d.id, name: d.name, publicKey: Buffer.from(d.publicKey, "hex"), psk: Buffer.from(d.psk, "hex"), now: 0 })
-        return { ...r, issued_generation: d.issued, full_generation: d.issued }
+        // pairing's state: generation 1 issued (the out-of-band ticket, if the device got one)
+        return newDevice({ id: d.id, name: d.name, publicKey: Buffer.from(d.publicKey, "hex"), psk: Buffer.from(d.psk, "hex"), now: 0 })
     })
 }
 
@@ -194,7 +184,7 @@ export async function garbageFlood(
         () =>
             encodeFrame(
                 FrameType.RESUME_INIT,
-                encodeResumeInit(randomBytes(TICKET_LEN), randomBytes(RESUME_NONCE_LEN), randomBytes(TAG_LEN))
+                encodeResumeInit(randomBytes(TICKET_LEN), randomBytes(AGE_LEN), randomBytes(NONCE_I_LEN), randomBytes(TAG_LEN))
             ),
         () => encodeFrame(FrameType.HS_INIT, encodeHsInit(randomBytes(DEVICE_ID_LEN), randomBytes(HS_INIT_MESSAGE_LEN), 9)),
         () => Buffer.alloc(0), // silent

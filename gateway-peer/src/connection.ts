@@ -76,7 +76,7 @@ export interface ConnectionHost {
     /** The connection closed: forget it (`device` is the one it was indexed by, if any). */
     closed(c: Connection, device: DeviceRecord | undefined): void
     /** DATA content for the application, in order, with the connection it came on. */
-    deliver(device: DeviceRecord, content: Buffer, c: Connection): void
+    deliver(device: DeviceRecord, content: Buffer, c: Connection, early: boolean): void
 }
 
 /** The closed set of connection phases. */
@@ -290,7 +290,7 @@ export class Connection {
             // connection (the server's send() looks connections up by device)
             for (const d of step.delivered) {
                 if (this.#isClosed()) break
-                this.#host.deliver(s.device, d, this)
+                this.#host.deliver(s.device, d, this, step.early === true)
             }
         } else if (s.phase === Phase.AwaitHsInit) {
             const life = this.#life

@@ -17,16 +17,25 @@ export { ConfigError, parseConfig } from "./app/upstream.js"
 export type { Route, UpstreamConfig } from "./app/upstream.js"
 
 // the sans-IO protocol engine under the server: one Responder per connection
-export { Phase, Responder } from "./session/responder.js"
+export { isFresh, Phase, Responder } from "./session/responder.js"
 export type { ResponderContext, ResponderState, Step, StepEvent } from "./session/responder.js"
 
 // state: identity, ticket keys, devices
 export { initState, loadState, StateError } from "./state.js"
 export type { GatewayState } from "./state.js"
-export { decodeTicketContent, encodeTicketContent, mintTicket, openTicket, peekTicket, TicketKeySet } from "./tickets.js"
-export type { MintedTicket, OpenedTicket, TicketError, TicketKey } from "./tickets.js"
-export { deviceIdHex, newDevice } from "./registry/registry.js"
-export type { DeviceRecord, GenerationVerdict, Registry } from "./registry/registry.js"
+export {
+    ageAdd,
+    decodeTicketContent,
+    encodeTicketContent,
+    mintTicket,
+    openTicket,
+    TicketKeySet,
+    unsealTicket,
+    verifyTicket,
+} from "./tickets.js"
+export type { MintedTicket, OpenedTicket, TicketError, TicketKey, TicketKeyKind, UnsealedTicket } from "./tickets.js"
+export { deviceIdHex, newDevice, OOB_GENERATION, pseudonym0, PseudonymTaken } from "./registry/registry.js"
+export type { Confirmation, DeviceRecord, GenerationVerdict, Issued, Registry } from "./registry/registry.js"
 export { MemoryRegistry } from "./registry/memory.js"
 export { RegistryOpenError, SqliteRegistry } from "./registry/sqlite.js"
 export { deviceSettings, envText, pairDevice } from "./cli/pair.js"

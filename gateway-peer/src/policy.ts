@@ -3,14 +3,18 @@
 // from DEFAULT_POLICY through resolvePolicy; nothing else writes a default down. The two that
 // PROTOCOL.md 6.5 itself fixes (ticket lifetime, chain limit) are named in wire.ts with the rest
 // of the specification's numbers, and this table takes them from there.
-import { CHAIN_LIMIT, TICKET_LIFETIME } from "./wire.js"
+import { CHAIN_LIMIT, EARLY_DATA_WINDOW_MS, OOB_TICKET_LIFETIME, TICKET_LIFETIME } from "./wire.js"
 
 /** Every policy value of a gateway. */
 export interface ServerPolicy {
-    /** seconds: a ticket's `expires_at` is its issue time plus this (PROTOCOL.md 6.5) */
+    /** seconds: a ticket signed by a session key expires this long after its `issued_at` (PROTOCOL.md 6.5) */
     readonly ticketLifetime: number
-    /** tickets: one whose `generation - full_generation` is at least this is refused (6.5) */
+    /** seconds: a ticket signed by an out-of-band key (pairing's) expires this long after its `issued_at` */
+    readonly oobTicketLifetime: number
+    /** tickets per chain (6.4): once `issued_generation - full_generation` reaches this minus 1, every resumption is refused */
     readonly chainLimit: number
+    /** milliseconds: the freshness window of early data (6.2); a RESUME_INIT held back longer has its early data discarded */
+    readonly earlyDataWindowMs: number
     /** milliseconds from accept to an established session; then the socket is dropped unanswered */
     readonly handshakeTimeoutMs: number
     /** milliseconds without a frame from an established device; then CLOSE(IDLE) */
@@ -38,12 +42,14 @@ export interface ServerPolicy {
 }
 
 /** The part of the policy the responder applies (PROTOCOL.md 6.5). */
-export type ResponderPolicy = Pick<ServerPolicy, "ticketLifetime" | "chainLimit">
+export type ResponderPolicy = Pick<ServerPolicy, "ticketLifetime" | "oobTicketLifetime" | "chainLimit" | "earlyDataWindowMs">
 
 /** The defaults: the only place a policy value is written down. */
 export const DEFAULT_POLICY: ServerPolicy = Object.freeze({
     ticketLifetime: TICKET_LIFETIME,
+    oobTicketLifetime: OOB_TICKET_LIFETIME,
     chainLimit: CHAIN_LIMIT,
+    earlyDataWindowMs: EARLY_DATA_WINDOW_MS,
     handshakeTimeoutMs: 10_000,
     idleTimeoutMs: 300_000,
     maxConcurrentHandshakes: 512,

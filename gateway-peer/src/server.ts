@@ -43,6 +43,8 @@ export interface GatewayOptions {
     readonly policy?: Partial<ServerPolicy>
     /** seconds since the Unix epoch, for tickets; default the wall clock */
     readonly now?: () => number
+    /** milliseconds since the Unix epoch, for the ticket age (PROTOCOL.md 6.2); default `now` * 1000, or the wall clock */
+    readonly nowMs?: () => number
     /** milliseconds, for log lines and the per-source window; default systemClock */
     readonly clock?: Clock
     /** one call per connection event; default JSON lines on stdout */
@@ -51,7 +53,8 @@ export interface GatewayOptions {
      * DATA records for the application, with the session they came on: answers sent through
      * `session` reach that session only (none once it is closed or replaced)
      */
-    readonly onData?: (device: DeviceRecord, content: Buffer, session: SessionLink) => void
+    /** `early`: the content came as resumption early data (0-RTT, PROTOCOL.md 9.3) */
+    readonly onData?: (device: DeviceRecord, content: Buffer, session: SessionLink, early: boolean) => void
     /** tests: X25519 hook, randomness */
     readonly dh?: Dh
     readonly rng?: RandomSource
@@ -156,6 +159,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         ticketKeys: opts.state.ticketKeys,
         policy,
         now: opts.now ?? (() => Math.floor(Date.now() / 1000)),
+        nowMs: opts.nowMs ?? (opts.now !== undefined ? () => (opts.now as () => number)() * 1000 : () => Date.now()),
         rng: opts.rng,
         dh: opts.dh,
         ssCache: new Map(),
@@ -197,9 +201,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         established(c, device, confirmed) {
             let entry = byDevice.get(device.id)
             if (entry === undefined) byDevice.set(device.id, (entry = { live: undefined, pending: new Set() }))
-            // a session that is not confirmed yet (a replayed first frame looks like one) never
-            // replaces a live session: it waits for its first authenticated record
-            if (confirmed || entry.live === undefined) {
+            // a session that is not confirmed yet (a replayed first frame looks like one) is
+            // never live: it waits, for at most the handshake timeout, for its first
+            // authenticated record (PROTOCOL.md 8), so a replayer holds no live session
+            if (confirmed) {
                 makeLive(c, entry)
                 return true
             }
@@ -219,8 +224,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
             entry.pending.delete(c)
             if (entry.live === undefined && entry.pending.size === 0) byDevice.delete(device.id)
         },
-        deliver(device, content, c) {
-            opts.onData?.(device, content, linkOf(c))
+        deliver(device, content, c, early) {
+            opts.onData?.(device, content, linkOf(c), early)
         },
     }
 

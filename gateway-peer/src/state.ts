@@ -118,12 +118,17 @@ export function loadState(dir: string, opts: { onModeFix?: ModeFixFn } = {}): Ga
         throw new StateError(`state: the gateway identity is corrupt: ${join(dir, IDENTITY_FILE)}`)
     const keysPath = join(dir, TICKET_KEYS_FILE)
     let ticketKeys: TicketKeySet
+    let upgraded = false
     try {
-        ticketKeys = TicketKeySet.fromJSON(readJson(keysPath, "the ticket keys"))
+        const json = readJson(keysPath, "the ticket keys") as { version?: unknown } | null
+        upgraded = json?.version === 1
+        // a version 1 key file gets its out-of-band key here, once, and is written back (6.1)
+        ticketKeys = TicketKeySet.fromJSON(json, { now: Math.floor(Date.now() / 1000) })
     } catch (err) {
         if (err instanceof StateError) throw err
         throw new StateError(`state: the ticket keys are corrupt: ${keysPath} (${(err as Error).message})`)
     }
+    if (upgraded) writeSecret(keysPath, ticketKeys.toJSON())
     return {
         dir,
         identity: { privateKey, publicKey },

@@ -1,4 +1,4 @@
-// Every wire size, offset, type byte, code, name and limit of Tether version 1 (PROTOCOL.md),
+// Every wire size, offset, type byte, code, name and limit of Tether version 2 (PROTOCOL.md),
 // in one module, each derived from the ones it is made of (as WireGuard's messages.h does).
 // Nothing else in the gateway spells out a size. The device's src/tether/wire.ts uses the same
 // names. Decoders in this file check lengths before they read anything.
@@ -36,14 +36,20 @@ export type FrameType = (typeof FrameType)[keyof typeof FrameType]
 // ---- 2.2, 2.3 Version, identifiers, sizes -------------------------------------------------
 
 /** The only version this document defines. */
-export const VERSION = 0x01
+export const VERSION = 0x02
 export const VERSION_LEN = 1
-/** `device_id`: random, assigned at pairing, not secret. */
+/** `device_id`: random, assigned at pairing; never sent in clear (4.4, 6.1). */
 export const DEVICE_ID_LEN = 8
+/** `pseudonym`: what HS_INIT names the device by (4.4). */
+export const PSEUDONYM_LEN = 8
 /** Pairing pre-shared key. */
 export const PSK_LEN = 32
-/** Resume nonces `nonce_i`, `nonce_r`. */
-export const RESUME_NONCE_LEN = 12
+/** `nonce_i` of RESUME_INIT (6.2). */
+export const NONCE_I_LEN = 8
+/** `nonce_r` of RESUME_RESP (6.2). */
+export const NONCE_R_LEN = 12
+/** `obfuscated_age` of RESUME_INIT (6.2). */
+export const AGE_LEN = 4
 /** `resumption_secret`: an HMAC-SHA-256 output. */
 export const RESUMPTION_SECRET_LEN = HASH_LEN
 
@@ -54,22 +60,25 @@ export const KK_PROTOCOL_NAME = "Noise_KKpsk2_25519_AESCCM_SHA256"
 /** The Noise pattern of the full handshake. */
 export const KK_PATTERN = "KKpsk2"
 /** Protocol name of the resumption (not a Noise pattern name). */
-export const RESUME_PROTOCOL_NAME = "Tether_Resume1_AESCCM_SHA256"
+export const RESUME_PROTOCOL_NAME = "Tether_Resume2_AESCCM_SHA256"
 /** The 8 ASCII bytes that open the prologue. */
-export const PROLOGUE_LABEL = Buffer.from("tether/1", "ascii")
+export const PROLOGUE_LABEL = Buffer.from("tether/2", "ascii")
 export const PROLOGUE_LEN = PROLOGUE_LABEL.length + VERSION_LEN + DEVICE_ID_LEN
 
-/** `prologue = "tether/1" || version || device_id` (PROTOCOL.md 3.2 and 6.2). */
-export function prologue(deviceId: Buffer): Buffer {
-    if (deviceId.length !== DEVICE_ID_LEN) throw new TypeError(`prologue: device_id must be ${DEVICE_ID_LEN} bytes`)
-    return Buffer.concat([PROLOGUE_LABEL, Buffer.from([VERSION]), deviceId])
+/**
+ * `prologue = "tether/2" || version || X` (PROTOCOL.md 3.2): X is the pseudonym for the full
+ * handshake and the device_id for the resumption, both 8 bytes.
+ */
+export function prologue(name: Buffer): Buffer {
+    if (name.length !== DEVICE_ID_LEN) throw new TypeError(`prologue: the pseudonym or device_id must be ${DEVICE_ID_LEN} bytes`)
+    return Buffer.concat([PROLOGUE_LABEL, Buffer.from([VERSION]), name])
 }
 
 // ---- 4 Full handshake ---------------------------------------------------------------------
 
-/** HS_INIT body: version || device_id || e || EncryptAndHash("") */
-export const HS_INIT_DEVICE_ID_OFFSET = VERSION_LEN
-export const HS_INIT_MESSAGE_OFFSET = HS_INIT_DEVICE_ID_OFFSET + DEVICE_ID_LEN
+/** HS_INIT body: version || pseudonym || e || EncryptAndHash("") */
+export const HS_INIT_PSEUDONYM_OFFSET = VERSION_LEN
+export const HS_INIT_MESSAGE_OFFSET = HS_INIT_PSEUDONYM_OFFSET + PSEUDONYM_LEN
 export const HS_INIT_MESSAGE_LEN = DH_LEN + TAG_LEN
 export const HS_INIT_BODY_LEN = HS_INIT_MESSAGE_OFFSET + HS_INIT_MESSAGE_LEN
 /** 60 bytes on the wire. */
@@ -109,15 +118,18 @@ export const KEY_UPDATE_AT = 2 ** 32 - 2 ** 16
 
 export const KEY_ID_LEN = 1
 export const GENERATION_LEN = 4
-export const EXPIRES_AT_LEN = 4
+export const ISSUED_AT_LEN = 4
 export const TICKET_MAC_LEN = 16
-/** ticket = key_id || device_id || generation || expires_at || mac */
+/** fields = device_id || generation || issued_at: one AES block, sealed (6.1) */
+export const FIELDS_DEVICE_ID_OFFSET = 0
+export const FIELDS_GENERATION_OFFSET = FIELDS_DEVICE_ID_OFFSET + DEVICE_ID_LEN
+export const FIELDS_ISSUED_AT_OFFSET = FIELDS_GENERATION_OFFSET + GENERATION_LEN
+export const TICKET_FIELDS_LEN = FIELDS_ISSUED_AT_OFFSET + ISSUED_AT_LEN
+/** ticket = key_id || sealed || mac */
 export const TICKET_KEY_ID_OFFSET = 0
-export const TICKET_DEVICE_ID_OFFSET = TICKET_KEY_ID_OFFSET + KEY_ID_LEN
-export const TICKET_GENERATION_OFFSET = TICKET_DEVICE_ID_OFFSET + DEVICE_ID_LEN
-export const TICKET_EXPIRES_AT_OFFSET = TICKET_GENERATION_OFFSET + GENERATION_LEN
-/** The MACed part of a ticket (17 bytes). */
-export const TICKET_BODY_LEN = TICKET_EXPIRES_AT_OFFSET + EXPIRES_AT_LEN
+export const TICKET_SEALED_OFFSET = TICKET_KEY_ID_OFFSET + KEY_ID_LEN
+/** The MACed part of a ticket, key_id and sealed (17 bytes; chain_origin is appended to the MAC input). */
+export const TICKET_BODY_LEN = TICKET_SEALED_OFFSET + TICKET_FIELDS_LEN
 export const TICKET_MAC_OFFSET = TICKET_BODY_LEN
 /** 33 bytes. */
 export const TICKET_LEN = TICKET_BODY_LEN + TICKET_MAC_LEN
@@ -125,17 +137,22 @@ export const TICKET_LEN = TICKET_BODY_LEN + TICKET_MAC_LEN
 export const UINT32_MAX = 2 ** 32 - 1
 /** Ticket key length (a Noise chaining key for HKDF). */
 export const TICKET_KEY_LEN = HASH_LEN
-export const TICKET_MAC_LABEL = Buffer.from("tether/1 ticket", "ascii")
-export const RESUMPTION_LABEL = Buffer.from("tether/1 resumption", "ascii")
-/** TICKET record content: ticket || resumption_secret (65 bytes). */
-export const TICKET_CONTENT_LEN = TICKET_LEN + RESUMPTION_SECRET_LEN
-/** A RECORD frame carrying a TICKET: 85 bytes. */
+export const TICKET_MAC_LABEL = Buffer.from("tether/2 ticket", "ascii")
+export const RESUMPTION_LABEL = Buffer.from("tether/2 resumption", "ascii")
+/** `age_add = HMAC-SHA-256(resumption_secret, "tether/2 age")[0..4]` (6.2). */
+export const AGE_LABEL = Buffer.from("tether/2 age", "ascii")
+/** `pseudonym0 = HMAC-SHA-256(psk, "tether/2 pseudonym")[0..8]` (4.4). */
+export const PSEUDONYM0_LABEL = Buffer.from("tether/2 pseudonym", "ascii")
+/** TICKET record content: ticket || resumption_secret || next_pseudonym (73 bytes). */
+export const TICKET_CONTENT_LEN = TICKET_LEN + RESUMPTION_SECRET_LEN + PSEUDONYM_LEN
+/** A RECORD frame carrying a TICKET: 93 bytes. */
 export const TICKET_RECORD_FRAME_LEN = HEADER_LEN + INNER_TYPE_LEN + TICKET_CONTENT_LEN + TAG_LEN
 
-/** RESUME_INIT body: version || ticket || nonce_i || EncryptAndHash(early_data) */
+/** RESUME_INIT body: version || ticket || obfuscated_age || nonce_i || EncryptAndHash(early_data) */
 export const RESUME_INIT_TICKET_OFFSET = VERSION_LEN
-export const RESUME_INIT_NONCE_OFFSET = RESUME_INIT_TICKET_OFFSET + TICKET_LEN
-export const RESUME_INIT_PAYLOAD_OFFSET = RESUME_INIT_NONCE_OFFSET + RESUME_NONCE_LEN
+export const RESUME_INIT_AGE_OFFSET = RESUME_INIT_TICKET_OFFSET + TICKET_LEN
+export const RESUME_INIT_NONCE_OFFSET = RESUME_INIT_AGE_OFFSET + AGE_LEN
+export const RESUME_INIT_PAYLOAD_OFFSET = RESUME_INIT_NONCE_OFFSET + NONCE_I_LEN
 /** Without early data: 62 bytes of body. */
 export const RESUME_INIT_MIN_BODY_LEN = RESUME_INIT_PAYLOAD_OFFSET + TAG_LEN
 /** Without early data: 65 bytes on the wire. */
@@ -146,8 +163,8 @@ export const MAX_EARLY_DATA = MAX_BODY_LEN - RESUME_INIT_MIN_BODY_LEN
 export const MAX_EARLY_DATA_CONTENT = MAX_EARLY_DATA - INNER_TYPE_LEN
 /** RESUME_RESP body: nonce_r || EncryptAndHash(flags) */
 export const FLAGS_LEN = 1
-export const RESUME_RESP_PAYLOAD_OFFSET = RESUME_NONCE_LEN
-export const RESUME_RESP_BODY_LEN = RESUME_NONCE_LEN + FLAGS_LEN + TAG_LEN
+export const RESUME_RESP_PAYLOAD_OFFSET = NONCE_R_LEN
+export const RESUME_RESP_BODY_LEN = NONCE_R_LEN + FLAGS_LEN + TAG_LEN
 /** 32 bytes on the wire. */
 export const RESUME_RESP_FRAME_LEN = HEADER_LEN + RESUME_RESP_BODY_LEN
 /** flags bit 0: the gateway delivered the early data. */
@@ -160,8 +177,10 @@ export const DAY = 24 * 60 * 60
 export const TICKET_LIFETIME = 7 * DAY
 /** Lifetime of the out-of-band (pairing) ticket, seconds. */
 export const OOB_TICKET_LIFETIME = 365 * DAY
-/** Most resumptions between two full handshakes. */
+/** Tickets per chain (6.4): at most CHAIN_LIMIT - 1 resumptions between two full handshakes. */
 export const CHAIN_LIMIT = 64
+/** The freshness window of early data, milliseconds (6.2). */
+export const EARLY_DATA_WINDOW_MS = 2000
 
 // ---- 7 Reject and close codes -------------------------------------------------------------
 

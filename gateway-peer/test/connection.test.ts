@@ -16,7 +16,7 @@ import { Phase, Responder } from "../src/session/responder.js"
 import { SourceAttempts } from "../src/server.js"
 import { TicketKeySet } from "../src/tickets.js"
 import { encodeResumeInit } from "../src/session/resume.js"
-import { Code, encodeFrame, FrameType, RESUME_NONCE_LEN, TAG_LEN, TICKET_LEN } from "../src/wire.js"
+import { AGE_LEN, Code, encodeFrame, FrameType, NONCE_I_LEN, NONCE_R_LEN, TAG_LEN, TICKET_LEN } from "../src/wire.js"
 import { RejectedError } from "../peer/initiator.js"
 import { fixtures } from "./helpers.js"
 
@@ -56,6 +56,8 @@ interface HostTwin extends ConnectionHost {
     readonly logs: LogLine[]
     readonly calls: string[]
     readonly delivered: Buffer[]
+    /** the early flag of each delivery */
+    readonly early: boolean[]
     admitting: boolean
     time: number
 }
@@ -67,6 +69,7 @@ function hostTwin(policy: Partial<ServerPolicy> = {}): HostTwin {
         logs: [],
         calls: [],
         delivered: [],
+        early: [],
         admitting: true,
         time: 1_767_225_600_000,
         log: l => h.logs.push(l),
@@ -81,23 +84,31 @@ function hostTwin(policy: Partial<ServerPolicy> = {}): HostTwin {
         },
         confirmed: (_c, d) => void h.calls.push(`confirmed:${d.name}`),
         closed: (_c, d?: DeviceRecord) => void h.calls.push(`closed:${d?.name ?? "-"}`),
-        deliver: (_d, content) => void h.delivered.push(content),
+        deliver: (_d, content, _c, early) => {
+            h.delivered.push(content)
+            h.early.push(early)
+        },
     }
     return h
 }
 
-/** The KK vector's gateway as a Responder. */
+/** The KK vector's gateway as a Responder: its device on the vector's pseudonym, generation 4 issued. */
 async function vectorResponder(): Promise<Responder> {
     const registry = new MemoryRegistry()
-    await registry.putDevice(
-        newDevice({ id: KK.device_id, name: "vector-device", publicKey: b(KK.device_static_public), psk: b(KK.psk), now: KK.now })
-    )
+    await registry.putDevice({
+        ...newDevice({ id: KK.device_id, name: "vector-device", publicKey: b(KK.device_static_public), psk: b(KK.psk), now: KK.now }),
+        issued_generation: 4,
+        accepted_generation: 3,
+        full_generation: 1,
+        pseudonym: b(KK.pseudonym),
+    })
     return new Responder({
         registry,
         identity: keyPairFromPrivate(b(KK.gateway_static_private)),
         ticketKeys: TicketKeySet.fromKeys([{ id: KK.ticket_key_id, key: b(KK.ticket_key), createdAt: KK.now }]),
         now: () => KK.now,
         ephemeral: () => keyPairFromPrivate(b(KK.gateway_ephemeral_private)),
+        rng: n => (n === NONCE_R_LEN ? Buffer.alloc(n) : b(KK.next_pseudonym)),
     })
 }
 
@@ -116,7 +127,7 @@ function agrees(c: Connection): boolean {
     return true // Closed: the Responder may be in any state, nothing reads it again
 }
 
-test("HS_INIT split over two chunks: one corked batch of HS_RESP and TICKET, Established, indexed, the clock's ms logged", async () => {
+test("HS_INIT split over two chunks: HS_RESP alone, Established, indexed, the clock's ms logged; the TICKET follows the first record", async () => {
     const { socket, host, c } = await connection()
     assert.equal(c.phase, ConnPhase.Handshaking)
     const frame = b(KK.hs_init)
@@ -126,8 +137,8 @@ test("HS_INIT split over two chunks: one corked batch of HS_RESP and TICKET, Est
     await c.settled
     assert.deepEqual(
         socket.batches.map(x => x.map(hex)),
-        [[KK.hs_resp, KK.record_ticket]],
-        "one writev for the answer and its ticket"
+        [[KK.hs_resp]],
+        "the answer alone: no TICKET before the device's first record"
     )
     assert.equal(c.phase, ConnPhase.Established)
     assert.ok(agrees(c))
@@ -139,10 +150,13 @@ test("HS_INIT split over two chunks: one corked batch of HS_RESP and TICKET, Est
     assert.equal(line.ms, 25, "ms comes from the injected clock")
     assert.equal(line.ts, new Date(host.time).toISOString())
     assert.equal(line.source, "192.0.2.7")
-    // a record: delivered, one uncorked write for the answer
+    // the first record: delivered (not as early data), and the TICKET it brings in one write
     c.receive(b(KK.record_data_i2r))
     await c.settled
     assert.deepEqual(host.delivered.map(hex), [KK.data_i2r])
+    assert.deepEqual(host.early, [false])
+    assert.deepEqual(socket.batches.at(-1)?.map(hex), [KK.record_ticket])
+    assert.ok(host.logs.some(l => l.outcome === "confirmed"))
     c.send(b(KK.data_r2i))
     assert.deepEqual(socket.batches.at(-1)?.map(hex), [KK.record_data_r2i])
     // close(): CLOSE record, end (not destroy), forgotten by the server once
@@ -161,6 +175,51 @@ test("HS_INIT split over two chunks: one corked batch of HS_RESP and TICKET, Est
     c.receive(b(KK.record_data_i2r))
     await c.settled
     assert.equal(socket.batches.length, before, "bytes after close are ignored")
+})
+
+test("accepted early data: RESUME_RESP and the TICKET in one corked batch, delivered as early, established confirmed", async () => {
+    const RESUME = JSON.parse(readFileSync(join(dir, "tether-resume.json"), "utf8")).tests
+    for (const v of [RESUME[0], RESUME[1]]) {
+        const registry = new MemoryRegistry()
+        await registry.putDevice({
+            ...newDevice({ id: v.device_id, name: "vector-device", publicKey: b(KK.device_static_public), psk: b(KK.psk), now: v.now }),
+            issued_generation: v.generation,
+            accepted_generation: v.accepted_generation,
+            full_generation: 1,
+        })
+        const responder = new Responder({
+            registry,
+            identity: keyPairFromPrivate(b(KK.gateway_static_private)),
+            ticketKeys: TicketKeySet.fromKeys([{ id: v.ticket_key_id, key: b(v.ticket_key), createdAt: v.now }]),
+            now: () => v.now,
+            nowMs: () => v.now_ms,
+            rng: n => (n === NONCE_R_LEN ? b(v.nonce_r) : b(v.next_pseudonym)),
+        })
+        const socket = new SocketTwin()
+        const host = hostTwin()
+        const established: boolean[] = []
+        host.established = (_c, _d, confirmed) => {
+            established.push(confirmed)
+            return true
+        }
+        const c = new Connection(socket, "192.0.2.7", responder, host)
+        c.receive(b(v.resume_init))
+        await c.settled
+        const accepted = v.flags === 1
+        assert.deepEqual(
+            socket.batches.map(x => x.map(hex)),
+            [accepted ? [v.resume_resp, v.record_ticket] : [v.resume_resp]],
+            v.name
+        )
+        assert.deepEqual(established, [accepted], "accepted early data is a confirmed session")
+        assert.deepEqual(host.delivered.map(hex), accepted ? [v.early_data] : [])
+        assert.deepEqual(host.early, accepted ? [true] : [])
+        c.receive(b(v.record_data_i2r))
+        await c.settled
+        assert.deepEqual(host.early.at(-1), false, "a record is not early data")
+        assert.deepEqual(socket.batches.at(-1)?.map(hex), accepted ? [v.resume_resp, v.record_ticket] : [v.record_ticket])
+        c.finish(true)
+    }
 })
 
 test("refused by the server's limits: REJECT(BUSY), ended, never counted as a handshake", async () => {
@@ -185,7 +244,7 @@ test("a wrong frame type before a handshake frame is not admitted; a refused tic
     t.c.receive(
         encodeFrame(
             FrameType.RESUME_INIT,
-            encodeResumeInit(Buffer.alloc(TICKET_LEN, 9), Buffer.alloc(RESUME_NONCE_LEN, 9), Buffer.alloc(TAG_LEN, 9))
+            encodeResumeInit(Buffer.alloc(TICKET_LEN, 9), Buffer.alloc(AGE_LEN, 9), Buffer.alloc(NONCE_I_LEN, 9), Buffer.alloc(TAG_LEN, 9))
         )
     )
     await t.c.settled

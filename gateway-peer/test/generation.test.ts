@@ -15,7 +15,10 @@ test("a generation counter at 2^32 - 1: both handshakes refused before any DH, l
     const f = await fx()
     const p = await f.pair("exhausted")
     const store = new MemoryTicketStore()
-    ;(await f.client(p, store).connect()).close()
+    const c = await f.client(p, store).connect()
+    c.send(Buffer.from("first record")) // confirms the session: the TICKET follows
+    assert.ok(await c.awaitTicket())
+    c.close()
     const rec = (await f.registry.getDevice(p.deviceId.toString("hex")))!
     await f.registry.putDevice({ ...rec, issued_generation: MAX_GENERATION })
     const dh0 = f.dhCount.n
@@ -33,12 +36,14 @@ test("a generation counter at 2^32 - 1: both handshakes refused before any DH, l
     assert.equal(f.gw.stats.connections, 0)
 })
 
-test("MemoryRegistry: issueGeneration refuses to pass 2^32 - 1", async () => {
+test("MemoryRegistry: confirmSession refuses to pass 2^32 - 1", async () => {
     assert.equal(MAX_GENERATION, UINT32_MAX)
     const r = new MemoryRegistry()
     const d = newDevice({ id: "00".repeat(8), name: "top", publicKey: Buffer.alloc(32, 1), psk: Buffer.alloc(32, 2), now: 0 })
     await r.putDevice({ ...d, issued_generation: MAX_GENERATION - 1 })
-    assert.equal(await r.issueGeneration(d.id), MAX_GENERATION)
-    await assert.rejects(r.issueGeneration(d.id), RangeError)
+    const next = { full: false, resumedGeneration: 1, nextPseudonym: Buffer.alloc(8, 3) }
+    assert.equal((await r.confirmSession(d.id, next)).generation, MAX_GENERATION)
+    await assert.rejects(r.confirmSession(d.id, { ...next, nextPseudonym: Buffer.alloc(8, 4) }), RangeError)
+    assert.deepEqual((await r.getDevice(d.id))?.pseudonym, Buffer.alloc(8, 3), "the refusal rotated nothing")
     assert.equal((await r.getDevice(d.id))?.issued_generation, MAX_GENERATION)
 })

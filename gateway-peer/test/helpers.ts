@@ -1,5 +1,6 @@
 // Shared fixtures for the session and server tests: a gateway on loopback with an in-memory
 // registry, paired devices, a DH counter and a log sink.
+import assert from "node:assert/strict"
 import { after } from "node:test"
 import { generateKeyPair } from "../src/crypto/x25519.js"
 import { x25519, x25519Base } from "../src/crypto/x25519.js"
@@ -7,7 +8,7 @@ import { randomBytes } from "../src/crypto/random.js"
 import { MemoryRegistry } from "../src/registry/memory.js"
 import { newDevice, type DeviceRecord } from "../src/registry/registry.js"
 import { startGateway, type Gateway, type GatewayOptions, type LogLine } from "../src/server.js"
-import { MemoryTicketStore, TetherClient, type ClientOptions, type Pairing } from "../peer/initiator.js"
+import { MemoryTicketStore, TetherClient, type ClientOptions, type Connection, type Pairing } from "../peer/initiator.js"
 import { TicketKeySet } from "../src/tickets.js"
 
 export interface Fixture {
@@ -15,7 +16,8 @@ export interface Fixture {
     registry: MemoryRegistry
     ticketKeys: TicketKeySet
     identity: ReturnType<typeof generateKeyPair>
-    delivered: { device: string; content: string }[]
+    /** DATA contents onData received; `early`: it came as resumption early data */
+    delivered: { device: string; content: string; early: boolean }[]
     logs: LogLine[]
     dhCount: { n: number }
     clock: { now: number }
@@ -36,7 +38,7 @@ export async function fixture(extra: Partial<GatewayOptions> = {}): Promise<Fixt
         state: { identity, ticketKeys },
         now: () => clock.now,
         log: l => logs.push(l),
-        onData: (d, c) => delivered.push({ device: d.name, content: c.toString() }),
+        onData: (d, c, _link, early) => delivered.push({ device: d.name, content: c.toString(), early }),
         dh: {
             x25519: (a, b) => {
                 dhCount.n++
@@ -70,6 +72,19 @@ export async function fixture(extra: Partial<GatewayOptions> = {}): Promise<Fixt
             return new TetherClient({ pairing: p, store, host: "127.0.0.1", port: gw.port, timeoutMs: 3000, ...more })
         },
     }
+}
+
+/**
+ * Connects and brings the session's TICKET home: the device's first record (`first`) confirms
+ * the session, and the TICKET follows it (PROTOCOL.md 6.3). With early data given, connect()
+ * itself waits for the TICKET (accepted early data, or the same data as the first record).
+ */
+export async function connectTicketed(client: TetherClient, first: Buffer = Buffer.from("first"), early?: Buffer): Promise<Connection> {
+    const c = await client.connect(early)
+    if (early !== undefined) return c
+    c.send(first)
+    assert.ok(await c.awaitTicket(), "no TICKET after the device's first record")
+    return c
 }
 
 /** Waits until `pred` holds or `ms` pass. */

@@ -1,6 +1,6 @@
 import { test } from "node:test"
 import assert from "node:assert/strict"
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { IDENTITY_FILE, initState, loadState, StateError, TICKET_KEYS_FILE, type ModeFix } from "../src/state.js"
@@ -13,10 +13,63 @@ test("initState writes 0600 files, refuses to overwrite; loadState reads them ba
         assert.throws(() => initState(dir), /refusing to overwrite/)
         const l = loadState(dir)
         assert.deepEqual(l.identity.publicKey, s.identity.publicKey)
+        assert.deepEqual(
+            l.ticketKeys.keys.map(k => [k.id, k.kind]),
+            [
+                [0, "session"],
+                [1, "oob"],
+            ],
+            "a new state has a session key and an out-of-band key"
+        )
         l.ticketKeys.rotate(2000)
         l.saveTicketKeys()
         assert.equal(statSync(join(dir, TICKET_KEYS_FILE)).mode & 0o777, 0o600)
-        assert.equal(loadState(dir).ticketKeys.current.id, 1)
+        assert.equal(loadState(dir).ticketKeys.current.id, 2)
+        assert.equal(loadState(dir).ticketKeys.currentOf("oob").id, 1)
+    } finally {
+        rmSync(dir, { recursive: true, force: true })
+    }
+})
+
+test("loadState upgrades a version 1 ticket key file once: its keys kept as session keys, an out-of-band key added, written back 0600", () => {
+    const dir = join(mkdtempSync(join(tmpdir(), "tether-state-")), "state")
+    try {
+        initState(dir, { now: 1000 })
+        const path = join(dir, TICKET_KEYS_FILE)
+        const v1 = {
+            version: 1,
+            keys: [
+                { id: 7, key: "aa".repeat(32), created_at: 900, retire_at: 900 + 7 * 86400 },
+                { id: 8, key: "bb".repeat(32), created_at: 950, retire_at: null },
+            ],
+        }
+        writeFileSync(path, JSON.stringify(v1), { mode: 0o600 })
+        const l = loadState(dir)
+        assert.deepEqual(
+            l.ticketKeys.keys.map(k => [k.id, k.kind, k.retireAt]),
+            [
+                [7, "session", 900 + 7 * 86400],
+                [8, "session", undefined],
+                [9, "oob", undefined],
+            ]
+        )
+        assert.equal(l.ticketKeys.current.key.toString("hex"), "bb".repeat(32), "the version 1 current key still signs")
+        const written = JSON.parse(readFileSync(path, "utf8"))
+        assert.equal(written.version, 2, "the file is written back as version 2")
+        assert.deepEqual(
+            written.keys.map((k: { id: number; kind: string }) => [k.id, k.kind]),
+            [
+                [7, "session"],
+                [8, "session"],
+                [9, "oob"],
+            ]
+        )
+        assert.equal(statSync(path).mode & 0o777, 0o600)
+        // the next start reads version 2: the same out-of-band key, no second one
+        const again = loadState(dir)
+        assert.equal(again.ticketKeys.keys.length, 3)
+        assert.deepEqual(again.ticketKeys.currentOf("oob").key, l.ticketKeys.currentOf("oob").key)
+        assert.equal(readFileSync(path, "utf8"), JSON.stringify(written, null, 4) + "\n", "a version 2 file is not rewritten")
     } finally {
         rmSync(dir, { recursive: true, force: true })
     }
@@ -73,6 +126,9 @@ test("modes: a state directory that existed 0755 and files made 0644 are tighten
             accepted_generation: 0,
             full_generation: 0,
             created_at: 1,
+            pseudonym: Buffer.alloc(8, 1),
+            previous_pseudonym: Buffer.alloc(8, 1),
+            pseudonym0: Buffer.alloc(8, 1),
         })
         for (const f of [db, `${db}-wal`, `${db}-shm`]) assert.equal(mode(f), 0o600, `${f} created 0600`)
         assert.equal(fixes.length, 1, "nothing else needed fixing")

@@ -11,13 +11,40 @@ test("wire sizes match PROTOCOL.md's tables", () => {
     assert.equal(W.RESUME_INIT_MIN_FRAME_LEN, 65)
     assert.equal(W.RESUME_RESP_FRAME_LEN, 32)
     assert.equal(W.RESUME_INIT_MIN_FRAME_LEN + W.RESUME_RESP_FRAME_LEN, 97)
-    assert.equal(W.TICKET_RECORD_FRAME_LEN, 85)
+    assert.equal(W.TICKET_FIELDS_LEN, 16, "device_id || generation || issued_at: one AES block (6.1)")
+    assert.equal(W.TICKET_SEALED_OFFSET, 1)
+    assert.equal(W.TICKET_MAC_OFFSET, 17)
+    assert.equal(W.TICKET_CONTENT_LEN, 73, "ticket || resumption_secret || next_pseudonym (6.3)")
+    assert.equal(W.TICKET_RECORD_FRAME_LEN, 93)
+    assert.equal(W.PSEUDONYM_LEN, 8)
+    assert.equal(W.HS_INIT_PSEUDONYM_OFFSET, 1)
+    assert.equal(W.HS_INIT_BODY_LEN, 57)
+    assert.equal(W.RESUME_INIT_AGE_OFFSET, 34)
+    assert.equal(W.RESUME_INIT_NONCE_OFFSET, 38)
+    assert.equal(W.RESUME_INIT_PAYLOAD_OFFSET, 46)
+    assert.equal(W.RESUME_INIT_MIN_BODY_LEN, 62)
+    assert.equal(W.AGE_LEN, 4)
+    assert.equal(W.NONCE_I_LEN, 8)
+    assert.equal(W.NONCE_R_LEN, 12)
+    assert.equal(W.MAX_EARLY_DATA, 961)
     assert.equal(W.MAX_RECORD_PLAINTEXT, 1007)
     assert.equal(W.MAX_RECORD_CONTENT, 1006)
     assert.equal(W.MAX_EARLY_DATA_CONTENT, 960)
     assert.equal(W.NONCE_LIMIT, 4294967295)
     assert.equal(W.KEY_UPDATE_AT, 4294901760)
-    assert.equal(W.prologue(Buffer.alloc(8, 1)).toString("hex"), "746574686572 2f31 01 0101010101010101".replace(/ /g, ""))
+    assert.equal(W.VERSION, 2)
+    assert.equal(W.prologue(Buffer.alloc(8, 1)).toString("hex"), "746574686572 2f32 02 0101010101010101".replace(/ /g, ""))
+    assert.equal(W.KK_PROTOCOL_NAME, "Noise_KKpsk2_25519_AESCCM_SHA256")
+    assert.equal(W.RESUME_PROTOCOL_NAME, "Tether_Resume2_AESCCM_SHA256")
+    for (const [label, text] of [
+        [W.TICKET_MAC_LABEL, "tether/2 ticket"],
+        [W.RESUMPTION_LABEL, "tether/2 resumption"],
+        [W.AGE_LABEL, "tether/2 age"],
+        [W.PSEUDONYM0_LABEL, "tether/2 pseudonym"],
+    ] as const)
+        assert.equal(label.toString("ascii"), text)
+    assert.equal(W.EARLY_DATA_WINDOW_MS, 2000)
+    assert.equal(W.OOB_TICKET_LIFETIME, 365 * W.DAY)
 })
 
 test("encodeFrame writes length = 1 + body", () => {

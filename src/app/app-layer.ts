@@ -4,7 +4,9 @@
 // send; tests drive it directly.
 //
 // Per session: sessionStart() gives the first DATA content (STREAM and the first queued
-// messages, small enough for resumption early data); every DATA content from the gateway
+// messages, small enough for resumption early data; the client sends it as early data only
+// on a resumption whose ticket age is known, else as the session's first DATA record: the
+// STREAM always goes first, 12.1); every DATA content from the gateway
 // goes to onData(); nextContent() gives the next content to send (a coalesced ACK, then the
 // queued messages not yet sent on this session), until it returns undefined.
 //

@@ -1,6 +1,7 @@
 // Noise's DH functions (revision 34 section 4.1) as the handshake code receives them: an object,
-// injected so that tests count the scalar multiplications (a full handshake costs three on its
-// critical path, a resumption none) and vectors can be reproduced. The twin of the gateway's
+// injected so that tests count the scalar multiplications (a full handshake costs two on its
+// critical path, ee and se, once the ephemeral and its es were prepared while idle; a
+// resumption none) and vectors can be reproduced. The twin of the gateway's
 // gateway-peer/src/noise/dh.ts: the same method names, async here (the VM's X25519 yields,
 // src/crypto/x25519.ts), synchronous on the gateway.
 

@@ -7,8 +7,11 @@
 //     -> e, es, ss
 //     <- e, ee, se, psk
 //
-// with the ephemeral key pair generated beforehand (while idle) and `ss`, which is constant
-// per pairing, computed once and passed in: the critical path is es, ee, se (PROTOCOL.md 4.3).
+// with the ephemeral key pair and its `es` = DH(e, rs) computed beforehand (while idle), and
+// `ss`, which is constant per pairing, computed once and passed in: the critical path is ee
+// and se, both reading message 2 (PROTOCOL.md 4.3). The bytes are Noise's; only the time at
+// which es is computed differs (PROTOCOL.md 10.5). Either may be left out: it is then
+// computed here (one more X25519 each).
 // DH goes through an injected object (./dh.ts) so tests count the scalar multiplications.
 //
 // Each message is processed on a clone of the SymmetricState (and on locals for re); the
@@ -37,6 +40,8 @@ export interface KkInitiatorOptions {
     psk: Buffer
     /** the ephemeral key pair for this one attempt (generated off the critical path) */
     e: KeyPair
+    /** DH(e, rs), prepared with `e` off the critical path; computed here if undefined */
+    es?: Buffer
     /** DH(s, rs), cached per pairing; computed here if undefined */
     ss?: Buffer
     dh: Dh
@@ -53,6 +58,7 @@ export class HandshakeState {
     private rs: Buffer
     private psk: Buffer
     private e: KeyPair
+    private es: Buffer
     private ss: Buffer
     private re: Buffer
     private dh: Dh
@@ -70,11 +76,13 @@ export class HandshakeState {
         checkLen(opts.psk, PSK_LEN, "psk")
         checkLen(opts.e.privateKey, DH_LEN, "e")
         checkLen(opts.e.publicKey, DH_LEN, "e.public")
+        if (opts.es !== undefined) checkLen(opts.es, DH_LEN, "es")
         if (opts.ss !== undefined) checkLen(opts.ss, DH_LEN, "ss")
         this.s = opts.s
         this.rs = opts.rs
         this.psk = opts.psk
         this.e = opts.e
+        this.es = opts.es
         this.ss = opts.ss
         this.dh = opts.dh
         this.sym = new SymmetricState(opts.cipher, opts.protocolName)
@@ -91,7 +99,8 @@ export class HandshakeState {
     }
 
     /**
-     * WriteMessage(payload) for message 1: `-> e, es, ss`, then EncryptAndHash(payload).
+     * WriteMessage(payload) for message 1: `-> e, es, ss`, then EncryptAndHash(payload). With
+     * `es` and `ss` given, no X25519 at all.
      * @returns e.public || ciphertext
      * @throws if called out of turn, or if a DH output is all zero (state unchanged)
      */
@@ -102,8 +111,10 @@ export class HandshakeState {
         // handshake (section 9.2) it is followed by MixKey(e.public_key).
         sym.mixHash(this.e.publicKey)
         sym.mixKey(this.e.publicKey)
-        // es: MixKey(DH(e, rs)) for the initiator
-        sym.mixKey(await this.dh.x25519(this.e.privateKey, this.rs))
+        // es: MixKey(DH(e, rs)) for the initiator, prepared with e while idle
+        let es = this.es
+        if (es === undefined) es = await this.dh.x25519(this.e.privateKey, this.rs)
+        sym.mixKey(es)
         // ss: MixKey(DH(s, rs)), cached per pairing
         let ss = this.ss
         if (ss === undefined) ss = await this.dh.x25519(this.s.privateKey, this.rs)
@@ -113,6 +124,8 @@ export class HandshakeState {
         out.blitAt(0, this.e.publicKey, 0, DH_LEN)
         out.blitAt(DH_LEN, ct, 0, ct.length)
         this.sym = sym
+        es.fillAt(0, DH_LEN, 0) // used once; best effort on a garbage-collected VM
+        this.es = undefined
         this.ss = ss
         this.index = 1
         return out

@@ -1,18 +1,25 @@
 // The device's connection to its gateway (PROTOCOL.md 8). The states and the transitions are
 // in ./initiator.ts; this module drives them over a Transport:
 //
-//     Idle -> (RESUME_INIT) AwaitResumeResp -> AwaitTicket -> Established   a ticket is stored
-//     Idle -> (HS_INIT) AwaitHsResp -> AwaitTicket -> Established           none is
-//     AwaitResumeResp -> REJECT(TICKET_REJECTED) -> (HS_INIT) AwaitHsResp, same connection
+//     Idle -> (RESUME_INIT) AwaitResumeResp -> Established   a ticket is stored, under the resumption cap
+//     Idle -> (HS_INIT) AwaitHsResp -> Established           otherwise
+//     AwaitResumeResp -> REJECT(TICKET_REJECTED) -> (HS_INIT) AwaitHsResp, same connection,
+//                        within the fallback cap (6.9); past it: RejectedError(TICKET_REJECTED)
 //
-// connect() returns as soon as the session is established and its TICKET stored: it does not
-// generate the next ephemeral key pair (one X25519, seconds on a chip). The caller runs
-// prepare() while idle (the link does, on its own fiber, once it is up), so the next full
-// handshake costs three X25519 on its critical path (4.3); if prepare() has not run by then,
-// the full handshake does it first. `ss` is computed once per pairing. All DH goes through
-// `opts.dh`, so tests count it. The connection comes from `opts.connect` (FramedSocket on
-// the device, a MemoryTransport in tests); once established it is a Connection
-// (./connection.ts).
+// connect() returns as soon as the session is established (its first record, `early`, sent):
+// the TICKET comes later, after that record, and the Connection stores it. connect() does
+// not generate the next ephemeral key pair: the caller runs prepare() while idle (the link
+// does, on its own fiber, once it is up), which computes the ephemeral and its `es` (and
+// `ss` once per pairing), so the next full handshake costs two X25519 on its critical path,
+// ee and se (4.3); if prepare() has not run by then, the full handshake does it first. An
+// ephemeral and its es serve one attempt only. All DH goes through `opts.dh`, so tests count
+// it. The connection comes from `opts.connect` (FramedSocket on the device, a MemoryTransport
+// in tests); once established it is a Connection (./connection.ts).
+//
+// The client keeps in RAM what PROTOCOL.md gives the device to remember across connections
+// besides flash: `rejections`, the TICKET_REJECTED answers since the last successful
+// resumption (the fallback cap, 6.9), and whether the next HS_INIT must use pseudonym0 after
+// a REJECT(UNKNOWN_DEVICE) to the stored pseudonym (4.4: for one attempt).
 import * as ds from "@devicescript/core"
 import { randomBytes, RandomSource } from "../crypto/random"
 import { x25519, x25519Base } from "../crypto/x25519"
@@ -20,10 +27,11 @@ import { FramedSocket } from "../net/framed-socket"
 import { Connector, Frame, Transport } from "../net/transport"
 import { CipherFunction } from "../noise/cipher"
 import { Dh, KeyPair } from "../noise/dh"
-import { Pairing } from "./handshake"
+import { Pairing, pseudonym0 } from "./handshake"
 import { Connection } from "./connection"
-import { Initiator, InitiatorContext, Outcome, Phase, Step } from "./initiator"
+import { FullKeys, Initiator, InitiatorContext, Outcome, Phase, PseudonymChoice, Step } from "./initiator"
 import { TicketStore } from "./ticket-store"
+import { Code, fallBackOn } from "./wire"
 
 export { Connection, RecvKind } from "./connection"
 export type { Received } from "./connection"
@@ -36,8 +44,8 @@ export const X25519: Dh = {
 
 /**
  * An X25519 that counts its calls, `x` variable-base (DH) and `base` key generations: the
- * link reports it per handshake, tests and the bench assert it (3 DH on a full handshake's
- * critical path, none on a resumption).
+ * link reports it per handshake, tests and the bench assert it (2 DH on a full handshake's
+ * critical path, ee and se, after prepare(); none on a resumption).
  */
 export class CountingDh implements Dh {
     x = 0
@@ -106,15 +114,25 @@ export class TetherClient {
     private ctx: InitiatorContext
     /** DH(s_device, s_gateway), per pairing */
     private ss: Buffer
-    /** the ephemeral key pair for the next full handshake; used for one attempt only */
+    /** the ephemeral key pair for the next full handshake and its es; used for one attempt only */
     private e: KeyPair
+    private es: Buffer
     /** a prepare() is running (the link's idle fiber, or a full handshake) */
     private preparing = false
+    /** HMAC-SHA-256(psk, "tether/2 pseudonym")[0..8] (PROTOCOL.md 4.4) */
+    private p0: Buffer
+    /** the stored pseudonym that was answered UNKNOWN_DEVICE: the next HS_INIT uses pseudonym0 instead of it */
+    private unknownPseudonym: Buffer = undefined
+    /** the last connect() sent HS_INIT (its ephemeral is spent: prepare() has work to do) */
+    lastAttemptFull = false
+    /** TICKET_REJECTED answers since the last successful resumption (RAM, PROTOCOL.md 6.9) */
+    rejections = 0
 
     constructor(opts: ClientOptions) {
         this.opts = opts
         this.dh = opts.dh || X25519
         this.random = opts.random || randomBytes
+        this.p0 = pseudonym0(opts.pairing.psk)
         const self = this
         this.ctx = {
             pairing: opts.pairing,
@@ -122,16 +140,18 @@ export class TetherClient {
             random: this.random,
             cipher: opts.cipher,
             fullKeys: async () => await self.takeKeys(),
+            pseudonym: () => self.takePseudonym(),
+            fallBack: () => self.countRejection(),
         }
     }
 
     /**
      * Idle work: computes the static public key when the pairing left it undefined, `ss`
-     * (once per pairing) and the next ephemeral key pair, so that a
-     * full handshake costs only es, ee and se. Call it while idle (it yields between
-     * steps); a full handshake calls it when the idle work has not been done. Calls do not
-     * overlap: a second one waits for the first and then finds nothing left to do, so no key
-     * is computed twice.
+     * (once per pairing), and the next ephemeral key pair with its `es` = DH(e, s_gateway),
+     * so that a full handshake costs only ee and se (PROTOCOL.md 4.3). Call it while idle (it
+     * yields between steps); a full handshake calls it when the idle work has not been done.
+     * Calls do not overlap: a second one waits for the first and then finds nothing left to
+     * do, so no key is computed twice.
      */
     async prepare(): Promise<void> {
         while (this.preparing) await ds.sleep(5)
@@ -144,51 +164,94 @@ export class TetherClient {
             if (this.ss === undefined) this.ss = await this.dh.x25519(p.s.privateKey, p.gatewayPublic)
             if (this.e === undefined) {
                 const priv = this.random(32)
-                this.e = { privateKey: priv, publicKey: await this.dh.x25519Base(priv) }
+                const e = { privateKey: priv, publicKey: await this.dh.x25519Base(priv) }
+                const es = await this.dh.x25519(priv, p.gatewayPublic)
+                this.e = e
+                this.es = es
             }
         } finally {
             this.preparing = false
         }
     }
 
+    /** Whether the next full handshake's keys are ready (prepare() has nothing left to do). */
+    prepared(): boolean {
+        return this.e !== undefined && this.ss !== undefined && this.opts.pairing.s.publicKey !== undefined
+    }
+
     /** The keys of one full handshake attempt: prepared (now, if not while idle), then taken. */
-    private async takeKeys(): Promise<{ e: KeyPair; ss: Buffer }> {
+    private async takeKeys(): Promise<FullKeys> {
         await this.prepare() // no-op when done while idle
-        const e = this.e
-        this.e = undefined // one attempt only (PROTOCOL.md 4.3): taken before any await
-        return { e, ss: this.ss }
+        const k: FullKeys = { e: this.e, es: this.es, ss: this.ss }
+        this.lastAttemptFull = true
+        // one attempt only (PROTOCOL.md 4.3): taken before any await
+        this.e = undefined
+        this.es = undefined
+        return k
     }
 
     /**
-     * Connects: resumes with the stored ticket (with `early` as 0-RTT data), or runs the full
-     * handshake when there is no ticket or it is rejected (same connection).
-     * @param early a DATA content to deliver as early as possible (0-RTT on a resumption)
+     * The next HS_INIT's pseudonym: the stored one, or pseudonym0 when none is stored, and
+     * for one attempt after the stored one was answered UNKNOWN_DEVICE (PROTOCOL.md 4.4, 9.5;
+     * a newer stored pseudonym cancels that).
+     */
+    private takePseudonym(): PseudonymChoice {
+        const stored = this.opts.store.pseudonym()
+        const unknown = this.unknownPseudonym
+        this.unknownPseudonym = undefined
+        if (stored === undefined || (unknown !== undefined && unknown.toString("hex") === stored.toString("hex")))
+            return { pseudonym: this.p0, stored: false }
+        return { pseudonym: stored, stored: true }
+    }
+
+    /** A TICKET_REJECTED: counted; whether it falls back to HS_INIT on this connection (6.9). */
+    private countRejection(): boolean {
+        this.rejections++
+        return fallBackOn(this.rejections)
+    }
+
+    /**
+     * Connects: resumes with the stored ticket (with `early` as 0-RTT data when its age is
+     * known), or runs the full handshake when there is no ticket, its slot reached the
+     * resumption cap, or it is rejected (same connection, within the fallback cap).
+     * @param early a DATA content to deliver as early as possible: 0-RTT data on a
+     *     resumption with a known ticket age, else the session's first record
      * @returns the connection; `earlyAccepted` says whether `early` went as 0-RTT data (if
-     *     not, it was sent again as a DATA record)
-     * @throws RejectedError on any other REJECT; Error on a bad or missing answer (the
-     *     connection is closed, the stored ticket is kept)
+     *     not, it was sent as the first DATA record)
+     * @throws RejectedError on any other REJECT, and on TICKET_REJECTED past the fallback
+     *     cap; Error on a bad or missing answer (the connection is closed, the stored ticket
+     *     is kept)
      */
     async connect(early?: Buffer): Promise<Connection> {
         const o = this.opts
         const timeoutMs = o.timeoutMs === undefined ? HANDSHAKE_TIMEOUT_MS : o.timeoutMs
+        this.lastAttemptFull = false
         const transport = await (o.connect || TCP)({ host: o.host, port: o.port, timeoutMs })
         const m = new Initiator(this.ctx, o.store)
         try {
             if (o.onOpen) o.onOpen()
             const t0 = ds.millis()
-            let handshakeMs = -1
             let s = await m.start(early)
             for (;;) {
-                if (handshakeMs < 0 && s.next.phase === Phase.AwaitTicket) handshakeMs = ds.millis() - t0
-                if (s.close) throw errorOf(s)
+                if (s.close) {
+                    // "UNKNOWN_DEVICE makes a device use its fallback pseudonym for one attempt"
+                    if (s.code === Code.UNKNOWN_DEVICE && s.next.phase === Phase.AwaitHsResp && s.next.storedPseudonym)
+                        this.unknownPseudonym = o.store.pseudonym()
+                    throw errorOf(s)
+                }
+                if (s.next.phase === Phase.Established) {
+                    const handshakeMs = ds.millis() - t0
+                    // "the TICKET_REJECTED answers since its last successful resumption"
+                    if (s.next.how.resumed) this.rejections = 0
+                    for (const f of s.frames) await transport.sendFrame(f.type, f.body)
+                    // done: the next ephemeral is the caller's idle work (prepare()), not part of connect
+                    const conn = new Connection(transport, m)
+                    conn.handshakeMs = handshakeMs
+                    return conn
+                }
                 for (const f of s.frames) await transport.sendFrame(f.type, f.body)
-                if (m.state.phase === Phase.Established) break
-                s = await m.receive(await this.answer(transport, m.state.phase === Phase.AwaitTicket, timeoutMs))
+                s = await m.receive(await this.answer(transport, timeoutMs))
             }
-            // done: the next ephemeral is the caller's idle work (prepare()), not part of connect
-            const conn = new Connection(transport, m)
-            conn.handshakeMs = handshakeMs
-            return conn
         } catch (e) {
             m.close()
             transport.close()
@@ -196,23 +259,11 @@ export class TetherClient {
         }
     }
 
-    /**
-     * The gateway's next frame during the handshake. Waiting for the TICKET, a timeout, a
-     * close or a framing error all mean the same: no TICKET.
-     */
-    private async answer(transport: Transport, ticket: boolean, timeoutMs: number): Promise<Frame> {
-        let f: Frame
-        try {
-            f = await transport.recvFrame(timeoutMs)
-        } catch (e) {
-            if (!ticket) throw e
-            f = null
-        }
-        if (f === undefined || f === null) {
-            if (ticket) throw new Error("tether: no TICKET after the handshake")
-            if (f === undefined) throw new Error("tether: no answer from the gateway")
-            throw new Error("tether: the gateway closed the connection")
-        }
+    /** The gateway's next frame during the handshake. */
+    private async answer(transport: Transport, timeoutMs: number): Promise<Frame> {
+        const f = await transport.recvFrame(timeoutMs)
+        if (f === undefined) throw new Error("tether: no answer from the gateway")
+        if (f === null) throw new Error("tether: the gateway closed the connection")
         return f
     }
 }

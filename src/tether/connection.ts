@@ -1,10 +1,12 @@
 // An established connection to the gateway: records both ways over the Transport, each
 // incoming frame handed to the initiator's machine (./initiator.ts), which is Established
-// here. TICKET records are stored before anything else happens, KEY_UPDATE is applied, a
-// CLOSE or a bad record ends the connection without releasing any of its plaintext.
+// here. The gateway's TICKET comes on this connection, after the device's first record
+// (PROTOCOL.md 6.3): it is stored in flash, with its pseudonym and the session's `resumed`
+// count, before the next frame is processed. KEY_UPDATE is applied, a CLOSE or a bad record
+// ends the connection without releasing any of its plaintext.
 import * as ds from "@devicescript/core"
 import { Frame, Transport } from "../net/transport"
-import { Established, Initiator, Outcome, Phase } from "./initiator"
+import { Established, Initiator, Outcome, Phase, Step } from "./initiator"
 import { Session } from "./session"
 import { Code, FrameType, InnerType } from "./wire"
 
@@ -77,7 +79,8 @@ export class Connection {
      * @returns Data; Timeout; or Closed when the connection ended (peer close, CLOSE record
      *     with its code, or a bad record: then it is closed without answering and no
      *     plaintext of it is released)
-     * @throws when the ticket store fails to save a TICKET
+     * @throws when the ticket store fails to save a TICKET (the previous ticket stays
+     *     current; the connection is closed)
      */
     async receive(timeoutMs?: number): Promise<Received> {
         const deadline = timeoutMs === undefined ? undefined : ds.millis() + timeoutMs
@@ -99,7 +102,13 @@ export class Connection {
                 this.abort()
                 return this.ended()
             }
-            const step = await this.machine.receive(f)
+            let step: Step
+            try {
+                step = await this.machine.receive(f)
+            } catch (e) {
+                this.abort() // a TICKET that did not reach flash: the previous ticket still works (6.3)
+                throw e
+            }
             if (step.outcome === Outcome.PeerClosed) this.closeCode = step.code
             if (step.close) {
                 this.abort()

@@ -1,41 +1,58 @@
 // The device's side of a connection (PROTOCOL.md 4, 5, 6, 8) as a closed set of states and
 // one transition function per incoming frame; the gateway's twin is responder.ts.
 //
-//     Idle            --(send RESUME_INIT)-->          AwaitResumeResp   a ticket is stored
-//     Idle            --(send HS_INIT)-->              AwaitHsResp       none is
-//     AwaitResumeResp --RESUME_RESP-->                 AwaitTicket
-//     AwaitResumeResp --REJECT(TICKET_REJECTED), send HS_INIT-->  AwaitHsResp  (same connection)
-//     AwaitHsResp     --HS_RESP-->                     AwaitTicket
-//     AwaitTicket     --RECORD(TICKET), stored-->      Established
+//     Idle            --(send RESUME_INIT)-->          AwaitResumeResp   a ticket is stored and its
+//                                                                        slot's resumed < RESUME_CAP
+//     Idle            --(send HS_INIT)-->              AwaitHsResp       otherwise
+//     AwaitResumeResp --RESUME_RESP-->                 Established
+//     AwaitResumeResp --REJECT(TICKET_REJECTED), within the fallback cap, send HS_INIT-->
+//                                                      AwaitHsResp       (same connection)
+//     AwaitHsResp     --HS_RESP-->                     Established
 //     Established     --RECORD-->                      Established | Closed
 //
-// "After either handshake the gateway's first record is a TICKET": it is written to flash
-// before the state becomes Established (6.3), and a REJECT never deletes the stored ticket
-// (9.5). Early data that the gateway did not accept is sent again as a DATA record under the
-// new keys, right after the session exists (6.2).
+// The session is Established as soon as the handshake's answer is verified (PROTOCOL.md 8).
+// The device's first record follows at once: the DATA content the caller gave as `early` (the
+// link's STREAM, 12.1) when it did not go, or was not accepted, as 0-RTT data. The gateway
+// sends its TICKET only after that record (or right after RESUME_RESP when it accepted the
+// early data), so a TICKET is a record like any other in Established: it is written to flash,
+// with its pseudonym and the session's `resumed` count, before the next frame is processed
+// (6.3). A REJECT never deletes the stored ticket (9.5).
+//
+// Early data goes only with a ticket whose age is known (saved in this boot, 6.2): with an
+// unknown age RESUME_INIT carries 4 random bytes for it and no early data, and `early` is the
+// first DATA record of the session instead.
 //
 // A transition computes on locals and returns a Step. A failed message returns the state it
 // was given, unchanged (the pending handshake state is not advanced, nothing is stored), with
 // `close` set: the driver then closes the connection and the machine is Closed. Nothing is
 // sent to the gateway on a failure. Transitions do not touch the network, the clock or
 // flash: the frames to send and the ticket to store are in the Step, and the keys, the
-// randomness and the DH function come in through the InitiatorContext.
+// randomness, the policy and the DH function come in through the InitiatorContext.
 import { RandomSource } from "../crypto/random"
 import { Frame } from "../net/transport"
 import { CipherFunction } from "../noise/cipher"
 import { Dh, KeyPair } from "../noise/dh"
 import { KkPending, Pairing, readHsResp, writeHsInit } from "./handshake"
-import { readResumeResp, ResumePending, ResumeTicket, writeResumeInit } from "./resume"
+import { ageAdd, obfuscateAge, readResumeResp, ResumePending, writeResumeInit } from "./resume"
 import { Session } from "./session"
-import { TicketStore } from "./ticket-store"
-import { Code, decodeTicketContent, EARLY_ACCEPTED, FrameType, InnerType, rejectCode, RESUME_NONCE_LEN } from "./wire"
+import { MAX_RESUMED, StoredTicket, TicketStore } from "./ticket-store"
+import {
+    Code,
+    decodeTicketContent,
+    EARLY_ACCEPTED,
+    FrameType,
+    InnerType,
+    NONCE_I_LEN,
+    OBFUSCATED_AGE_LEN,
+    rejectCode,
+    RESUME_CAP,
+} from "./wire"
 
 /** The closed set of states (PROTOCOL.md 8). */
 export enum Phase {
     Idle,
     AwaitResumeResp,
     AwaitHsResp,
-    AwaitTicket,
     Established,
     Closed,
 }
@@ -48,6 +65,11 @@ export interface Handshake {
     earlyAccepted: boolean
     /** a REJECT(TICKET_REJECTED) led to the full handshake on this connection */
     fellBack: boolean
+    /**
+     * the `resumed` count a TICKET of this session is stored with (PROTOCOL.md 6.6): 0 after a
+     * full handshake, the resumed ticket's count + 1 after a resumption
+     */
+    ticketResumed: number
 }
 
 /** Nothing sent yet. */
@@ -58,24 +80,23 @@ export interface Idle {
 export interface AwaitResumeResp {
     phase: Phase.AwaitResumeResp
     pending: ResumePending
-    /** the early data sent, kept to be sent again if the gateway does not accept it */
+    /** the DATA content to deliver first: sent as early data, or held (unknown age); sent as a record unless accepted */
     early: Buffer | undefined
+    /** the `resumed` count of the ticket in RESUME_INIT */
+    ticketResumed: number
 }
 /** HS_INIT sent; HS_RESP expected. */
 export interface AwaitHsResp {
     phase: Phase.AwaitHsResp
     pending: KkPending
+    /** the DATA content to send as the session's first record */
     early: Buffer | undefined
     /** this HS_INIT followed a REJECT(TICKET_REJECTED) on the same connection */
     fellBack: boolean
+    /** HS_INIT named the device by its stored pseudonym (false: pseudonym0) */
+    storedPseudonym: boolean
 }
-/** A session exists; its first record must be the TICKET. */
-export interface AwaitTicket {
-    phase: Phase.AwaitTicket
-    session: Session
-    how: Handshake
-}
-/** The TICKET is stored; records both ways. */
+/** A session exists: records both ways; a TICKET is stored whenever it comes. */
 export interface Established {
     phase: Phase.Established
     session: Session
@@ -87,17 +108,17 @@ export interface Closed {
 }
 
 /** An initiator state. */
-export type InitiatorState = Idle | AwaitResumeResp | AwaitHsResp | AwaitTicket | Established | Closed
+export type InitiatorState = Idle | AwaitResumeResp | AwaitHsResp | Established | Closed
 
 /** What a transition did, for the driver's errors and logs. Never keys or payloads. */
 export enum Outcome {
     /** a handshake frame was written */
     Started,
-    /** a handshake completed: a session exists, its TICKET is awaited */
+    /** a handshake completed: the session is established */
     Handshook,
-    /** REJECT(TICKET_REJECTED): the full handshake follows on this connection */
+    /** REJECT(TICKET_REJECTED) within the fallback cap: the full handshake follows on this connection */
     FellBack,
-    /** the TICKET was received (stored before the next state is used) */
+    /** a TICKET record (stored before the next frame is processed) */
     Ticket,
     /** a DATA record */
     Data,
@@ -105,7 +126,7 @@ export enum Outcome {
     KeyUpdate,
     /** a CLOSE record; `code` is its code */
     PeerClosed,
-    /** a REJECT; `code` is its code */
+    /** a REJECT (or a TICKET_REJECTED past the fallback cap); `code` is its code */
     Rejected,
     /** a message that failed (decryption, length, flags); `detail` says which */
     Failed,
@@ -120,8 +141,8 @@ export interface Step {
     frames: Frame[]
     /** DATA contents for the application, in order */
     delivered: Buffer[]
-    /** a ticket to write to flash before `next` is used */
-    store?: ResumeTicket
+    /** a ticket to write to flash before the next frame is processed */
+    store?: StoredTicket
     /** close the connection (after sending `frames`) */
     close: boolean
     outcome: Outcome
@@ -131,19 +152,41 @@ export interface Step {
     detail?: string
 }
 
+/** The keys of one full handshake attempt, prepared while idle (PROTOCOL.md 4.3). */
+export interface FullKeys {
+    /** the ephemeral key pair, for this one attempt */
+    e: KeyPair
+    /** DH(e_device, s_gateway), for this one attempt */
+    es: Buffer
+    /** DH(s_device, s_gateway), cached per pairing */
+    ss: Buffer
+}
+
+/** The pseudonym of one HS_INIT (PROTOCOL.md 4.4). */
+export interface PseudonymChoice {
+    /** 8 bytes */
+    pseudonym: Buffer
+    /** it is the stored one (false: pseudonym0) */
+    stored: boolean
+}
+
 /** Everything the transitions need from outside. */
 export interface InitiatorContext {
     pairing: Pairing
     dh: Dh
-    /** nonces (and the ephemeral keys, through `fullKeys`) */
+    /** nonces and unknown ages (and the ephemeral keys, through `fullKeys`) */
     random: RandomSource
     /** default AESCCM */
     cipher?: CipherFunction
+    /** the keys of a full handshake attempt; the client prepares them while idle */
+    fullKeys: () => Promise<FullKeys>
+    /** the pseudonym of the next HS_INIT: the stored one, or pseudonym0 */
+    pseudonym: () => PseudonymChoice
     /**
-     * The ephemeral key pair (used for this one attempt, PROTOCOL.md 4.3) and the cached
-     * `ss` of a full handshake; the client prepares them while idle.
+     * Called on every REJECT(TICKET_REJECTED): counts it and says whether the full handshake
+     * follows on this connection (the fallback cap, PROTOCOL.md 6.9). Default: always.
      */
-    fullKeys: () => Promise<{ e: KeyPair; ss: Buffer }>
+    fallBack?: () => boolean
 }
 
 const IDLE: Idle = { phase: Phase.Idle }
@@ -170,32 +213,54 @@ function records(session: Session, type: number, content: Buffer): Frame[] {
     return out
 }
 
-/** The session exists: the TICKET is awaited, and unaccepted early data is sent again. */
+/** The session exists: Established, and `early` goes as its first record unless the gateway accepted it as 0-RTT data. */
 function handshook(session: Session, how: Handshake, early: Buffer | undefined): Step {
-    // "If EARLY_ACCEPTED is clear and it sent early data, it sends the same data again as a
-    // DATA record under the new keys"
+    // "If EARLY_ACCEPTED is clear and it sent early data, it sends the same data again as its
+    // first DATA record under the new keys"; and the device's first record (its STREAM) goes
+    // at once on every new session (8, 12.1)
     const frames = early !== undefined && !how.earlyAccepted ? records(session, InnerType.DATA, early) : []
-    return step({ phase: Phase.AwaitTicket, session, how }, Outcome.Handshook, frames)
+    return step({ phase: Phase.Established, session, how }, Outcome.Handshook, frames)
 }
 
 /**
- * Idle: RESUME_INIT with the stored ticket and `early` as 0-RTT data (PROTOCOL.md 6.2).
+ * Idle: RESUME_INIT with the stored ticket (PROTOCOL.md 6.2). With a known age, `early` rides
+ * as 0-RTT data; with an unknown age (undefined) the obfuscated age is 4 random bytes and
+ * `early` waits for the session.
+ * @param ageMs the ticket's age, or undefined when unknown
  * @throws on early data that does not fit the frame
  */
-export function startResume(ctx: InitiatorContext, t: ResumeTicket, early: Buffer | undefined): Step {
-    const pending = writeResumeInit(t, ctx.random(RESUME_NONCE_LEN), early, ctx.cipher)
-    const next: AwaitResumeResp = { phase: Phase.AwaitResumeResp, pending, early }
+export function startResume(ctx: InitiatorContext, t: StoredTicket, ageMs: number | undefined, early: Buffer | undefined): Step {
+    const known = ageMs !== undefined
+    const pending = writeResumeInit({
+        deviceId: ctx.pairing.deviceId,
+        t,
+        nonceI: ctx.random(NONCE_I_LEN),
+        // "A device that does not know the age ... sends 4 random bytes and MUST NOT send early data"
+        obfuscatedAge: known ? obfuscateAge(ageMs, ageAdd(t.secret)) : ctx.random(OBFUSCATED_AGE_LEN),
+        early: known ? early : undefined,
+        cipher: ctx.cipher,
+    })
+    const next: AwaitResumeResp = { phase: Phase.AwaitResumeResp, pending, early, ticketResumed: t.resumed }
     return step(next, Outcome.Started, [{ type: FrameType.RESUME_INIT, body: pending.body }])
 }
 
 /**
- * Idle, or after REJECT(TICKET_REJECTED): HS_INIT with a fresh ephemeral (PROTOCOL.md 4.1).
- * @throws if a DH output is all zero
+ * Idle, or after REJECT(TICKET_REJECTED): HS_INIT with the prepared ephemeral and its es
+ * (PROTOCOL.md 4.1, 4.3), named by the context's pseudonym.
  */
 export async function startFull(ctx: InitiatorContext, early: Buffer | undefined, fellBack: boolean): Promise<Step> {
     const k = await ctx.fullKeys()
-    const pending = await writeHsInit({ pairing: ctx.pairing, e: k.e, ss: k.ss, dh: ctx.dh, cipher: ctx.cipher })
-    const next: AwaitHsResp = { phase: Phase.AwaitHsResp, pending, early, fellBack }
+    const p = ctx.pseudonym()
+    const pending = await writeHsInit({
+        pairing: ctx.pairing,
+        pseudonym: p.pseudonym,
+        e: k.e,
+        es: k.es,
+        ss: k.ss,
+        dh: ctx.dh,
+        cipher: ctx.cipher,
+    })
+    const next: AwaitHsResp = { phase: Phase.AwaitHsResp, pending, early, fellBack, storedPseudonym: p.stored }
     return step(next, fellBack ? Outcome.FellBack : Outcome.Started, [{ type: FrameType.HS_INIT, body: pending.body }])
 }
 
@@ -203,14 +268,21 @@ export async function startFull(ctx: InitiatorContext, early: Buffer | undefined
 export function onResumeResp(s: AwaitResumeResp, body: Buffer): Step {
     const r = readResumeResp(s.pending, body)
     if (r === undefined) return fail(s, Outcome.Failed, "tether: bad RESUME_RESP")
-    const earlyAccepted = s.early !== undefined && (r.flags & EARLY_ACCEPTED) !== 0
-    return handshook(r.session, { resumed: true, earlyAccepted, fellBack: false }, s.early)
+    const earlyAccepted = s.pending.early && (r.flags & EARLY_ACCEPTED) !== 0
+    const ticketResumed = Math.min(s.ticketResumed + 1, MAX_RESUMED)
+    return handshook(r.session, { resumed: true, earlyAccepted, fellBack: false, ticketResumed }, s.early)
 }
 
-/** REJECT in AwaitResumeResp: TICKET_REJECTED falls back to the full handshake, anything else ends. */
+/**
+ * REJECT in AwaitResumeResp: TICKET_REJECTED falls back to the full handshake when the
+ * fallback cap allows it, else ends with that code; anything else ends with its code.
+ */
 export async function onResumeReject(ctx: InitiatorContext, s: AwaitResumeResp, f: Frame): Promise<Step> {
     // keep the ticket: the REJECT is not authenticated (PROTOCOL.md 9.5)
-    if (rejectCode(f.body) === Code.TICKET_REJECTED) return await startFull(ctx, s.early, true)
+    if (rejectCode(f.body) === Code.TICKET_REJECTED) {
+        if (ctx.fallBack === undefined || ctx.fallBack()) return await startFull(ctx, s.early, true)
+        return fail(s, Outcome.Rejected, "tether: ticket rejected, no fallback on this connection (PROTOCOL.md 6.9)", Code.TICKET_REJECTED)
+    }
     return unexpected(s, f)
 }
 
@@ -218,22 +290,7 @@ export async function onResumeReject(ctx: InitiatorContext, s: AwaitResumeResp, 
 export async function onHsResp(s: AwaitHsResp, body: Buffer): Promise<Step> {
     const session = await readHsResp(s.pending, body)
     if (session === undefined) return fail(s, Outcome.Failed, "tether: bad HS_RESP")
-    return handshook(session, { resumed: false, earlyAccepted: false, fellBack: s.fellBack }, s.early)
-}
-
-/** RECORD in AwaitTicket: it must be the TICKET, which is stored before Established is used (6.3). */
-export function onFirstRecord(s: AwaitTicket, body: Buffer): Step {
-    const r = s.session.decrypt(body)
-    const t = r !== undefined && r.type === InnerType.TICKET ? decodeTicketContent(r.content) : undefined
-    if (r !== undefined) r.content.fillAt(0, r.content.length, 0) // best effort on a garbage-collected VM
-    if (t === undefined) {
-        s.session.close()
-        return fail(s, Outcome.Failed, "tether: no TICKET after the handshake")
-    }
-    const next: Established = { phase: Phase.Established, session: s.session, how: s.how }
-    const out = step(next, Outcome.Ticket, [])
-    out.store = t
-    return out
+    return handshook(session, { resumed: false, earlyAccepted: false, fellBack: s.fellBack, ticketResumed: 0 }, s.early)
 }
 
 /** RECORD in Established (PROTOCOL.md 5): DATA delivered, TICKET stored, CLOSE or a bad record ends it. */
@@ -247,10 +304,11 @@ export function onRecord(s: Established, body: Buffer): Step {
         return out
     }
     if (r.type === InnerType.TICKET) {
+        // the session's decrypt checked the content's length (73)
         const t = decodeTicketContent(r.content)
         r.content.fillAt(0, r.content.length, 0) // best effort on a garbage-collected VM
         const out = step(s, Outcome.Ticket, [])
-        out.store = t
+        out.store = { ticket: t.ticket, secret: t.secret, pseudonym: t.pseudonym, resumed: s.how.ticketResumed }
         return out
     }
     if (r.type === InnerType.CLOSE) {
@@ -271,21 +329,26 @@ export class Initiator {
     ) {}
 
     /**
-     * Leaves Idle: a resumption with the stored ticket, else the full handshake.
-     * @param early a DATA content to deliver as early as possible (0-RTT on a resumption)
+     * Leaves Idle: a resumption with the stored ticket unless its slot reached the resumption
+     * cap (PROTOCOL.md 6.9), else the full handshake.
+     * @param early a DATA content to deliver as early as possible (0-RTT on a resumption with
+     *     a known ticket age, else the session's first record)
      * @throws when not Idle, on oversized early data, or a zero DH output
      */
     async start(early?: Buffer): Promise<Step> {
         if (this.state.phase !== Phase.Idle) throw new Error("tether: the connection has started")
         const t = this.store.current()
-        const s = t !== undefined ? startResume(this.ctx, t, early) : await startFull(this.ctx, early, false)
+        const s =
+            t !== undefined && t.resumed < RESUME_CAP
+                ? startResume(this.ctx, t, this.store.ageMs(), early)
+                : await startFull(this.ctx, early, false)
         this.state = s.next
         return s
     }
 
     /**
      * Processes one frame; the caller must not call again before this resolves. A ticket in
-     * the Step is in flash before the state moves on; a closing Step leaves the machine Closed.
+     * the Step is in flash before this resolves; a closing Step leaves the machine Closed.
      * @throws when the ticket store fails (the state is then unchanged)
      */
     async receive(f: Frame): Promise<Step> {
@@ -298,7 +361,7 @@ export class Initiator {
     /** Closes the machine (the connection is going away). */
     close(): void {
         const s = this.state
-        if (s.phase === Phase.AwaitTicket || s.phase === Phase.Established) s.session.close()
+        if (s.phase === Phase.Established) s.session.close()
         this.state = CLOSED
     }
 
@@ -312,10 +375,6 @@ export class Initiator {
             case Phase.AwaitHsResp:
                 if (f.type === FrameType.HS_RESP) return await onHsResp(s, f.body)
                 return unexpected(s, f)
-            case Phase.AwaitTicket:
-                if (f.type === FrameType.RECORD) return onFirstRecord(s, f.body)
-                s.session.close()
-                return fail(s, Outcome.Unexpected, "tether: no TICKET after the handshake")
             case Phase.Established:
                 if (f.type === FrameType.RECORD) return onRecord(s, f.body)
                 s.session.close()

@@ -43,7 +43,7 @@ test("npm run demo: every step succeeds on a new device, and again on the same d
             /RESULT\s+resumed in \d+ ms of device time with 0 X25519; 97 B of handshake/,
             "first connection: the out-of-band ticket"
         )
-        assert.match(first.stdout, /Noise KKpsk2 in \d+ ms of device time with 3 X25519 .*HS_INIT 60 B, ← HS_RESP 51 B/)
+        assert.match(first.stdout, /Noise KKpsk2 in \d+ ms of device time with 2 X25519 .*HS_INIT 60 B, ← HS_RESP 51 B/)
         assert.match(first.stdout, /HTTP 200/)
         assert.match(first.stdout, /DONE\s+every step succeeded/)
         clean(first.stdout)

@@ -1,9 +1,10 @@
 // End to end, full handshake: the device (test/e2e/device/tether-handshake.ts, one simulator
 // run) against the real gateway (startGateway, a real state directory, devices paired with
-// pairDevice) on loopback, through a recording proxy: three X25519 on the device's critical
-// path, records both ways, a tampered record from the gateway closes the connection without an
-// answer; a wrong gateway key, a wrong device key and an unknown device are refused with
-// their codes, the unknown one before any X25519 on the gateway.
+// pairDevice) on loopback, through a recording proxy: two X25519 on the device's critical
+// path (PROTOCOL.md 4.3), records both ways, the TICKET only after the device's first record
+// (6.3), a tampered record from the gateway closes the connection without an answer; a wrong
+// gateway key, a wrong device key and an unknown device (an unknown pseudonym) are refused
+// with their codes, the unknown one before any X25519 on the gateway.
 import assert from "node:assert/strict"
 import { after, before, describe, test } from "node:test"
 import { generateKeyPair, type Paired, randomBytes } from "tether-gateway"
@@ -50,6 +51,7 @@ describe("tether: full handshake end to end (real gateway)", () => {
                 PSK: dev.psk.toString("hex"),
                 OTHER_PRIV: generateKeyPair().privateKey.toString("hex"),
                 UNKNOWN_ID: randomBytes(8).toString("hex"),
+                UNKNOWN_PSK: randomBytes(32).toString("hex"),
             },
             { timeoutMs: 60000 }
         )
@@ -60,7 +62,7 @@ describe("tether: full handshake end to end (real gateway)", () => {
         await g?.close()
     })
 
-    test("handshake with 3 X25519 on the device, records both ways, tampered record closes the connection", () => {
+    test("handshake with 2 X25519 on the device, TICKET after its first record, records both ways, tampered record closes the connection", () => {
         assertDevice(run, "records-and-tamper")
         assert.deepEqual(g.delivered.map(d => d.content).slice(0, 4), ["rec-0", "rec-1", "rec-2", "tamper-me"])
         const full = g.outcomes("full-handshake", "hs-device")
@@ -71,10 +73,17 @@ describe("tether: full handshake end to end (real gateway)", () => {
         assert.equal(g.outcomes("closed-by-peer", "hs-device").length, 0)
         assert.equal(g.outcomes("peer-gone", "hs-device").length, 1)
         // the handshake frames on the wire: 60 + 51 bytes
-        const first = proxy.of(0, "up")[0]!
-        const answer = proxy.of(0, "down")[0]!
-        assert.equal(first.type, FrameType.HS_INIT)
-        assert.equal(first.raw.length + answer.raw.length, 111)
+        const up = proxy.of(0, "up")
+        const down = proxy.of(0, "down")
+        assert.equal(up[0]!.type, FrameType.HS_INIT)
+        assert.equal(down[0]!.type, FrameType.HS_RESP)
+        assert.equal(up[0]!.raw.length + down[0]!.raw.length, 111)
+        // the device never sends its id: HS_INIT names it by a pseudonym (4.4)
+        for (const f of up) assert.equal(f.raw.indexOf(dev.deviceId), -1, "the device id on the wire")
+        // the gateway's second frame is the TICKET (93 B), after the device's first record
+        assert.equal(down[1]!.type, FrameType.RECORD)
+        assert.equal(down[1]!.raw.length, 93)
+        assert.ok(proxy.frames.indexOf(down[1]!) > proxy.frames.indexOf(up[1]!), "the TICKET came after the device's first record")
     })
     test("wrong gateway key, wrong device key, unknown device: refused with their codes", () => {
         assertDevice(run, "rejects")

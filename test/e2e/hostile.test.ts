@@ -27,7 +27,7 @@ import {
     type Connection,
     type Pairing,
 } from "tether-gateway/peer"
-import { Code, FrameType, RESUME_NONCE_LEN, TICKET_LEN, TICKET_RECORD_FRAME_LEN } from "tether-gateway/wire"
+import { AGE_LEN, Code, DEVICE_ID_LEN, FrameType, NONCE_I_LEN, TICKET_LEN } from "tether-gateway/wire"
 import { cli, readSettings, serveProcess, sleep, type Serve } from "./harness.js"
 
 const CANARY_MS = 2000
@@ -129,7 +129,8 @@ class Raw {
 
 /** A well-sized RESUME_INIT whose ticket no gateway minted. */
 function randomResumeInit(): Buffer {
-    return writeResumeInit({ ticket: randomBytes(TICKET_LEN), secret: randomBytes(32) }, randomBytes(RESUME_NONCE_LEN)).body
+    const t = { ticket: randomBytes(TICKET_LEN), secret: randomBytes(32) }
+    return writeResumeInit(t, randomBytes(DEVICE_ID_LEN), randomBytes(AGE_LEN), randomBytes(NONCE_I_LEN)).body
 }
 
 const codeName = (c: number | undefined) =>
@@ -406,7 +407,8 @@ describe("tether: hostile peers and upstreams against `tether-gateway serve`", (
         assert.ok(conn.isOpen(), `the canary's session is open (close code ${conn.closeCode})`)
         const live = await withTimeout(app.request("ok", Buffer.from("b")), 2000, "live canary after replays")
         assert.equal(live.status, 200)
-        // each replayer: RESUME_RESP, at most its TICKET record, nothing more, ever
+        // each replayer: RESUME_RESP and nothing more, ever: no TICKET for a session that is
+        // never confirmed (PROTOCOL.md 6.3)
         const kinds: Record<string, number> = {}
         for (const r of replayers) {
             const k =
@@ -414,10 +416,8 @@ describe("tether: hostile peers and upstreams against `tether-gateway serve`", (
                     .map(f => (f.type === FrameType.RESUME_RESP ? "RESP" : f.type === FrameType.RECORD ? "REC" : `T${f.type}`))
                     .join("+") || "none"
             kinds[k] = (kinds[k] ?? 0) + 1
-            assert.ok(r.frames.filter(f => f.type === FrameType.RECORD).length <= 1, `a replayer got ${k}`)
+            assert.equal(r.frames.filter(f => f.type === FrameType.RECORD).length, 0, `a replayer got ${k}`)
             if (r.frames.length > 0) assert.equal(r.frames[0]!.type, FrameType.RESUME_RESP)
-            for (const f of r.frames.filter(f => f.type === FrameType.RECORD))
-                assert.equal(3 + f.body.length, TICKET_RECORD_FRAME_LEN, "the one record is the TICKET's size, no application data")
         }
         await app.close()
         await sleep(POLICY["handshake-timeout-ms"] + 300) // the unconfirmed sessions time out

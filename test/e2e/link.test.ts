@@ -1,17 +1,21 @@
 // End to end, the device link (src/link.ts, test/e2e/device/link-roam.ts in one simulator run)
 // against the real gateway (startGateway + its application layer) on loopback, through a TCP
-// proxy this test controls:
+// proxy this test controls (PROTOCOL.md version 2):
 //
-// - basics: publish, request round trips through the funnel to a local HTTP upstream (201 and
-//   a refused route), a MESSAGE from the gateway answered by the device;
+// - basics: the first connection from the out-of-band ticket (no early data: its age is
+//   unknown, 6.2, 6.7), publish, request round trips through the funnel to a local HTTP
+//   upstream (201 and a refused route), a MESSAGE from the gateway answered by the device;
 // - roaming: N_UP messages device -> gateway and N_DOWN gateway -> device while the
 //   proxy cuts the connection at random points: inside the device's first frame
-//   (mid-handshake), inside the gateway's TICKET record (between ticket send and store),
-//   inside later records, or after a random time; and the gateway is restarted mid-stream
-//   (same registry, ticket keys and stream store, new process state). Every message must
-//   arrive exactly once and in order, both ways;
+//   (mid-handshake), inside the gateway's TICKET record (between ticket send and store; the
+//   TICKET is the gateway's next frame after RESUME_RESP, at once when it accepted the 0-RTT
+//   data, else after the device's first record, 6.3), inside later records, or after a random
+//   time; and the gateway is restarted mid-stream (same registry, ticket keys and stream store,
+//   new process state). Every message must arrive exactly once and in order, both ways; the
+//   device may meet the resumption cap (6.9: a full handshake after 32 resumed sessions);
 // - a rejected ticket (min_generation raised as re-pairing does): the full handshake on the
-//   same connection, with the static key, `ss` and the ephemeral prepared while idle.
+//   same connection, with the static key, `ss`, the ephemeral and its `es` prepared while idle
+//   (2 X25519 on the critical path, 4.3).
 // TETHER_ROAM_N=<n> runs the roaming phase with n messages each way (default 200).
 import assert from "node:assert/strict"
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http"
@@ -43,7 +47,7 @@ type CutPlan =
     | { kind: "time"; ms: number; what: string }
 
 const RESUME_RESP_FRAME = 32 // header 3 + nonce_r 12 + flags 1 + tag 16
-const TICKET_FRAME = 85 // header 3 + inner type 1 + ticket 33 + secret 32 + tag 16
+const TICKET_FRAME = 93 // header 3 + inner type 1 + ticket 33 + secret 32 + next pseudonym 8 + tag 16 (6.3)
 
 function randInt(lo: number, hi: number): number {
     return lo + Math.floor(Math.random() * (hi - lo + 1))
@@ -167,13 +171,15 @@ describe("device link end to end", () => {
     const publishes: { topic: string; payload: string }[] = []
     let restarts = 0
     let sentDown = 0
+    /** the gateway's log lines, across its restart */
+    const gwLogs: Record<string, unknown>[] = []
 
     async function startGw(): Promise<void> {
         gw = await startAppGateway({
             port: 0,
             registry,
             state: { identity, ticketKeys },
-            log: () => {},
+            log: l => gwLogs.push(l as Record<string, unknown>),
             app: {
                 store,
                 config: parseConfig({ routes: { echo: { url: `http://127.0.0.1:${httpPort}/echo`, devices: ["*"] } } }),
@@ -259,6 +265,9 @@ describe("device link end to end", () => {
         for (const d of proxy.drops) kinds.set(d, (kinds.get(d) ?? 0) + 1)
         console.log(`PROXY connections=${proxy.connections} drops=${proxy.drops.length} restarts=${restarts}`)
         for (const [k, n] of kinds) console.log(`PROXY drop ${n}x ${k}`)
+        const outcomes = new Map<string, number>()
+        for (const l of gwLogs) outcomes.set(`${l["event"]}:${l["outcome"]}`, (outcomes.get(`${l["event"]}:${l["outcome"]}`) ?? 0) + 1)
+        console.log(`GW ${[...outcomes].map(([k, n]) => `${k}=${n}`).join(" ")}`)
     })
     after(async () => {
         await gw.close()
@@ -266,7 +275,7 @@ describe("device link end to end", () => {
         await new Promise<void>(resolve => http.close(() => resolve()))
     })
 
-    test("basics: 0-RTT first connection, publish, request (201, refused), message and answer", () => {
+    test("basics: first connection from the out-of-band ticket (no 0-RTT), publish, request (201, refused), message and answer", () => {
         assert.ok(devicePassed(run, "basics"), run.out.split("\n").slice(-60).join("\n"))
         assert.equal(publishes.filter(p => p.topic === "hello").length, 1)
         assert.deepEqual(
@@ -288,6 +297,33 @@ describe("device link end to end", () => {
                 .map(p => p.payload)
                 .slice(0, 2),
             ["roam", "done"]
+        )
+    })
+    test("the gateway's log: no protocol error, bad record, timeout or other refusal than TICKET_REJECTED", () => {
+        // the proxy only cuts (it never alters a byte): every connection ends in a drop or a
+        // close, and the only refusals are of tickets (the forced full handshake's, and any of
+        // an older chain after a full handshake whose TICKET a cut swallowed, 6.3)
+        const allowed = new Set([
+            "connection:resumed",
+            "connection:full-handshake",
+            "connection:confirmed",
+            "connection:peer-gone",
+            "connection:closed-by-peer",
+            "connection:reject",
+            "app:publish",
+            "app:request",
+            "app:route-refused",
+            "app:stream-restarted",
+        ])
+        assert.deepEqual(
+            gwLogs.filter(l => !allowed.has(`${l["event"]}:${l["outcome"]}`)),
+            []
+        )
+        const rejects = gwLogs.filter(l => l["outcome"] === "reject")
+        assert.ok(rejects.length >= 1)
+        assert.deepEqual(
+            rejects.filter(l => l["code"] !== "TICKET_REJECTED"),
+            []
         )
     })
     test("a rejected ticket: the full handshake with keys prepared while idle, then data", () => {

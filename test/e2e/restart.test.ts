@@ -1,19 +1,23 @@
 // End to end, restarts: tickets survive the gateway process and the device's flash
-// survives the device.
+// survives the device (PROTOCOL.md version 2).
 //
 // - gateway process restart: `tether-gateway init` and `pair` make a state directory (SQLite
 //   registry, ticket keys) and the device's settings file; `tether-gateway serve` runs in a
 //   child process. The device (test/e2e/device/tether-gw-restart.ts, test mode) connects with
-//   its out-of-band ticket and stores the new ticket; the test SIGKILLs the gateway and starts
-//   a new `serve` on the same state and port; the device's ticket resumes there.
+//   its out-of-band ticket (no early data: unknown age, 6.2), sends its STREAM as the first
+//   record and stores the TICKET that follows it (6.3); the test SIGKILLs the gateway and
+//   starts a new `serve` on the same state and port; the device's ticket resumes there, its
+//   STREAM accepted as 0-RTT data by the new process (the registry's generations are in SQLite).
 // - device restart with flash: test/e2e/device/tether-flash.ts runs OUTSIDE test mode
 //   (`devs run --tcp` of the built program, in a temporary working directory so its flash file
 //   .devicescript/flash/sim.bin is its own; a plain TCP listener on 127.0.0.1:8082 stands in for
 //   the devtools connection the simulator needs there). Boot 0 stores a ticket and calls
-//   ds.restart(); boot 1 resumes from the flash slot with zero X25519, then loses power in the
-//   middle of the next ticket write (a torn slot in the real settings, ds.restart()); boot 2
-//   resumes from the older slot; then the test kills the simulator process and starts it again
-//   on the same flash (a power cycle): boot 3 resumes from flash.
+//   ds.restart(); boot 1 resumes from the flash slot with zero X25519 (without early data: the
+//   ticket's receipt time was in RAM, 6.2), then sends 0-RTT data with the ticket that
+//   resumption brought and loses power in the middle of the next ticket write (a torn slot in
+//   the real settings, ds.restart()); boot 2 resumes from the older slot; then the test kills
+//   the simulator process and starts it again on the same flash (a power cycle): boot 3
+//   resumes from flash, and 0-RTT works again from the ticket of that boot.
 import assert from "node:assert/strict"
 import { spawn, spawnSync, type ChildProcess } from "node:child_process"
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs"
@@ -101,20 +105,41 @@ describe("tether: gateway process restart", () => {
         if (dir) rmSync(dir, { recursive: true, force: true })
     })
 
+    const of = (s: Serve | undefined, outcome: string) =>
+        (s?.lines ?? []).filter(l => l["event"] === "connection" && l["outcome"] === outcome && l["deviceName"] === "restart-dev")
+
     test("first connection from the out-of-band ticket pair wrote", () => {
         assertDevice(run, "first-connection-oob")
-        const r = first!.lines.filter(l => l["outcome"] === "resumed" && l["deviceName"] === "restart-dev")
+        const r = of(first, "resumed")
         assert.equal(r.length, 1)
-        assert.equal(r[0]!["generation"], 2)
+        // no early data: the out-of-band ticket's age is unknown (PROTOCOL.md 6.2, 6.7)
+        assert.equal(r[0]!["earlyAccepted"], false)
+        assert.equal(r[0]!["detail"], undefined)
+        // confirmed by the device's first record (its STREAM), which brought the TICKET (6.3)
+        assert.deepEqual(
+            of(first, "confirmed").map(l => l["generation"]),
+            [2]
+        )
     })
     test("gateway killed and restarted: the ticket it issued still resumes in the new process", () => {
         assertDevice(run, "gateway-restart")
         assert.ok(killedAt, "the test killed the gateway")
         assert.ok(second, "a second gateway process ran")
-        const r = second.lines.filter(l => l["outcome"] === "resumed" && l["deviceName"] === "restart-dev")
+        const r = of(second, "resumed")
         assert.equal(r.length, 1, JSON.stringify(second.lines))
-        assert.equal(r[0]!["generation"], 3) // issued after the registry's generation 2 (SQLite)
+        // its 0-RTT STREAM accepted: generation 2 is newer than the accepted generation 1 the
+        // killed process stored (6.4), and the ticket that acceptance issued is the registry's 3
+        assert.equal(r[0]!["earlyAccepted"], true)
+        assert.equal(r[0]!["generation"], 3)
+        assert.equal(of(second, "confirmed").length, 0) // accepted early data confirmed it (6.3)
         assert.equal(second.lines.filter(l => l["outcome"] === "full-handshake").length, 0)
+        assert.equal(second.lines.filter(l => l["outcome"] === "reject").length, 0)
+    })
+    test("each process logged only the device's handshake, confirmation and close", () => {
+        const conns = (p: Serve | undefined) =>
+            (p?.lines ?? []).filter(l => l["event"] === "connection").map(l => `${l["deviceName"]}:${l["outcome"]}`)
+        assert.deepEqual(conns(first), ["restart-dev:resumed", "restart-dev:confirmed", "restart-dev:closed-by-peer"])
+        assert.deepEqual(conns(second), ["restart-dev:resumed", "restart-dev:closed-by-peer"])
     })
     test("the device run passed as a whole", () => {
         assert.equal(run.code, 0, run.out.split("\n").slice(-40).join("\n"))
@@ -261,24 +286,70 @@ describe("tether: device restart with flash (outside test mode)", () => {
         assert.equal(g.count("boot0-data"), 1)
         assert.equal(g.outcomes("full-handshake", "flash-dev").length, 1)
     })
-    test("boot 1 (after ds.restart): resumes from the flash slot with zero X25519, 0-RTT delivered once", () => {
+    /** flash-dev's resumptions as [earlyAccepted, detail]: [false, undefined] is one without early data */
+    const resumptions = () => g.outcomes("resumed", "flash-dev").map(l => [l["earlyAccepted"], l["detail"]])
+
+    test("boot 1 (after ds.restart): resumes from the flash slot with zero X25519, no early data (unknown age), delivered once", () => {
         assertDevice({ out: firstOut }, "flash-restart-resume")
         assert.match(firstOut, /E2E-BOOT 1/)
         assert.equal(g.count("boot1-early"), 1)
+        // PROTOCOL.md 6.2: the ticket's receipt time died with the RAM, so the resumption after
+        // the restart carries no early data at all (version 1 sent "boot1-early" as 0-RTT); the
+        // gateway saw none (no "early data: ..." detail), the content came as the first record
+        assert.deepEqual(resumptions()[0], [false, undefined])
     })
     test("power cut during the ticket write (real settings): the newest valid slot survives and resumes", () => {
         assertDevice({ out: firstOut }, "flash-power-cut")
         assert.match(firstOut, /slots after the cut: A invalid, 30 bytes, B seq 2/)
         assert.equal(g.count("boot1-cut"), 1) // delivered as 0-RTT on the connection the cut ended
-        assert.equal(g.count("boot2-after-cut"), 1) // refused as 0-RTT (older generation), sent again
+        assert.equal(g.count("boot2-after-cut"), 1) // no early data after the restart (6.2): the first record
+        assert.deepEqual(resumptions().slice(1, 3), [
+            [true, undefined],
+            [false, undefined],
+        ])
     })
     test("power cycle (the simulator process killed and started again): resumes from flash", () => {
         assert.equal(failure, undefined, String(failure?.message))
         assert.match(secondOut, /E2E-BOOT 3/)
         assertDevice({ out: secondOut }, "flash-power-cycle")
         assert.equal(g.count("boot3-early"), 1)
-        // one full handshake in all four boots
+        assert.equal(g.count("boot3-0rtt"), 1)
+        // one full handshake in all four boots; after each restart a resumption without early
+        // data (6.2), and 0-RTT again with a ticket received in the same boot
         assert.equal(g.outcomes("full-handshake", "flash-dev").length, 1)
-        assert.equal(g.outcomes("resumed", "flash-dev").length, 4)
+        assert.deepEqual(resumptions(), [
+            [false, undefined],
+            [true, undefined],
+            [false, undefined],
+            [false, undefined],
+            [true, undefined],
+        ])
+    })
+    test("the gateway's log: every connection closed by the device, but the one its power cut ended", () => {
+        assert.deepEqual(
+            g.logs.filter(l => l["event"] === "connection").map(l => `${l["deviceName"]}:${l["outcome"]}`),
+            [
+                // boot 0
+                "full-handshake",
+                "confirmed",
+                "closed-by-peer",
+                // boot 1
+                "resumed",
+                "confirmed",
+                "closed-by-peer",
+                "resumed", // 0-RTT accepted: confirmed at once
+                "peer-gone", // ds.restart() in the middle of the ticket write
+                // boot 2
+                "resumed",
+                "confirmed",
+                "closed-by-peer",
+                // boot 3 (a new process)
+                "resumed",
+                "confirmed",
+                "closed-by-peer",
+                "resumed",
+                "closed-by-peer",
+            ].map(o => `flash-dev:${o}`)
+        )
     })
 })

@@ -47,7 +47,7 @@ export interface RealGateway {
     /** X25519 operations the gateway ran */
     dh: { n: number }
     /** Pairs a device with the real pairDevice (record, key pair, PSK, out-of-band ticket). */
-    pair(name: string, opts?: { lifetime?: number }): Promise<Paired>
+    pair(name: string): Promise<Paired>
     /** How many times `content` was delivered (for any device). */
     count(content: string): number
     /** Log lines with this outcome (and device name, when given). */
@@ -109,7 +109,7 @@ export async function startRealGateway(
         logs,
         delivered,
         dh,
-        pair: (name, o = {}) => pairDevice({ registry, ticketKeys: state.ticketKeys, name, now: nowSeconds(), lifetime: o.lifetime }),
+        pair: name => pairDevice({ registry, ticketKeys: state.ticketKeys, name, now: nowSeconds() }),
         count: content => delivered.filter(d => d.content === content).length,
         outcomes: (outcome, deviceName) =>
             logs.filter(l => l["outcome"] === outcome && (deviceName === undefined || l["deviceName"] === deviceName)),

@@ -6,10 +6,13 @@
 // The configuration reaches the program through devs/bench/device/env.generated.ts (written by the
 // bench before each run, git-ignored): the port, one paired device, and MODE:
 //
-//   "time"    ROUNDS rounds of: a full handshake from an empty ticket store, then a resumption
-//             with the ticket it received, both timed by the client's own handshakeMs (from
-//             the first handshake frame sent to the session, ds.millis()), with every X25519
-//             counted; after each handshake one DATA "!" is answered "!" by the gateway.
+//   "time"    ROUNDS rounds of: a full handshake from an empty ticket store (after prepare():
+//             the ephemeral, its es and ss computed as idle work), then a resumption with the
+//             ticket it received, both timed by the client's own handshakeMs (from the first
+//             handshake frame sent to the session, ds.millis()), with every X25519 counted;
+//             after each handshake one DATA "!" is answered "!" by the gateway. That record
+//             is the device's first (PROTOCOL.md 6.3: the gateway issues the TICKET after it),
+//             so the probe also brings the ticket the resumption uses.
 //             Prints BENCHDEV lines, one per round and figure; the Node side takes medians.
 //   "idle" | "full" | "resume"
 //             heap probe: BALLAST bytes are allocated (128-byte buffers, kept alive) right
@@ -17,9 +20,10 @@
 //             survived. The simulator has no heap statistics API, and OutOfMemory is a panic,
 //             so the Node side searches the largest ballast that survives in each mode: the
 //             handshake's peak heap is the idle ballast minus the handshake's ballast.
-//             Every mode starts from the same state: one client that ran a full handshake
-//             (it holds a ticket: "resume" uses it) and one prepared with an empty ticket
-//             store ("full" uses it). The probe's DATA exchange is part of the measured span.
+//             Every mode starts from the same state: one client that ran a full handshake and
+//             its probe (it holds a ticket: "resume" uses it) and one prepared with an empty
+//             ticket store ("full" uses it). The probe's DATA exchange is part of the measured
+//             span.
 //
 // Test mode runs the VM with GC stress (about 1.6x slower than a plain run, notes): times are
 // the simulator's in test mode, and a collection runs often enough that the heap probe sees
@@ -64,13 +68,13 @@ describe("bench", () => {
         if (MODE === "time") {
             for (let r = 0; r < ROUNDS; r++) {
                 const tc = await client(p, dh)
-                await tc.prepare() // idle work: ss and the first ephemeral, as on a device
+                await tc.prepare() // idle work: ss, the first ephemeral and its es, as on a device
                 dh.reset()
                 const full = await tc.connect()
                 expect(full.resumed).toBe(false)
-                const fullX = dh.x // es, ee, se: the critical path
+                const fullX = dh.x // ee, se: the critical path (es and ss were prepared)
                 const fullBase = dh.base // key generations inside connect() (the next ephemeral is prepare()'s idle work)
-                await probe(full)
+                await probe(full) // the device's first record: the gateway's TICKET follows it
                 await full.close()
                 dh.reset()
                 const res = await tc.connect()
@@ -86,11 +90,13 @@ describe("bench", () => {
             }
             return
         }
-        // heap probe: the same start in every mode. Client A has run a full handshake and
-        // holds a ticket; client B is prepared (ss and its ephemeral) with an empty store.
+        // heap probe: the same start in every mode. Client A has run a full handshake and its
+        // first record (so it holds a ticket); client B is prepared (ss, its ephemeral and es)
+        // with an empty store.
         const a = await client(p, dh)
         await a.prepare()
         const first = await a.connect()
+        await probe(first)
         await first.close()
         const b = await client(p, dh)
         await b.prepare()

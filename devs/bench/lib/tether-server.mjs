@@ -2,7 +2,7 @@
 // child process of its own, so its CPU time is the gateway's alone): the real startGateway
 // with the identity and ticket keys of a state directory (loadState) and a memory registry
 // holding the devices the parent paired (tether-peers.mjs makePairings), so the parent's
-// devices and their out-of-band tickets are known here.
+// devices, their pseudonyms and their out-of-band tickets are known here.
 //
 // Application data goes through the DATA path with no application layer: the content of every
 // DATA record reaches onData as is; a content ending in "!" is answered with a DATA record
@@ -11,14 +11,18 @@
 
 /**
  * @param config.stateDir a state directory made by initState (identity and ticket keys)
- * @param config.records device records as the registry holds them, Buffers as hex
+ * @param config.records device records as the registry holds them, each Buffer as { hex }
  * @param config.policy server policy overrides
  */
 export async function startServer({ stateDir, records, policy }) {
     const { loadState, MemoryRegistry, startGateway } = await import("tether-gateway")
     const state = loadState(stateDir)
     const registry = new MemoryRegistry()
-    for (const r of records) await registry.putDevice({ ...r, publicKey: Buffer.from(r.publicKey, "hex"), psk: Buffer.from(r.psk, "hex") })
+    const revive = r =>
+        Object.fromEntries(
+            Object.entries(r).map(([k, v]) => [k, v !== null && typeof v === "object" && "hex" in v ? Buffer.from(v.hex, "hex") : v])
+        )
+    for (const r of records) await registry.putDevice(revive(r))
     let received = 0
     const bang = Buffer.from("!")
     let gateway

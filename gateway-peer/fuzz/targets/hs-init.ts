@@ -2,7 +2,7 @@
 // PROTOCOL.md 4.1 step 1's order, and never throws. The fields are views of the body at the
 // offsets of wire.ts.
 import { readHsInit } from "../../src/session/handshake.js"
-import { DEVICE_ID_LEN, HS_INIT_BODY_LEN, HS_INIT_DEVICE_ID_OFFSET, HS_INIT_MESSAGE_OFFSET, MAX_BODY_LEN, VERSION } from "../../src/wire.js"
+import { HS_INIT_BODY_LEN, HS_INIT_MESSAGE_OFFSET, HS_INIT_PSEUDONYM_OFFSET, MAX_BODY_LEN, PSEUDONYM_LEN, VERSION } from "../../src/wire.js"
 import { check, type Target } from "../engine.js"
 import { FRAME_DICTIONARY } from "./common.js"
 
@@ -26,8 +26,8 @@ export async function create(): Promise<Target> {
             }
             check(body.length >= HS_INIT_BODY_LEN && r.version === VERSION, "accepted a short body or another version")
             check(
-                r.deviceId.length === DEVICE_ID_LEN && r.deviceId.equals(body.subarray(HS_INIT_DEVICE_ID_OFFSET, HS_INIT_MESSAGE_OFFSET)),
-                "device_id"
+                r.pseudonym.length === PSEUDONYM_LEN && r.pseudonym.equals(body.subarray(HS_INIT_PSEUDONYM_OFFSET, HS_INIT_MESSAGE_OFFSET)),
+                "pseudonym"
             )
             check(r.message.equals(body.subarray(HS_INIT_MESSAGE_OFFSET)), "message")
             check(r.hasPayload === body.length > HS_INIT_BODY_LEN, "hasPayload")

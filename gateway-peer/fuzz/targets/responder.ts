@@ -1,8 +1,8 @@
 // The Responder, fed a sequence of frames decoded from the input (FrameDecoder over the whole
 // input; a bad length ends the sequence), against the vectors' gateway: its static and
 // ephemeral keys, ticket key, nonce_r and clock, with the vectors' device paired in a fresh
-// MemoryRegistry per input (issued generation 5, accepted 4, one full handshake at 1, as the
-// resume vectors expect). The seeds start with the vectors' HS_INIT and RESUME_INIT, so
+// MemoryRegistry per input (issued generation 5, accepted 4, one full handshake at 1, and the
+// kk vector's pseudonym, as the vectors expect). The seeds start with the vectors' HS_INIT and RESUME_INIT, so
 // mutations reach Established and the record path.
 //
 // Invariants per step: receive never throws; `close` is "the next state is Closed"; every frame
@@ -11,8 +11,9 @@
 // not expected in the state closes, with REJECT(PROTOCOL_ERROR) before a session (2.1, 8); a
 // version other than 1 is REJECT(UNSUPPORTED_VERSION) (2.2); nothing is sent and nothing
 // delivered once Closed; data is delivered only in Established; a rejected message leaves the device's
-// registry record as it was; a record that fails to decrypt leaves the receiving nonce where it
-// was.
+// registry record as it was, and so does a handshake until the session is confirmed (6.3: an
+// answered HS_INIT, a resumption without accepted early data); a record that fails to decrypt
+// leaves the receiving nonce where it was.
 import { keyPairFromPrivate } from "../../src/crypto/x25519.js"
 import { MemoryRegistry } from "../../src/registry/memory.js"
 import { newDevice } from "../../src/registry/registry.js"
@@ -60,13 +61,15 @@ export async function create(): Promise<Target> {
         issued_generation: 5,
         accepted_generation: 4,
         full_generation: 1,
+        pseudonym: hex(kk.pseudonym),
     }
     const nonceR = hex(rv.nonce_r)
+    const next = hex(kk.next_pseudonym)
     return {
         name: "responder",
         batch: 16,
         maxLen: 4096,
-        dictionary: [...FRAME_DICTIONARY, hex(deviceId), hex(rv.ticket)],
+        dictionary: [...FRAME_DICTIONARY, hex(kk.pseudonym), hex(rv.ticket), hex(rv.obfuscated_age)],
         async run(data) {
             const registry = new MemoryRegistry()
             await registry.putDevice(device)
@@ -75,8 +78,9 @@ export async function create(): Promise<Target> {
                 identity,
                 ticketKeys,
                 now: () => rv.now,
+                nowMs: () => rv.now_ms,
                 ephemeral: () => ephemeral,
-                rng: () => Buffer.from(nonceR),
+                rng: n => Buffer.from(n === nonceR.length ? nonceR : next),
                 ssCache,
             }
             const r = new Responder(ctx)
@@ -126,7 +130,8 @@ export async function create(): Promise<Target> {
                     check(step.frames.length === 0 && step.delivered.length === 0 && step.next.phase === Phase.Closed, "Closed answered")
                 if (step.delivered.length > 0) check(step.next.phase === Phase.Established, "data delivered outside Established")
                 const outcome = step.event?.outcome
-                if (outcome === "reject" || outcome === "bad-record" || outcome === "protocol-error")
+                const unconfirmed = outcome === "full-handshake" || (outcome === "resumed" && step.event?.earlyAccepted !== true)
+                if (outcome === "reject" || outcome === "bad-record" || outcome === "protocol-error" || unconfirmed)
                     check(
                         snapshot(await registry.getDevice(deviceId)) === reg0,
                         `a ${outcome} (${step.event?.detail}) changed the registry`

@@ -2,12 +2,14 @@
 // throw; the fields are views at wire.ts's offsets and the ciphertext holds at least a tag.
 import { readResumeInit } from "../../src/session/resume.js"
 import {
+    AGE_LEN,
     MAX_BODY_LEN,
+    NONCE_I_LEN,
+    RESUME_INIT_AGE_OFFSET,
     RESUME_INIT_MIN_BODY_LEN,
     RESUME_INIT_NONCE_OFFSET,
     RESUME_INIT_PAYLOAD_OFFSET,
     RESUME_INIT_TICKET_OFFSET,
-    RESUME_NONCE_LEN,
     TAG_LEN,
     TICKET_LEN,
     VERSION,
@@ -35,12 +37,16 @@ export async function create(): Promise<Target> {
             }
             check(body.length >= RESUME_INIT_MIN_BODY_LEN && r.version === VERSION, "accepted a short body or another version")
             check(
-                r.ticket.length === TICKET_LEN && r.ticket.equals(body.subarray(RESUME_INIT_TICKET_OFFSET, RESUME_INIT_NONCE_OFFSET)),
+                r.ticket.length === TICKET_LEN && r.ticket.equals(body.subarray(RESUME_INIT_TICKET_OFFSET, RESUME_INIT_AGE_OFFSET)),
                 "ticket"
             )
             check(
-                r.nonceI.length === RESUME_NONCE_LEN &&
-                    r.nonceI.equals(body.subarray(RESUME_INIT_NONCE_OFFSET, RESUME_INIT_PAYLOAD_OFFSET)),
+                r.obfuscatedAge.length === AGE_LEN &&
+                    r.obfuscatedAge.equals(body.subarray(RESUME_INIT_AGE_OFFSET, RESUME_INIT_NONCE_OFFSET)),
+                "obfuscated_age"
+            )
+            check(
+                r.nonceI.length === NONCE_I_LEN && r.nonceI.equals(body.subarray(RESUME_INIT_NONCE_OFFSET, RESUME_INIT_PAYLOAD_OFFSET)),
                 "nonce_i"
             )
             check(r.ciphertext.length >= TAG_LEN && r.ciphertext.equals(body.subarray(RESUME_INIT_PAYLOAD_OFFSET)), "ciphertext")

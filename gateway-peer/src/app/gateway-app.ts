@@ -112,6 +112,9 @@ interface DeviceState {
 }
 
 /** The application layer of one gateway process. */
+/** Where a STREAM goes in a reply; replaced by the STREAM of the state after the whole record. */
+const STREAM_AT_END = Buffer.alloc(0)
+
 export class GatewayApp {
     /** `publish` and `acked` events: the in-process sink API. */
     readonly events = new EventEmitter<AppEvents>()
@@ -174,9 +177,9 @@ export class GatewayApp {
      * and `link` becomes the device's current link. A sequenced message on a link whose
      * session has not sent STREAM is a protocol error for that session only.
      */
-    data(device: AppDevice, content: Buffer, link: AppLink): void {
+    data(device: AppDevice, content: Buffer, link: AppLink, early = false): void {
         const d = this.#state(device)
-        d.chain = d.chain.then(() => this.#data(d, content, link)).catch(err => this.#failed(d, link, err))
+        d.chain = d.chain.then(() => this.#data(d, content, link, early)).catch(err => this.#failed(d, link, err))
     }
 
     /**
@@ -211,7 +214,8 @@ export class GatewayApp {
         }
     }
 
-    async #data(d: DeviceState, content: Buffer, link: AppLink): Promise<void> {
+    /** `early`: the content came as resumption early data (its REQUESTs go upstream with Early-Data: 1). */
+    async #data(d: DeviceState, content: Buffer, link: AppLink, early: boolean): Promise<void> {
         if (this.#closed.has(link)) return
         const msgs = decodeApp(content, "device")
         d.recv ??= (await this.opts.store.get(d.device.id)) ?? { streamId: 0, delivered: 0 }
@@ -247,8 +251,10 @@ export class GatewayApp {
                     }
                 }
                 if (restarted) this.#log({ event: "app", outcome: "stream-restarted", device: d.device.name, renumbered: d.send.unacked })
-                // sent before anything of the (possibly new) stream: #flush appends those
-                out.push(this.#streamMsg(d, recv))
+                // sent before anything of the (possibly new) stream: #flush appends those. Its
+                // `delivered` is written after the whole record (below), so it counts the
+                // messages that came with this STREAM and the device need not resend them
+                out.push(STREAM_AT_END)
             } else if (m.kind === AppKind.ACK) {
                 if (d.send.ack(m.id) > 0) this.events.emit("acked", { device: d.device.name, deviceId: d.device.id, id: m.id })
             } else {
@@ -261,7 +267,7 @@ export class GatewayApp {
                     // say so, and the device starts a new stream (PROTOCOL.md 12.1)
                     changed = true
                     this.#log({ event: "app", outcome: "stream-lost", device: d.device.name, id: m.id })
-                    out.push(this.#streamMsg(d, recv))
+                    out.push(STREAM_AT_END)
                 }
             }
         }
@@ -269,8 +275,12 @@ export class GatewayApp {
         if (changed || deliver.length > 0) await this.opts.store.put(d.device.id, recv.state)
         d.recv = recv.state
         this.#sessions.set(link, recv.session)
-        for (const m of deliver) this.#deliver(d, m, link)
+        for (let i = 0; i < out.length; i++) if (out[i] === STREAM_AT_END) out[i] = this.#streamMsg(d, recv)
+        // the STREAM and ACK go first: "the gateway sends its own STREAM as its first application
+        // message on that session" (PROTOCOL.md 12.1), before any RESPONSE that delivering may
+        // send at once (a refused route)
         this.#flush(d, ack, out, link)
+        for (const m of deliver) this.#deliver(d, m, link, early)
     }
 
     #streamMsg(d: DeviceState, recv: ReceiveStream): Buffer {
@@ -278,7 +288,7 @@ export class GatewayApp {
         return encodeApp({ kind: AppKind.STREAM, streamId: d.send.streamId, peerStreamId: r.streamId, delivered: r.delivered })
     }
 
-    #deliver(d: DeviceState, m: SequencedMessage, link: AppLink): void {
+    #deliver(d: DeviceState, m: SequencedMessage, link: AppLink, early: boolean): void {
         const name = d.device.name
         // the device stream this REQUEST came from: its RESPONSE is dropped if that stream is
         // gone by the time the upstream answers (a restarted device)
@@ -300,7 +310,7 @@ export class GatewayApp {
                 return
             }
             // #call answers every failure itself; the catch is for a log function that throws
-            const p = this.#call(d, link, stream, m, route).catch(err => this.#internalError(d, "call", err))
+            const p = this.#call(d, link, stream, m, route, early).catch(err => this.#internalError(d, "call", err))
             this.#inflight.add(p)
             void p.then(() => this.#inflight.delete(p))
         }
@@ -316,7 +326,8 @@ export class GatewayApp {
         link: AppLink,
         stream: number,
         m: Extract<SequencedMessage, { kind: typeof AppKind.REQUEST }>,
-        route: Route
+        route: Route,
+        early: boolean
     ): Promise<void> {
         const name = d.device.name
         const id = m.id
@@ -324,7 +335,7 @@ export class GatewayApp {
         d.inflight++
         let res: UpstreamResult
         try {
-            res = await callUpstream(route, m.payload, name, this.opts.fetch)
+            res = await callUpstream(route, m.payload, name, this.opts.fetch, { early })
         } catch (err) {
             // callUpstream catches its own failures; this is a bug or a hostile fetch hook
             this.#log({ event: "app", outcome: "internal-error", device: name, id, where: "upstream", detail: errorName(err) })

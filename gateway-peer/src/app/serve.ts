@@ -29,7 +29,7 @@ export async function startAppGateway(
     const gateway = await startGateway({
         ...opts,
         log,
-        onData: (device, content, session) => app.data({ id: device.id, name: device.name }, content, session),
+        onData: (device, content, session, early) => app.data({ id: device.id, name: device.name }, content, session, early),
     })
     return {
         gateway,

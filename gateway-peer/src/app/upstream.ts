@@ -126,15 +126,17 @@ async function readCapped(res: Response, max: number): Promise<Buffer> {
 }
 
 /**
- * Calls the upstream for a device: the payload is the request body (none for GET and
- * DELETE), the device's name goes in `x-tether-device`. The timeout covers the whole call,
- * body included. Never throws.
+ * Calls the upstream for a device (PROTOCOL.md 12.2): the payload is the request body (none
+ * for GET and DELETE), the device's name goes in `x-tether-device`, and a request that came as
+ * early data carries `Early-Data: 1` (RFC 8470, PROTOCOL.md 9.3). The timeout covers the whole
+ * call, body included. Never throws.
  */
 export async function callUpstream(
     route: Route,
     payload: Buffer,
     device: string,
-    fetchImpl: typeof fetch = fetch
+    fetchImpl: typeof fetch = fetch,
+    opts: { early?: boolean } = {}
 ): Promise<UpstreamResult> {
     const ac = new AbortController()
     let timedOut = false
@@ -146,7 +148,11 @@ export async function callUpstream(
         const hasBody = route.method !== "GET" && route.method !== "DELETE"
         const res = await fetchImpl(route.url, {
             method: route.method,
-            headers: { "content-type": "application/octet-stream", "x-tether-device": device },
+            headers: {
+                "content-type": "application/octet-stream",
+                "x-tether-device": device,
+                ...(opts.early === true ? { "early-data": "1" } : {}),
+            },
             body: hasBody ? new Uint8Array(payload) : undefined,
             signal: ac.signal,
             redirect: "error",

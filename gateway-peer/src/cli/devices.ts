@@ -1,6 +1,7 @@
-// `tether-gateway list`, `revoke NAME`, `rotate-ticket-key`: the registry and the ticket keys.
+// `tether-gateway list`, `revoke NAME`, `expire-tickets NAME`, `rotate-ticket-key`,
+// `retire-ticket-key`: the registry and the ticket keys.
 import type { Registry } from "../registry/registry.js"
-import { nowSeconds, CliError, openState, parse, STATE_OPTION, stateDir, type Io } from "./common.js"
+import { nowSeconds, CliError, intOption, openState, parse, STATE_OPTION, stateDir, type Io } from "./common.js"
 
 export const LIST_USAGE = `usage: tether-gateway list [--state DIR] [--json]
 
@@ -31,11 +32,28 @@ name (tether-gateway pair NAME2), which makes new keys.
 
   --state DIR   the state directory (default ./.tether)`
 
-export const ROTATE_USAGE = `usage: tether-gateway rotate-ticket-key [--state DIR]
+export const ROTATE_USAGE = `usage: tether-gateway rotate-ticket-key [--oob] [--state DIR]
 
-Makes a new current ticket key. Older keys keep opening the tickets they signed until those
-expire, then are deleted. A running \`serve\` picks the new key up within about a second.
+Makes a new current ticket key. There are two kinds (PROTOCOL.md 6.1): session keys sign the
+tickets of connected devices (7 days), the out-of-band key signs the tickets that \`pair\` mints
+(365 days). The old key keeps opening the tickets it signed until they expire (7 or 365 days),
+then is deleted. A running \`serve\` picks the new key up within about a second.
 
+If a key may have leaked, rotate it and then retire the old one at once:
+  tether-gateway rotate-ticket-key && tether-gateway retire-ticket-key --now
+
+  --oob         rotate the out-of-band key instead of the session key
+  --state DIR   the state directory (default ./.tether)`
+
+export const RETIRE_USAGE = `usage: tether-gateway retire-ticket-key --now [--id N] [--state DIR]
+
+Deletes ticket keys at once instead of when their tickets expire: every ticket they signed is
+refused from then on (TICKET_REJECTED), and the devices holding one run the full handshake on
+their next connection. A current key cannot be retired: rotate it first. A running \`serve\`
+stops opening the retired keys' tickets within about a second.
+
+  --now         required: the retirement is immediate
+  --id N        retire key N only (default: every key that is not current)
   --state DIR   the state directory (default ./.tether)`
 
 /** Runs `list`. */
@@ -127,7 +145,7 @@ export function expireTickets(argv: string[], io: Io): Promise<void> {
 
 /** Runs `rotate-ticket-key`. */
 export async function rotateTicketKey(argv: string[], io: Io): Promise<void> {
-    const r = parse(argv, STATE_OPTION, ROTATE_USAGE, io)
+    const r = parse(argv, { ...STATE_OPTION, oob: { type: "boolean" } }, ROTATE_USAGE, io)
     if (r === undefined) return
     const { state, registry } = openState(stateDir(r.values.state, io))
     await registry.close()
@@ -135,10 +153,30 @@ export async function rotateTicketKey(argv: string[], io: Io): Promise<void> {
     const pruned = state.ticketKeys.prune(now)
     let fresh
     try {
-        fresh = state.ticketKeys.rotate(now)
+        fresh = state.ticketKeys.rotate(now, { kind: r.values.oob === true ? "oob" : "session" })
     } catch (err) {
         throw new CliError((err as Error).message)
     }
     state.saveTicketKeys()
-    io.out(`ticket key ${fresh.id} is current; ${state.ticketKeys.keys.length} keys held, ${pruned} expired keys deleted`)
+    io.out(`${fresh.kind} ticket key ${fresh.id} is current; ${state.ticketKeys.keys.length} keys held, ${pruned} expired keys deleted`)
+}
+
+/** Runs `retire-ticket-key`. */
+export async function retireTicketKey(argv: string[], io: Io): Promise<void> {
+    const r = parse(argv, { ...STATE_OPTION, now: { type: "boolean" }, id: { type: "string" } }, RETIRE_USAGE, io)
+    if (r === undefined) return
+    if (r.values.now !== true) throw new CliError("--now is required: retiring a key refuses its tickets at once", 2)
+    // a malformed --id is a usage error (exit 2), parsed before the key set's own refusals
+    const id = r.values.id === undefined ? undefined : intOption(r.values.id, "id", 0, 0, 255)
+    const { state, registry } = openState(stateDir(r.values.state, io))
+    await registry.close()
+    let retired
+    try {
+        retired = id === undefined ? state.ticketKeys.retireAll() : [state.ticketKeys.retire(id)]
+    } catch (err) {
+        throw new CliError((err as Error).message)
+    }
+    state.saveTicketKeys()
+    const ids = retired.map(k => `${k.kind} ${k.id}`).join(", ")
+    io.out(retired.length === 0 ? "no key to retire: every key held is current" : `retired ticket keys ${ids}; their tickets are refused`)
 }

@@ -5,10 +5,10 @@ import { chmodSync, existsSync, writeFileSync } from "node:fs"
 import { resolve } from "node:path"
 import { randomBytes } from "../crypto/random.js"
 import { generateKeyPair, type KeyPair } from "../crypto/x25519.js"
-import { deviceIdHex, newDevice, type Registry } from "../registry/registry.js"
+import { deviceIdHex, newDevice, PseudonymTaken, type Registry } from "../registry/registry.js"
 import type { ResumeTicket } from "../session/resume.js"
 import { mintTicket, type TicketKeySet } from "../tickets.js"
-import { DAY, DEVICE_ID_LEN, OOB_TICKET_LIFETIME, PSK_LEN } from "../wire.js"
+import { DEVICE_ID_LEN, PSK_LEN } from "../wire.js"
 import { CliError, intOption, nowSeconds, openState, parse, STATE_OPTION, stateDir, type Io } from "./common.js"
 
 export const PAIR_USAGE = `usage: tether-gateway pair NAME [options]
@@ -22,7 +22,9 @@ out-of-band ticket and writes everything the device needs to its settings file (
   --force                      overwrite FILE if it exists
   --host H                     the gateway address the device connects to (default 127.0.0.1)
   --port P                     the gateway port (default 4433)
-  --ticket-lifetime-days N     lifetime of the out-of-band ticket (default 365)`
+
+The out-of-band ticket is signed by the gateway's out-of-band ticket key and lives
+oobTicketLifetime (serve --oob-ticket-lifetime, default 365 days) from now.`
 
 /** Device names: what an operator types, safe in logs and file names. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
@@ -82,13 +84,7 @@ export interface Paired {
  * out-of-band ticket (PROTOCOL.md 6.7). Used by `pair`, and by the tests and the bench.
  * @throws Error if the name is taken
  */
-export async function pairDevice(opts: {
-    registry: Registry
-    ticketKeys: TicketKeySet
-    name: string
-    now: number
-    lifetime?: number
-}): Promise<Paired> {
+export async function pairDevice(opts: { registry: Registry; ticketKeys: TicketKeySet; name: string; now: number }): Promise<Paired> {
     const { registry, name, now } = opts
     if ((await registry.getDeviceByName(name)) !== undefined) throw new CliError(`a device named ${name} is already paired`)
     let deviceId: Buffer
@@ -96,12 +92,29 @@ export async function pairDevice(opts: {
     while ((await registry.getDevice(deviceIdHex(deviceId))) !== undefined)
     const id = deviceIdHex(deviceId)
     const s = generateKeyPair()
-    const psk = randomBytes(PSK_LEN)
-    await registry.putDevice(newDevice({ id, name, publicKey: s.publicKey, psk, now }))
-    // "pairing issues generation 1 to the out-of-band ticket and sets full_generation = 1" (6.7)
-    const generation = await registry.issueGeneration(id)
-    await registry.markFullHandshake(id, generation)
-    const t = mintTicket({ deviceId, generation, expiresAt: now + (opts.lifetime ?? OOB_TICKET_LIFETIME), keySet: opts.ticketKeys })
+    // "pairing sets issued_generation = full_generation = 1" and the fallback pseudonym (6.7);
+    // a PSK whose pseudonym0 another device holds (2^-64 per pair) is drawn again
+    let psk: Buffer
+    let device
+    for (;;) {
+        psk = randomBytes(PSK_LEN)
+        device = newDevice({ id, name, publicKey: s.publicKey, psk, now })
+        try {
+            await registry.putDevice(device)
+            break
+        } catch (err) {
+            if (!(err instanceof PseudonymTaken)) throw err
+        }
+    }
+    // the out-of-band ticket: generation 1, the out-of-band key, chain origin 1
+    const t = mintTicket({
+        deviceId,
+        generation: device.issued_generation,
+        issuedAt: now,
+        chainOrigin: device.full_generation,
+        keySet: opts.ticketKeys,
+        kind: "oob",
+    })
     return { deviceId, s, psk, ticket: { ticket: t.ticket, secret: t.resumptionSecret } }
 }
 
@@ -115,7 +128,6 @@ export async function pair(argv: string[], io: Io): Promise<void> {
             force: { type: "boolean" },
             host: { type: "string" },
             port: { type: "string" },
-            "ticket-lifetime-days": { type: "string" },
         },
         PAIR_USAGE,
         io,
@@ -129,12 +141,11 @@ export async function pair(argv: string[], io: Io): Promise<void> {
     const host = typeof r.values.host === "string" ? r.values.host : "127.0.0.1"
     if (host.length === 0 || /[\s#"]/.test(host)) throw new CliError("--host must be a host name or address", 2)
     const port = intOption(r.values.port, "port", 4433, 1, 65535)
-    const lifetime = intOption(r.values["ticket-lifetime-days"], "ticket-lifetime-days", OOB_TICKET_LIFETIME / DAY, 1, 3650) * DAY
     if (existsSync(out) && !force) throw new CliError(`${out} exists; refusing to overwrite it (use --force)`)
 
     const { state, registry } = openState(stateDir(r.values.state, io))
     try {
-        const p = await pairDevice({ registry, ticketKeys: state.ticketKeys, name, now: nowSeconds(), lifetime })
+        const p = await pairDevice({ registry, ticketKeys: state.ticketKeys, name, now: nowSeconds() })
         const id = deviceIdHex(p.deviceId)
         const text = envText(deviceSettings(p, state.identity.publicKey, host, port), name)
         writeFileSync(out, text, { mode: 0o600, flag: force ? "w" : "wx" })

@@ -76,21 +76,34 @@ function readConfig(path: string): { upstream: UpstreamConfig; policy: unknown }
 }
 
 /**
- * Brings the running key set up to the file's: each key the file has that is not held yet
- * and carries the next id becomes current (TicketKeySet.rotate with that key's bytes).
+ * Brings the running key set up to the file's (PROTOCOL.md 6.1, 6.5): a key the file has and the
+ * running set does not, with a higher id, is a rotation of its kind (TicketKeySet.rotate with
+ * that key's bytes); a key the running set holds and the file does not was retired (deleted at
+ * once). Anything else is logged as out of sync (restart serve).
  */
 function syncTicketKeys(live: TicketKeySet, dir: string, now: number, log: (l: LogLine) => void): void {
     const file = loadState(dir).ticketKeys
+    const ts = () => new Date().toISOString()
     for (const k of file.keys) {
         const held = live.keys.find(x => x.id === k.id)
-        if (held !== undefined && held.key.equals(k.key)) continue
-        if (held === undefined && k.id === ((live.current.id + 1) & 0xff)) {
-            live.rotate(now, { rng: () => Buffer.from(k.key) })
-            log({ ts: new Date().toISOString(), event: "ticket-key", outcome: "rotated", keyId: k.id })
-        } else {
-            log({ ts: new Date().toISOString(), event: "ticket-key", outcome: "out-of-sync", keyId: k.id, detail: "restart serve" })
+        if (held !== undefined) {
+            if (!held.key.equals(k.key) || held.kind !== k.kind)
+                log({ ts: ts(), event: "ticket-key", outcome: "out-of-sync", keyId: k.id, detail: "restart serve" })
+            continue
+        }
+        if (k.retireAt !== undefined) continue // an old key the running set already dropped
+        try {
+            live.install(k, now)
+            log({ ts: ts(), event: "ticket-key", outcome: "rotated", keyId: k.id, kind: k.kind })
+        } catch {
+            log({ ts: ts(), event: "ticket-key", outcome: "out-of-sync", keyId: k.id, detail: "restart serve" })
         }
     }
+    for (const k of [...live.keys])
+        if (!file.keys.some(x => x.id === k.id) && k.retireAt !== undefined) {
+            live.retire(k.id)
+            log({ ts: ts(), event: "ticket-key", outcome: "retired", keyId: k.id, kind: k.kind })
+        }
     live.prune(now)
 }
 

@@ -1,13 +1,34 @@
 // The in-memory twin of the registry, for tests and the load test. Single-threaded JS makes
 // every operation atomic.
 import { UINT32_MAX } from "../wire.js"
-import { checkDevice, type DeviceRecord, type GenerationVerdict, type Registry } from "./registry.js"
+import {
+    checkDevice,
+    PseudonymTaken,
+    type Confirmation,
+    type DeviceRecord,
+    type GenerationVerdict,
+    type Issued,
+    type Registry,
+} from "./registry.js"
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
 /** A registry held in a Map; records are copied in and out. */
 export class MemoryRegistry implements Registry {
     readonly #byId = new Map<string, Mutable<DeviceRecord>>()
+    /** pseudonym (hex) → device id, for all three pseudonyms of every device */
+    readonly #byPseudonym = new Map<string, string>()
+
+    #index(d: DeviceRecord): void {
+        for (const p of [d.pseudonym, d.previous_pseudonym, d.pseudonym0]) this.#byPseudonym.set(p.toString("hex"), d.id)
+    }
+
+    #unindex(d: DeviceRecord): void {
+        for (const p of [d.pseudonym, d.previous_pseudonym, d.pseudonym0]) {
+            const k = p.toString("hex")
+            if (this.#byPseudonym.get(k) === d.id) this.#byPseudonym.delete(k)
+        }
+    }
 
     #get(id: string): Mutable<DeviceRecord> {
         const d = this.#byId.get(id)
@@ -25,11 +46,24 @@ export class MemoryRegistry implements Registry {
         return undefined
     }
 
+    async getDeviceByPseudonym(pseudonym: Buffer): Promise<DeviceRecord | undefined> {
+        const id = this.#byPseudonym.get(pseudonym.toString("hex"))
+        return id === undefined ? undefined : this.getDevice(id)
+    }
+
     async putDevice(device: DeviceRecord): Promise<void> {
         checkDevice(device)
         for (const d of this.#byId.values())
             if (d.name === device.name && d.id !== device.id) throw new Error(`registry: the name ${device.name} is taken`)
-        this.#byId.set(device.id, { ...device })
+        for (const p of [device.pseudonym, device.previous_pseudonym, device.pseudonym0]) {
+            const holder = this.#byPseudonym.get(p.toString("hex"))
+            if (holder !== undefined && holder !== device.id) throw new PseudonymTaken()
+        }
+        const old = this.#byId.get(device.id)
+        if (old !== undefined) this.#unindex(old)
+        const copy = { ...device }
+        this.#byId.set(device.id, copy)
+        this.#index(copy)
     }
 
     async listDevices(): Promise<DeviceRecord[]> {
@@ -55,10 +89,19 @@ export class MemoryRegistry implements Registry {
         return false
     }
 
-    async issueGeneration(id: string): Promise<number> {
+    async confirmSession(id: string, c: Confirmation): Promise<Issued> {
         const d = this.#get(id)
         if (d.issued_generation >= UINT32_MAX) throw new RangeError(`registry: ${id} has no generation left`)
-        return ++d.issued_generation
+        const holder = this.#byPseudonym.get(c.nextPseudonym.toString("hex"))
+        if (holder !== undefined && holder !== id) throw new PseudonymTaken()
+        this.#unindex(d)
+        const generation = ++d.issued_generation
+        if (c.full) d.full_generation = generation
+        if (c.resumedGeneration !== undefined) d.accepted_generation = Math.max(d.accepted_generation, c.resumedGeneration)
+        d.previous_pseudonym = d.pseudonym
+        d.pseudonym = Buffer.from(c.nextPseudonym)
+        this.#index(d)
+        return { generation, chainOrigin: d.full_generation }
     }
 
     async acceptGeneration(id: string, generation: number): Promise<GenerationVerdict> {
@@ -68,10 +111,6 @@ export class MemoryRegistry implements Registry {
             return "newer"
         }
         return "older"
-    }
-
-    async markFullHandshake(id: string, generation: number): Promise<void> {
-        this.#get(id).full_generation = generation
     }
 
     async close(): Promise<void> {}

@@ -3,7 +3,8 @@
 // asynchronous for that reason; the embedded (sqlite.ts) and in-memory (memory.ts) ones answer
 // at once. Generation updates are atomic in every implementation: acceptGeneration is a
 // compare-and-set, so two concurrent uses of one ticket cannot both see "newer".
-import { DEVICE_ID_LEN } from "../wire.js"
+import { hmacSha256 } from "../crypto/hash.js"
+import { DEVICE_ID_LEN, PSEUDONYM0_LABEL, PSEUDONYM_LEN } from "../wire.js"
 
 /** A paired device. `psk` is secret; the rest is not. */
 export interface DeviceRecord {
@@ -20,10 +21,16 @@ export interface DeviceRecord {
     readonly min_generation: number
     /** the highest generation ever put in a ticket */
     readonly issued_generation: number
-    /** the highest generation ever accepted in a resumption */
+    /** the highest generation whose early data was accepted, or that a confirmed resumption used */
     readonly accepted_generation: number
-    /** the generation issued at the last full handshake (at pairing: the out-of-band ticket's) */
+    /** the generation issued at the last confirmed full handshake (at pairing: the out-of-band ticket's): the chain's origin */
     readonly full_generation: number
+    /** the pseudonym sent in the device's latest TICKET (PROTOCOL.md 4.4; 8 bytes) */
+    readonly pseudonym: Buffer
+    /** the one before it, for a device that lost its newest TICKET */
+    readonly previous_pseudonym: Buffer
+    /** the fallback, HMAC-SHA-256(psk, "tether/2 pseudonym")[0..8] */
+    readonly pseudonym0: Buffer
     /** seconds since the Unix epoch */
     readonly created_at: number
 }
@@ -31,10 +38,36 @@ export interface DeviceRecord {
 /** acceptGeneration's answer (PROTOCOL.md 6.4). */
 export type GenerationVerdict = "newer" | "older"
 
+/** What confirming a session changes (PROTOCOL.md 6.3). */
+export interface Confirmation {
+    /** a full handshake: the new ticket starts a chain */
+    readonly full: boolean
+    /** a resumption: the generation of the ticket it used (accepted_generation is raised to it) */
+    readonly resumedGeneration?: number
+    /** the pseudonym that goes in the TICKET: it becomes `pseudonym`, the old one `previous_pseudonym` */
+    readonly nextPseudonym: Buffer
+}
+
+/** What a confirmation issued: the new ticket's generation and chain origin. */
+export interface Issued {
+    readonly generation: number
+    readonly chainOrigin: number
+}
+
+/** confirmSession's refusal when the next pseudonym is held by another device (draw again). */
+export class PseudonymTaken extends Error {
+    constructor() {
+        super("registry: the pseudonym is taken")
+        this.name = "PseudonymTaken"
+    }
+}
+
 /** The registry interface. Unknown ids make the generation operations throw. */
 export interface Registry {
     getDevice(id: string): Promise<DeviceRecord | undefined>
     getDeviceByName(name: string): Promise<DeviceRecord | undefined>
+    /** The device one of whose three pseudonyms (current, previous, fallback) this is. */
+    getDeviceByPseudonym(pseudonym: Buffer): Promise<DeviceRecord | undefined>
     /** Inserts or replaces (by id) a device. @throws if another device has the name */
     putDevice(device: DeviceRecord): Promise<void>
     listDevices(): Promise<DeviceRecord[]>
@@ -52,20 +85,25 @@ export interface Registry {
      */
     expireTickets(name: string): Promise<boolean>
     /**
-     * `generation = ++issued_generation`, atomically; returns it. A generation is a uint32 on the
-     * wire: an implementation refuses (throws) rather than pass 2^32 - 1.
+     * A session was confirmed (PROTOCOL.md 6.3), in one atomic update: `generation =
+     * ++issued_generation`; after a full handshake `full_generation = generation`; after a
+     * resumption `accepted_generation = max(accepted_generation, resumedGeneration)`; the
+     * pseudonyms rotate. A generation is a uint32 on the wire: an implementation refuses
+     * (throws RangeError) rather than pass 2^32 - 1.
+     * @throws PseudonymTaken if another device holds `nextPseudonym` (nothing changed)
      */
-    issueGeneration(id: string): Promise<number>
+    confirmSession(id: string, c: Confirmation): Promise<Issued>
     /**
      * Compare-and-set: if `generation > accepted_generation`, sets accepted_generation to it
      * and answers "newer"; otherwise changes nothing and answers "older".
      */
     acceptGeneration(id: string, generation: number): Promise<GenerationVerdict>
-    /** Sets full_generation (after a full handshake, to the generation of its ticket). */
-    markFullHandshake(id: string, generation: number): Promise<void>
     /** Releases resources (closes the database). */
     close(): Promise<void>
 }
+
+/** The out-of-band ticket's generation, the start of a pairing's first chain (PROTOCOL.md 6.7). */
+export const OOB_GENERATION = 1
 
 /** `device_id` bytes to the registry's id string. */
 export function deviceIdHex(deviceId: Buffer): string {
@@ -81,13 +119,22 @@ export function checkDevice(d: DeviceRecord): void {
     if (d.psk.length !== 32) throw new TypeError("registry: psk must be 32 bytes")
     for (const f of ["min_generation", "issued_generation", "accepted_generation", "full_generation", "created_at"] as const)
         if (!Number.isSafeInteger(d[f]) || d[f] < 0) throw new TypeError(`registry: ${f} must be a non-negative integer`)
+    for (const f of ["pseudonym", "previous_pseudonym", "pseudonym0"] as const)
+        if (!Buffer.isBuffer(d[f]) || d[f].length !== PSEUDONYM_LEN) throw new TypeError(`registry: ${f} must be ${PSEUDONYM_LEN} bytes`)
+}
+
+/** The fallback pseudonym of a pairing (PROTOCOL.md 4.4). */
+export function pseudonym0(psk: Buffer): Buffer {
+    return hmacSha256(psk, PSEUDONYM0_LABEL).subarray(0, PSEUDONYM_LEN)
 }
 
 /**
- * A new device record as pairing makes it: nothing issued yet. Pairing then issues the
- * out-of-band ticket's generation and marks it as the chain's start (PROTOCOL.md 6.7).
+ * A new device record as pairing makes it (PROTOCOL.md 6.7): the out-of-band ticket's
+ * generation 1 issued and starting the first chain, nothing accepted, every pseudonym the
+ * fallback one.
  */
 export function newDevice(f: { id: string; name: string; publicKey: Buffer; psk: Buffer; now: number }): DeviceRecord {
+    const p0 = pseudonym0(f.psk)
     return {
         id: f.id,
         name: f.name,
@@ -95,9 +142,12 @@ export function newDevice(f: { id: string; name: string; publicKey: Buffer; psk:
         psk: f.psk,
         revoked: false,
         min_generation: 0,
-        issued_generation: 0,
+        issued_generation: OOB_GENERATION,
         accepted_generation: 0,
-        full_generation: 0,
+        full_generation: OOB_GENERATION,
+        pseudonym: p0,
+        previous_pseudonym: p0,
+        pseudonym0: p0,
         created_at: f.now,
     }
 }

@@ -4,7 +4,17 @@
 // A file that is not a Tether registry is reported as such, never re-initialised.
 import { chmodSync, statSync, writeFileSync } from "node:fs"
 import Database from "better-sqlite3"
-import { checkDevice, type DeviceRecord, type GenerationVerdict, type Registry } from "./registry.js"
+import { UINT32_MAX } from "../wire.js"
+import {
+    checkDevice,
+    pseudonym0,
+    PseudonymTaken,
+    type Confirmation,
+    type DeviceRecord,
+    type GenerationVerdict,
+    type Issued,
+    type Registry,
+} from "./registry.js"
 
 // ---- file modes: the registry holds every device's PSK ---------------------------------------
 
@@ -51,8 +61,8 @@ export function tightenSqlite(path: string, onFix: ModeFixFn = warnModeFix): voi
 
 // ---- the registry ------------------------------------------------------------------------------
 
-/** The schema version kept in PRAGMA user_version. */
-export const SCHEMA_VERSION = 1
+/** The schema version kept in PRAGMA user_version (2: PROTOCOL.md version 2's pseudonyms). */
+export const SCHEMA_VERSION = 2
 
 const SCHEMA = `
 CREATE TABLE devices (
@@ -65,9 +75,35 @@ CREATE TABLE devices (
     issued_generation INTEGER NOT NULL DEFAULT 0,
     accepted_generation INTEGER NOT NULL DEFAULT 0,
     full_generation INTEGER NOT NULL DEFAULT 0,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    pseudonym BLOB NOT NULL,
+    previous_pseudonym BLOB NOT NULL,
+    pseudonym0 BLOB NOT NULL
 ) STRICT;
+CREATE INDEX devices_pseudonym ON devices (pseudonym);
+CREATE INDEX devices_previous_pseudonym ON devices (previous_pseudonym);
+CREATE INDEX devices_pseudonym0 ON devices (pseudonym0);
 `
+
+/**
+ * Schema 1 (PROTOCOL.md version 1) to 2: the pseudonym columns, each device starting on its
+ * fallback pseudonym, and every version 1 ticket refused (min_generation above them; they no
+ * longer parse anyway). The pairings stay: each device's next connection is a full handshake.
+ */
+function migrate1to2(db: Database.Database): void {
+    db.exec(`ALTER TABLE devices ADD COLUMN pseudonym BLOB NOT NULL DEFAULT x'0000000000000000';
+        ALTER TABLE devices ADD COLUMN previous_pseudonym BLOB NOT NULL DEFAULT x'0000000000000000';
+        ALTER TABLE devices ADD COLUMN pseudonym0 BLOB NOT NULL DEFAULT x'0000000000000000';
+        CREATE INDEX devices_pseudonym ON devices (pseudonym);
+        CREATE INDEX devices_previous_pseudonym ON devices (previous_pseudonym);
+        CREATE INDEX devices_pseudonym0 ON devices (pseudonym0);`)
+    const rows = db.prepare<[], { id: string; psk: Buffer }>("SELECT id, psk FROM devices").all()
+    const set = db.prepare(
+        `UPDATE devices SET pseudonym = @p, previous_pseudonym = @p, pseudonym0 = @p,
+            min_generation = max(min_generation, issued_generation + 1) WHERE id = @id`
+    )
+    for (const r of rows) set.run({ id: r.id, p: pseudonym0(r.psk) })
+}
 
 interface Row {
     id: string
@@ -80,6 +116,9 @@ interface Row {
     accepted_generation: number
     full_generation: number
     created_at: number
+    pseudonym: Buffer
+    previous_pseudonym: Buffer
+    pseudonym0: Buffer
 }
 
 function fromRow(r: Row): DeviceRecord {
@@ -94,6 +133,9 @@ function fromRow(r: Row): DeviceRecord {
         accepted_generation: r.accepted_generation,
         full_generation: r.full_generation,
         created_at: r.created_at,
+        pseudonym: r.pseudonym,
+        previous_pseudonym: r.previous_pseudonym,
+        pseudonym0: r.pseudonym0,
     }
 }
 
@@ -141,6 +183,12 @@ export class SqliteRegistry implements Registry {
                     db?.exec(SCHEMA)
                     db?.pragma(`user_version = ${SCHEMA_VERSION}`)
                 })()
+            } else if (version === 1) {
+                db.transaction(() => {
+                    if (db === undefined) return
+                    migrate1to2(db)
+                    db.pragma(`user_version = ${SCHEMA_VERSION}`)
+                })()
             } else if (version !== SCHEMA_VERSION) {
                 throw new RegistryOpenError(`registry: ${path} has schema version ${version}, this gateway knows ${SCHEMA_VERSION}`)
             }
@@ -158,27 +206,44 @@ export class SqliteRegistry implements Registry {
             get: db.prepare<[string], Row>("SELECT * FROM devices WHERE id = ?"),
             byName: db.prepare<[string], Row>("SELECT * FROM devices WHERE name = ?"),
             list: db.prepare<[], Row>("SELECT * FROM devices ORDER BY name"),
+            byPseudonym: db.prepare<[Buffer, Buffer, Buffer], Row>(
+                "SELECT * FROM devices WHERE pseudonym = ? OR previous_pseudonym = ? OR pseudonym0 = ?"
+            ),
+            // another device holding a pseudonym (a collision: 2^-64 per pair, checked anyway)
+            taken: db.prepare<[Buffer, Buffer, Buffer, string], { n: number }>(
+                "SELECT count(*) AS n FROM devices WHERE (pseudonym = ? OR previous_pseudonym = ? OR pseudonym0 = ?) AND id <> ?"
+            ),
             put: db.prepare(
                 `INSERT INTO devices (id, name, public_key, psk, revoked, min_generation, issued_generation,
-                    accepted_generation, full_generation, created_at)
+                    accepted_generation, full_generation, created_at, pseudonym, previous_pseudonym, pseudonym0)
                  VALUES (@id, @name, @public_key, @psk, @revoked, @min_generation, @issued_generation,
-                    @accepted_generation, @full_generation, @created_at)
+                    @accepted_generation, @full_generation, @created_at, @pseudonym, @previous_pseudonym, @pseudonym0)
                  ON CONFLICT(id) DO UPDATE SET name = excluded.name, public_key = excluded.public_key, psk = excluded.psk,
                     revoked = excluded.revoked, min_generation = excluded.min_generation,
                     issued_generation = excluded.issued_generation, accepted_generation = excluded.accepted_generation,
-                    full_generation = excluded.full_generation, created_at = excluded.created_at`
+                    full_generation = excluded.full_generation, created_at = excluded.created_at,
+                    pseudonym = excluded.pseudonym, previous_pseudonym = excluded.previous_pseudonym,
+                    pseudonym0 = excluded.pseudonym0`
             ),
             revoke: db.prepare(
                 "UPDATE devices SET revoked = 1, min_generation = max(min_generation, issued_generation + 1) WHERE name = ?"
             ),
             expire: db.prepare("UPDATE devices SET min_generation = max(min_generation, issued_generation + 1) WHERE name = ?"),
-            issue: db.prepare<[string], { g: number }>(
-                "UPDATE devices SET issued_generation = issued_generation + 1 WHERE id = ? RETURNING issued_generation AS g"
+            // PROTOCOL.md 6.3's confirmation in one statement (inside a transaction with the check above)
+            confirm: db.prepare<
+                { id: string; full: number; resumed: number; next: Buffer; max: number },
+                { generation: number; chainOrigin: number }
+            >(
+                `UPDATE devices SET issued_generation = issued_generation + 1,
+                    full_generation = CASE WHEN @full = 1 THEN issued_generation + 1 ELSE full_generation END,
+                    accepted_generation = max(accepted_generation, @resumed),
+                    previous_pseudonym = pseudonym, pseudonym = @next
+                 WHERE id = @id AND issued_generation < @max
+                 RETURNING issued_generation AS generation, full_generation AS chainOrigin`
             ),
             // The compare-and-set of PROTOCOL.md 6.4 in one statement.
             accept: db.prepare("UPDATE devices SET accepted_generation = ? WHERE id = ? AND accepted_generation < ?"),
             exists: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM devices WHERE id = ?"),
-            full: db.prepare("UPDATE devices SET full_generation = ? WHERE id = ?"),
         }
     }
 
@@ -196,8 +261,15 @@ export class SqliteRegistry implements Registry {
         return r && fromRow(r)
     }
 
+    async getDeviceByPseudonym(p: Buffer): Promise<DeviceRecord | undefined> {
+        const r = this.#stmt.byPseudonym.get(p, p, p)
+        return r && fromRow(r)
+    }
+
     async putDevice(d: DeviceRecord): Promise<void> {
         checkDevice(d)
+        for (const p of [d.pseudonym, d.previous_pseudonym, d.pseudonym0])
+            if ((this.#stmt.taken.get(p, p, p, d.id)?.n ?? 0) > 0) throw new PseudonymTaken()
         try {
             this.#stmt.put.run({
                 id: d.id,
@@ -210,6 +282,9 @@ export class SqliteRegistry implements Registry {
                 accepted_generation: d.accepted_generation,
                 full_generation: d.full_generation,
                 created_at: d.created_at,
+                pseudonym: d.pseudonym,
+                previous_pseudonym: d.previous_pseudonym,
+                pseudonym0: d.pseudonym0,
             })
         } catch (err) {
             if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") throw new Error(`registry: the name ${d.name} is taken`)
@@ -229,10 +304,17 @@ export class SqliteRegistry implements Registry {
         return this.#stmt.expire.run(name).changes > 0
     }
 
-    async issueGeneration(id: string): Promise<number> {
-        const r = this.#stmt.issue.get(id)
-        if (r === undefined) throw new Error(`registry: no device ${id}`)
-        return r.g
+    async confirmSession(id: string, c: Confirmation): Promise<Issued> {
+        return this.#db
+            .transaction((): Issued => {
+                const p = c.nextPseudonym
+                if ((this.#stmt.taken.get(p, p, p, id)?.n ?? 0) > 0) throw new PseudonymTaken()
+                const r = this.#stmt.confirm.get({ id, full: c.full ? 1 : 0, resumed: c.resumedGeneration ?? 0, next: p, max: UINT32_MAX })
+                if (r !== undefined) return r
+                this.#mustExist(id)
+                throw new RangeError(`registry: ${id} has no generation left`)
+            })
+            .immediate()
     }
 
     async acceptGeneration(id: string, generation: number): Promise<GenerationVerdict> {
@@ -243,10 +325,6 @@ export class SqliteRegistry implements Registry {
                 return "older"
             })
             .immediate()
-    }
-
-    async markFullHandshake(id: string, generation: number): Promise<void> {
-        if (this.#stmt.full.run(generation, id).changes === 0) throw new Error(`registry: no device ${id}`)
     }
 
     async close(): Promise<void> {

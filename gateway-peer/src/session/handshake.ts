@@ -8,12 +8,12 @@
 //
 // psk mode: every `e` is MixHash(e) then MixKey(e) (section 9.2).
 //
-//     HS_INIT body = version (1) || device_id (8) || e (32) || EncryptAndHash(payload1)
+//     HS_INIT body = version (1) || pseudonym (8) || e (32) || EncryptAndHash(payload1)
 //     HS_RESP body = e (32) || EncryptAndHash(payload2)
 //
 // This module is the only one that builds or takes apart these bodies. The initiator's
 // functions have the device's names (src/tether/handshake.ts): writeHsInit, readHsResp. The
-// responder reads the body first (readHsInit: the registry lookup needs device_id before any
+// responder reads the body first (readHsInit: the registry lookup needs the pseudonym before any
 // X25519), then consumes its Noise message (consumeHsInit, as wireguard-go's
 // ConsumeMessageInitiation) and writes HS_RESP (writeHsResp).
 import { AESCCM, type CipherFunction } from "../noise/cipher.js"
@@ -22,15 +22,15 @@ import type { KeyPair } from "../crypto/x25519.js"
 import { x25519, x25519Base } from "../crypto/x25519.js"
 import type { Dh } from "../noise/dh.js"
 import {
-    DEVICE_ID_LEN,
     DH_LEN,
     HS_INIT_BODY_LEN,
-    HS_INIT_DEVICE_ID_OFFSET,
+    HS_INIT_PSEUDONYM_OFFSET,
     HS_INIT_MESSAGE_LEN,
     HS_INIT_MESSAGE_OFFSET,
     HS_RESP_BODY_LEN,
     KK_PROTOCOL_NAME,
     prologue,
+    PSEUDONYM_LEN,
     PSK_LEN,
     VERSION,
     VERSION_LEN,
@@ -46,8 +46,8 @@ export const X25519: Dh = { x25519, x25519Base }
 
 /** What both sides know of one pairing. Secrets: never log. */
 export interface KkKeys {
-    /** `device_id`, bound into the prologue */
-    readonly deviceId: Buffer
+    /** the pseudonym HS_INIT names the device by (PROTOCOL.md 4.4), bound into the prologue */
+    readonly pseudonym: Buffer
     /** this side's static key pair */
     readonly s: KeyPair
     /** the peer's static public key */
@@ -63,7 +63,7 @@ export interface KkKeys {
 function start(k: KkKeys, sInitiator: Buffer, sResponder: Buffer): SymmetricState {
     if (k.psk.length !== PSK_LEN || k.rs.length !== DH_LEN) throw new TypeError("handshake: bad psk or remote static key")
     const sym = new SymmetricState(k.cipher ?? AESCCM, KK_PROTOCOL_NAME)
-    sym.mixHash(prologue(k.deviceId))
+    sym.mixHash(prologue(k.pseudonym))
     sym.mixHash(sInitiator)
     sym.mixHash(sResponder)
     return sym
@@ -77,11 +77,11 @@ function mixE(sym: SymmetricState, e: Buffer): void {
 /** The fields of an HS_INIT body. */
 export interface HsInit {
     readonly version: number
-    /** a view of the body's `device_id` */
-    readonly deviceId: Buffer
+    /** a view of the body's `pseudonym` */
+    readonly pseudonym: Buffer
     /**
      * a view of the Noise message 1 (`e || EncryptAndHash(payload1)`): longer than
-     * HS_INIT_MESSAGE_LEN when the device sent a payload, which version 1 refuses (`hasPayload`)
+     * HS_INIT_MESSAGE_LEN when the device sent a payload, which version 2 refuses (`hasPayload`)
      */
     readonly message: Buffer
     readonly hasPayload: boolean
@@ -100,13 +100,13 @@ export type HsInitError =
 /**
  * Builds an HS_INIT body from its fields (the Noise message as given: writeHsInit makes a real
  * one; tests and the load generator pass garbage).
- * @throws TypeError if device_id is not DEVICE_ID_LEN bytes
+ * @throws TypeError if the pseudonym is not PSEUDONYM_LEN bytes
  */
-export function encodeHsInit(deviceId: Buffer, message: Buffer, version: number = VERSION): Buffer {
-    if (deviceId.length !== DEVICE_ID_LEN) throw new TypeError(`handshake: device_id must be ${DEVICE_ID_LEN} bytes`)
+export function encodeHsInit(pseudonym: Buffer, message: Buffer, version: number = VERSION): Buffer {
+    if (pseudonym.length !== PSEUDONYM_LEN) throw new TypeError(`handshake: the pseudonym must be ${PSEUDONYM_LEN} bytes`)
     const body = Buffer.allocUnsafe(HS_INIT_MESSAGE_OFFSET + message.length) // every byte is written below
     body[0] = version
-    deviceId.copy(body, HS_INIT_DEVICE_ID_OFFSET)
+    pseudonym.copy(body, HS_INIT_PSEUDONYM_OFFSET)
     message.copy(body, HS_INIT_MESSAGE_OFFSET)
     return body
 }
@@ -122,7 +122,7 @@ export function readHsInit(body: Buffer): HsInit | HsInitError {
     if (body.length < HS_INIT_BODY_LEN) return { error: "short", length: body.length }
     return {
         version,
-        deviceId: body.subarray(HS_INIT_DEVICE_ID_OFFSET, HS_INIT_MESSAGE_OFFSET),
+        pseudonym: body.subarray(HS_INIT_PSEUDONYM_OFFSET, HS_INIT_MESSAGE_OFFSET),
         message: body.subarray(HS_INIT_MESSAGE_OFFSET),
         hasPayload: body.length !== HS_INIT_BODY_LEN,
     }
@@ -138,18 +138,19 @@ export interface KkInitiatorPending {
 }
 
 /**
- * Builds HS_INIT: version, device_id, then message 1: `e, es, ss`, empty payload.
+ * Builds HS_INIT: version, pseudonym, then message 1: `e, es, ss`, empty payload.
  * @param e the ephemeral key pair, for this attempt only
+ * @param es DH(e, s_gateway) if computed before (while idle, PROTOCOL.md 4.3); else computed here
  * @throws if a DH output is all zero
  */
-export function writeHsInit(keys: KkKeys, e: KeyPair): KkInitiatorPending {
+export function writeHsInit(keys: KkKeys, e: KeyPair, es?: Buffer): KkInitiatorPending {
     const dh = keys.dh ?? X25519
     const sym = start(keys, keys.s.publicKey, keys.rs)
     mixE(sym, e.publicKey) // e
-    sym.mixKey(dh.x25519(e.privateKey, keys.rs)) // es
+    sym.mixKey(es ?? dh.x25519(e.privateKey, keys.rs)) // es
     sym.mixKey(keys.ss ?? dh.x25519(keys.s.privateKey, keys.rs)) // ss
     const message = Buffer.concat([e.publicKey, sym.encryptAndHash(EMPTY)])
-    return { body: encodeHsInit(keys.deviceId, message), sym, keys, e }
+    return { body: encodeHsInit(keys.pseudonym, message), sym, keys, e }
 }
 
 /** A finished handshake. */
@@ -196,7 +197,7 @@ export interface KkResponderRead {
  * Consumes message 1 on the responder: `e, es, ss`, payload.
  * @param message HsInit.message, from readHsInit
  * @returns undefined if the message has the wrong length, a DH output is zero, it fails to
- *   decrypt or its payload is not empty ("payload1 MUST be empty in version 1")
+ *   decrypt or its payload is not empty ("payload1 MUST be empty in version 2")
  */
 export function consumeHsInit(keys: KkKeys, message: Buffer): KkResponderRead | undefined {
     if (message.length !== HS_INIT_MESSAGE_LEN) return undefined

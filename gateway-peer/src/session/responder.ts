@@ -7,6 +7,10 @@
 //     AwaitHsInit --HS_INIT-->      Established
 //     Established --RECORD-->       Established | Closed
 //
+// A session is confirmed (6.3, 8) at the device's first record that decrypts, or at once when
+// a resumption's early data is accepted; only then is its ticket issued, counted and sent, and
+// the device's pseudonyms rotated. A replayed first frame is answered but moves nothing.
+//
 // A transition computes on locals and returns the next state; the state is replaced only
 // when the whole message was processed, so a failed message leaves it exactly as it was.
 // The peer gets one code; the detail is returned for local logging only. No transition logs,
@@ -16,11 +20,11 @@ import { randomBytes, type RandomSource } from "../crypto/random.js"
 import { generateKeyPair, type KeyPair } from "../crypto/x25519.js"
 import { resolvePolicy, type ResponderPolicy } from "../policy.js"
 import type { Registry } from "../registry/registry.js"
-import { deviceIdHex, type DeviceRecord } from "../registry/registry.js"
-import { encodeTicketContent, MAX_GENERATION, mintTicket, openTicket, type TicketKeySet } from "../tickets.js"
-import { Code, EARLY_ACCEPTED, encodeFrame, FrameType, InnerType, RESUME_NONCE_LEN, type Frame } from "../wire.js"
+import { deviceIdHex, PseudonymTaken, type DeviceRecord } from "../registry/registry.js"
+import { encodeTicketContent, MAX_GENERATION, mintTicket, unsealTicket, verifyTicket, type TicketKeySet } from "../tickets.js"
+import { Code, EARLY_ACCEPTED, encodeFrame, FrameType, InnerType, NONCE_R_LEN, PSEUDONYM_LEN, type Frame } from "../wire.js"
 import { consumeHsInit, readHsInit, writeHsResp, X25519, type Dh } from "./handshake.js"
-import { consumeResumeInit, readResumeInit, writeResumeResp } from "./resume.js"
+import { consumeResumeInit, readResumeInit, ticketAge, writeResumeResp } from "./resume.js"
 import type { Session } from "./session.js"
 
 export type { ResponderPolicy } from "../policy.js"
@@ -35,6 +39,8 @@ export interface ResponderContext {
     readonly policy?: Partial<ResponderPolicy>
     /** seconds since the Unix epoch */
     readonly now: () => number
+    /** milliseconds since the Unix epoch, for the ticket age (6.2); default now() * 1000 */
+    readonly nowMs?: () => number
     readonly rng?: RandomSource
     /** X25519, injectable: tests count calls (an unknown device must cost none) */
     readonly dh?: Dh
@@ -51,16 +57,34 @@ export type ResolvedContext = ResponderContext & { readonly policy: ResponderPol
 export const Phase = { AwaitFirst: 0, AwaitHsInit: 1, Established: 2, Closed: 3 } as const
 export type Phase = (typeof Phase)[keyof typeof Phase]
 
+/**
+ * What confirming an established session will do (6.3): undefined once it is confirmed.
+ * `resumedGeneration` is the generation of the ticket a resumption used.
+ */
+export interface Unconfirmed {
+    readonly full: boolean
+    readonly resumedGeneration?: number
+}
+
 /** A responder state. */
 export type ResponderState =
     | { readonly phase: typeof Phase.AwaitFirst }
     | { readonly phase: typeof Phase.AwaitHsInit }
-    | { readonly phase: typeof Phase.Established; readonly device: DeviceRecord; readonly session: Session; readonly resumed: boolean }
+    | {
+          readonly phase: typeof Phase.Established
+          readonly device: DeviceRecord
+          readonly session: Session
+          readonly resumed: boolean
+          /** set until the session is confirmed */
+          readonly unconfirmed?: Unconfirmed
+      }
     | { readonly phase: typeof Phase.Closed }
+
+type Established = Extract<ResponderState, { phase: typeof Phase.Established }>
 
 /** What happened, for the connection log. Never keys, tickets or payloads. */
 export interface StepEvent {
-    /** e.g. "full-handshake", "resumed", "reject", "closed-by-peer", "bad-record" */
+    /** e.g. "full-handshake", "resumed", "confirmed", "reject", "closed-by-peer", "bad-record" */
     readonly outcome: string
     /** the code sent (REJECT) or received (CLOSE) */
     readonly code?: number
@@ -68,6 +92,7 @@ export interface StepEvent {
     readonly detail?: string
     readonly deviceName?: string
     readonly earlyAccepted?: boolean
+    /** the generation of the ticket issued */
     readonly generation?: number
 }
 
@@ -78,6 +103,8 @@ export interface Step {
     readonly frames: Buffer[]
     /** DATA contents for the application, in order */
     readonly delivered: Buffer[]
+    /** `delivered` came as early data (0-RTT, PROTOCOL.md 9.3) */
+    readonly early?: boolean
     /** close the connection after sending `frames` */
     readonly close: boolean
     readonly event?: StepEvent
@@ -115,22 +142,40 @@ function records(session: Session, type: number, content: Buffer): Buffer[] {
     return session.encrypt(type, content).map(body => encodeFrame(FrameType.RECORD, body))
 }
 
-/** The TICKET record: "After every successful handshake (full or resumed) the gateway sends one". */
-async function issueTicket(
+/**
+ * Confirms a session (PROTOCOL.md 6.3): one atomic registry update (generation, chain,
+ * accepted generation, pseudonyms), then the TICKET record with the next pseudonym.
+ */
+async function confirm(
     ctx: ResolvedContext,
     device: DeviceRecord,
     session: Session,
-    full: boolean
+    u: Unconfirmed
 ): Promise<{ frames: Buffer[]; generation: number }> {
-    const generation = await ctx.registry.issueGeneration(device.id)
-    if (full) await ctx.registry.markFullHandshake(device.id, generation)
-    const expiresAt = ctx.now() + ctx.policy.ticketLifetime
-    const m = mintTicket({ deviceId: Buffer.from(device.id, "hex"), generation, expiresAt, keySet: ctx.ticketKeys })
-    const content = encodeTicketContent(m.ticket, m.resumptionSecret)
-    const frames = records(session, InnerType.TICKET, content)
-    m.resumptionSecret.fill(0) // best effort on a garbage-collected VM
-    content.fill(0)
-    return { frames, generation }
+    const rng = ctx.rng ?? randomBytes
+    for (let attempt = 0; ; attempt++) {
+        const nextPseudonym = rng(PSEUDONYM_LEN)
+        let issued
+        try {
+            issued = await ctx.registry.confirmSession(device.id, { full: u.full, resumedGeneration: u.resumedGeneration, nextPseudonym })
+        } catch (err) {
+            // another device holds it (2^-64 per pair): draw again, a few times at most
+            if (err instanceof PseudonymTaken && attempt < 4) continue
+            throw err
+        }
+        const m = mintTicket({
+            deviceId: Buffer.from(device.id, "hex"),
+            generation: issued.generation,
+            issuedAt: ctx.now(),
+            chainOrigin: issued.chainOrigin,
+            keySet: ctx.ticketKeys,
+        })
+        const content = encodeTicketContent(m.ticket, m.resumptionSecret, nextPseudonym)
+        const frames = records(session, InnerType.TICKET, content)
+        m.resumptionSecret.fill(0) // best effort on a garbage-collected VM
+        content.fill(0)
+        return { frames, generation: issued.generation }
+    }
 }
 
 /** HS_INIT in AwaitFirst or AwaitHsInit (PROTOCOL.md 4.1, checks in its order). */
@@ -141,10 +186,10 @@ export async function onHsInit(ctx: ResolvedContext, body: Buffer): Promise<Step
         if (init.error === "version") return reject(Code.UNSUPPORTED_VERSION, `HS_INIT: version ${init.version}`)
         return reject(Code.PROTOCOL_ERROR, init.error === "empty" ? "HS_INIT: empty body" : `HS_INIT: ${init.length} bytes`)
     }
-    // 2. the registry, before any X25519
-    const { deviceId } = init
-    const device = await ctx.registry.getDevice(deviceIdHex(deviceId))
-    if (device === undefined) return reject(Code.UNKNOWN_DEVICE, `HS_INIT: unknown device ${deviceIdHex(deviceId)}`)
+    // 2. the registry, by pseudonym, before any X25519
+    const { pseudonym } = init
+    const device = await ctx.registry.getDeviceByPseudonym(pseudonym)
+    if (device === undefined) return reject(Code.UNKNOWN_DEVICE, "HS_INIT: unknown pseudonym")
     if (device.revoked) return reject(Code.UNKNOWN_DEVICE, "HS_INIT: revoked", CLOSED, device.name)
     if (exhausted(device))
         return {
@@ -165,7 +210,7 @@ export async function onHsInit(ctx: ResolvedContext, body: Buffer): Promise<Step
     } catch {
         return reject(Code.HANDSHAKE_FAILED, "HS_INIT: low-order device static key", CLOSED, device.name)
     }
-    const keys = { deviceId, s: ctx.identity, rs: device.publicKey, psk: device.psk, ss, dh }
+    const keys = { pseudonym: Buffer.from(pseudonym), s: ctx.identity, rs: device.publicKey, psk: device.psk, ss, dh }
     const read = consumeHsInit(keys, init.message)
     if (read === undefined) return reject(Code.HANDSHAKE_FAILED, "HS_INIT: message 1 failed", CLOSED, device.name)
     let hs
@@ -174,18 +219,30 @@ export async function onHsInit(ctx: ResolvedContext, body: Buffer): Promise<Step
     } catch {
         return reject(Code.HANDSHAKE_FAILED, "HS_RESP: DH failed", CLOSED, device.name)
     }
-    const ticket = await issueTicket(ctx, device, hs.session, true)
+    // no ticket yet: it follows the device's first record (6.3)
     return {
-        next: { phase: Phase.Established, device, session: hs.session, resumed: false },
-        frames: [encodeFrame(FrameType.HS_RESP, hs.body), ...ticket.frames],
+        next: { phase: Phase.Established, device, session: hs.session, resumed: false, unconfirmed: { full: true } },
+        frames: [encodeFrame(FrameType.HS_RESP, hs.body)],
         delivered: [],
         close: false,
-        event: { outcome: "full-handshake", deviceName: device.name, generation: ticket.generation },
+        event: { outcome: "full-handshake", deviceName: device.name },
     }
+}
+
+/**
+ * The freshness rule of PROTOCOL.md 6.2: the age the device reports (ms) against the age the
+ * gateway expects from `issued_at` (s), within `window = earlyDataWindowMs + expected / 10000`,
+ * with 1000 ms more below for `issued_at`'s truncation to seconds.
+ */
+export function isFresh(reportedMs: number, issuedAt: number, nowMs: number, windowMs: number): boolean {
+    const expected = nowMs - 1000 * issuedAt
+    const window = windowMs + Math.floor(Math.max(0, expected) / 10_000)
+    return expected - 1000 - window <= reportedMs && reportedMs <= expected + window
 }
 
 /** RESUME_INIT in AwaitFirst (PROTOCOL.md 6.2, checks in its order; no X25519 at all). */
 export async function onResumeInit(ctx: ResolvedContext, body: Buffer): Promise<Step> {
+    // 1. version, length
     const init = readResumeInit(body)
     if ("error" in init) {
         if (init.error === "version") return reject(Code.UNSUPPORTED_VERSION, `RESUME_INIT: version ${init.version}`)
@@ -194,62 +251,94 @@ export async function onResumeInit(ctx: ResolvedContext, body: Buffer): Promise<
     // A refused ticket leaves the connection open for HS_INIT (6.2: "the device runs the full
     // handshake on the same connection").
     const refuse = (detail: string, name?: string) => reject(Code.TICKET_REJECTED, detail, { phase: Phase.AwaitHsInit }, name)
-    // 1. the ticket: live key, mac, expiry; the device; min_generation; the chain limit
+    // 2. the ticket: live key, unsealed; the device; the MAC with its chain origin; expiry; generations
     const now = ctx.now()
-    const t = openTicket(init.ticket, ctx.ticketKeys, now)
+    const t = unsealTicket(init.ticket, ctx.ticketKeys, now)
     if ("error" in t) return refuse(`ticket: ${t.error}`)
     const device = await ctx.registry.getDevice(deviceIdHex(t.deviceId))
-    if (device === undefined) return refuse("ticket: unknown device")
+    if (device === undefined) return refuse("ticket: unknown device or bad mac")
     if (device.revoked) return refuse("ticket: revoked device", device.name)
     if (exhausted(device))
         return {
             ...refuse(EXHAUSTED_DETAIL, device.name),
             event: { outcome: "generations-exhausted", code: Code.TICKET_REJECTED, detail: EXHAUSTED_DETAIL, deviceName: device.name },
         }
-    if (t.generation < device.min_generation)
-        return refuse(`ticket: generation ${t.generation} below min ${device.min_generation}`, device.name)
-    if (t.generation - device.full_generation >= ctx.policy.chainLimit) return refuse("ticket: chain limit", device.name)
-    // 2. the SymmetricState steps, early data
-    const read = consumeResumeInit(init, t.resumptionSecret)
-    t.resumptionSecret.fill(0)
+    const v = verifyTicket(init.ticket, t, device.full_generation, ctx.ticketKeys, now, ctx.policy)
+    // a MAC that fails under the device's chain origin: forged, or a ticket of an older chain
+    if ("error" in v) return refuse(`ticket: ${v.error === "bad-mac" ? "bad mac or an older chain" : v.error}`, device.name)
+    const g = t.generation
+    if (g < Math.max(device.min_generation, device.full_generation) || g > device.issued_generation) {
+        v.resumptionSecret.fill(0)
+        return refuse(
+            `ticket: generation ${g} outside ${Math.max(device.min_generation, device.full_generation)}..${device.issued_generation}`,
+            device.name
+        )
+    }
+    if (device.issued_generation - device.full_generation >= ctx.policy.chainLimit - 1) {
+        v.resumptionSecret.fill(0)
+        return refuse("ticket: chain limit", device.name)
+    }
+    // 3. the SymmetricState steps, early data
+    const read = consumeResumeInit(init, t.deviceId, v.resumptionSecret)
+    const age = ticketAge(v.resumptionSecret, init.obfuscatedAge)
+    v.resumptionSecret.fill(0)
     if (read === undefined) return refuse("RESUME_INIT: early data failed to decrypt", device.name)
     const hasEarly = read.early.length > 0
     if (hasEarly && read.early[0] !== InnerType.DATA) return refuse("RESUME_INIT: early data is not DATA", device.name)
-    // 3. the replay rule, atomically with the generation update (6.4)
-    const verdict = await ctx.registry.acceptGeneration(device.id, t.generation)
-    const accepted = hasEarly && verdict === "newer"
-    const rs = writeResumeResp(read, (ctx.rng ?? randomBytes)(RESUME_NONCE_LEN), accepted ? EARLY_ACCEPTED : 0)
-    const issued = await issueTicket(ctx, device, rs.session, false)
+    // 4. accepted only if not empty, fresh, and newer (the compare-and-set, checked last)
+    const fresh = hasEarly && isFresh(age, t.issuedAt, ctx.nowMs?.() ?? now * 1000, ctx.policy.earlyDataWindowMs)
+    const accepted = fresh && (await ctx.registry.acceptGeneration(device.id, g)) === "newer"
+    const rs = writeResumeResp(read, (ctx.rng ?? randomBytes)(NONCE_R_LEN), accepted ? EARLY_ACCEPTED : 0)
+    const unconfirmed: Unconfirmed = { full: false, resumedGeneration: g }
+    const detail = hasEarly && !accepted ? (fresh ? "early data: an older generation" : "early data: not fresh") : undefined
+    if (!accepted)
+        return {
+            next: { phase: Phase.Established, device, session: rs.session, resumed: true, unconfirmed },
+            frames: [encodeFrame(FrameType.RESUME_RESP, rs.body)],
+            delivered: [],
+            close: false,
+            event: { outcome: "resumed", deviceName: device.name, earlyAccepted: false, detail },
+        }
+    // accepted early data confirms the session: the ticket follows RESUME_RESP at once
+    const issued = await confirm(ctx, device, rs.session, unconfirmed)
     return {
         next: { phase: Phase.Established, device, session: rs.session, resumed: true },
         frames: [encodeFrame(FrameType.RESUME_RESP, rs.body), ...issued.frames],
-        delivered: accepted ? [Buffer.from(read.early.subarray(1))] : [],
+        delivered: [Buffer.from(read.early.subarray(1))],
+        early: true,
         close: false,
-        event: { outcome: "resumed", deviceName: device.name, earlyAccepted: accepted, generation: issued.generation },
+        event: { outcome: "resumed", deviceName: device.name, earlyAccepted: true, generation: issued.generation },
     }
 }
 
-/** RECORD in Established (PROTOCOL.md 5). */
-export function onRecord(state: Extract<ResponderState, { phase: typeof Phase.Established }>, body: Buffer): Step {
+/** RECORD in Established (PROTOCOL.md 5); the first one that decrypts confirms the session (6.3). */
+export async function onRecord(ctx: ResolvedContext, state: Established, body: Buffer): Promise<Step> {
     const name = state.device.name
     const r = state.session.decrypt(body)
     if (r === undefined) return silentClose("bad-record", "record failed to decrypt or is malformed", name)
-    switch (r.type) {
-        case InnerType.DATA:
-            return { next: state, frames: [], delivered: [Buffer.from(r.content)], close: false }
-        case InnerType.KEY_UPDATE:
-            return { next: state, frames: [], delivered: [], close: false, event: { outcome: "key-update", deviceName: name } }
-        case InnerType.CLOSE:
-            state.session.close()
-            return silentClose("closed-by-peer", "CLOSE", name, r.content[0])
-        default:
-            // TICKET from the device: "gateway -> device only"
-            state.session.close()
-            return silentClose("bad-record", `inner type ${r.type} from the device`, name)
+    if (r.type === InnerType.CLOSE) {
+        state.session.close()
+        return silentClose("closed-by-peer", "CLOSE", name, r.content[0])
+    }
+    if (r.type !== InnerType.DATA && r.type !== InnerType.KEY_UPDATE) {
+        // TICKET from the device: "gateway -> device only"
+        state.session.close()
+        return silentClose("bad-record", `inner type ${r.type} from the device`, name)
+    }
+    const delivered = r.type === InnerType.DATA ? [Buffer.from(r.content)] : []
+    const keyUpdate = r.type === InnerType.KEY_UPDATE ? { outcome: "key-update", deviceName: name } : undefined
+    if (state.unconfirmed === undefined) return { next: state, frames: [], delivered, close: false, event: keyUpdate }
+    const issued = await confirm(ctx, state.device, state.session, state.unconfirmed)
+    const next: Established = { phase: Phase.Established, device: state.device, session: state.session, resumed: state.resumed }
+    return {
+        next,
+        frames: issued.frames,
+        delivered,
+        close: false,
+        event: { outcome: "confirmed", deviceName: name, generation: issued.generation },
     }
 }
 
-/** One connection's responder: the state and the dispatch table. */
 export class Responder {
     #state: ResponderState = { phase: Phase.AwaitFirst }
     /** the context the transitions read: `ctx` with every policy field resolved */
@@ -282,7 +371,7 @@ export class Responder {
                 if (f.type === FrameType.HS_INIT) return onHsInit(this.ctx, f.body)
                 return reject(Code.PROTOCOL_ERROR, `frame type ${f.type} after TICKET_REJECTED`)
             case Phase.Established:
-                if (f.type === FrameType.RECORD) return onRecord(s, f.body)
+                if (f.type === FrameType.RECORD) return onRecord(this.ctx, s, f.body)
                 s.session.close()
                 return silentClose("protocol-error", `frame type ${f.type} in Established`, s.device.name)
             case Phase.Closed:

@@ -1,16 +1,16 @@
 // The resumption (PROTOCOL.md 6.2): a symmetric-only handshake on the Noise SymmetricState,
 // keyed by the resumption secret, random nonces processed like psk-mode `e` tokens. No X25519.
 //
-//     InitializeSymmetric("Tether_Resume1_AESCCM_SHA256")
-//     MixHash(prologue)  with prologue = "tether/1" || version || device_id (from the ticket)
-//     -> RESUME_INIT:  MixKeyAndHash(resumption_secret); MixHash(ticket);
+//     InitializeSymmetric("Tether_Resume2_AESCCM_SHA256")
+//     MixHash(prologue)  with prologue = "tether/2" || version || device_id
+//     -> RESUME_INIT:  MixKeyAndHash(resumption_secret); MixHash(ticket); MixHash(obfuscated_age);
 //                      nonce_i: MixHash(nonce_i); MixKey(nonce_i); EncryptAndHash(early_data)
 //     <- RESUME_RESP:  nonce_r: MixHash(nonce_r); MixKey(nonce_r); EncryptAndHash(flags (1))
 //     Split()          first CipherState device -> gateway, second gateway -> device
 //
 // This module is the only one that builds or takes apart these bodies:
 //
-//     RESUME_INIT body = version (1) || ticket (33) || nonce_i (12) || EncryptAndHash(early_data)
+//     RESUME_INIT body = version (1) || ticket (33) || obfuscated_age (4) || nonce_i (8) || EncryptAndHash(early_data)
 //     RESUME_RESP body = nonce_r (12) || EncryptAndHash(flags (1))
 //
 // The initiator's function names are the device's (src/tether/resume.ts): writeResumeInit,
@@ -19,7 +19,10 @@
 // (consumeResumeInit) and writes RESUME_RESP (writeResumeResp).
 import { AESCCM, type CipherFunction } from "../noise/cipher.js"
 import { SymmetricState } from "../noise/symmetric-state.js"
+import { ageAdd } from "../tickets.js"
+import type { RandomSource } from "../crypto/random.js"
 import {
+    AGE_LEN,
     DEVICE_ID_LEN,
     EARLY_ACCEPTED,
     FLAGS_LEN,
@@ -27,15 +30,16 @@ import {
     InnerType,
     MAX_EARLY_DATA,
     prologue,
+    NONCE_I_LEN,
+    NONCE_R_LEN,
+    RESUME_INIT_AGE_OFFSET,
     RESUME_INIT_MIN_BODY_LEN,
     RESUME_INIT_NONCE_OFFSET,
     RESUME_INIT_PAYLOAD_OFFSET,
     RESUME_INIT_TICKET_OFFSET,
-    RESUME_NONCE_LEN,
     RESUME_PROTOCOL_NAME,
     RESUME_RESP_BODY_LEN,
     RESUMPTION_SECRET_LEN,
-    TICKET_DEVICE_ID_OFFSET,
     TICKET_LEN,
     VERSION,
     VERSION_LEN,
@@ -49,22 +53,54 @@ export interface ResumeTicket {
 }
 
 /** The steps of RESUME_INIT up to (not including) the early data. */
-function startResume(ticket: Buffer, secret: Buffer, nonceI: Buffer, cipher: CipherFunction): SymmetricState {
-    if (ticket.length !== TICKET_LEN || secret.length !== RESUMPTION_SECRET_LEN || nonceI.length !== RESUME_NONCE_LEN)
-        throw new TypeError("resume: bad ticket, secret or nonce length")
+function startResume(
+    deviceId: Buffer,
+    ticket: Buffer,
+    secret: Buffer,
+    age: Buffer,
+    nonceI: Buffer,
+    cipher: CipherFunction
+): SymmetricState {
+    if (
+        deviceId.length !== DEVICE_ID_LEN ||
+        ticket.length !== TICKET_LEN ||
+        secret.length !== RESUMPTION_SECRET_LEN ||
+        age.length !== AGE_LEN ||
+        nonceI.length !== NONCE_I_LEN
+    )
+        throw new TypeError("resume: bad device_id, ticket, secret, age or nonce length")
     const sym = new SymmetricState(cipher, RESUME_PROTOCOL_NAME)
-    sym.mixHash(prologue(ticket.subarray(TICKET_DEVICE_ID_OFFSET, TICKET_DEVICE_ID_OFFSET + DEVICE_ID_LEN)))
+    sym.mixHash(prologue(deviceId))
     sym.mixKeyAndHash(secret) // psk: the resumption secret
     sym.mixHash(ticket)
+    sym.mixHash(age) // obfuscated_age
     sym.mixHash(nonceI) // nonce_i, as a psk-mode e token
     sym.mixKey(nonceI)
     return sym
+}
+
+/**
+ * `obfuscated_age = uint32_be((ticket_age + age_add) mod 2^32)` (PROTOCOL.md 6.2); an unknown
+ * age (undefined) is 4 random bytes.
+ */
+export function obfuscateAge(secret: Buffer, ageMs: number | undefined, rng: RandomSource): Buffer {
+    if (ageMs === undefined) return rng(AGE_LEN)
+    if (!Number.isSafeInteger(ageMs) || ageMs < 0) throw new RangeError("resume: the ticket age is a non-negative integer (ms)")
+    const b = Buffer.alloc(AGE_LEN)
+    b.writeUInt32BE((ageMs + ageAdd(secret)) % 2 ** 32)
+    return b
+}
+
+/** The ticket's age in ms that `obfuscated_age` says, given the secret (the gateway's side of 6.2). */
+export function ticketAge(secret: Buffer, obfuscatedAge: Buffer): number {
+    return (obfuscatedAge.readUInt32BE(0) - ageAdd(secret) + 2 ** 32) % 2 ** 32
 }
 
 /** The fields of a RESUME_INIT body, each a view of it. */
 export interface ResumeInit {
     readonly version: number
     readonly ticket: Buffer
+    readonly obfuscatedAge: Buffer
     readonly nonceI: Buffer
     /** EncryptAndHash(early_data): a tag alone when there is no early data */
     readonly ciphertext: Buffer
@@ -82,13 +118,15 @@ export type ResumeInitError =
 /**
  * Builds a RESUME_INIT body from its fields (writeResumeInit passes a real ciphertext; tests
  * pass garbage).
- * @throws TypeError if the ticket or nonce_i has the wrong length
+ * @throws TypeError if the ticket, the age or nonce_i has the wrong length
  */
-export function encodeResumeInit(ticket: Buffer, nonceI: Buffer, ciphertext: Buffer, version: number = VERSION): Buffer {
-    if (ticket.length !== TICKET_LEN || nonceI.length !== RESUME_NONCE_LEN) throw new TypeError("resume: bad ticket or nonce length")
+export function encodeResumeInit(ticket: Buffer, age: Buffer, nonceI: Buffer, ciphertext: Buffer, version: number = VERSION): Buffer {
+    if (ticket.length !== TICKET_LEN || age.length !== AGE_LEN || nonceI.length !== NONCE_I_LEN)
+        throw new TypeError("resume: bad ticket, age or nonce length")
     const body = Buffer.allocUnsafe(RESUME_INIT_PAYLOAD_OFFSET + ciphertext.length) // every byte is written below
     body[0] = version
     ticket.copy(body, RESUME_INIT_TICKET_OFFSET)
+    age.copy(body, RESUME_INIT_AGE_OFFSET)
     nonceI.copy(body, RESUME_INIT_NONCE_OFFSET)
     ciphertext.copy(body, RESUME_INIT_PAYLOAD_OFFSET)
     return body
@@ -105,7 +143,8 @@ export function readResumeInit(body: Buffer): ResumeInit | ResumeInitError {
     if (body.length < RESUME_INIT_MIN_BODY_LEN) return { error: "short", length: body.length }
     return {
         version,
-        ticket: body.subarray(RESUME_INIT_TICKET_OFFSET, RESUME_INIT_NONCE_OFFSET),
+        ticket: body.subarray(RESUME_INIT_TICKET_OFFSET, RESUME_INIT_AGE_OFFSET),
+        obfuscatedAge: body.subarray(RESUME_INIT_AGE_OFFSET, RESUME_INIT_NONCE_OFFSET),
         nonceI: body.subarray(RESUME_INIT_NONCE_OFFSET, RESUME_INIT_PAYLOAD_OFFSET),
         ciphertext: body.subarray(RESUME_INIT_PAYLOAD_OFFSET),
     }
@@ -121,19 +160,29 @@ export interface ResumePending {
 }
 
 /**
- * Builds RESUME_INIT: version || ticket || nonce_i || EncryptAndHash(early_data).
- * @param early the content of a DATA record sent as 0-RTT data, or undefined for none
+ * Builds RESUME_INIT: version || ticket || obfuscated_age || nonce_i || EncryptAndHash(early_data).
+ * @param deviceId the device's own id (the prologue's)
+ * @param age obfuscated_age (obfuscateAge)
+ * @param early the content of a DATA record sent as 0-RTT data, or undefined for none (a
+ *   device that does not know the ticket's age sends none, 6.2)
  * @throws on ill-sized inputs or early data that does not fit one frame
  */
-export function writeResumeInit(t: ResumeTicket, nonceI: Buffer, early?: Buffer, cipher: CipherFunction = AESCCM): ResumePending {
+export function writeResumeInit(
+    t: ResumeTicket,
+    deviceId: Buffer,
+    age: Buffer,
+    nonceI: Buffer,
+    early?: Buffer,
+    cipher: CipherFunction = AESCCM
+): ResumePending {
     let earlyPt = Buffer.alloc(0)
     if (early !== undefined) {
         if (INNER_TYPE_LEN + early.length > MAX_EARLY_DATA) throw new RangeError("resume: early data too long")
         earlyPt = Buffer.concat([Buffer.from([InnerType.DATA]), early]) // "inner_type = DATA"
     }
-    const sym = startResume(t.ticket, t.secret, nonceI, cipher)
+    const sym = startResume(deviceId, t.ticket, t.secret, age, nonceI, cipher)
     const ct = sym.encryptAndHash(earlyPt)
-    return { body: encodeResumeInit(t.ticket, nonceI, ct), sym, early: early !== undefined }
+    return { body: encodeResumeInit(t.ticket, age, nonceI, ct), sym, early: early !== undefined }
 }
 
 /** A finished resumption, either side. */
@@ -151,10 +200,10 @@ export interface Resumed {
 export function readResumeResp(pending: ResumePending, body: Buffer): Resumed | undefined {
     if (body.length !== RESUME_RESP_BODY_LEN) return undefined
     const sym = pending.sym.clone()
-    const nonceR = body.subarray(0, RESUME_NONCE_LEN)
+    const nonceR = body.subarray(0, NONCE_R_LEN)
     sym.mixHash(nonceR) // nonce_r, as a psk-mode e token
     sym.mixKey(nonceR)
-    const flags = sym.decryptAndHash(body.subarray(RESUME_NONCE_LEN))
+    const flags = sym.decryptAndHash(body.subarray(NONCE_R_LEN))
     if (flags === undefined || flags.length !== FLAGS_LEN) return undefined
     const f = flags[0] as number
     if ((f & ~EARLY_ACCEPTED) !== 0) return undefined // "the other bits are 0"
@@ -175,15 +224,20 @@ export interface ResumeRead {
  * derived its resumption secret).
  * @returns undefined if the early data fails to decrypt
  */
-export function consumeResumeInit(init: ResumeInit, secret: Buffer, cipher: CipherFunction = AESCCM): ResumeRead | undefined {
-    const sym = startResume(init.ticket, secret, init.nonceI, cipher)
+export function consumeResumeInit(
+    init: ResumeInit,
+    deviceId: Buffer,
+    secret: Buffer,
+    cipher: CipherFunction = AESCCM
+): ResumeRead | undefined {
+    const sym = startResume(deviceId, init.ticket, secret, init.obfuscatedAge, init.nonceI, cipher)
     const early = sym.decryptAndHash(init.ciphertext)
     return early === undefined ? undefined : { sym, early }
 }
 
 /** Writes RESUME_RESP's body and splits (the responder sends with Split()'s second). */
 export function writeResumeResp(read: ResumeRead, nonceR: Buffer, flags: number): Resumed & { body: Buffer } {
-    if (nonceR.length !== RESUME_NONCE_LEN) throw new TypeError("resume: nonce_r must be 12 bytes")
+    if (nonceR.length !== NONCE_R_LEN) throw new TypeError(`resume: nonce_r must be ${NONCE_R_LEN} bytes`)
     const { sym } = read
     sym.mixHash(nonceR) // nonce_r
     sym.mixKey(nonceR)

@@ -490,8 +490,8 @@ async function replayAfterRestart(store: () => AppStateStore): Promise<void> {
     assert.deepEqual(got2, [3], "nothing redelivered after the restart")
     const first = link.sent[0]
     assert.ok(
-        first?.kind === AppKind.STREAM && first.peerStreamId === 4242 && first.delivered === 2,
-        "the gateway's STREAM reports what it had"
+        first?.kind === AppKind.STREAM && first.peerStreamId === 4242 && first.delivered === 3,
+        "the gateway's STREAM reports what it had and what came in the same record (PROTOCOL.md 12.1)"
     )
     assert.deepEqual(
         link.sent.filter(m => m.kind === AppKind.ACK).map(m => m.id),
@@ -499,6 +499,26 @@ async function replayAfterRestart(store: () => AppStateStore): Promise<void> {
     )
     await s2.close()
 }
+
+test("the gateway's STREAM goes before a RESPONSE sent at once (a refused route) and counts the record it answers", async () => {
+    const device = { id: "0011223344556688", name: "dev-o" }
+    const app = new GatewayApp({ store: new MemoryAppStateStore(), config: parseConfig({}), lookup: async () => device })
+    const link = new FakeLink()
+    const stream = encodeApp({ kind: AppKind.STREAM, streamId: 99, peerStreamId: 0, delivered: 0 })
+    const req = encodeApp({ kind: AppKind.REQUEST, id: 1, route: "nowhere", payload: Buffer.alloc(0) })
+    app.data(device, Buffer.concat([stream, req]), link)
+    await app.idle()
+    const kinds = link.sent.map(m => m.kind)
+    assert.equal(kinds[0], AppKind.STREAM, "the STREAM is the gateway's first application message (PROTOCOL.md 12.1)")
+    const first = link.sent[0]
+    assert.ok(
+        first?.kind === AppKind.STREAM && first.peerStreamId === 99 && first.delivered === 1,
+        "it counts the REQUEST of the same record"
+    )
+    const r = link.sent.find(m => m.kind === AppKind.RESPONSE)
+    assert.ok(r?.kind === AppKind.RESPONSE && r.requestId === 1 && r.payload[0] === AppError.ROUTE_REFUSED)
+    assert.ok(kinds.indexOf(AppKind.RESPONSE) > 0)
+})
 
 test("receiving state survives a gateway restart (memory store)", async () => {
     const mem = new MemoryAppStateStore()

@@ -111,7 +111,7 @@ async function until(pred: () => boolean, ms = 5000): Promise<boolean> {
     return true
 }
 
-const COMMANDS = ["init", "pair", "list", "revoke", "expire-tickets", "rotate-ticket-key", "serve", "vectors"]
+const COMMANDS = ["init", "pair", "list", "revoke", "expire-tickets", "rotate-ticket-key", "retire-ticket-key", "serve", "vectors"]
 
 test("--help at the top and on every command", async () => {
     const top = await cli(["--help"])
@@ -220,13 +220,21 @@ test("pair writes the settings file (0600, every key), prints no secret, refuses
     assert.match(r.out, /thermo-1/)
     assert.ok(r.out.includes(String(env.TT_ID)) && r.out.includes(out))
     for (const k of ["TT_SK", "TT_PSK", "TT_TICKET", "TT_RSECRET"]) assert.ok(!(r.out + r.err).includes(String(env[k])), `${k} printed`)
-    // the out-of-band ticket: generation 1, under the current key, opens with this secret
+    // the out-of-band ticket: generation 1, chain origin 1, under the current out-of-band key,
+    // opens with this secret, for 365 days
     const keys = TicketKeySet.fromJSON(JSON.parse(readFileSync(join(state, "ticket-keys.json"), "utf8")))
-    const t = openTicket(Buffer.from(String(env.TT_TICKET), "hex"), keys, Math.floor(Date.now() / 1000))
+    const now = Math.floor(Date.now() / 1000)
+    const oob = Buffer.from(String(env.TT_TICKET), "hex")
+    const t = openTicket(oob, keys, now, 1)
     assert.ok(!("error" in t))
     assert.equal(t.generation, 1)
-    assert.equal(t.expiresAt - Math.floor(Date.now() / 1000) > 364 * 86400, true, "365 days by default")
+    assert.equal(t.kind, "oob")
+    assert.equal(t.keyId, keys.currentOf("oob").id)
+    assert.ok(Math.abs(t.issuedAt - now) <= 5)
+    assert.ok(!("error" in openTicket(oob, keys, t.issuedAt + 364 * 86400, 1)), "365 days by default")
+    assert.deepEqual(openTicket(oob, keys, t.issuedAt + 365 * 86400, 1), { error: "expired" })
     assert.deepEqual(t.resumptionSecret, Buffer.from(String(env.TT_RSECRET), "hex"))
+    assert.ok(!oob.includes(Buffer.from(String(env.TT_ID), "hex")), "the device id is sealed")
     // refusals
     const again = await cli(["pair", "thermo-2", "--state", state, "--out", out])
     assert.equal(again.code, 1)
@@ -235,7 +243,7 @@ test("pair writes the settings file (0600, every key), prints no secret, refuses
     assert.equal(dup.code, 1)
     assert.match(dup.err, /already paired/)
     assert.equal((await cli(["pair", "bad name", "--state", state, "--out", join(work, "x.env")])).code, 2)
-    const forced = await cli(["pair", "thermo-2", "--state", state, "--out", out, "--force", "--ticket-lifetime-days", "30"])
+    const forced = await cli(["pair", "thermo-2", "--state", state, "--out", out, "--force"])
     assert.equal(forced.code, 0, forced.err)
     assert.notEqual(readEnv(out).TT_ID, env.TT_ID)
     // default output: .env.local in the working directory
@@ -244,7 +252,7 @@ test("pair writes the settings file (0600, every key), prints no secret, refuses
     assert.equal(statSync(join(cwd, ".env.local")).mode & 0o777, 0o600)
 })
 
-test("list, revoke, rotate-ticket-key", async () => {
+test("list, revoke, expire-tickets, rotate-ticket-key [--oob]", async () => {
     const state = join(work, "s-list")
     assert.equal((await cli(["init", "--state", state])).code, 0)
     assert.match((await cli(["list", "--state", state])).out, /no devices/)
@@ -286,13 +294,93 @@ test("list, revoke, rotate-ticket-key", async () => {
     assert.equal(json[0]?.min_generation, 2, "revocation raised min_generation above every issued ticket")
 
     const oldTicket = Buffer.from(String(readEnv(join(work, "b2.env")).TT_TICKET), "hex")
+    const readKeys = () => TicketKeySet.fromJSON(JSON.parse(readFileSync(join(state, "ticket-keys.json"), "utf8")))
+    const now = Math.floor(Date.now() / 1000)
+    // the session key: its old one retires 7 days after the rotation, not 365
     const rot = await cli(["rotate-ticket-key", "--state", state])
     assert.equal(rot.code, 0, rot.err)
-    assert.match(rot.out, /ticket key 1 is current; 2 keys held/)
-    const keys = TicketKeySet.fromJSON(JSON.parse(readFileSync(join(state, "ticket-keys.json"), "utf8")))
-    assert.equal(keys.current.id, 1)
-    assert.ok(!("error" in openTicket(oldTicket, keys, Math.floor(Date.now() / 1000))), "the old key still opens its tickets")
-    assert.ok("error" in openTicket(oldTicket, keys, Math.floor(Date.now() / 1000) + 366 * 86400), "until they expire")
+    assert.match(rot.out, /^session ticket key 2 is current; 3 keys held, 0 expired keys deleted$/m)
+    let keys = readKeys()
+    assert.equal(keys.current.id, 2)
+    const old0 = keys.keys.find(k => k.id === 0)
+    assert.equal(old0?.kind, "session")
+    assert.ok(old0?.retireAt !== undefined && Math.abs(old0.retireAt - (now + 7 * 86400)) <= 5, "retires in 7 days")
+    assert.equal(keys.currentOf("oob").id, 1, "the out-of-band key is not rotated with it")
+    assert.ok(!("error" in openTicket(oldTicket, keys, now, 1)), "pairing tickets are untouched")
+    // the out-of-band key: its old one keeps opening the pairing tickets for their 365 days
+    const oob = await cli(["rotate-ticket-key", "--oob", "--state", state])
+    assert.equal(oob.code, 0, oob.err)
+    assert.match(oob.out, /^oob ticket key 3 is current; 4 keys held/m)
+    keys = readKeys()
+    assert.equal(keys.currentOf("oob").id, 3)
+    assert.equal(keys.current.id, 2)
+    const old1 = keys.keys.find(k => k.id === 1)
+    assert.ok(old1?.retireAt !== undefined && Math.abs(old1.retireAt - (now + 365 * 86400)) <= 5, "retires in 365 days")
+    assert.ok(!("error" in openTicket(oldTicket, keys, now + 364 * 86400, 1)), "the old key still opens its tickets")
+    assert.ok("error" in openTicket(oldTicket, keys, now + 366 * 86400, 1), "until they expire")
+    assert.equal(statSync(join(state, "ticket-keys.json")).mode & 0o777, 0o600)
+    // a new pairing's ticket is signed by the new out-of-band key
+    assert.equal((await cli(["pair", "c3", "--state", state, "--out", join(work, "c3.env")])).code, 0)
+    assert.equal(String(readEnv(join(work, "c3.env")).TT_TICKET).slice(0, 2), "03")
+    assert.equal((await cli(["rotate-ticket-key", "--bogus", "--state", state])).code, 2)
+})
+
+test("retire-ticket-key: needs --now; --id retires one key; refuses a current key; its tickets are refused at once", async () => {
+    const state = join(work, "s-retire")
+    assert.equal((await cli(["init", "--state", state])).code, 0)
+    assert.equal((await cli(["pair", "r1", "--state", state, "--out", join(work, "r1.env")])).code, 0)
+    const ticket = Buffer.from(String(readEnv(join(work, "r1.env")).TT_TICKET), "hex") // oob key 1
+    const readKeys = () => TicketKeySet.fromJSON(JSON.parse(readFileSync(join(state, "ticket-keys.json"), "utf8")))
+    const file = () => readFileSync(join(state, "ticket-keys.json"), "utf8")
+    const now = Math.floor(Date.now() / 1000)
+
+    // without --now: a usage error, nothing changed
+    const before = file()
+    const no = await cli(["retire-ticket-key", "--state", state])
+    assert.equal(no.code, 2)
+    assert.match(no.err, /--now is required/)
+    assert.equal(file(), before)
+    // nothing but current keys: nothing to retire
+    const none = await cli(["retire-ticket-key", "--now", "--state", state])
+    assert.equal(none.code, 0, none.err)
+    assert.match(none.out, /no key to retire/)
+    // a current key cannot be retired
+    for (const id of ["0", "1"]) {
+        const cur = await cli(["retire-ticket-key", "--now", "--id", id, "--state", state])
+        assert.equal(cur.code, 1, id)
+        assert.match(cur.err, /is the current (session|oob) key: rotate it first/)
+    }
+    assert.equal(file(), before)
+    const unknown = await cli(["retire-ticket-key", "--now", "--id", "9", "--state", state])
+    assert.equal(unknown.code, 1)
+    assert.match(unknown.err, /no ticket key 9/)
+    for (const bad of ["x", "256", "-1"])
+        assert.equal((await cli(["retire-ticket-key", "--now", "--id", bad, "--state", state])).code, 2, bad)
+
+    // rotate both kinds, then retire the old out-of-band key by id: its ticket is refused
+    assert.equal((await cli(["rotate-ticket-key", "--state", state])).code, 0)
+    assert.equal((await cli(["rotate-ticket-key", "--oob", "--state", state])).code, 0)
+    assert.ok(!("error" in openTicket(ticket, readKeys(), now, 1)), "within the overlap")
+    const one = await cli(["retire-ticket-key", "--now", "--id", "1", "--state", state])
+    assert.equal(one.code, 0, one.err)
+    assert.match(one.out, /retired ticket keys oob 1; their tickets are refused/)
+    assert.deepEqual(openTicket(ticket, readKeys(), now, 1), { error: "unknown-key" })
+    assert.deepEqual(
+        readKeys().keys.map(k => k.id),
+        [0, 2, 3]
+    )
+    // --now alone: every key that is not current
+    const all = await cli(["retire-ticket-key", "--now", "--state", state])
+    assert.equal(all.code, 0, all.err)
+    assert.match(all.out, /retired ticket keys session 0;/)
+    const keys = readKeys()
+    assert.deepEqual(
+        keys.keys.map(k => [k.id, k.kind, k.retireAt]),
+        [
+            [2, "session", undefined],
+            [3, "oob", undefined],
+        ]
+    )
     assert.equal(statSync(join(state, "ticket-keys.json")).mode & 0o777, 0o600)
 })
 
@@ -490,22 +578,49 @@ test("serve: an upstream answering status 600 or 999 does not take the gateway d
     }
 })
 
-test("serve: a new ticket key from rotate-ticket-key is used by the running gateway", async () => {
+test("serve takes up rotations and retirements written by the CLI", async () => {
     const state = join(work, "s-rotate")
     assert.equal((await cli(["init", "--state", state])).code, 0)
+    const early = join(work, "early.env")
+    assert.equal((await cli(["pair", "early-1", "--state", state, "--out", early])).code, 0) // oob key 1
     const s = await serve(state)
+    const keyLines = (outcome: string) => s.lines.filter(l => l.event === "ticket-key" && l.outcome === outcome)
+    // a session key rotation: the running gateway signs the next TICKET with key 2
     assert.equal((await cli(["rotate-ticket-key", "--state", state])).code, 0)
-    assert.ok(await until(() => s.lines.some(l => l.event === "ticket-key" && l.outcome === "rotated")))
-    // a device paired after the rotation (ticket under key 1) resumes against the running gateway
+    assert.ok(await until(() => keyLines("rotated").some(l => l.keyId === 2 && l.kind === "session")))
+    const d0 = deviceFromEnv(readEnv(early), s.port)
+    assert.equal((await d0.connect()).resumed, true)
+    const store0 = d0.client.opts.store as MemoryTicketStore
+    assert.equal(store0.ticket?.ticket[0], 2, "the TICKET is signed by the new session key")
+    await d0.close()
+    // an out-of-band rotation: a device paired after it (ticket under key 3) resumes against the running gateway
+    assert.equal((await cli(["rotate-ticket-key", "--oob", "--state", state])).code, 0)
+    assert.ok(await until(() => keyLines("rotated").some(l => l.keyId === 3 && l.kind === "oob")))
     const envPath = join(work, "rotate.env")
     assert.equal((await cli(["pair", "late-1", "--state", state, "--out", envPath])).code, 0)
     const env = readEnv(envPath)
-    assert.equal(String(env.TT_TICKET).slice(0, 2), "01")
+    assert.equal(String(env.TT_TICKET).slice(0, 2), "03")
     const d = deviceFromEnv(env, s.port)
     const conn = await d.connect()
     assert.equal(conn.resumed, true)
     assert.equal(conn.fellBack, false)
     await d.close()
+    // retire-ticket-key --now: the running gateway refuses the old keys' tickets at once
+    const stale = deviceFromEnv(readEnv(early), s.port) // its out-of-band ticket, under key 1
+    assert.equal((await cli(["retire-ticket-key", "--now", "--state", state])).code, 0)
+    assert.ok(await until(() => keyLines("retired").length === 2))
+    assert.deepEqual(
+        keyLines("retired")
+            .map(l => l.keyId)
+            .sort(),
+        [0, 1]
+    )
+    const refused = await stale.connect()
+    assert.equal(refused.fellBack, true, "TICKET_REJECTED, then the full handshake on the same connection")
+    assert.equal(refused.resumed, false)
+    await stale.close()
+    assert.ok(s.lines.some(l => l.detail === "ticket: unknown-key"))
+    assert.ok(!s.lines.some(l => l.outcome === "out-of-sync"))
     s.child.kill("SIGTERM")
     assert.equal(await s.exited, 0)
 })

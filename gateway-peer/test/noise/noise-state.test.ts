@@ -240,7 +240,7 @@ describe("symmetric-state: clone and commit", () => {
     test("readHsResp: every corrupted message 2 leaves the pending ck, h, k and n exactly as they were", () => {
         const si = keyPairFromPrivate(key("i")),
             sr = keyPairFromPrivate(key("r"))
-        const deviceId = Buffer.from("0102030405060708", "hex")
+        const pseudonym = Buffer.from("0102030405060708", "hex")
         let dhCalls = 0
         const dh: Dh = {
             x25519: (a, b) => {
@@ -249,11 +249,11 @@ describe("symmetric-state: clone and commit", () => {
             },
             x25519Base,
         }
-        const pending = writeHsInit({ deviceId, s: si, rs: sr.publicKey, psk: key("psk"), dh }, keyPairFromPrivate(key("ie")))
+        const pending = writeHsInit({ pseudonym, s: si, rs: sr.publicKey, psk: key("psk"), dh }, keyPairFromPrivate(key("ie")))
         assert.equal(dhCalls, 2, "es and ss (no cached ss)")
         const m1 = readHsInit(pending.body)
         assert.ok(!("error" in m1))
-        const read = consumeHsInit({ deviceId, s: sr, rs: si.publicKey, psk: key("psk") }, m1.message)
+        const read = consumeHsInit({ pseudonym, s: sr, rs: si.publicKey, psk: key("psk") }, m1.message)
         assert.ok(read)
         const m2 = writeHsResp(read, keyPairFromPrivate(key("re"))).body
         const before = stateOf(pending.sym)

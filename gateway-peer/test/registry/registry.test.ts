@@ -3,9 +3,16 @@ import assert from "node:assert/strict"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import Database from "better-sqlite3"
+import { generateKeyPair } from "../../src/crypto/x25519.js"
 import { MemoryRegistry } from "../../src/registry/memory.js"
-import { newDevice, type Registry } from "../../src/registry/registry.js"
-import { RegistryOpenError, SqliteRegistry } from "../../src/registry/sqlite.js"
+import { newDevice, OOB_GENERATION, pseudonym0, PseudonymTaken, type DeviceRecord, type Registry } from "../../src/registry/registry.js"
+import { RegistryOpenError, SCHEMA_VERSION, SqliteRegistry } from "../../src/registry/sqlite.js"
+import { Responder } from "../../src/session/responder.js"
+import { obfuscateAge, writeResumeInit } from "../../src/session/resume.js"
+import { mintTicket, MAX_GENERATION, TicketKeySet } from "../../src/tickets.js"
+import { Code, encodeFrame, FrameType, PSEUDONYM0_LABEL } from "../../src/wire.js"
+import { createHmac } from "node:crypto"
 
 const dev = (i: number) =>
     newDevice({
@@ -15,6 +22,25 @@ const dev = (i: number) =>
         psk: Buffer.alloc(32, 0x80 + i),
         now: 1000 + i,
     })
+const P = (b: number) => Buffer.alloc(8, b)
+/** files made here by better-sqlite3 directly are 0644; the registry's fix of that is not under test */
+const quiet = () => {}
+
+function tmp(): { dir: string; done: () => void } {
+    const dir = mkdtempSync(join(tmpdir(), "tether-reg-"))
+    return { dir, done: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+test("newDevice is pairing's state: generation 1 issued and the chain's origin, every pseudonym the fallback", () => {
+    const d = dev(1)
+    assert.equal(OOB_GENERATION, 1)
+    assert.deepEqual([d.issued_generation, d.full_generation, d.accepted_generation, d.min_generation, d.revoked], [1, 1, 0, 0, false])
+    // pseudonym0 = HMAC-SHA-256(psk, "tether/2 pseudonym")[0..8] (PROTOCOL.md 4.4)
+    const p0 = createHmac("sha256", d.psk).update(PSEUDONYM0_LABEL).digest().subarray(0, 8)
+    assert.equal(PSEUDONYM0_LABEL.toString(), "tether/2 pseudonym")
+    assert.deepEqual(pseudonym0(d.psk), p0)
+    assert.deepEqual([d.pseudonym, d.previous_pseudonym, d.pseudonym0], [p0, p0, p0])
+})
 
 async function contract(r: Registry): Promise<void> {
     await r.putDevice(dev(1))
@@ -27,69 +53,158 @@ async function contract(r: Registry): Promise<void> {
         (await r.listDevices()).map(d => d.name),
         ["dev1", "dev2"]
     )
-
     const id = dev(1).id
-    assert.equal(await r.issueGeneration(id), 1)
-    assert.equal(await r.issueGeneration(id), 2)
-    assert.equal(await r.acceptGeneration(id, 2), "newer")
+    const p0 = dev(1).pseudonym0
+    assert.deepEqual(await r.getDevice(id), dev(1), "a record comes back as it went in")
+
+    // a confirmed resumption: one more generation, accepted raised to the resumed one, pseudonyms rotate
+    assert.deepEqual(await r.confirmSession(id, { full: false, resumedGeneration: 1, nextPseudonym: P(0xa1) }), {
+        generation: 2,
+        chainOrigin: 1,
+    })
+    let d = await r.getDevice(id)
+    assert.deepEqual(
+        [d?.issued_generation, d?.full_generation, d?.accepted_generation, d?.pseudonym, d?.previous_pseudonym, d?.pseudonym0],
+        [2, 1, 1, P(0xa1), p0, p0]
+    )
+    // a confirmed full handshake starts a chain at its ticket
+    assert.deepEqual(await r.confirmSession(id, { full: true, nextPseudonym: P(0xa2) }), { generation: 3, chainOrigin: 3 })
+    d = await r.getDevice(id)
+    assert.deepEqual(
+        [d?.issued_generation, d?.full_generation, d?.accepted_generation, d?.pseudonym, d?.previous_pseudonym],
+        [3, 3, 1, P(0xa2), P(0xa1)]
+    )
+    // accepted_generation = max(accepted, resumed): an older resumed ticket does not lower it
+    assert.equal(await r.acceptGeneration(id, 3), "newer")
+    assert.deepEqual(await r.confirmSession(id, { full: false, resumedGeneration: 2, nextPseudonym: P(0xa3) }), {
+        generation: 4,
+        chainOrigin: 3,
+    })
+    d = await r.getDevice(id)
+    assert.deepEqual([d?.issued_generation, d?.full_generation, d?.accepted_generation], [4, 3, 3])
+
+    // the compare-and-set (6.4)
+    assert.equal(await r.acceptGeneration(id, 4), "newer")
+    assert.equal(await r.acceptGeneration(id, 4), "older")
     assert.equal(await r.acceptGeneration(id, 2), "older")
-    assert.equal(await r.acceptGeneration(id, 1), "older")
-    // concurrent uses of one ticket: exactly one sees "newer"
-    const g = await r.issueGeneration(id)
+    const { generation: g } = await r.confirmSession(id, { full: false, resumedGeneration: 4, nextPseudonym: P(0xa4) })
     const verdicts = await Promise.all([1, 2, 3, 4].map(() => r.acceptGeneration(id, g)))
-    assert.deepEqual(verdicts.filter(v => v === "newer").length, 1)
-    await r.markFullHandshake(id, g)
-    const d = await r.getDevice(id)
-    assert.equal(d?.issued_generation, 3)
-    assert.equal(d?.accepted_generation, 3)
-    assert.equal(d?.full_generation, 3)
+    assert.deepEqual(verdicts.filter(v => v === "newer").length, 1, "concurrent uses of one ticket: exactly one sees newer")
+    assert.equal((await r.getDevice(id))?.accepted_generation, 5)
+
+    // the three pseudonyms find the device; a rotated-out one does not
+    assert.equal((await r.getDeviceByPseudonym(P(0xa4)))?.id, id, "pseudonym")
+    assert.equal((await r.getDeviceByPseudonym(P(0xa3)))?.id, id, "previous_pseudonym")
+    assert.equal((await r.getDeviceByPseudonym(p0))?.id, id, "pseudonym0")
+    assert.equal(await r.getDeviceByPseudonym(P(0xa2)), undefined, "rotated out")
+    assert.equal(await r.getDeviceByPseudonym(P(0xa1)), undefined, "rotated out")
+    assert.equal((await r.getDeviceByPseudonym(dev(2).pseudonym0))?.id, dev(2).id)
+    assert.equal(await r.getDeviceByPseudonym(P(0xee)), undefined)
+
+    // a pseudonym another device holds: PseudonymTaken, and nothing changed
+    const before = await r.getDevice(id)
+    const other = dev(2).id
+    await r.confirmSession(other, { full: true, nextPseudonym: P(0xb1) })
+    await r.confirmSession(other, { full: true, nextPseudonym: P(0xb2) })
+    for (const taken of [P(0xb2), P(0xb1), dev(2).pseudonym0])
+        await assert.rejects(r.confirmSession(id, { full: true, nextPseudonym: taken }), PseudonymTaken)
+    assert.deepEqual(await r.getDevice(id), before, "a refused confirmation changes no field")
+    await assert.rejects(r.putDevice({ ...dev(3), pseudonym: P(0xb2) }), PseudonymTaken)
+    await assert.rejects(r.putDevice({ ...dev(3), previous_pseudonym: p0 }), PseudonymTaken)
+    assert.equal(await r.getDevice(dev(3).id), undefined)
+    // a device's own pseudonyms are not a collision (a re-put of the same record)
+    await r.putDevice((await r.getDevice(id)) as DeviceRecord)
+    // replacing a record re-indexes it: its old pseudonyms are free
+    await r.putDevice({ ...(before as DeviceRecord), pseudonym: P(0xc1) })
+    assert.equal(await r.getDeviceByPseudonym(P(0xa4)), undefined)
+    assert.equal((await r.getDeviceByPseudonym(P(0xc1)))?.id, id)
+    await r.putDevice(before as DeviceRecord)
 
     // expire-tickets: every issued ticket below the floor, the device still active
     assert.equal(await r.expireTickets("dev1"), true)
     assert.equal(await r.expireTickets("nope"), false)
     const ex = await r.getDevice(id)
-    assert.equal(ex?.min_generation, 4)
+    assert.equal(ex?.min_generation, 6)
     assert.equal(ex?.revoked, false)
 
     assert.equal(await r.revoke("dev1"), true)
     assert.equal(await r.revoke("nope"), false)
     const rv = await r.getDevice(id)
     assert.equal(rv?.revoked, true)
-    assert.equal(rv?.min_generation, 4)
-    await assert.rejects(r.issueGeneration("00000000000000ff"), /no device/)
+    assert.equal(rv?.min_generation, 6)
+    await assert.rejects(r.confirmSession("00000000000000ff", { full: true, nextPseudonym: P(0xd1) }), /no device/)
     await assert.rejects(r.acceptGeneration("00000000000000ff", 1), /no device/)
+
+    // the counter never passes 2^32 - 1; the refusal rotates no pseudonym either
+    await r.putDevice({ ...dev(4), issued_generation: MAX_GENERATION - 1 })
+    assert.equal((await r.confirmSession(dev(4).id, { full: true, nextPseudonym: P(0xd2) })).generation, MAX_GENERATION)
+    const top = await r.getDevice(dev(4).id)
+    await assert.rejects(r.confirmSession(dev(4).id, { full: true, nextPseudonym: P(0xd3) }), RangeError)
+    assert.deepEqual(await r.getDevice(dev(4).id), top)
+}
+
+/** Concurrent confirmations: distinct generations, and pseudonyms that rotated with them (one atomic update each). */
+async function concurrentConfirmations(r: Registry): Promise<void> {
+    const d = { ...dev(9), name: "conc" }
+    await r.putDevice(d)
+    const issued = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+            r.confirmSession(d.id, { full: i % 2 === 0, resumedGeneration: i % 2 === 0 ? undefined : 1, nextPseudonym: P(0x10 + i) })
+        )
+    )
+    const gens = issued.map(x => x.generation)
+    assert.deepEqual(
+        [...gens].sort((a, b) => a - b),
+        [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+    )
+    const byGen = new Map(issued.map((x, i) => [x.generation, i]))
+    const after = (await r.getDevice(d.id)) as DeviceRecord
+    assert.equal(after.issued_generation, 11)
+    assert.deepEqual(after.pseudonym, P(0x10 + (byGen.get(11) as number)), "the pseudonym of the last generation issued")
+    assert.deepEqual(after.previous_pseudonym, P(0x10 + (byGen.get(10) as number)))
+    // each full confirmation returned itself as the chain origin
+    for (const [i, x] of issued.entries()) if (i % 2 === 0) assert.equal(x.chainOrigin, x.generation)
 }
 
 test("memory registry", async () => {
     await contract(new MemoryRegistry())
+    await concurrentConfirmations(new MemoryRegistry())
 })
 
 test("sqlite registry: contract, persistence across reopen, WAL", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "tether-reg-"))
+    const { dir, done } = tmp()
     try {
         const path = join(dir, "registry.db")
         const r = new SqliteRegistry(path, { create: true })
         await contract(r)
+        await concurrentConfirmations(r)
         await r.close()
         const again = new SqliteRegistry(path)
         const d = await again.getDevice(dev(1).id)
-        assert.equal(d?.accepted_generation, 3)
+        assert.equal(d?.accepted_generation, 5)
         assert.equal(d?.revoked, true)
         assert.deepEqual(d?.publicKey, Buffer.alloc(32, 1))
-        assert.equal(await again.issueGeneration(dev(2).id), 1)
-        // a second handle on the same file sees the first one's CAS
+        assert.deepEqual(d?.pseudonym, P(0xa4))
+        assert.deepEqual(d?.previous_pseudonym, P(0xa3))
+        assert.equal((await again.getDeviceByPseudonym(P(0xa3)))?.id, dev(1).id, "the pseudonym index survives reopen")
+        assert.equal((await again.confirmSession(dev(2).id, { full: false, resumedGeneration: 3, nextPseudonym: P(0xe1) })).generation, 4)
+        // a second handle on the same file sees the first one's CAS and confirmations
         const other = new SqliteRegistry(path)
-        assert.equal(await again.acceptGeneration(dev(2).id, 1), "newer")
-        assert.equal(await other.acceptGeneration(dev(2).id, 1), "older")
+        assert.equal(await again.acceptGeneration(dev(2).id, 4), "newer")
+        assert.equal(await other.acceptGeneration(dev(2).id, 4), "older")
+        await assert.rejects(other.confirmSession(dev(1).id, { full: true, nextPseudonym: P(0xe1) }), PseudonymTaken)
         await other.close()
         await again.close()
+        const db = new Database(path, { readonly: true })
+        assert.equal(db.pragma("user_version", { simple: true }), SCHEMA_VERSION)
+        db.close()
     } finally {
-        rmSync(dir, { recursive: true, force: true })
+        done()
     }
 })
 
 test("sqlite registry: missing, corrupt and foreign files give clear errors", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "tether-reg-"))
+    const { dir, done } = tmp()
     try {
         assert.throws(
             () => new SqliteRegistry(join(dir, "missing.db")),
@@ -102,14 +217,122 @@ test("sqlite registry: missing, corrupt and foreign files give clear errors", as
             (e: unknown) => e instanceof RegistryOpenError && /corrupt/.test(e.message)
         )
         const foreign = join(dir, "foreign.db")
-        const f = new SqliteRegistry(join(dir, "tmp.db"), { create: true })
-        await f.close()
-        const Database = (await import("better-sqlite3")).default
         const db = new Database(foreign)
         db.exec("CREATE TABLE t (x)")
         db.close()
-        assert.throws(() => new SqliteRegistry(foreign), /not a Tether registry/)
+        assert.throws(() => new SqliteRegistry(foreign, { onModeFix: quiet }), /not a Tether registry/)
+        const future = join(dir, "future.db")
+        const f = new Database(future)
+        f.exec("CREATE TABLE devices (id TEXT)")
+        f.pragma("user_version = 3")
+        f.close()
+        assert.throws(
+            () => new SqliteRegistry(future, { onModeFix: quiet }),
+            (e: unknown) => e instanceof RegistryOpenError && /schema version 3/.test(e.message)
+        )
     } finally {
-        rmSync(dir, { recursive: true, force: true })
+        done()
+    }
+})
+
+/** A registry file as a version 1 gateway wrote it (schema 1, PROTOCOL.md version 1). */
+function schema1File(path: string, rows: DeviceRecord[]): void {
+    const db = new Database(path)
+    db.exec(`CREATE TABLE devices (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        public_key BLOB NOT NULL,
+        psk BLOB NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0,
+        min_generation INTEGER NOT NULL DEFAULT 0,
+        issued_generation INTEGER NOT NULL DEFAULT 0,
+        accepted_generation INTEGER NOT NULL DEFAULT 0,
+        full_generation INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL
+    ) STRICT;`)
+    const ins = db.prepare(
+        `INSERT INTO devices (id, name, public_key, psk, revoked, min_generation, issued_generation, accepted_generation, full_generation, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+    )
+    for (const d of rows)
+        ins.run(
+            d.id,
+            d.name,
+            d.publicKey,
+            d.psk,
+            d.revoked ? 1 : 0,
+            d.min_generation,
+            d.issued_generation,
+            d.accepted_generation,
+            d.full_generation,
+            d.created_at
+        )
+    db.pragma("user_version = 1")
+    db.close()
+}
+
+test("sqlite registry: a schema 1 file is migrated: devices kept, on pseudonym0, their old tickets refused", async () => {
+    const { dir, done } = tmp()
+    try {
+        const path = join(dir, "registry.db")
+        const s = generateKeyPair()
+        const a = { ...dev(1), publicKey: s.publicKey, issued_generation: 7, accepted_generation: 5, full_generation: 3, min_generation: 2 }
+        const b = { ...dev(2), revoked: true, issued_generation: 4, accepted_generation: 4, full_generation: 1, min_generation: 5 }
+        schema1File(path, [a, b])
+
+        const r = new SqliteRegistry(path, { onModeFix: quiet })
+        const ma = (await r.getDevice(a.id)) as DeviceRecord
+        const mb = (await r.getDevice(b.id)) as DeviceRecord
+        // the pairing stays: name, keys, PSK, generations, revocation
+        for (const [m, o] of [
+            [ma, a],
+            [mb, b],
+        ] as const) {
+            assert.deepEqual(
+                [m.name, m.publicKey, m.psk, m.revoked, m.issued_generation, m.accepted_generation, m.full_generation, m.created_at],
+                [o.name, o.publicKey, o.psk, o.revoked, o.issued_generation, o.accepted_generation, o.full_generation, o.created_at]
+            )
+            const p0 = pseudonym0(o.psk)
+            assert.deepEqual([m.pseudonym, m.previous_pseudonym, m.pseudonym0], [p0, p0, p0], `${o.name} starts on pseudonym0`)
+            assert.equal((await r.getDeviceByPseudonym(p0))?.id, o.id)
+        }
+        // every ticket issued so far is below the floor; a floor already higher stays
+        assert.equal(ma.min_generation, 8)
+        assert.equal(mb.min_generation, 5)
+        assert.deepEqual(
+            (await r.listDevices()).map(d => d.name),
+            ["dev1", "dev2"]
+        )
+        const db = new Database(path, { readonly: true })
+        assert.equal(db.pragma("user_version", { simple: true }), 2)
+        db.close()
+
+        // a ticket of one of the old generations (even one well-formed for version 2) is refused;
+        // the full handshake with pseudonym0 is what the device does next
+        const ticketKeys = TicketKeySet.create(1000)
+        const responder = new Responder({ registry: r, identity: generateKeyPair(), ticketKeys, now: () => 2000 })
+        const m = mintTicket({ deviceId: Buffer.from(a.id, "hex"), generation: 7, issuedAt: 1990, chainOrigin: 3, keySet: ticketKeys })
+        const t = { ticket: m.ticket, secret: m.resumptionSecret }
+        const init = writeResumeInit(
+            t,
+            Buffer.from(a.id, "hex"),
+            obfuscateAge(m.resumptionSecret, 10_000, () => Buffer.alloc(4)),
+            Buffer.alloc(8)
+        )
+        const step = await responder.receive({ type: FrameType.RESUME_INIT, body: init.body })
+        assert.deepEqual(step.frames, [encodeFrame(FrameType.REJECT, Buffer.from([Code.TICKET_REJECTED]))])
+        assert.match(step.event?.detail ?? "", /generation 7 outside 8\.\.7/)
+        assert.deepEqual(await r.getDevice(a.id), ma, "the refusal changed nothing")
+
+        // the new columns are written and read like the others; reopening does not migrate again
+        await r.confirmSession(a.id, { full: true, nextPseudonym: P(0x31) })
+        await r.close()
+        const again = new SqliteRegistry(path)
+        const after = (await again.getDevice(a.id)) as DeviceRecord
+        assert.deepEqual([after.issued_generation, after.full_generation, after.min_generation], [8, 8, 8])
+        assert.deepEqual([after.pseudonym, after.previous_pseudonym], [P(0x31), pseudonym0(a.psk)])
+        await again.close()
+    } finally {
+        done()
     }
 })

@@ -326,6 +326,8 @@ describe("server: the record path over loopback", () => {
             f.delivered.map(d => d.content.replace(/\.+$/, "")),
             Array.from({ length: 40 }, (_, i) => `m${i}`)
         )
+        // the first record confirmed the session: its TICKET is the gateway's first record
+        assert.ok(await conn.awaitTicket(), "the TICKET after the device's first record")
         // the same stream cut at odd places, a few bytes at a time around the frame edges
         frames.length = 0
         for (let i = 40; i < 60; i++) record(InnerType.DATA, Buffer.from(`m${i}`))

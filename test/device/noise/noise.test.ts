@@ -131,8 +131,8 @@ describe("AESCCM, the cipher function", () => {
 
 describe("SymmetricState", () => {
     test("short names are padded, long names hashed; ck = h", () => {
-        const a = new SymmetricState(AESCCM, "Tether_Resume1_AESCCM_SHA256")
-        expect(hex(a.h)).toBe(hex(Buffer.from("Tether_Resume1_AESCCM_SHA256")) + "00000000")
+        const a = new SymmetricState(AESCCM, "Tether_Resume2_AESCCM_SHA256")
+        expect(hex(a.h)).toBe(hex(Buffer.from("Tether_Resume2_AESCCM_SHA256")) + "00000000")
         expect(hex(a.ck)).toBe(hex(a.h))
         const long = "Noise_KKpsk2_25519_AESCCM_SHA256x"
         expect(hex(new SymmetricState(AESCCM, long).h)).toBe(hex(sha256(Buffer.from(long))))
@@ -179,12 +179,13 @@ function stateOf(hs: HandshakeState): string {
 }
 
 describe("HandshakeState (KKpsk2 initiator)", () => {
-    test("agrees with a responder; 3 DH with ss cached; failed message 2 changes nothing", async () => {
+    test("agrees with a responder; 2 DH with es and ss prepared; failed message 2 changes nothing", async () => {
         const sI = kp(1)
         const sR = kp(2)
         const psk = filled(9)
         const pro = Buffer.from("prologue")
         const ss = await TOY.x25519(sI.privateKey, sR.publicKey)
+        const es = await TOY.x25519(kp(3).privateKey, sR.publicKey)
         dhCalls = 0
         const hs = new HandshakeState({
             cipher: AESCCM,
@@ -194,12 +195,14 @@ describe("HandshakeState (KKpsk2 initiator)", () => {
             rs: sR.publicKey,
             psk,
             e: kp(3),
+            es,
             ss,
             dh: TOY,
         })
         const msg1 = await hs.writeMessage(EMPTY)
         expect(msg1.length).toBe(48)
-        expect(dhCalls).toBe(1) // es only: ss was cached
+        expect(dhCalls).toBe(0) // es and ss were prepared
+        expect(hex(es)).toBe(hex(Buffer.alloc(32))) // the prepared es is wiped once used
         const r = await respond(sI.publicKey, sR.publicKey, psk, filled(4), pro, msg1)
         expect(hex(r.p1)).toBe("")
         // tamper each region of message 2: rejected, ck, h, k and n exactly as they were
@@ -214,7 +217,9 @@ describe("HandshakeState (KKpsk2 initiator)", () => {
         expect(await hs.readMessage(Buffer.concat(Buffer.alloc(32), r.msg2.slice(32)))).toBe(undefined) // zero DH
         expect(hs.isComplete()).toBe(false)
         expect(stateOf(hs)).toBe(before)
+        dhCalls = 0
         expect(hex((await hs.readMessage(r.msg2)) as Buffer)).toBe("")
+        expect(dhCalls).toBe(2) // ee, se
         expect(hs.isComplete()).toBe(true)
         const cs = hs.split()
         expect(hex(hs.getHandshakeHash())).toBe(hex(r.h))
@@ -223,7 +228,7 @@ describe("HandshakeState (KKpsk2 initiator)", () => {
         const down = r.cs[1].encryptWithAd(EMPTY, Buffer.from("down"))
         expect(cs[1].decryptWithAd(EMPTY, down).toString()).toBe("down")
     })
-    test("without a cached ss it computes it (one more DH); out-of-turn calls throw", async () => {
+    test("without a prepared es and ss it computes them (two more DH); out-of-turn calls throw", async () => {
         dhCalls = 0
         const hs = new HandshakeState({
             cipher: AESCCM,

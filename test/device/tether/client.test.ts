@@ -1,8 +1,10 @@
 // TetherClient.connect() and Connection over the in-memory transport, without a socket: the
 // gateway's frames come from the generated vectors (fixed ephemerals and nonces, scripted
-// randomness), queued on the gateway's end; the device's frames are read back from it and
-// compared byte for byte, in order. Full handshake; resumption with early data accepted and
-// refused; REJECT(TICKET_REJECTED) then HS_INIT on the same connection; corrupted HS_RESP,
+// randomness, the ticket's age set through the store's clock), queued on the gateway's end;
+// the device's frames are read back from it and compared byte for byte, in order. Full
+// handshake (2 X25519 after prepare(), the device's first record at once, the TICKET after
+// it, stored in Established); resumption with early data accepted and refused;
+// REJECT(TICKET_REJECTED) then HS_INIT on the same connection; corrupted HS_RESP,
 // RESUME_RESP and TICKET record (the connection closed, the stored ticket kept); a frame of
 // the wrong type; timeouts and a gateway that hangs up.
 // @timeout 90000
@@ -11,14 +13,15 @@ import { describe, test, expect } from "@devicescript/test"
 import { memoryPair, MemoryTransport } from "../../../src/net/memory-transport"
 import { ConnectOptions } from "../../../src/net/transport"
 import { Connection, CountingDh, RecvKind, RejectedError, TetherClient } from "../../../src/tether/client"
-import { MemoryStorage, TicketStore } from "../../../src/tether/ticket-store"
-import { Code, FrameType } from "../../../src/tether/wire"
+import { encodeSlot, MemoryStorage, SLOT_A, TicketStore } from "../../../src/tether/ticket-store"
+import { Code, FrameType, RESUME_CAP } from "../../../src/tether/wire"
 import { TETHER_KK } from "../vectors/tether-kk"
 import { TETHER_RESUME } from "../vectors/tether-resume"
 import { flipped, h, hex, pairingOf, play, ScriptedRandom, sent, ticketOf } from "./gateway-script"
 
 const K = TETHER_KK[0]
 const R_EARLY = TETHER_RESUME[0]
+const R_NONE = TETHER_RESUME[1]
 const R_REFUSED = TETHER_RESUME[2]
 
 /** A client whose every connect() gets the device end of `pair`. */
@@ -27,19 +30,31 @@ class Rig {
     opened: ConnectOptions[] = []
     dh = new CountingDh()
     random: ScriptedRandom
+    mem = new MemoryStorage()
     store: TicketStore
     client: TetherClient
+    /** the store's clock */
+    now = 1000
     /** the gateway's end of the current pair */
     gw(): MemoryTransport {
         return this.pair.gateway
     }
 }
 
-async function rig(randomBufs: Buffer[], stored?: any, timeoutMs?: number): Promise<Rig> {
+/**
+ * A device.
+ * @param stored a resume vector whose ticket is in flash: saved in this boot with the vector's
+ *     age (`resumed` 0), or, with `resumed` given, read from flash at boot (age unknown)
+ */
+async function rig(randomBufs: Buffer[], stored?: any, timeoutMs?: number, resumed?: number): Promise<Rig> {
     const r = new Rig()
     r.random = new ScriptedRandom(randomBufs)
-    r.store = await TicketStore.open(new MemoryStorage())
-    if (stored) await r.store.save(ticketOf(stored))
+    if (stored && resumed !== undefined) await r.mem.write(SLOT_A, encodeSlot(1, ticketOf(stored, resumed)))
+    r.store = await TicketStore.open(r.mem, undefined, () => r.now)
+    if (stored && resumed === undefined) {
+        await r.store.save(ticketOf(stored))
+        r.now += stored.ticket_age
+    }
     r.client = new TetherClient({
         pairing: pairingOf(K),
         store: r.store,
@@ -73,26 +88,33 @@ async function text(c: Connection, ms: number): Promise<string> {
 }
 
 describe("connect() over the memory transport", () => {
-    test("full handshake: HS_INIT, HS_RESP, TICKET stored, records both ways", async () => {
-        const r = await rig([h(K.device_ephemeral_private)])
-        await r.client.prepare() // idle work: ss and the ephemeral
+    test("full handshake: 2 X25519 after prepare(), HS_INIT, HS_RESP, the first record, then the TICKET", async () => {
+        // a slot at the resumption cap holds the vector's pseudonym: the full handshake uses it
+        const r = await rig([h(K.device_ephemeral_private)], R_NONE, undefined, RESUME_CAP)
+        await r.client.prepare() // idle work: the public key is given; ss, the ephemeral and its es
+        expect(r.dh.x + " " + r.dh.base).toBe("2 1")
         r.dh.reset()
         const gw = r.gw()
         await play(gw, K.hs_resp)
-        await play(gw, K.record_ticket)
-        await play(gw, K.record_data_r2i)
-        const c = await r.client.connect()
+        const c = await r.client.connect(h(K.data_i2r))
+        expect(r.dh.x + " " + r.dh.base).toBe("2 0") // ee, se: the critical path
         expect(r.opened.length).toBe(1)
         expect(r.opened[0].host + ":" + r.opened[0].port + " " + r.opened[0].timeoutMs).toBe("gw.test:4242 2000")
-        expect(r.pair.device.trace.join(" ")).toBe(">1 <2 <16")
+        expect(r.pair.device.trace.join(" ")).toBe(">1 <2 >16")
         expect(await sent(gw)).toBe(K.hs_init)
-        expect(r.dh.x + " " + r.dh.base).toBe("3 0") // es, ee, se
+        expect(await sent(gw)).toBe(K.record_data_i2r) // the device's first record, at once
         expect(c.resumed || c.fellBack || c.earlyAccepted).toBe(false)
-        expect(hex(r.store.current().ticket)).toBe(K.ticket)
-        expect(hex(r.store.current().secret)).toBe(K.resumption_secret)
-        await c.send(h(K.data_i2r))
-        expect(await sent(gw)).toBe(K.record_data_i2r)
-        expect(await text(c, 1000)).toBe(K.data_r2i)
+        expect(c.handshakeMs >= 0).toBe(true)
+        // Established before any TICKET: flash still holds the old slot
+        expect(r.store.seq()).toBe(1)
+        await play(gw, K.record_ticket)
+        await play(gw, K.record_data_r2i)
+        expect(await text(c, 1000)).toBe(K.data_r2i) // the TICKET went to flash on the way
+        expect(r.store.seq()).toBe(2)
+        const t = r.store.current()
+        expect(hex(t.ticket) + " " + hex(t.secret) + " " + hex(t.pseudonym) + " " + t.resumed).toBe(
+            K.ticket + " " + K.resumption_secret + " " + K.next_pseudonym + " 0"
+        )
         expect(await text(c, 20)).toBe("<timeout>")
         expect(c.isOpen()).toBe(true)
         await c.close()
@@ -100,7 +122,7 @@ describe("connect() over the memory transport", () => {
         expect((await gw.recvFrame(0)).type).toBe(FrameType.RECORD) // CLOSE(NORMAL)
         expect((await gw.recvFrame(0)) === null).toBe(true)
     })
-    test("resumption with early data accepted: no X25519, no DATA sent again", async () => {
+    test("resumption with early data accepted: no X25519, no DATA sent again, the TICKET at once", async () => {
         await ds.sleep(0)
         const r = await rig([h(R_EARLY.nonce_i)], R_EARLY)
         const gw = r.gw()
@@ -108,43 +130,61 @@ describe("connect() over the memory transport", () => {
         await play(gw, R_EARLY.record_ticket)
         await play(gw, R_EARLY.record_data_r2i)
         const c = await r.client.connect(h(R_EARLY.early_data))
-        expect(r.pair.device.trace.join(" ")).toBe(">3 <4 <16")
+        expect(r.pair.device.trace.join(" ")).toBe(">3 <4")
         expect(await sent(gw)).toBe(R_EARLY.resume_init)
         expect(r.dh.x + r.dh.base).toBe(0)
         expect(c.resumed && c.earlyAccepted && !c.fellBack).toBe(true)
-        expect(hex(r.store.current().ticket)).toBe(R_EARLY.next_ticket)
+        expect(r.random.asked.join(",")).toBe("8")
         await c.send(h(R_EARLY.data_i2r))
         expect(await sent(gw)).toBe(R_EARLY.record_data_i2r)
         expect(await text(c, 1000)).toBe(R_EARLY.data_r2i)
+        expect(r.pair.device.trace.join(" ")).toBe(">3 <4 >16 <16 <16")
+        expect(hex(r.store.current().ticket)).toBe(R_EARLY.next_ticket)
+        expect(hex(r.store.current().pseudonym)).toBe(R_EARLY.next_pseudonym)
+        expect(r.store.current().resumed).toBe(1)
     })
-    test("resumption with early data refused: the same data sent again as DATA, before the TICKET", async () => {
+    test("resumption with early data refused: the same data as the first record, byte for byte, then the TICKET", async () => {
         await ds.sleep(0)
         const r = await rig([h(R_REFUSED.nonce_i)], R_REFUSED)
         const gw = r.gw()
         await play(gw, R_REFUSED.resume_resp)
-        await play(gw, R_REFUSED.record_ticket)
         const c = await r.client.connect(h(R_REFUSED.early_data))
-        expect(r.pair.device.trace.join(" ")).toBe(">3 <4 >16 <16")
+        expect(r.pair.device.trace.join(" ")).toBe(">3 <4 >16")
         expect(await sent(gw)).toBe(R_REFUSED.resume_init)
+        expect(await sent(gw)).toBe(R_REFUSED.record_data_i2r)
         expect(c.resumed && !c.earlyAccepted).toBe(true)
-        const again = await gw.recvFrame(0)
-        expect(again.type).toBe(FrameType.RECORD)
-        expect(again.body.length).toBe(1 + h(R_REFUSED.early_data).length + 16)
+        await play(gw, R_REFUSED.record_ticket)
+        expect(await text(c, 50)).toBe("<timeout>")
+        expect(hex(r.store.current().ticket)).toBe(R_REFUSED.next_ticket)
     })
-    test("REJECT(TICKET_REJECTED): HS_INIT on the same connection, early data sent again", async () => {
+    test("a ticket read from flash at boot (age unknown): 4 random bytes, the content as the first record", async () => {
+        await ds.sleep(0)
+        const r = await rig([h(R_NONE.nonce_i), h(R_NONE.obfuscated_age)], R_NONE, undefined, 0)
+        const gw = r.gw()
+        await play(gw, R_NONE.resume_resp)
+        const c = await r.client.connect(h(R_NONE.data_i2r))
+        expect(r.random.asked.join(",")).toBe("8,4")
+        expect(await sent(gw)).toBe(R_NONE.resume_init)
+        expect(await sent(gw)).toBe(R_NONE.record_data_i2r)
+        expect(c.resumed && !c.earlyAccepted).toBe(true)
+    })
+    test("REJECT(TICKET_REJECTED): HS_INIT on the same connection, the content as its first record", async () => {
         const r = await rig([h(R_EARLY.nonce_i), h(K.device_ephemeral_private)], R_EARLY)
         const gw = r.gw()
         await gw.sendFrame(FrameType.REJECT, Buffer.from([Code.TICKET_REJECTED]))
         await play(gw, K.hs_resp)
-        await play(gw, K.record_ticket)
-        const c = await r.client.connect(h(R_EARLY.early_data))
+        const c = await r.client.connect(h(K.data_i2r))
         expect(r.opened.length).toBe(1)
-        expect(r.pair.device.trace.join(" ")).toBe(">3 <127 >1 <2 >16 <16")
-        expect(await sent(gw)).toBe(R_EARLY.resume_init)
-        expect(await sent(gw)).toBe(K.hs_init)
-        expect((await gw.recvFrame(0)).body.length).toBe(1 + h(R_EARLY.early_data).length + 16)
+        expect(r.pair.device.trace.join(" ")).toBe(">3 <127 >1 <2 >16")
+        expect((await sent(gw)).length > 0).toBe(true) // RESUME_INIT (with K.data_i2r as early data)
+        expect(await sent(gw)).toBe(K.hs_init) // the stored pseudonym
+        expect(await sent(gw)).toBe(K.record_data_i2r)
         expect(c.fellBack && !c.resumed && !c.earlyAccepted).toBe(true)
+        expect(r.client.rejections).toBe(1)
+        await play(gw, K.record_ticket)
+        expect(await text(c, 50)).toBe("<timeout>")
         expect(hex(r.store.current().ticket)).toBe(K.ticket)
+        expect(r.store.current().resumed).toBe(0)
     })
 })
 
@@ -152,7 +192,8 @@ describe("connect() refuses, closes and keeps the stored ticket", () => {
     test("a corrupted HS_RESP after the fallback; the next attempt takes a new ephemeral", async () => {
         const r = await rig(
             [h(R_EARLY.nonce_i), h(K.device_ephemeral_private), h(R_REFUSED.nonce_i), h(K.gateway_ephemeral_private)],
-            R_EARLY
+            R_EARLY,
+            4000
         )
         const gw = r.gw()
         await gw.sendFrame(FrameType.REJECT, Buffer.from([Code.TICKET_REJECTED]))
@@ -162,11 +203,12 @@ describe("connect() refuses, closes and keeps the stored ticket", () => {
         expect(r.pair.device.isClosed()).toBe(true)
         expect(r.store.seq()).toBe(1)
         expect(hex(r.store.current().ticket)).toBe(R_EARLY.ticket)
-        // one ephemeral per attempt: the next full handshake asks for another one
+        // one ephemeral (and es) per attempt: the next full handshake asks for another one
         r.pair = memoryPair()
         await r.pair.gateway.sendFrame(FrameType.REJECT, Buffer.from([Code.TICKET_REJECTED]))
         expect(await refusal(r)).toBe("tether: no answer from the gateway")
-        expect(r.random.asked.join(",")).toBe("12,32,12,32")
+        expect(r.random.asked.join(",")).toBe("8,32,8,32")
+        expect(r.client.rejections).toBe(2)
     })
     test("a corrupted RESUME_RESP", async () => {
         await ds.sleep(0)
@@ -179,14 +221,35 @@ describe("connect() refuses, closes and keeps the stored ticket", () => {
         expect(r.store.seq()).toBe(1)
         expect(hex(r.store.current().ticket)).toBe(R_EARLY.ticket)
     })
-    test("a corrupted TICKET record", async () => {
+    test("a corrupted TICKET record: the connection ends, nothing released, the stored ticket kept", async () => {
         await ds.sleep(0)
         const r = await rig([h(R_EARLY.nonce_i)], R_EARLY)
         await play(r.gw(), R_EARLY.resume_resp)
         const bad = flipped(R_EARLY.record_ticket, 30)
         await r.gw().sendFrame(bad.type, bad.body)
-        expect(await refusal(r, h(R_EARLY.early_data))).toBe("tether: no TICKET after the handshake")
+        await play(r.gw(), R_EARLY.record_data_r2i)
+        const c = await r.client.connect(h(R_EARLY.early_data))
+        expect(await text(c, 1000)).toBe("<closed 0>")
+        expect(c.isOpen()).toBe(false)
         expect(r.pair.device.isClosed()).toBe(true)
+        expect(r.store.seq()).toBe(1)
+        expect(hex(r.store.current().ticket)).toBe(R_EARLY.ticket)
+    })
+    test("a TICKET that does not reach flash: receive() throws, the connection is closed, the old ticket stays", async () => {
+        await ds.sleep(0)
+        const r = await rig([h(R_EARLY.nonce_i)], R_EARLY)
+        await play(r.gw(), R_EARLY.resume_resp)
+        await play(r.gw(), R_EARLY.record_ticket)
+        const c = await r.client.connect(h(R_EARLY.early_data))
+        r.mem.tearNext = 3
+        let threw = false
+        try {
+            await c.receive(1000)
+        } catch (e) {
+            threw = true
+        }
+        expect(threw).toBe(true)
+        expect(c.isOpen()).toBe(false)
         expect(r.store.seq()).toBe(1)
         expect(hex(r.store.current().ticket)).toBe(R_EARLY.ticket)
     })
@@ -195,6 +258,7 @@ describe("connect() refuses, closes and keeps the stored ticket", () => {
         await r.gw().sendFrame(FrameType.REJECT, Buffer.from([Code.UNKNOWN_DEVICE]))
         expect(await refusal(r)).toBe("rejected 3: tether: rejected with code 3")
         expect(hex(r.store.current().ticket)).toBe(R_EARLY.ticket)
+        expect(r.client.rejections).toBe(0)
     })
     test("a frame of the wrong type for the state", async () => {
         await ds.sleep(0)
@@ -211,10 +275,6 @@ describe("connect() refuses, closes and keeps the stored ticket", () => {
         await ds.sleep(0)
         const t = await rig([h(R_EARLY.nonce_i)], R_EARLY, 50)
         expect(await refusal(t)).toBe("tether: no answer from the gateway")
-        const n = await rig([h(R_EARLY.nonce_i)], R_EARLY, 50)
-        await play(n.gw(), R_EARLY.resume_resp)
-        expect(await refusal(n, h(R_EARLY.early_data))).toBe("tether: no TICKET after the handshake")
-        expect(n.store.seq()).toBe(1)
         const q = await rig([h(R_EARLY.nonce_i)], R_EARLY)
         const gw = q.gw()
         const hangUp = async () => {
@@ -226,10 +286,13 @@ describe("connect() refuses, closes and keeps the stored ticket", () => {
         const v = await rig([h(R_EARLY.nonce_i)], R_EARLY)
         v.gw().violate("FramedSocket: bad frame length 2000")
         expect(await refusal(v)).toBe("FramedSocket: bad frame length 2000")
+        // after the session exists, a framing error ends the connection, not connect()
         const w = await rig([h(R_EARLY.nonce_i)], R_EARLY)
         await play(w.gw(), R_EARLY.resume_resp)
         w.gw().violate("FramedSocket: closed inside a frame")
-        expect(await refusal(w, h(R_EARLY.early_data))).toBe("tether: no TICKET after the handshake")
+        const c = await w.client.connect(h(R_EARLY.early_data))
+        expect(await text(c, 1000)).toBe("<closed 0>")
+        expect(w.store.seq()).toBe(1)
     })
 })
 

@@ -7,7 +7,8 @@ import { BODY_OFFSET, encodeFrame, LEN_SIZE, TYPE_OFFSET } from "../../../src/ne
 import { MemoryTransport } from "../../../src/net/memory-transport"
 import { Frame } from "../../../src/net/transport"
 import { Pairing } from "../../../src/tether/handshake"
-import { ResumeTicket } from "../../../src/tether/resume"
+import { StoredTicket } from "../../../src/tether/ticket-store"
+import { TETHER_KK } from "../vectors/tether-kk"
 
 export const h = (s: string) => Buffer.from(s, "hex")
 export const hex = (b: Buffer) => b.toString("hex")
@@ -48,14 +49,18 @@ export function pairingOf(v: any): Pairing {
     }
 }
 
-/** The resume vector's stored ticket. */
-export function ticketOf(v: any): ResumeTicket {
-    return { ticket: h(v.ticket), secret: h(v.resumption_secret) }
+/**
+ * The resume vector's ticket as the store holds it, with the KK vector's pseudonym (so that a
+ * fallback HS_INIT is the KK vector's) and `resumed` given or 0.
+ */
+export function ticketOf(v: any, resumed?: number): StoredTicket {
+    return { ticket: h(v.ticket), secret: h(v.resumption_secret), pseudonym: h(TETHER_KK[0].pseudonym), resumed: resumed || 0 }
 }
 
 /**
  * A RandomSource that hands out the given buffers, each once, to the first request of its
- * length (nonce_i: 12, an ephemeral private key: 32); `asked` counts requests per length.
+ * length (nonce_i: 8, an unknown age: 4, an ephemeral private key: 32); `asked` lists the
+ * requests' lengths.
  */
 export class ScriptedRandom {
     asked: number[] = []

@@ -4,6 +4,7 @@
 // setting and never contains its value.
 import * as ds from "@devicescript/core"
 import { describe, test, expect } from "@devicescript/test"
+import { pseudonym0 } from "../../../src/tether/handshake"
 import { decodeSettings } from "../../../src/tether/pairing-settings"
 import { decodeTicketContent, rejectCode, TICKET_CONTENT_LEN } from "../../../src/tether/wire"
 import { TETHER_KK } from "../vectors/tether-kk"
@@ -102,14 +103,18 @@ describe("pairing settings", () => {
 })
 
 describe("wire decoders", () => {
-    test("TICKET content: ticket 33 || resumption_secret 32, nothing else", () => {
-        const content = Buffer.from(R.next_ticket + R.next_resumption_secret, "hex")
+    test("TICKET content: ticket 33 || resumption_secret 32 || next_pseudonym 8, nothing else", () => {
+        const content = Buffer.from(R.next_ticket + R.next_resumption_secret + R.next_pseudonym, "hex")
         expect(content.length).toBe(TICKET_CONTENT_LEN)
+        expect(TICKET_CONTENT_LEN).toBe(73)
         const t = decodeTicketContent(content)
         expect(hex(t.ticket)).toBe(R.next_ticket)
         expect(hex(t.secret)).toBe(R.next_resumption_secret)
+        expect(hex(t.pseudonym)).toBe(R.next_pseudonym)
         content[0] ^= 1 // copies, not views
+        content[72] ^= 1
         expect(hex(t.ticket)).toBe(R.next_ticket)
+        expect(hex(t.pseudonym)).toBe(R.next_pseudonym)
         expect(decodeTicketContent(content.slice(1)) === undefined).toBe(true)
         expect(decodeTicketContent(Buffer.concat(content, Buffer.alloc(1))) === undefined).toBe(true)
     })
@@ -139,14 +144,20 @@ describe("tether-pairing vectors (the gateway's pairing)", () => {
             expect(s.port).toBe(c.expect_port)
             expect(hex(s.ticket)).toBe(c.expect_ticket)
             expect(hex(s.secret)).toBe(c.expect_secret)
+            // the fallback pseudonym the gateway registers at pairing (PROTOCOL.md 4.4, 6.7)
+            expect(hex(pseudonym0(s.psk))).toBe(c.expect_pseudonym0)
         }
     })
-    test("the TICKET content as the gateway encodes it splits into ticket and secret", () => {
+    test("the TICKET content as the gateway encodes it splits into ticket, secret and next pseudonym", () => {
         for (let i = 0; i < TETHER_PAIRING.length; i++) {
             const c = TETHER_PAIRING[i]
             const t = decodeTicketContent(Buffer.from(c.ticket_content, "hex"))
             expect(hex(t.ticket)).toBe(c.expect_ticket)
             expect(hex(t.secret)).toBe(c.expect_secret)
+            expect(hex(t.pseudonym)).toBe(c.expect_next_pseudonym)
         }
+    })
+    test("pseudonym0 of the KK vector's psk", () => {
+        expect(hex(pseudonym0(Buffer.from(K.psk, "hex")))).toBe(K.pseudonym0)
     })
 })

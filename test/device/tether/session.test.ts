@@ -23,6 +23,16 @@ import {
     TICKET_CONTENT_LEN,
     TICKET_LEN,
     prologue,
+    VERSION,
+    RESUME_INIT_MIN_BODY_LEN,
+    NONCE_I_LEN,
+    NONCE_R_LEN,
+    OBFUSCATED_AGE_LEN,
+    PSEUDONYM_LEN,
+    KK_PROTOCOL_NAME,
+    RESUME_PROTOCOL_NAME,
+    fallBackOn,
+    RESUME_CAP,
 } from "../../../src/tether/wire"
 import { sha256 } from "../../../src/crypto/hash"
 
@@ -56,15 +66,28 @@ describe("wire", () => {
         expect(RESUME_INIT_MIN_FRAME_LEN).toBe(65)
         expect(RESUME_RESP_FRAME_LEN).toBe(32)
         expect(TICKET_LEN).toBe(33)
-        expect(HEADER_LEN + INNER_TYPE_LEN + TICKET_CONTENT_LEN + TAG_LEN).toBe(85)
+        expect(TICKET_CONTENT_LEN).toBe(73)
+        expect(HEADER_LEN + INNER_TYPE_LEN + TICKET_CONTENT_LEN + TAG_LEN).toBe(93)
+        expect(VERSION).toBe(2)
+        expect(RESUME_INIT_MIN_BODY_LEN).toBe(62)
+        expect(NONCE_I_LEN + " " + NONCE_R_LEN + " " + OBFUSCATED_AGE_LEN + " " + PSEUDONYM_LEN).toBe("8 12 4 8")
+        expect(KK_PROTOCOL_NAME).toBe("Noise_KKpsk2_25519_AESCCM_SHA256")
+        expect(RESUME_PROTOCOL_NAME).toBe("Tether_Resume2_AESCCM_SHA256")
         expect(MAX_RECORD_PLAINTEXT).toBe(1007)
         expect(MAX_RECORD_CONTENT).toBe(1006)
         expect(MAX_EARLY_DATA).toBe(961)
         expect(NONCE_LIMIT).toBe(4294967295)
         expect(KEY_UPDATE_AT).toBe(4294901760)
         expect(prologue(Buffer.from("0102030405060708", "hex")).toString("hex")).toBe(
-            Buffer.from("tether/1").toString("hex") + "01" + "0102030405060708"
+            Buffer.from("tether/2").toString("hex") + "02" + "0102030405060708"
         )
+        expect(() => prologue(Buffer.alloc(7))).toThrow()
+    })
+    test("the fallback cap: r = 1, 2 and every multiple of 8", () => {
+        const on: number[] = []
+        for (let r = 1; r <= 40; r++) if (fallBackOn(r)) on.push(r)
+        expect(on.join(",")).toBe("1,2,8,16,24,32,40")
+        expect(RESUME_CAP).toBe(32)
     })
 })
 
@@ -73,8 +96,8 @@ describe("records", () => {
         const { dev, gw } = pair()
         expect(deliver(dev, gw, InnerType.DATA, Buffer.from("hi"))).toBe("1:" + hex(Buffer.from("hi")))
         expect(deliver(gw, dev, InnerType.DATA, EMPTY)).toBe("1:")
-        const tc = Buffer.alloc(65)
-        tc[64] = 7
+        const tc = Buffer.alloc(73)
+        tc[72] = 7
         expect(deliver(gw, dev, InnerType.TICKET, tc)).toBe("2:" + hex(tc))
         expect(deliver(dev, gw, InnerType.CLOSE, Buffer.from([0x10]))).toBe("3:10")
         const big = Buffer.alloc(MAX_RECORD_CONTENT)

@@ -1,17 +1,18 @@
 // The resumption (PROTOCOL.md 6.2) on the device: the schedule against a test-local gateway
-// side written token by token on SymmetricState, zero X25519, early data in and out,
-// transactional RESUME_RESP processing, tampering; and the gateway's generated vectors
+// side written token by token on SymmetricState, zero X25519, early data in and out, the
+// ticket's obfuscated age (age_add, the 32-bit wrap on doubles), transactional RESUME_RESP
+// processing, tampering; and the gateway's generated vectors
 // (test/vectors/generated/tether-resume.json) byte for byte: RESUME_INIT with and without
 // early data, RESUME_RESP and its flags, the handshake hash, the TICKET and DATA records.
 // @timeout 30000
 import * as ds from "@devicescript/core"
 import { describe, test, expect } from "@devicescript/test"
-import { sha256 } from "../../../src/crypto/hash"
+import { hmacSha256, sha256 } from "../../../src/crypto/hash"
 import { AESCCM } from "../../../src/noise/cipher"
 import { SymmetricState } from "../../../src/noise/symmetric-state"
 import { encodeFrame, HEADER_SIZE } from "../../../src/net/frame"
-import { readResumeResp, writeResumeInit, ResumePending } from "../../../src/tether/resume"
-import { FrameType, InnerType, RESUME_NONCE_LEN, RESUME_RESP_BODY_LEN } from "../../../src/tether/wire"
+import { ageAdd, obfuscateAge, readResumeResp, writeResumeInit, ResumeAttempt, ResumePending } from "../../../src/tether/resume"
+import { FrameType, InnerType, NONCE_R_LEN, RESUME_RESP_BODY_LEN } from "../../../src/tether/wire"
 import { TETHER_RESUME } from "../vectors/tether-resume"
 
 const hex = (b: Buffer) => b.toString("hex")
@@ -22,16 +23,24 @@ function bytes(label: string, n: number) {
     return sha256(Buffer.from(label)).slice(0, n)
 }
 
-const TICKET = Buffer.concat(Buffer.from([7]), bytes("dev", 8), bytes("rest", 24))
+const DEVICE_ID = bytes("dev", 8)
+const TICKET = Buffer.concat(Buffer.from([7]), bytes("sealed and mac", 32))
 const SECRET = bytes("secret", 32)
+const AGE = h("01020304")
+
+function attempt(nonceI: Buffer, early?: Buffer, secret?: Buffer): ResumeAttempt {
+    return { deviceId: DEVICE_ID, t: { ticket: TICKET, secret: secret || SECRET }, obfuscatedAge: AGE, nonceI, early }
+}
 
 /** The gateway's side of 6.2, written out independently of resume.ts. */
-function gateway(body: Buffer, nonceR: Buffer, flags: number) {
-    const sym = new SymmetricState(AESCCM, "Tether_Resume1_AESCCM_SHA256")
-    sym.mixHash(Buffer.concat(Buffer.from("tether/1"), Buffer.from([1]), body.slice(2, 10)))
+function gateway(body: Buffer, nonceR: Buffer, flags: number, deviceId?: Buffer) {
+    const sym = new SymmetricState(AESCCM, "Tether_Resume2_AESCCM_SHA256")
+    // the device_id comes from the (sealed) ticket on the gateway; here it is known
+    sym.mixHash(Buffer.concat(Buffer.from("tether/2"), Buffer.from([2]), deviceId || DEVICE_ID))
     sym.mixKeyAndHash(SECRET)
-    sym.mixHash(body.slice(1, 34))
-    const nonceI = body.slice(34, 46)
+    sym.mixHash(body.slice(1, 34)) // ticket
+    sym.mixHash(body.slice(34, 38)) // obfuscated_age
+    const nonceI = body.slice(38, 46)
     sym.mixHash(nonceI)
     sym.mixKey(nonceI)
     const early = sym.decryptAndHash(body.slice(46))
@@ -43,12 +52,14 @@ function gateway(body: Buffer, nonceR: Buffer, flags: number) {
 
 describe("resume schedule", () => {
     test("RESUME_INIT layout, with and without early data; sessions agree", () => {
-        const nonceI = bytes("ni", 12)
-        const p = writeResumeInit({ ticket: TICKET, secret: SECRET }, nonceI, Buffer.from("hello"))
+        const nonceI = bytes("ni", 8)
+        const p = writeResumeInit(attempt(nonceI, Buffer.from("hello")))
         expect(p.body.length).toBe(62 + 1 + 5)
-        expect(p.body[0]).toBe(1)
+        expect(p.body[0]).toBe(2)
         expect(hex(p.body.slice(1, 34))).toBe(hex(TICKET))
-        expect(hex(p.body.slice(34, 46))).toBe(hex(nonceI))
+        expect(hex(p.body.slice(34, 38))).toBe(hex(AGE))
+        expect(hex(p.body.slice(38, 46))).toBe(hex(nonceI))
+        expect(p.early).toBe(true)
         const g = gateway(p.body, bytes("nr", 12), 1)
         expect(hex(g.early)).toBe("01" + hex(Buffer.from("hello")))
         expect(g.resp.length).toBe(29)
@@ -59,14 +70,15 @@ describe("resume schedule", () => {
         const down = g.cs[1].encryptWithAd(EMPTY, Buffer.from([1, 0x64]))
         expect(r.session.decrypt(down).content.toString()).toBe("d")
 
-        const p0 = writeResumeInit({ ticket: TICKET, secret: SECRET }, nonceI)
+        const p0 = writeResumeInit(attempt(nonceI))
         expect(p0.body.length).toBe(62)
+        expect(p0.early).toBe(false)
         const g0 = gateway(p0.body, bytes("nr", 12), 0)
         expect(hex(g0.early)).toBe("")
         expect(readResumeResp(p0, g0.resp).flags).toBe(0)
     })
     test("a tampered or wrong RESUME_RESP is rejected and the pending state still works", () => {
-        const p = writeResumeInit({ ticket: TICKET, secret: SECRET }, bytes("ni2", 12))
+        const p = writeResumeInit(attempt(bytes("ni2", 8)))
         const g = gateway(p.body, bytes("nr2", 12), 1)
         for (const i of [0, 11, 12, 13, 28]) {
             const bad = g.resp.slice(0)
@@ -75,26 +87,65 @@ describe("resume schedule", () => {
         }
         expect(readResumeResp(p, g.resp.slice(0, 28))).toBe(undefined)
         expect(readResumeResp(p, Buffer.concat(g.resp, Buffer.alloc(1)))).toBe(undefined)
-        // reserved flag bits set: not version 1
+        // reserved flag bits set: not version 2
         expect(readResumeResp(p, gateway(p.body, bytes("nr2", 12), 3).resp)).toBe(undefined)
+        expect(readResumeResp(p, gateway(p.body, bytes("nr2", 12), 0x80).resp)).toBe(undefined)
         expect(readResumeResp(p, g.resp).flags).toBe(1)
     })
-    test("the secret, ticket and nonce are all bound", () => {
-        const nonceI = bytes("ni3", 12)
-        const p = writeResumeInit({ ticket: TICKET, secret: bytes("other", 32) }, nonceI, Buffer.from("x"))
+    test("the device_id, secret, ticket, age and nonce are all bound", () => {
+        const nonceI = bytes("ni3", 8)
+        const p = writeResumeInit(attempt(nonceI, Buffer.from("x"), bytes("other", 32)))
         expect(gateway(p.body, bytes("nr", 12), 1).early).toBe(undefined)
-        const q = writeResumeInit({ ticket: TICKET, secret: SECRET }, nonceI, Buffer.from("x"))
-        for (const i of [1, 5, 33, 34, 45]) {
+        const q = writeResumeInit(attempt(nonceI, Buffer.from("x")))
+        expect(hex(gateway(q.body, bytes("nr", 12), 1).early)).toBe("0178")
+        // another device's id in the prologue
+        expect(gateway(q.body, bytes("nr", 12), 1, bytes("other dev", 8)).early).toBe(undefined)
+        for (const i of [1, 5, 33, 34, 37, 38, 45]) {
             const bad = q.body.slice(0)
             bad[i] ^= 0x01
             expect(gateway(bad, bytes("nr", 12), 1).early).toBe(undefined)
         }
     })
-    test("early data limits", () => {
-        const t = { ticket: TICKET, secret: SECRET }
-        expect(writeResumeInit(t, bytes("n", 12), Buffer.alloc(960)).body.length).toBe(1023)
-        expect(() => writeResumeInit(t, bytes("n", 12), Buffer.alloc(961))).toThrow()
-        expect(() => writeResumeInit({ ticket: TICKET.slice(1), secret: SECRET }, bytes("n", 12))).toThrow()
+    test("early data limits and input sizes", () => {
+        const n = bytes("n", 8)
+        expect(writeResumeInit(attempt(n, Buffer.alloc(960))).body.length).toBe(1023)
+        expect(() => writeResumeInit(attempt(n, Buffer.alloc(961)))).toThrow()
+        expect(() => writeResumeInit(attempt(bytes("n", 12)))).toThrow() // a version 1 nonce_i
+        const a = attempt(n)
+        a.t = { ticket: TICKET.slice(1), secret: SECRET }
+        expect(() => writeResumeInit(a)).toThrow()
+        const b = attempt(n)
+        b.obfuscatedAge = Buffer.alloc(3)
+        expect(() => writeResumeInit(b)).toThrow()
+        const c = attempt(n)
+        c.deviceId = Buffer.alloc(9)
+        expect(() => writeResumeInit(c)).toThrow()
+    })
+})
+
+describe("the ticket's obfuscated age", () => {
+    test('age_add = uint32 of HMAC-SHA-256(secret, "tether/2 age")[0..4], never negative', () => {
+        const m = hmacSha256(SECRET, Buffer.from("tether/2 age"))
+        expect(ageAdd(SECRET)).toBe((m[0] * 256 + m[1]) * 65536 + m[2] * 256 + m[3])
+        // a secret whose age_add has the top bit set: still a non-negative uint32
+        let s = SECRET
+        for (let i = 0; i < 64 && hmacSha256(s, Buffer.from("tether/2 age"))[0] < 0x80; i++) s = sha256(s)
+        const big = ageAdd(s)
+        expect(big >= 2147483648 && big <= 4294967295).toBe(true)
+        expect(() => ageAdd(SECRET.slice(1))).toThrow()
+    })
+    test("(ticket_age + age_add) mod 2^32, big-endian, on doubles", () => {
+        expect(hex(obfuscateAge(0, 0))).toBe("00000000")
+        expect(hex(obfuscateAge(385, 0))).toBe("00000181")
+        expect(hex(obfuscateAge(380, 5))).toBe("00000181")
+        expect(hex(obfuscateAge(0, 0xffffffff))).toBe("ffffffff")
+        expect(hex(obfuscateAge(1, 0xffffffff))).toBe("00000000")
+        expect(hex(obfuscateAge(10, 4294967290))).toBe("00000004")
+        expect(hex(obfuscateAge(380, 3000000000))).toBe("b2d05f7c")
+        expect(hex(obfuscateAge(0x80000000, 0x80000000))).toBe("00000000")
+        expect(hex(obfuscateAge(4294967296 * 3 + 7, 0))).toBe("00000007")
+        expect(hex(obfuscateAge(12.9, 0))).toBe("0000000c") // whole milliseconds
+        expect(hex(obfuscateAge(-5, 1))).toBe("00000001")
     })
 })
 
@@ -106,7 +157,13 @@ function body(frame: Buffer, type: number): Buffer {
 }
 
 function start(v: any): ResumePending {
-    return writeResumeInit({ ticket: h(v.ticket), secret: h(v.resumption_secret) }, h(v.nonce_i), v.early ? h(v.early_data) : undefined)
+    return writeResumeInit({
+        deviceId: h(v.device_id),
+        t: { ticket: h(v.ticket), secret: h(v.resumption_secret) },
+        obfuscatedAge: h(v.obfuscated_age),
+        nonceI: h(v.nonce_i),
+        early: v.early ? h(v.early_data) : undefined,
+    })
 }
 
 /**
@@ -115,16 +172,16 @@ function start(v: any): ResumePending {
  */
 function hashAfterResp(p: ResumePending, resp: Buffer): string {
     const sym = p.sym.clone()
-    const nonceR = resp.slice(0, RESUME_NONCE_LEN)
+    const nonceR = resp.slice(0, NONCE_R_LEN)
     sym.mixHash(nonceR)
     sym.mixKey(nonceR)
-    expect(sym.decryptAndHash(resp.slice(RESUME_NONCE_LEN)) === undefined).toBe(false)
+    expect(sym.decryptAndHash(resp.slice(NONCE_R_LEN)) === undefined).toBe(false)
     return hex(sym.h)
 }
 
 describe("Tether resume vectors", () => {
-    test("the vector file has the three cases: early accepted, no early data, early refused", () => {
-        expect(TETHER_RESUME.length).toBe(3)
+    test("the vector file has the cases: early accepted, no early data, early refused (replay rule, not fresh)", () => {
+        expect(TETHER_RESUME.length).toBe(4)
         let accepted = 0
         let none = 0
         let refused = 0
@@ -133,13 +190,17 @@ describe("Tether resume vectors", () => {
             else if (v.flags === 1) accepted++
             else refused++
         })
-        expect(accepted + " " + none + " " + refused).toBe("1 1 1")
+        expect(accepted + " " + none + " " + refused).toBe("1 1 2")
     })
     TETHER_RESUME.forEach((v: any) => {
         test(v.name + ": RESUME_INIT, RESUME_RESP, flags, hash, records byte for byte", async () => {
             await ds.sleep(0) // the VM allows 128K instructions between awaits
-            expect(v.protocol_name).toBe("Tether_Resume1_AESCCM_SHA256")
-            expect(v.ticket.slice(2, 18)).toBe(v.device_id)
+            expect(v.protocol_name).toBe("Tether_Resume2_AESCCM_SHA256")
+            // the obfuscated age from the ticket's age and secret (6.2)
+            expect(ageAdd(h(v.resumption_secret))).toBe(v.age_add)
+            if (v.ticket_age !== undefined && v.ticket_age !== null)
+                expect(hex(obfuscateAge(v.ticket_age, ageAdd(h(v.resumption_secret))))).toBe(v.obfuscated_age)
+            else expect(v.early).toBe(false) // an unknown age: no early data
             const p = start(v)
             expect(p.early).toBe(v.early)
             expect(hex(encodeFrame(FrameType.RESUME_INIT, p.body))).toBe(v.resume_init)
@@ -152,7 +213,7 @@ describe("Tether resume vectors", () => {
             // the gateway's first record: the next TICKET (n = 0)
             const t = s.decrypt(body(h(v.record_ticket), FrameType.RECORD))
             expect(t.type).toBe(InnerType.TICKET)
-            expect(hex(t.content)).toBe(v.next_ticket + v.next_resumption_secret)
+            expect(hex(t.content)).toBe(v.next_ticket + v.next_resumption_secret + v.next_pseudonym)
             // device -> gateway (n = 0), gateway -> device (n = 1)
             const up = s.encrypt(InnerType.DATA, h(v.data_i2r))
             expect(hex(encodeFrame(FrameType.RECORD, up[0]))).toBe(v.record_data_i2r)

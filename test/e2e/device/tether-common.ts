@@ -30,11 +30,10 @@ export interface TestClient {
     store: TicketStore
 }
 
-/** Builds a TestClient; `ticket`/`secret` (hex) seed the store like an out-of-band ticket. */
+/** Builds a TestClient; `ticket`/`secret` (hex) are its out-of-band ticket (PROTOCOL.md 6.7: used while no slot is valid). */
 export async function makeClient(port: number, p: Pairing, ticket?: string, secret?: string): Promise<TestClient> {
     const mem = new MemoryStorage()
-    const store = await TicketStore.open(mem)
-    if (ticket) await store.save({ ticket: h(ticket), secret: h(secret) })
+    const store = await TicketStore.open(mem, ticket ? { ticket: h(ticket), secret: h(secret) } : undefined)
     const dh = new CountingDh()
     const client = new TetherClient({ pairing: p, store, host: "127.0.0.1", port, dh, timeoutMs: 15000 })
     return { client, dh, mem, store }
@@ -81,4 +80,15 @@ export async function waitFor(pred: () => boolean, ms: number): Promise<boolean>
         await ds.sleep(20)
     }
     return true
+}
+
+// (additions for the v2 ports of resume, restart and link)
+import { decodeSlot, SLOT_A, SLOT_B, SlotStorage } from "../../../src/tether/ticket-store"
+
+/** The newest valid slot in a ticket store's flash (PROTOCOL.md 6.6): its seq (0: none) and `resumed` count. */
+export async function newestSlot(storage: SlotStorage): Promise<{ seq: number; resumed: number }> {
+    const a = decodeSlot(await storage.read(SLOT_A))
+    const b = decodeSlot(await storage.read(SLOT_B))
+    const s = a !== undefined && (b === undefined || a.seq >= b.seq) ? a : b
+    return s === undefined ? { seq: 0, resumed: 0 } : { seq: s.seq, resumed: s.t.resumed }
 }
