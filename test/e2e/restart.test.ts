@@ -138,8 +138,11 @@ describe("tether: gateway process restart", () => {
     test("each process logged only the device's handshake, confirmation and close", () => {
         const conns = (p: Serve | undefined) =>
             (p?.lines ?? []).filter(l => l["event"] === "connection").map(l => `${l["deviceName"]}:${l["outcome"]}`)
-        assert.deepEqual(conns(first), ["restart-dev:resumed", "restart-dev:confirmed", "restart-dev:closed-by-peer"])
-        assert.deepEqual(conns(second), ["restart-dev:resumed", "restart-dev:closed-by-peer"])
+        // the last line, the device's close, races the SIGKILL of the first process (a crash, by
+        // design) and the end of the run for the second: it may be missing, never different
+        const upToClose = (l: string[]) => (l.at(-1) === "restart-dev:closed-by-peer" ? l.slice(0, -1) : l)
+        assert.deepEqual(upToClose(conns(first)), ["restart-dev:resumed", "restart-dev:confirmed"])
+        assert.deepEqual(upToClose(conns(second)), ["restart-dev:resumed"])
     })
     test("the device run passed as a whole", () => {
         assert.equal(run.code, 0, run.out.split("\n").slice(-40).join("\n"))
