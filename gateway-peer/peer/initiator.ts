@@ -356,12 +356,12 @@ export class TetherClient {
                 this.#es = undefined
                 const p = o.pairing
                 const stored = t?.pseudonym
-                const pseudonym = stored !== undefined && !this.#fallbackPseudonym ? stored : pseudonym0(p.psk)
+                const usedStored = stored !== undefined && !this.#fallbackPseudonym
+                const pseudonym = usedStored ? stored : pseudonym0(p.psk)
                 const pending = writeHsInit({ pseudonym, s: p.s, rs: p.gatewayPublic, psk: p.psk, ss: this.#ss, dh: this.#dh }, e, es)
                 send(FrameType.HS_INIT, pending.body)
                 const f = await answer(sock, timeoutMs)
-                if (f.type === FrameType.REJECT && f.body[0] === Code.UNKNOWN_DEVICE && !pseudonym.equals(pseudonym0(p.psk)))
-                    this.#fallbackPseudonym = true // the gateway may have lost the newer pseudonym (4.4)
+                if (f.type === FrameType.REJECT && f.body[0] === Code.UNKNOWN_DEVICE && usedStored) this.#fallbackPseudonym = true // the gateway may have lost the newer pseudonym (4.4)
                 if (f.type !== FrameType.HS_RESP) throw unexpected(f)
                 this.#fallbackPseudonym = false
                 const r = readHsResp(pending, f.body)
