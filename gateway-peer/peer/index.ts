@@ -19,3 +19,5 @@ export { Session } from "../src/session/session.js"
 // the TICKET record's content, as the device stores it
 export { decodeTicketContent } from "../src/tickets.js"
 export type { TicketContent } from "../src/tickets.js"
+export { freePort, startPostgres } from "./postgres.js"
+export type { PostgresServer } from "./postgres.js"
