@@ -4,12 +4,15 @@
 import { CliError, processIo, type Io } from "./cli/common.js"
 import { expireTickets, list, retireTicketKey, revoke, rotateTicketKey } from "./cli/devices.js"
 import { init } from "./cli/init.js"
+import { migrateStore, status } from "./cli/cluster.js"
 import { pair } from "./cli/pair.js"
 import { serve } from "./cli/serve.js"
 import { vectors } from "./cli/vectors.js"
 import { ConfigError } from "./app/upstream.js"
 import { RegistryOpenError } from "./registry/sqlite.js"
 import { StateError } from "./state.js"
+import { KekError } from "./crypto/kek.js"
+import { StoreUnavailable } from "./store/types.js"
 
 export const USAGE = `usage: tether-gateway <command> [options]
 
@@ -23,10 +26,13 @@ commands:
   expire-tickets NAME  invalidate a device's tickets: its next connection is a full handshake
   rotate-ticket-key    make a new current ticket key (--oob: the out-of-band one)
   retire-ticket-key    delete old ticket keys now (--now): their tickets are refused
-  serve                run the gateway
+  serve                run the gateway (one node of a cluster with --store and --node)
+  status               list the live sessions across the cluster
+  migrate-store        copy a one-node state directory into a PostgreSQL store
   vectors              run the Noise cacophony vectors
 
-Every command takes --help. The state directory defaults to ./.tether (--state DIR).`
+Every command takes --help. The state directory defaults to ./.tether (--state DIR); a cluster's
+PostgreSQL store is named by --store postgres://... or $TETHER_STORE.`
 
 const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number | void>> = {
     init,
@@ -37,6 +43,8 @@ const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number | void
     "rotate-ticket-key": rotateTicketKey,
     "retire-ticket-key": retireTicketKey,
     serve,
+    status,
+    "migrate-store": migrateStore,
     vectors,
 }
 
@@ -59,7 +67,13 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
             io.err(`tether-gateway ${command}: ${err.message}`)
             return err.exitCode
         }
-        if (err instanceof StateError || err instanceof RegistryOpenError || err instanceof ConfigError) {
+        if (
+            err instanceof StateError ||
+            err instanceof RegistryOpenError ||
+            err instanceof ConfigError ||
+            err instanceof KekError ||
+            err instanceof StoreUnavailable
+        ) {
             io.err(`tether-gateway ${command}: ${err.message}`)
             return 1
         }

@@ -25,6 +25,7 @@ import type { ServerPolicy } from "./policy.js"
 import type { DeviceRecord } from "./registry/registry.js"
 import { Phase, type Responder, type Step } from "./session/responder.js"
 import type { Session } from "./session/session.js"
+import { StoreUnavailable } from "./store/types.js"
 import { Code, codeName, encodeFrame, FrameDecoder, FrameType, type Frame } from "./wire.js"
 
 /** Milliseconds since the Unix epoch on a clock that never goes back. */
@@ -102,6 +103,8 @@ const CLOSED: Lifecycle = { phase: ConnPhase.Closed }
 
 const isHandshakeFrame = (type: number) => type === FrameType.HS_INIT || type === FrameType.RESUME_INIT
 
+let connectionIds = 0
+
 /** One connection: frames in, steps of its Responder applied, frames out. */
 export class Connection {
     readonly #socket: ConnectionSocket
@@ -113,6 +116,14 @@ export class Connection {
     #queue: Promise<void> = Promise.resolve()
     /** after end(): destroys a socket whose peer never closes its side */
     #linger: NodeJS.Timeout | undefined
+    /** the server's id for this connection, unique within the process (the live view's session id) */
+    readonly id: string
+    /** when the last frame arrived (the live view's last activity), on the host's clock */
+    lastActivityMs: number
+    /** the generation of the ticket issued to this session (0 until one is) */
+    generation = 0
+    /** the session is a resumption */
+    resumed = false
 
     /** Starts the handshake timeout. */
     constructor(
@@ -125,6 +136,8 @@ export class Connection {
         this.#socket = socket
         this.#host = host
         this.#t0 = host.clock.nowMs()
+        this.lastActivityMs = this.#t0
+        this.id = (++connectionIds).toString(36)
         const timer = this.#arm(host.policy.handshakeTimeoutMs, () => this.#handshakeTimeout())
         this.#life = { phase: ConnPhase.Handshaking, counted: false, attempted: false, timer }
     }
@@ -259,10 +272,19 @@ export class Connection {
             }
             this.#life = { ...life, counted: true, attempted: true }
         }
+        this.lastActivityMs = this.#host.clock.nowMs()
         let step: Step
         try {
             step = await this.responder.receive(f)
         } catch (err) {
+            // the store is unreachable: nothing can be decided (no early data accepted, no ticket
+            // checked), so a device still handshaking is asked to come back (BUSY), PROTOCOL.md 9.4
+            if (err instanceof StoreUnavailable && this.#life.phase === ConnPhase.Handshaking) {
+                this.write([encodeFrame(FrameType.REJECT, Buffer.from([Code.BUSY]))])
+                this.#event({ outcome: "reject", code: codeName(Code.BUSY), detail: "store unavailable" })
+                this.finish(false)
+                return
+            }
             this.#event({ outcome: "error", detail: (err as Error).name })
             this.finish(true)
             return
@@ -273,6 +295,8 @@ export class Connection {
     /** One step of the Responder: its frames, its log line, then the phase it leads to. */
     #apply(step: Step): void {
         this.write(step.frames)
+        if (step.event?.generation !== undefined) this.generation = step.event.generation
+        if (step.next.phase === Phase.Established) this.resumed = step.next.resumed
         if (step.event !== undefined) {
             const { code, ...rest } = step.event
             this.#event({ ...rest, code: code === undefined ? undefined : codeName(code) })

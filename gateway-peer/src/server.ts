@@ -55,9 +55,29 @@ export interface GatewayOptions {
      */
     /** `early`: the content came as resumption early data (0-RTT, PROTOCOL.md 9.3) */
     readonly onData?: (device: DeviceRecord, content: Buffer, session: SessionLink, early: boolean) => void
+    /**
+     * A session became its device's live session here (confirmed), or stopped being it (closed,
+     * superseded): the node records it in the store's live view (PROTOCOL.md 8, one live session
+     * per device across a cluster). Called after the server's own tables changed; must not throw.
+     */
+    readonly onLive?: (s: LiveSession) => void
+    readonly onEnded?: (s: LiveSession) => void
     /** tests: X25519 hook, randomness */
     readonly dh?: Dh
     readonly rng?: RandomSource
+}
+
+/** A live session as the live view records it. */
+export interface LiveSession {
+    readonly deviceId: string
+    readonly deviceName: string
+    /** unique within this process */
+    readonly sessionId: string
+    readonly remote: string
+    /** milliseconds since the Unix epoch (the server's clock) */
+    readonly since: number
+    readonly generation: number
+    readonly resumed: boolean
 }
 
 /** One session's way back to its device, as the application gets it with each DATA. */
@@ -78,6 +98,13 @@ export interface Gateway {
      * yet confirmed; returns how many.
      */
     closeDevice(deviceId: string, code: number): number
+    /**
+     * Closes the device's live session with CLOSE(code) unless it is `keep` (the session another
+     * node or this one just made live); returns whether one was closed.
+     */
+    closeSessionUnless(deviceId: string, keep: string, code: number): boolean
+    /** The live sessions here, with the time of each one's last frame. */
+    live(): { session: LiveSession; lastActivityMs: number }[]
     /** The device's live session, as a list of 0 or 1 (test hook: its CipherStates, e.g. to move n). */
     sessionsOf(deviceId: string): Session[]
     /** Live connections, for tests and metrics. */
@@ -176,12 +203,35 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const attempts = new SourceAttempts(policy.perSourceWindowMs, policy.maxSources)
     let handshakes = 0
 
+    const since = new WeakMap<Connection, number>()
+    const liveSession = (c: Connection, device: DeviceRecord): LiveSession => ({
+        deviceId: device.id,
+        deviceName: device.name,
+        sessionId: c.id,
+        remote: c.source,
+        since: since.get(c) ?? clock.nowMs(),
+        generation: c.generation,
+        resumed: c.resumed,
+    })
+    const report = (fn: ((s: LiveSession) => void) | undefined, s: LiveSession) => {
+        try {
+            fn?.(s)
+        } catch {
+            // the live view is the node's: a failure there must not break a connection
+        }
+    }
+
     /** The device's live session becomes `c`; the one it replaces is closed with CLOSE(SUPERSEDED). */
     const makeLive = (c: Connection, entry: DeviceSessions) => {
         const old = entry.live
         entry.pending.delete(c)
         entry.live = c
         if (old !== undefined && old !== c) old.close(Code.SUPERSEDED, "superseded")
+        const device = c.device
+        if (device !== undefined && entry.live === c) {
+            since.set(c, clock.nowMs())
+            report(opts.onLive, liveSession(c, device))
+        }
     }
 
     const host: ConnectionHost = {
@@ -220,7 +270,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
             if (device === undefined) return
             const entry = byDevice.get(device.id)
             if (entry === undefined) return
-            if (entry.live === c) entry.live = undefined
+            if (entry.live === c) {
+                entry.live = undefined
+                report(opts.onEnded, liveSession(c, device))
+            }
             entry.pending.delete(c)
             if (entry.live === undefined && entry.pending.size === 0) byDevice.delete(device.id)
         },
@@ -311,6 +364,21 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
             const all = [...(entry.live === undefined ? [] : [entry.live]), ...entry.pending]
             for (const c of all) c.close(code, "closed")
             return all.length
+        },
+        closeSessionUnless(deviceId, keep, code) {
+            const c = byDevice.get(deviceId)?.live
+            if (c === undefined || c.id === keep) return false
+            c.close(code, "superseded")
+            return true
+        },
+        live() {
+            const out: { session: LiveSession; lastActivityMs: number }[] = []
+            for (const entry of byDevice.values()) {
+                const c = entry.live
+                const device = c?.device
+                if (c !== undefined && device !== undefined) out.push({ session: liveSession(c, device), lastActivityMs: c.lastActivityMs })
+            }
+            return out
         },
         sessionsOf(deviceId) {
             const s = liveOf(deviceId)?.session

@@ -5,6 +5,8 @@ import { parseArgs, type ParseArgsConfig } from "node:util"
 import { DEFAULT_POLICY, type ServerPolicy } from "../policy.js"
 import { SqliteRegistry } from "../registry/sqlite.js"
 import { loadState, type GatewayState, type ModeFixFn } from "../state.js"
+import { openStore, STORE_ENV, type StoreSpec } from "../store/open.js"
+import type { GatewayStore } from "../store/types.js"
 
 /** The default state directory, under the working directory (git-ignored). */
 export const DEFAULT_STATE_DIR = ".tether"
@@ -37,8 +39,32 @@ export const processIo: Io = {
 
 type Options = NonNullable<ParseArgsConfig["options"]>
 
-/** The --state option every command that touches the state takes. */
-export const STATE_OPTION: Options = { state: { type: "string" } }
+/** The options every command that touches the state takes: --state, --store, --kek-file. */
+export const STATE_OPTION: Options = { state: { type: "string" }, store: { type: "string" }, "kek-file": { type: "string" } }
+
+/** The help lines of STATE_OPTION. */
+export const STORE_HELP = `  --state DIR     the state directory of a one-node gateway (default ./.tether)
+  --store URL     a PostgreSQL store shared by a cluster, postgres://user:pass@host:port/db
+                  (default $${STORE_ENV}); replaces --state
+  --kek-file F    the key-encryption key that seals the secrets in the store (default
+                  $TETHER_KEK, else for --state DIR: DIR/kek)`
+
+/** The store a command's --state/--store/--kek-file name. */
+export function storeSpec(values: Record<string, unknown>, io: Io, onModeFix?: ModeFixFn): StoreSpec {
+    const kek = values["kek-file"]
+    const url = values.store
+    return {
+        stateDir: stateDir(values.state, io),
+        url: typeof url === "string" && url.length > 0 ? url : undefined,
+        kekFile: typeof kek === "string" && kek.length > 0 ? resolve(io.cwd, kek) : undefined,
+        onModeFix,
+    }
+}
+
+/** Opens the store a command names (see storeSpec). */
+export function openCliStore(values: Record<string, unknown>, io: Io, onModeFix?: ModeFixFn): Promise<GatewayStore> {
+    return openStore(storeSpec(values, io, onModeFix))
+}
 
 /**
  * Parses a command's arguments; `--help` prints `usage` and returns undefined.

@@ -1,23 +1,23 @@
 // `tether-gateway list`, `revoke NAME`, `expire-tickets NAME`, `rotate-ticket-key`,
 // `retire-ticket-key`: the registry and the ticket keys.
-import type { Registry } from "../registry/registry.js"
-import { nowSeconds, CliError, intOption, openState, parse, STATE_OPTION, stateDir, type Io } from "./common.js"
+import type { GatewayStore } from "../store/types.js"
+import { nowSeconds, CliError, intOption, openCliStore, parse, STATE_OPTION, STORE_HELP, type Io } from "./common.js"
 
-export const LIST_USAGE = `usage: tether-gateway list [--state DIR] [--json]
+export const LIST_USAGE = `usage: tether-gateway list [--state DIR | --store URL] [--json]
 
 Lists the paired devices: name, id, status, ticket generations, pairing time. Never a secret.
 
-  --state DIR   the state directory (default ./.tether)
+${STORE_HELP}
   --json        one JSON array instead of a table`
 
-export const REVOKE_USAGE = `usage: tether-gateway revoke NAME [--state DIR]
+export const REVOKE_USAGE = `usage: tether-gateway revoke NAME [--state DIR | --store URL]
 
 Revokes a device: its next handshake or resumption is refused, and a running \`serve\` closes its
 live sessions with CLOSE(REVOKED) within about a second.
 
-  --state DIR   the state directory (default ./.tether)`
+${STORE_HELP}`
 
-export const EXPIRE_USAGE = `usage: tether-gateway expire-tickets NAME [--state DIR]
+export const EXPIRE_USAGE = `usage: tether-gateway expire-tickets NAME [--state DIR | --store URL]
 
 Invalidates every ticket issued to the device so far, without revoking it: its next connection
 is refused resumption (TICKET_REJECTED) and runs the full handshake, which brings fresh forward
@@ -30,9 +30,9 @@ static key (TT_SK) and pre-shared key (TT_PSK), with which anyone can run the fu
 that device. Then revoke the device (tether-gateway revoke NAME) and pair it again under a new
 name (tether-gateway pair NAME2), which makes new keys.
 
-  --state DIR   the state directory (default ./.tether)`
+${STORE_HELP}`
 
-export const ROTATE_USAGE = `usage: tether-gateway rotate-ticket-key [--oob] [--state DIR]
+export const ROTATE_USAGE = `usage: tether-gateway rotate-ticket-key [--oob] [--state DIR | --store URL]
 
 Makes a new current ticket key. There are two kinds (PROTOCOL.md 6.1): session keys sign the
 tickets of connected devices (7 days), the out-of-band key signs the tickets that \`pair\` mints
@@ -43,9 +43,9 @@ If a key may have leaked, rotate it and then retire the old one at once:
   tether-gateway rotate-ticket-key && tether-gateway retire-ticket-key --now
 
   --oob         rotate the out-of-band key instead of the session key
-  --state DIR   the state directory (default ./.tether)`
+${STORE_HELP}`
 
-export const RETIRE_USAGE = `usage: tether-gateway retire-ticket-key --now [--id N] [--state DIR]
+export const RETIRE_USAGE = `usage: tether-gateway retire-ticket-key --now [--id N] [--state DIR | --store URL]
 
 Deletes ticket keys at once instead of when their tickets expire: every ticket they signed is
 refused from then on (TICKET_REJECTED), and the devices holding one run the full handshake on
@@ -54,15 +54,15 @@ stops opening the retired keys' tickets within about a second.
 
   --now         required: the retirement is immediate
   --id N        retire key N only (default: every key that is not current)
-  --state DIR   the state directory (default ./.tether)`
+${STORE_HELP}`
 
 /** Runs `list`. */
 export async function list(argv: string[], io: Io): Promise<void> {
     const r = parse(argv, { ...STATE_OPTION, json: { type: "boolean" } }, LIST_USAGE, io)
     if (r === undefined) return
-    const { registry } = openState(stateDir(r.values.state, io))
+    const store = await openCliStore(r.values, io)
     try {
-        const rows = (await registry.listDevices()).map(d => ({
+        const rows = (await store.registry.listDevices()).map(d => ({
             name: d.name,
             id: d.id,
             status: d.revoked ? "revoked" : "active",
@@ -94,7 +94,7 @@ export async function list(argv: string[], io: Io): Promise<void> {
                     .trimEnd()
             )
     } finally {
-        await registry.close()
+        await store.close()
     }
 }
 
@@ -106,18 +106,18 @@ async function onDevice(
     argv: string[],
     io: Io,
     usage: string,
-    op: (registry: Registry, name: string) => Promise<boolean>,
+    op: (store: GatewayStore, name: string) => Promise<boolean>,
     done: (name: string) => string
 ): Promise<void> {
     const r = parse(argv, STATE_OPTION, usage, io, { min: 1, max: 1 })
     if (r === undefined) return
     const name = r.positionals[0] as string
-    const { registry } = openState(stateDir(r.values.state, io))
+    const store = await openCliStore(r.values, io)
     try {
-        if (!(await op(registry, name))) throw new CliError(`no device named ${name}`)
+        if (!(await op(store, name))) throw new CliError(`no device named ${name}`)
         io.out(done(name))
     } finally {
-        await registry.close()
+        await store.close()
     }
 }
 
@@ -127,7 +127,13 @@ export function revoke(argv: string[], io: Io): Promise<void> {
         argv,
         io,
         REVOKE_USAGE,
-        (reg, name) => reg.revoke(name),
+        async (store, name) => {
+            if (!(await store.registry.revoke(name))) return false
+            // every node closes the device's session (PostgreSQL's revoke also notifies in its transaction)
+            const d = await store.registry.getDeviceByName(name)
+            if (d !== undefined && store.kind !== "postgres") await store.announce("revoked", d.id)
+            return true
+        },
         name => `revoked ${name}`
     )
 }
@@ -138,7 +144,7 @@ export function expireTickets(argv: string[], io: Io): Promise<void> {
         argv,
         io,
         EXPIRE_USAGE,
-        (reg, name) => reg.expireTickets(name),
+        (store, name) => store.registry.expireTickets(name),
         name => `tickets of ${name} expired: its next connection runs the full handshake`
     )
 }
@@ -147,18 +153,25 @@ export function expireTickets(argv: string[], io: Io): Promise<void> {
 export async function rotateTicketKey(argv: string[], io: Io): Promise<void> {
     const r = parse(argv, { ...STATE_OPTION, oob: { type: "boolean" } }, ROTATE_USAGE, io)
     if (r === undefined) return
-    const { state, registry } = openState(stateDir(r.values.state, io))
-    await registry.close()
+    const store = await openCliStore(r.values, io)
     const now = nowSeconds()
-    const pruned = state.ticketKeys.prune(now)
-    let fresh
+    let out
     try {
-        fresh = state.ticketKeys.rotate(now, { kind: r.values.oob === true ? "oob" : "session" })
-    } catch (err) {
-        throw new CliError((err as Error).message)
+        // one change at a time across the cluster: key ids stay unique
+        out = await store.updateTicketKeys(keys => {
+            const pruned = keys.prune(now)
+            let fresh
+            try {
+                fresh = keys.rotate(now, { kind: r.values.oob === true ? "oob" : "session" })
+            } catch (err) {
+                throw new CliError((err as Error).message)
+            }
+            return { fresh, pruned, held: keys.keys.length }
+        })
+    } finally {
+        await store.close()
     }
-    state.saveTicketKeys()
-    io.out(`${fresh.kind} ticket key ${fresh.id} is current; ${state.ticketKeys.keys.length} keys held, ${pruned} expired keys deleted`)
+    io.out(`${out.fresh.kind} ticket key ${out.fresh.id} is current; ${out.held} keys held, ${out.pruned} expired keys deleted`)
 }
 
 /** Runs `retire-ticket-key`. */
@@ -168,15 +181,19 @@ export async function retireTicketKey(argv: string[], io: Io): Promise<void> {
     if (r.values.now !== true) throw new CliError("--now is required: retiring a key refuses its tickets at once", 2)
     // a malformed --id is a usage error (exit 2), parsed before the key set's own refusals
     const id = r.values.id === undefined ? undefined : intOption(r.values.id, "id", 0, 0, 255)
-    const { state, registry } = openState(stateDir(r.values.state, io))
-    await registry.close()
+    const store = await openCliStore(r.values, io)
     let retired
     try {
-        retired = id === undefined ? state.ticketKeys.retireAll() : [state.ticketKeys.retire(id)]
-    } catch (err) {
-        throw new CliError((err as Error).message)
+        retired = await store.updateTicketKeys(keys => {
+            try {
+                return id === undefined ? keys.retireAll() : [keys.retire(id)]
+            } catch (err) {
+                throw new CliError((err as Error).message)
+            }
+        })
+    } finally {
+        await store.close()
     }
-    state.saveTicketKeys()
     const ids = retired.map(k => `${k.kind} ${k.id}`).join(", ")
     io.out(retired.length === 0 ? "no key to retire: every key held is current" : `retired ticket keys ${ids}; their tickets are refused`)
 }

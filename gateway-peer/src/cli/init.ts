@@ -1,24 +1,32 @@
-// `tether-gateway init`: the gateway identity (static X25519 key pair), the first ticket key and
-// an empty registry in a state directory. Never overwrites an identity.
-import { SqliteRegistry } from "../registry/sqlite.js"
-import { initState } from "../state.js"
-import { parse, STATE_OPTION, stateDir, type Io } from "./common.js"
+// `tether-gateway init`: the gateway identity (static X25519 key pair), the first ticket keys and
+// an empty registry, in a state directory (one node, SQLite) or a PostgreSQL store (a cluster:
+// the versioned schema, created by its migrations). Never overwrites an identity.
+import { initStore } from "../store/open.js"
+import { parse, STATE_OPTION, STORE_HELP, storeSpec, type Io } from "./common.js"
 
-export const INIT_USAGE = `usage: tether-gateway init [--state DIR]
+export const INIT_USAGE = `usage: tether-gateway init [--state DIR | --store URL --kek-file F]
 
-Creates the gateway identity (static X25519 key pair), the first ticket key and an empty device
-registry in DIR (default ./.tether). Refuses to overwrite an existing identity.
+Creates the gateway identity (static X25519 key pair), the first ticket keys and an empty device
+registry. Refuses to overwrite an existing identity.
 
-  --state DIR   the state directory (default ./.tether)`
+With --state DIR (default ./.tether): the one-node gateway's state directory, and its
+key-encryption key in DIR/kek (or $TETHER_KEK, or --kek-file).
+With --store URL: the cluster's PostgreSQL store (14 or newer): its schema, and the identity and
+ticket keys sealed under the KEK from --kek-file (created 0600 if missing) or $TETHER_KEK. Copy
+that KEK to every node; it is never written into the database.
+
+${STORE_HELP}`
 
 /** Runs `init`. */
 export async function init(argv: string[], io: Io): Promise<void> {
     const r = parse(argv, STATE_OPTION, INIT_USAGE, io)
     if (r === undefined) return
-    const dir = stateDir(r.values.state, io)
-    const state = initState(dir)
-    const registry = new SqliteRegistry(state.registryPath, { create: true })
-    await registry.close()
-    io.out(`initialised ${dir}`)
-    io.out(`gateway public key ${state.identity.publicKey.toString("hex")}`)
+    const store = await initStore(storeSpec(r.values, io))
+    try {
+        const id = await store.loadIdentity()
+        io.out(`initialised ${store.kind} store ${store.where}`)
+        io.out(`gateway public key ${id.publicKey.toString("hex")}`)
+    } finally {
+        await store.close()
+    }
 }

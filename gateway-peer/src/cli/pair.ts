@@ -9,7 +9,7 @@ import { deviceIdHex, newDevice, PseudonymTaken, type Registry } from "../regist
 import type { ResumeTicket } from "../session/resume.js"
 import { mintTicket, type TicketKeySet } from "../tickets.js"
 import { DEVICE_ID_LEN, PSK_LEN } from "../wire.js"
-import { CliError, intOption, nowSeconds, openState, parse, STATE_OPTION, stateDir, type Io } from "./common.js"
+import { CliError, intOption, nowSeconds, openCliStore, parse, STATE_OPTION, type Io } from "./common.js"
 
 export const PAIR_USAGE = `usage: tether-gateway pair NAME [options]
 
@@ -18,6 +18,8 @@ out-of-band ticket and writes everything the device needs to its settings file (
 .env format, mode 0600). Prints the device name, id and the file's path; never a secret.
 
   --state DIR                  the state directory (default ./.tether)
+  --store URL                  a cluster's PostgreSQL store instead (default $TETHER_STORE)
+  --kek-file F                 the store's key-encryption key (default $TETHER_KEK, DIR/kek)
   --out FILE                   the settings file (default ./.env.local)
   --force                      overwrite FILE if it exists
   --host H                     the gateway address the device connects to (default 127.0.0.1)
@@ -143,11 +145,13 @@ export async function pair(argv: string[], io: Io): Promise<void> {
     const port = intOption(r.values.port, "port", 4433, 1, 65535)
     if (existsSync(out) && !force) throw new CliError(`${out} exists; refusing to overwrite it (use --force)`)
 
-    const { state, registry } = openState(stateDir(r.values.state, io))
+    const store = await openCliStore(r.values, io)
     try {
-        const p = await pairDevice({ registry, ticketKeys: state.ticketKeys, name, now: nowSeconds() })
+        const ticketKeys = await store.loadTicketKeys()
+        const identity = await store.loadIdentity()
+        const p = await pairDevice({ registry: store.registry, ticketKeys, name, now: nowSeconds() })
         const id = deviceIdHex(p.deviceId)
-        const text = envText(deviceSettings(p, state.identity.publicKey, host, port), name)
+        const text = envText(deviceSettings(p, identity.publicKey, host, port), name)
         writeFileSync(out, text, { mode: 0o600, flag: force ? "w" : "wx" })
         chmodSync(out, 0o600) // the mode applies only when the file is created
         // best effort on a garbage-collected VM (the hex strings cannot be wiped)
@@ -157,6 +161,6 @@ export async function pair(argv: string[], io: Io): Promise<void> {
         io.out(`paired ${name} id ${id}`)
         io.out(`wrote ${out}`)
     } finally {
-        await registry.close()
+        await store.close()
     }
 }

@@ -1,33 +1,20 @@
 // `tether-gateway serve`: the gateway with its registry and application layer, until SIGINT or
 // SIGTERM (CLOSE(SHUTDOWN) to every session, state flushed, exit 0).
 //
-// Other CLI processes change the state while it runs; once a second serve looks for
-//   - revoked devices with live sessions: closed with CLOSE(REVOKED) (SQLite in WAL mode shows
-//     the other process's commit to the next read), and
-//   - a rotated ticket key file: the new key becomes current here too.
-import { readFileSync, statSync } from "node:fs"
-import { join, resolve } from "node:path"
-import { startAppGateway } from "../app/serve.js"
-import { SqliteAppStateStore } from "../app/store.js"
+// It runs one node (app/node.ts) on the store: a state directory (SQLite, one node) or a
+// PostgreSQL store shared by the nodes of a cluster (--store, --node). What other nodes and CLI
+// processes change reaches it through the store's events: revocations close the device's session
+// here, key rotations and retirements are taken into the running key set, messages queued
+// anywhere are sent from the node that holds the device's session.
+import { readFileSync } from "node:fs"
+import { hostname } from "node:os"
+import { resolve } from "node:path"
+import { startNode, type GatewayNode } from "../app/node.js"
 import { ConfigError, parseConfig, type UpstreamConfig } from "../app/upstream.js"
 import { DEFAULT_POLICY, resolvePolicy } from "../policy.js"
-import type { Registry } from "../registry/registry.js"
 import type { LogLine } from "../server.js"
-import { loadState, TICKET_KEYS_FILE, type ModeFixFn } from "../state.js"
-import type { TicketKeySet } from "../tickets.js"
-import { Code } from "../wire.js"
-import {
-    CliError,
-    intOption,
-    nowSeconds,
-    openState,
-    parse,
-    policyFrom,
-    policyOptionName,
-    STATE_OPTION,
-    stateDir,
-    type Io,
-} from "./common.js"
+import type { ModeFixFn } from "../state.js"
+import { CliError, intOption, openCliStore, parse, policyFrom, policyOptionName, STATE_OPTION, STORE_HELP, type Io } from "./common.js"
 
 export const SERVE_USAGE = `usage: tether-gateway serve [options]
 
@@ -35,7 +22,9 @@ Runs the gateway: Tether over TCP for the paired devices, their application mess
 upstream routes of the configuration file. Logs one JSON line per event on stdout. SIGINT or
 SIGTERM closes every session with CLOSE(SHUTDOWN), flushes the state and exits 0.
 
-  --state DIR     the state directory (default ./.tether)
+${STORE_HELP}
+  --node NAME     this node's name in the cluster's live view (default $TETHER_NODE, else the
+                  host name); every node of a cluster needs its own
   --host H        the address to listen on (default 127.0.0.1)
   --port P        the port (default 4433; 0 picks a free one)
   --config FILE   upstream routes and policy, JSON:
@@ -49,9 +38,6 @@ the command line wins):
 ${Object.entries(DEFAULT_POLICY)
     .map(([k, v]) => `  --${policyOptionName(k)} N`.padEnd(34) + `default ${v}`)
     .join("\n")}`
-
-/** How often serve looks at the registry and the ticket key file. */
-export const WATCH_INTERVAL_MS = 1000
 
 /** The config file: its routes (app/upstream.ts reads them) and its `policy` object, read here. */
 function readConfig(path: string): { upstream: UpstreamConfig; policy: unknown } {
@@ -73,38 +59,6 @@ function readConfig(path: string): { upstream: UpstreamConfig; policy: unknown }
         if (err instanceof ConfigError) throw new CliError(`${path}: ${err.message}`)
         throw err
     }
-}
-
-/**
- * Brings the running key set up to the file's (PROTOCOL.md 6.1, 6.5): a key the file has and the
- * running set does not, with a higher id, is a rotation of its kind (TicketKeySet.rotate with
- * that key's bytes); a key the running set holds and the file does not was retired (deleted at
- * once). Anything else is logged as out of sync (restart serve).
- */
-function syncTicketKeys(live: TicketKeySet, dir: string, now: number, log: (l: LogLine) => void): void {
-    const file = loadState(dir).ticketKeys
-    const ts = () => new Date().toISOString()
-    for (const k of file.keys) {
-        const held = live.keys.find(x => x.id === k.id)
-        if (held !== undefined) {
-            if (!held.key.equals(k.key) || held.kind !== k.kind)
-                log({ ts: ts(), event: "ticket-key", outcome: "out-of-sync", keyId: k.id, detail: "restart serve" })
-            continue
-        }
-        if (k.retireAt !== undefined) continue // an old key the running set already dropped
-        try {
-            live.install(k, now)
-            log({ ts: ts(), event: "ticket-key", outcome: "rotated", keyId: k.id, kind: k.kind })
-        } catch {
-            log({ ts: ts(), event: "ticket-key", outcome: "out-of-sync", keyId: k.id, detail: "restart serve" })
-        }
-    }
-    for (const k of [...live.keys])
-        if (!file.keys.some(x => x.id === k.id) && k.retireAt !== undefined) {
-            live.retire(k.id)
-            log({ ts: ts(), event: "ticket-key", outcome: "retired", keyId: k.id, kind: k.kind })
-        }
-    live.prune(now)
 }
 
 /** What a log line may say about an error nobody handled: never its message (it may quote data). */
@@ -138,16 +92,19 @@ function installLastResort(proc: NodeJS.EventEmitter, log: (l: LogLine) => void)
     }
 }
 
-async function closeRevoked(registry: Registry, closeDevice: (id: string, code: number) => number): Promise<void> {
-    for (const d of await registry.listDevices()) if (d.revoked) closeDevice(d.id, Code.REVOKED)
-}
-
 /** Runs `serve`; resolves when the gateway has shut down. */
 export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter = process): Promise<void> {
     const policyOptions = Object.fromEntries(Object.keys(DEFAULT_POLICY).map(k => [policyOptionName(k), { type: "string" as const }]))
     const r = parse(
         argv,
-        { ...STATE_OPTION, host: { type: "string" }, port: { type: "string" }, config: { type: "string" }, ...policyOptions },
+        {
+            ...STATE_OPTION,
+            node: { type: "string" },
+            host: { type: "string" },
+            port: { type: "string" },
+            config: { type: "string" },
+            ...policyOptions,
+        },
         SERVE_USAGE,
         io
     )
@@ -158,7 +115,6 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
     const file = configPath !== undefined ? readConfig(configPath) : { upstream: parseConfig({}), policy: undefined }
     const config = file.upstream
     const policy = resolvePolicy(policyFrom(file.policy, r.values, configPath ?? "config"))
-    const dir = stateDir(r.values.state, io)
     const log = (l: LogLine) => io.out(JSON.stringify(l))
     // a mode tightened at start is one line of the JSON log, naming the path (never contents)
     const onModeFix: ModeFixFn = f =>
@@ -170,49 +126,31 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
             from: f.from.toString(8),
             to: f.to.toString(8),
         })
-    const { state, registry } = openState(dir, onModeFix)
-    const store = new SqliteAppStateStore(state.registryPath, { onModeFix })
-    let g
+    const node = typeof r.values.node === "string" && r.values.node.length > 0 ? r.values.node : (process.env.TETHER_NODE ?? hostname())
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(node)) throw new CliError("--node is 1..64 characters of A-Z a-z 0-9 . _ -", 2)
+    const store = await openCliStore(r.values, io, onModeFix)
+    let gw: GatewayNode
     try {
-        g = await startAppGateway({ host, port, registry, state, log, policy, app: { store, config } })
+        gw = await startNode({ store, node, host, port, log, policy, config })
     } catch (err) {
         await store.close()
-        await registry.close()
-        throw new CliError(`cannot listen on ${host}:${port}: ${(err as Error).message}`)
+        if (/^E[A-Z]+$/.test(String((err as { code?: unknown }).code)))
+            throw new CliError(`cannot listen on ${host}:${port}: ${(err as Error).message}`)
+        throw err
     }
-    const gw = g
     const removeLastResort = installLastResort(signals, log)
     log({
         ts: new Date().toISOString(),
         event: "serve",
         host,
         port: gw.gateway.port,
-        devices: (await registry.listDevices()).length,
+        node,
+        store: store.kind,
+        where: store.where,
+        devices: (await store.registry.listDevices()).length,
         routes: config.routes.size,
         ...policy,
     })
-
-    const keysPath = join(dir, TICKET_KEYS_FILE)
-    let keysMtime = statSync(keysPath).mtimeMs
-    let watching = false
-    const watch = setInterval(() => {
-        if (watching) return
-        watching = true
-        void (async () => {
-            try {
-                await closeRevoked(registry, (id, code) => gw.gateway.closeDevice(id, code))
-                const m = statSync(keysPath).mtimeMs
-                if (m !== keysMtime) {
-                    keysMtime = m
-                    syncTicketKeys(state.ticketKeys, dir, nowSeconds(), log)
-                }
-            } catch (err) {
-                log({ ts: new Date().toISOString(), event: "watch", outcome: "error", detail: (err as Error).message })
-            } finally {
-                watching = false
-            }
-        })()
-    }, WATCH_INTERVAL_MS)
 
     await new Promise<void>(done => {
         let stopping = false
@@ -223,11 +161,9 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
             }
             stopping = true
             log({ ts: new Date().toISOString(), event: "shutdown", outcome: "started", signal })
-            clearInterval(watch)
             void (async () => {
                 await gw.close()
-                await store.close()
-                await registry.close() // closing the SQLite connection checkpoints the WAL
+                await store.close() // closing the SQLite connection checkpoints the WAL
                 log({ ts: new Date().toISOString(), event: "shutdown", outcome: "done" })
                 removeLastResort()
                 done()

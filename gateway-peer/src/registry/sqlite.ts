@@ -4,6 +4,7 @@
 // A file that is not a Tether registry is reported as such, never re-initialised.
 import { chmodSync, statSync, writeFileSync } from "node:fs"
 import Database from "better-sqlite3"
+import type { Kek } from "../crypto/kek.js"
 import { UINT32_MAX } from "../wire.js"
 import {
     checkDevice,
@@ -61,8 +62,11 @@ export function tightenSqlite(path: string, onFix: ModeFixFn = warnModeFix): voi
 
 // ---- the registry ------------------------------------------------------------------------------
 
-/** The schema version kept in PRAGMA user_version (2: PROTOCOL.md version 2's pseudonyms). */
-export const SCHEMA_VERSION = 2
+/**
+ * The schema version kept in PRAGMA user_version (2: PROTOCOL.md version 2's pseudonyms; 3: the
+ * `meta` table, which records whether PSKs are sealed under a KEK, and the node tables).
+ */
+export const SCHEMA_VERSION = 3
 
 const SCHEMA = `
 CREATE TABLE devices (
@@ -85,6 +89,30 @@ CREATE INDEX devices_previous_pseudonym ON devices (previous_pseudonym);
 CREATE INDEX devices_pseudonym0 ON devices (pseudonym0);
 `
 
+/** Version 3's additions: what the store knows about itself, the live view, the event log. */
+const SCHEMA3 = `
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS sessions (
+    device_id TEXT PRIMARY KEY,
+    node TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    since INTEGER NOT NULL,
+    remote TEXT NOT NULL,
+    last_activity INTEGER NOT NULL,
+    generation INTEGER NOT NULL,
+    resumed INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    args TEXT NOT NULL,
+    at INTEGER NOT NULL
+) STRICT;
+`
+
 /**
  * Schema 1 (PROTOCOL.md version 1) to 2: the pseudonym columns, each device starting on its
  * fallback pseudonym, and every version 1 ticket refused (min_generation above them; they no
@@ -103,6 +131,36 @@ function migrate1to2(db: Database.Database): void {
             min_generation = max(min_generation, issued_generation + 1) WHERE id = @id`
     )
     for (const r of rows) set.run({ id: r.id, p: pseudonym0(r.psk) })
+}
+
+/**
+ * The registry's PSKs and the KEK: with one, PSKs not sealed yet are sealed now (one transaction)
+ * and the KEK's fingerprint recorded; without one, a sealed registry is refused.
+ * @throws RegistryOpenError for a missing or wrong KEK
+ */
+function sealInPlace(db: Database.Database, path: string, kek: Kek | undefined): void {
+    const row = db.prepare<[], { value: string }>("SELECT value FROM meta WHERE key = 'kek_fingerprint'").get()
+    if (kek === undefined) {
+        if (row !== undefined) throw new RegistryOpenError(`registry: ${path} is sealed under a KEK; give it (--kek-file or $TETHER_KEK)`)
+        return
+    }
+    if (row !== undefined) {
+        if (row.value !== kek.fingerprint)
+            throw new RegistryOpenError(
+                `registry: ${path} is sealed under another KEK (fingerprint ${row.value}; the one from ${kek.source} is ${kek.fingerprint})`
+            )
+        return
+    }
+    db.transaction(() => {
+        const rows = db.prepare<[], { id: string; psk: Buffer }>("SELECT id, psk FROM devices").all()
+        const set = db.prepare("UPDATE devices SET psk = ? WHERE id = ?")
+        for (const r of rows) set.run(kek.seal(r.psk, `psk ${r.id}`), r.id)
+        db.prepare("INSERT INTO meta (key, value) VALUES ('kek_fingerprint', ?)").run(kek.fingerprint)
+    })()
+    // the plaintext PSKs may still sit in free pages and in the WAL: rewrite the file without them
+    db.pragma("wal_checkpoint(TRUNCATE)")
+    db.exec("VACUUM")
+    db.pragma("wal_checkpoint(TRUNCATE)")
 }
 
 interface Row {
@@ -158,7 +216,16 @@ export class SqliteRegistry implements Registry {
      * 0600, reported to `onModeFix` (default: a warning line on stderr).
      * @throws RegistryOpenError with a clear message for a missing, corrupt or foreign file
      */
-    constructor(path: string, opts: { create?: boolean; onModeFix?: ModeFixFn } = {}) {
+    /** PSKs are sealed under this KEK (PROTOCOL.md 6.4 "secrets at rest"); undefined: stored as is (tests) */
+    readonly #kek: Kek | undefined
+
+    /**
+     * With `kek`, every PSK is stored sealed under it, and a registry whose PSKs are not sealed yet
+     * is sealed in place, once (its `meta` records the KEK's fingerprint). A registry sealed under
+     * a KEK cannot be opened without it, or with another.
+     */
+    constructor(path: string, opts: { create?: boolean; onModeFix?: ModeFixFn; kek?: Kek } = {}) {
+        this.#kek = opts.kek
         let db: Database.Database | undefined
         try {
             // SQLite would create the file under the umask (often 0644), and its -wal and -shm
@@ -181,18 +248,21 @@ export class SqliteRegistry implements Registry {
                 if (opts.create !== true) throw new RegistryOpenError(`registry: ${path} is empty (not initialised)`)
                 db.transaction(() => {
                     db?.exec(SCHEMA)
+                    db?.exec(SCHEMA3)
                     db?.pragma(`user_version = ${SCHEMA_VERSION}`)
                 })()
-            } else if (version === 1) {
+            } else if (version === 1 || version === 2) {
                 db.transaction(() => {
                     if (db === undefined) return
-                    migrate1to2(db)
+                    if (version === 1) migrate1to2(db)
+                    db.exec(SCHEMA3)
                     db.pragma(`user_version = ${SCHEMA_VERSION}`)
                 })()
             } else if (version !== SCHEMA_VERSION) {
                 throw new RegistryOpenError(`registry: ${path} has schema version ${version}, this gateway knows ${SCHEMA_VERSION}`)
             }
             db.prepare("SELECT count(*) FROM devices").get() // touches the table: a torn file fails here
+            sealInPlace(db, path, opts.kek)
         } catch (err) {
             db?.close()
             if (err instanceof RegistryOpenError) throw err
@@ -247,23 +317,33 @@ export class SqliteRegistry implements Registry {
         }
     }
 
+    /** The open database (the node's store keeps its own tables in the same file). */
+    get db(): Database.Database {
+        return this.#db
+    }
+
+    #fromRow(r: Row): DeviceRecord {
+        const d = fromRow(r)
+        return this.#kek === undefined ? d : { ...d, psk: this.#kek.open(r.psk, `psk ${r.id}`) }
+    }
+
     #mustExist(id: string): void {
         if ((this.#stmt.exists.get(id)?.n ?? 0) === 0) throw new Error(`registry: no device ${id}`)
     }
 
     async getDevice(id: string): Promise<DeviceRecord | undefined> {
         const r = this.#stmt.get.get(id)
-        return r && fromRow(r)
+        return r && this.#fromRow(r)
     }
 
     async getDeviceByName(name: string): Promise<DeviceRecord | undefined> {
         const r = this.#stmt.byName.get(name)
-        return r && fromRow(r)
+        return r && this.#fromRow(r)
     }
 
     async getDeviceByPseudonym(p: Buffer): Promise<DeviceRecord | undefined> {
         const r = this.#stmt.byPseudonym.get(p, p, p)
-        return r && fromRow(r)
+        return r && this.#fromRow(r)
     }
 
     async putDevice(d: DeviceRecord): Promise<void> {
@@ -275,7 +355,7 @@ export class SqliteRegistry implements Registry {
                 id: d.id,
                 name: d.name,
                 public_key: d.publicKey,
-                psk: d.psk,
+                psk: this.#kek === undefined ? d.psk : this.#kek.seal(d.psk, `psk ${d.id}`),
                 revoked: d.revoked ? 1 : 0,
                 min_generation: d.min_generation,
                 issued_generation: d.issued_generation,
@@ -293,7 +373,7 @@ export class SqliteRegistry implements Registry {
     }
 
     async listDevices(): Promise<DeviceRecord[]> {
-        return this.#stmt.list.all().map(fromRow)
+        return this.#stmt.list.all().map(r => this.#fromRow(r))
     }
 
     async revoke(name: string): Promise<boolean> {

@@ -138,6 +138,8 @@ export interface StoreEvents {
     claimed: [deviceId: string, node: string, sessionId: string]
     /** the store became unreachable (true) or reachable again (false) */
     unavailable: [down: boolean]
+    /** notifications may have been missed (a reconnect): read revocations and keys again */
+    resync: []
 }
 
 /** A store failure a node cannot decide around: answer BUSY and try again later. */
@@ -167,6 +169,8 @@ export interface GatewayStore {
      * stored ring, changes it and returns; the result is stored and every node is told.
      */
     updateTicketKeys<T>(fn: (keys: TicketKeySet) => T): Promise<T>
+    /** Starts delivering `events` (a node that serves; one-shot commands do not). */
+    watch(): Promise<void>
     /** Tells every node (this one included) of a change this process made. */
     announce<K extends keyof StoreEvents>(event: K, ...args: StoreEvents[K]): Promise<void>
     close(): Promise<void>

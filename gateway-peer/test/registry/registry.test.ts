@@ -13,6 +13,7 @@ import { obfuscateAge, writeResumeInit } from "../../src/session/resume.js"
 import { mintTicket, MAX_GENERATION, TicketKeySet } from "../../src/tickets.js"
 import { Code, encodeFrame, FrameType, PSEUDONYM0_LABEL } from "../../src/wire.js"
 import { createHmac } from "node:crypto"
+import { concurrentConfirmations, contract } from "./contract.js"
 
 const dev = (i: number) =>
     newDevice({
@@ -41,130 +42,6 @@ test("newDevice is pairing's state: generation 1 issued and the chain's origin, 
     assert.deepEqual(pseudonym0(d.psk), p0)
     assert.deepEqual([d.pseudonym, d.previous_pseudonym, d.pseudonym0], [p0, p0, p0])
 })
-
-async function contract(r: Registry): Promise<void> {
-    await r.putDevice(dev(1))
-    await r.putDevice(dev(2))
-    assert.equal((await r.getDevice(dev(1).id))?.name, "dev1")
-    assert.deepEqual((await r.getDeviceByName("dev2"))?.psk, Buffer.alloc(32, 0x82))
-    assert.equal(await r.getDevice("ffffffffffffffff"), undefined)
-    await assert.rejects(r.putDevice({ ...dev(3), name: "dev1" }), /taken/)
-    assert.deepEqual(
-        (await r.listDevices()).map(d => d.name),
-        ["dev1", "dev2"]
-    )
-    const id = dev(1).id
-    const p0 = dev(1).pseudonym0
-    assert.deepEqual(await r.getDevice(id), dev(1), "a record comes back as it went in")
-
-    // a confirmed resumption: one more generation, accepted raised to the resumed one, pseudonyms rotate
-    assert.deepEqual(await r.confirmSession(id, { full: false, resumedGeneration: 1, nextPseudonym: P(0xa1) }), {
-        generation: 2,
-        chainOrigin: 1,
-    })
-    let d = await r.getDevice(id)
-    assert.deepEqual(
-        [d?.issued_generation, d?.full_generation, d?.accepted_generation, d?.pseudonym, d?.previous_pseudonym, d?.pseudonym0],
-        [2, 1, 1, P(0xa1), p0, p0]
-    )
-    // a confirmed full handshake starts a chain at its ticket
-    assert.deepEqual(await r.confirmSession(id, { full: true, nextPseudonym: P(0xa2) }), { generation: 3, chainOrigin: 3 })
-    d = await r.getDevice(id)
-    assert.deepEqual(
-        [d?.issued_generation, d?.full_generation, d?.accepted_generation, d?.pseudonym, d?.previous_pseudonym],
-        [3, 3, 1, P(0xa2), P(0xa1)]
-    )
-    // accepted_generation = max(accepted, resumed): an older resumed ticket does not lower it
-    assert.equal(await r.acceptGeneration(id, 3), "newer")
-    assert.deepEqual(await r.confirmSession(id, { full: false, resumedGeneration: 2, nextPseudonym: P(0xa3) }), {
-        generation: 4,
-        chainOrigin: 3,
-    })
-    d = await r.getDevice(id)
-    assert.deepEqual([d?.issued_generation, d?.full_generation, d?.accepted_generation], [4, 3, 3])
-
-    // the compare-and-set (6.4)
-    assert.equal(await r.acceptGeneration(id, 4), "newer")
-    assert.equal(await r.acceptGeneration(id, 4), "older")
-    assert.equal(await r.acceptGeneration(id, 2), "older")
-    const { generation: g } = await r.confirmSession(id, { full: false, resumedGeneration: 4, nextPseudonym: P(0xa4) })
-    const verdicts = await Promise.all([1, 2, 3, 4].map(() => r.acceptGeneration(id, g)))
-    assert.deepEqual(verdicts.filter(v => v === "newer").length, 1, "concurrent uses of one ticket: exactly one sees newer")
-    assert.equal((await r.getDevice(id))?.accepted_generation, 5)
-
-    // the three pseudonyms find the device; a rotated-out one does not
-    assert.equal((await r.getDeviceByPseudonym(P(0xa4)))?.id, id, "pseudonym")
-    assert.equal((await r.getDeviceByPseudonym(P(0xa3)))?.id, id, "previous_pseudonym")
-    assert.equal((await r.getDeviceByPseudonym(p0))?.id, id, "pseudonym0")
-    assert.equal(await r.getDeviceByPseudonym(P(0xa2)), undefined, "rotated out")
-    assert.equal(await r.getDeviceByPseudonym(P(0xa1)), undefined, "rotated out")
-    assert.equal((await r.getDeviceByPseudonym(dev(2).pseudonym0))?.id, dev(2).id)
-    assert.equal(await r.getDeviceByPseudonym(P(0xee)), undefined)
-
-    // a pseudonym another device holds: PseudonymTaken, and nothing changed
-    const before = await r.getDevice(id)
-    const other = dev(2).id
-    await r.confirmSession(other, { full: true, nextPseudonym: P(0xb1) })
-    await r.confirmSession(other, { full: true, nextPseudonym: P(0xb2) })
-    for (const taken of [P(0xb2), P(0xb1), dev(2).pseudonym0])
-        await assert.rejects(r.confirmSession(id, { full: true, nextPseudonym: taken }), PseudonymTaken)
-    assert.deepEqual(await r.getDevice(id), before, "a refused confirmation changes no field")
-    await assert.rejects(r.putDevice({ ...dev(3), pseudonym: P(0xb2) }), PseudonymTaken)
-    await assert.rejects(r.putDevice({ ...dev(3), previous_pseudonym: p0 }), PseudonymTaken)
-    assert.equal(await r.getDevice(dev(3).id), undefined)
-    // a device's own pseudonyms are not a collision (a re-put of the same record)
-    await r.putDevice((await r.getDevice(id)) as DeviceRecord)
-    // replacing a record re-indexes it: its old pseudonyms are free
-    await r.putDevice({ ...(before as DeviceRecord), pseudonym: P(0xc1) })
-    assert.equal(await r.getDeviceByPseudonym(P(0xa4)), undefined)
-    assert.equal((await r.getDeviceByPseudonym(P(0xc1)))?.id, id)
-    await r.putDevice(before as DeviceRecord)
-
-    // expire-tickets: every issued ticket below the floor, the device still active
-    assert.equal(await r.expireTickets("dev1"), true)
-    assert.equal(await r.expireTickets("nope"), false)
-    const ex = await r.getDevice(id)
-    assert.equal(ex?.min_generation, 6)
-    assert.equal(ex?.revoked, false)
-
-    assert.equal(await r.revoke("dev1"), true)
-    assert.equal(await r.revoke("nope"), false)
-    const rv = await r.getDevice(id)
-    assert.equal(rv?.revoked, true)
-    assert.equal(rv?.min_generation, 6)
-    await assert.rejects(r.confirmSession("00000000000000ff", { full: true, nextPseudonym: P(0xd1) }), /no device/)
-    await assert.rejects(r.acceptGeneration("00000000000000ff", 1), /no device/)
-
-    // the counter never passes 2^32 - 1; the refusal rotates no pseudonym either
-    await r.putDevice({ ...dev(4), issued_generation: MAX_GENERATION - 1 })
-    assert.equal((await r.confirmSession(dev(4).id, { full: true, nextPseudonym: P(0xd2) })).generation, MAX_GENERATION)
-    const top = await r.getDevice(dev(4).id)
-    await assert.rejects(r.confirmSession(dev(4).id, { full: true, nextPseudonym: P(0xd3) }), RangeError)
-    assert.deepEqual(await r.getDevice(dev(4).id), top)
-}
-
-/** Concurrent confirmations: distinct generations, and pseudonyms that rotated with them (one atomic update each). */
-async function concurrentConfirmations(r: Registry): Promise<void> {
-    const d = { ...dev(9), name: "conc" }
-    await r.putDevice(d)
-    const issued = await Promise.all(
-        Array.from({ length: 10 }, (_, i) =>
-            r.confirmSession(d.id, { full: i % 2 === 0, resumedGeneration: i % 2 === 0 ? undefined : 1, nextPseudonym: P(0x10 + i) })
-        )
-    )
-    const gens = issued.map(x => x.generation)
-    assert.deepEqual(
-        [...gens].sort((a, b) => a - b),
-        [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
-    )
-    const byGen = new Map(issued.map((x, i) => [x.generation, i]))
-    const after = (await r.getDevice(d.id)) as DeviceRecord
-    assert.equal(after.issued_generation, 11)
-    assert.deepEqual(after.pseudonym, P(0x10 + (byGen.get(11) as number)), "the pseudonym of the last generation issued")
-    assert.deepEqual(after.previous_pseudonym, P(0x10 + (byGen.get(10) as number)))
-    // each full confirmation returned itself as the chain origin
-    for (const [i, x] of issued.entries()) if (i % 2 === 0) assert.equal(x.chainOrigin, x.generation)
-}
 
 test("memory registry", async () => {
     await contract(new MemoryRegistry())

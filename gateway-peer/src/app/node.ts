@@ -1,0 +1,214 @@
+// One gateway node on a store: the TCP server and the application layer on the store's registry,
+// receiving state and outbox, kept in step with what other nodes and CLI processes change.
+//
+//   - revoked: a device revoked anywhere has its session here closed with CLOSE(REVOKED);
+//   - keys: a ticket-key rotation or retirement anywhere is taken into the running key set
+//     (TicketKeySet.install/retire: old keys keep opening their tickets);
+//   - queued: a message queued to a device anywhere is sent if the device's session is here;
+//   - claimed: one live session per device across the cluster: when another node records a
+//     newer session of a device, the one here is closed with CLOSE(SUPERSEDED);
+//   - resync (the store's notifications may have been missed): revocations and keys read again.
+//
+// Every node records its live sessions in the store (the live view `status` lists): claimed when
+// a session becomes live, released when it ends, last activity written every ACTIVITY_MS.
+import { startAppGateway, type AppGateway } from "./serve.js"
+import type { UpstreamConfig } from "./upstream.js"
+import type { ServerPolicy } from "../policy.js"
+import type { LiveSession, LogLine } from "../server.js"
+import type { GatewayStore } from "../store/types.js"
+import type { TicketKeySet } from "../tickets.js"
+import { Code } from "../wire.js"
+
+/** How often a node writes its sessions' last activity, and re-reads the key ring as a safety net. */
+export const ACTIVITY_MS = 5000
+
+/** Options of startNode. */
+export interface NodeOptions {
+    readonly store: GatewayStore
+    /** the node's name in the cluster (the live view's `node`), unique per node */
+    readonly node: string
+    readonly host?: string
+    readonly port?: number
+    readonly policy?: Partial<ServerPolicy>
+    readonly config: UpstreamConfig
+    readonly log?: (line: LogLine) => void
+    readonly fetch?: typeof fetch
+    /** seconds since the Unix epoch (tests) */
+    readonly now?: () => number
+}
+
+/** A running node. */
+export interface GatewayNode extends AppGateway {
+    readonly node: string
+    readonly ticketKeys: TicketKeySet
+    /** Brings the running key set up to the store's (also done on every `keys` event). */
+    syncKeys(): Promise<void>
+}
+
+const nowSeconds = () => Math.floor(Date.now() / 1000)
+
+/**
+ * Brings the running key set up to the stored one (PROTOCOL.md 6.1, 6.5): a key the store has
+ * and the running set does not is a rotation of its kind (installed: the kind's previous key
+ * retires at its lifetime, still opening its tickets); a key the running set holds and the store
+ * does not was retired (dropped at once). A key whose bytes or kind differ under the same id is
+ * logged as out of sync (it cannot happen with one ring per store).
+ */
+export function syncTicketKeys(live: TicketKeySet, stored: TicketKeySet, now: number, log: (l: LogLine) => void): void {
+    const ts = () => new Date().toISOString()
+    for (const k of stored.keys) {
+        const held = live.keys.find(x => x.id === k.id)
+        if (held !== undefined) {
+            if (!held.key.equals(k.key) || held.kind !== k.kind)
+                log({ ts: ts(), event: "ticket-key", outcome: "out-of-sync", keyId: k.id, detail: "restart the node" })
+            continue
+        }
+        if (k.retireAt !== undefined) continue // an old key the running set already dropped
+        try {
+            live.install(k, now)
+            log({ ts: ts(), event: "ticket-key", outcome: "rotated", keyId: k.id, kind: k.kind })
+        } catch {
+            log({ ts: ts(), event: "ticket-key", outcome: "out-of-sync", keyId: k.id, detail: "restart the node" })
+        }
+    }
+    for (const k of [...live.keys])
+        if (!stored.keys.some(x => x.id === k.id) && k.retireAt !== undefined) {
+            live.retire(k.id)
+            log({ ts: ts(), event: "ticket-key", outcome: "retired", keyId: k.id, kind: k.kind })
+        }
+    live.prune(now)
+}
+
+/** Starts a node: loads the identity and key ring from the store, listens, follows the store. */
+export async function startNode(opts: NodeOptions): Promise<GatewayNode> {
+    const { store, node } = opts
+    const log = opts.log ?? ((l: LogLine) => process.stdout.write(JSON.stringify(l) + "\n"))
+    const ts = () => new Date().toISOString()
+    const now = opts.now ?? nowSeconds
+    const identity = await store.loadIdentity()
+    const ticketKeys = await store.loadTicketKeys()
+    // the rows of this node's previous run are stale: its sessions died with it
+    await store.sessions.releaseNode(node)
+
+    // per device, the live view's updates in the order the server made them
+    const chains = new Map<string, Promise<void>>()
+    const inOrder = (deviceId: string, fn: () => Promise<void>) => {
+        const p = (chains.get(deviceId) ?? Promise.resolve())
+            .then(fn)
+            .catch(err => log({ ts: ts(), event: "live-view", outcome: "error", detail: (err as Error).name }))
+        chains.set(deviceId, p)
+        void p.then(() => {
+            if (chains.get(deviceId) === p) chains.delete(deviceId)
+        })
+    }
+    let gw: AppGateway | undefined
+    const onLive = (s: LiveSession) =>
+        inOrder(s.deviceId, async () => {
+            const prev = await store.sessions.claim({
+                deviceId: s.deviceId,
+                node,
+                sessionId: s.sessionId,
+                since: s.since,
+                remote: s.remote,
+                lastActivity: s.since,
+                generation: s.generation,
+                resumed: s.resumed,
+            })
+            if (prev !== undefined && prev.node !== node)
+                log({ ts: ts(), event: "session", outcome: "taken-over", deviceName: s.deviceName, from: prev.node })
+        })
+    const onEnded = (s: LiveSession) => inOrder(s.deviceId, () => store.sessions.release(s.deviceId, node, s.sessionId))
+
+    const g = await startAppGateway({
+        host: opts.host,
+        port: opts.port,
+        registry: store.registry,
+        state: { identity, ticketKeys },
+        policy: opts.policy,
+        log,
+        now: opts.now,
+        onLive,
+        onEnded,
+        app: {
+            receiving: store.receiving,
+            outbox: store.outbox,
+            config: opts.config,
+            fetch: opts.fetch,
+            // a message queued here may be for a device whose session is on another node
+            onQueued: deviceId => void store.announce("queued", deviceId).catch(() => {}),
+        },
+    })
+    gw = g
+
+    let syncing: Promise<void> | undefined
+    const syncKeys = (): Promise<void> =>
+        (syncing ??= (async () => {
+            try {
+                syncTicketKeys(ticketKeys, await store.loadTicketKeys(), now(), log)
+            } catch (err) {
+                log({ ts: ts(), event: "ticket-key", outcome: "sync-failed", detail: (err as Error).name })
+            } finally {
+                syncing = undefined
+            }
+        })())
+    const closeRevoked = async () => {
+        try {
+            for (const d of await store.registry.listDevices()) if (d.revoked) g.gateway.closeDevice(d.id, Code.REVOKED)
+        } catch (err) {
+            log({ ts: ts(), event: "watch", outcome: "error", detail: (err as Error).name })
+        }
+    }
+    const handlers = {
+        revoked: (id: string) => {
+            const n = gw?.gateway.closeDevice(id, Code.REVOKED) ?? 0
+            if (n > 0) log({ ts: ts(), event: "session", outcome: "revoked", deviceId: id, closed: n })
+        },
+        keys: () => void syncKeys(),
+        queued: (id: string) => gw?.app.wake(id),
+        claimed: (id: string, n: string, sid: string) => {
+            // another node's session is the live one now; here, only a newer session than `sid` stays
+            if (n !== node) gw?.gateway.closeSessionUnless(id, "", Code.SUPERSEDED)
+            else gw?.gateway.closeSessionUnless(id, sid, Code.SUPERSEDED)
+        },
+        resync: () => {
+            void closeRevoked()
+            void syncKeys()
+        },
+        unavailable: (down: boolean) => log({ ts: ts(), event: "store", outcome: down ? "unavailable" : "available", store: store.kind }),
+    }
+    store.events.on("revoked", handlers.revoked)
+    store.events.on("keys", handlers.keys)
+    store.events.on("queued", handlers.queued)
+    store.events.on("claimed", handlers.claimed)
+    store.events.on("resync", handlers.resync)
+    store.events.on("unavailable", handlers.unavailable)
+    await store.watch()
+    await closeRevoked()
+
+    const activity = setInterval(() => {
+        const m = new Map<string, number>()
+        for (const l of g.gateway.live()) m.set(l.session.deviceId, Math.round(l.lastActivityMs))
+        store.sessions.touch(node, m).catch(() => {})
+        void syncKeys()
+    }, ACTIVITY_MS)
+    activity.unref()
+
+    return {
+        ...g,
+        node,
+        ticketKeys,
+        syncKeys,
+        async close() {
+            clearInterval(activity)
+            await g.close()
+            await Promise.allSettled([...chains.values()])
+            store.events.off("revoked", handlers.revoked)
+            store.events.off("keys", handlers.keys)
+            store.events.off("queued", handlers.queued)
+            store.events.off("claimed", handlers.claimed)
+            store.events.off("resync", handlers.resync)
+            store.events.off("unavailable", handlers.unavailable)
+            await store.sessions.releaseNode(node).catch(() => {})
+        },
+    }
+}
