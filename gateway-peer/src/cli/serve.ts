@@ -8,12 +8,12 @@
 import { readFileSync, statSync } from "node:fs"
 import { join, resolve } from "node:path"
 import { startAppGateway } from "../app/serve.js"
-import { SqliteAppStateStore } from "../app/store.js"
 import { ConfigError, parseConfig, type UpstreamConfig } from "../app/upstream.js"
 import { DEFAULT_POLICY, resolvePolicy } from "../policy.js"
 import type { Registry } from "../registry/registry.js"
 import type { LogLine } from "../server.js"
 import { loadState, TICKET_KEYS_FILE, type ModeFixFn } from "../state.js"
+import { openAppDatabase, SqliteAppStateStore, SqliteOutbox } from "../store/sqlite-app.js"
 import type { TicketKeySet } from "../tickets.js"
 import { Code } from "../wire.js"
 import {
@@ -171,10 +171,13 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
             to: f.to.toString(8),
         })
     const { state, registry } = openState(dir, onModeFix)
-    const store = new SqliteAppStateStore(state.registryPath, { onModeFix })
+    // the app's stores on their own connection to the registry's file (until the node's store owner opens them)
+    const appDb = openAppDatabase(state.registryPath, { onModeFix })
+    const store = { close: async () => void appDb.close() }
+    const app = { receiving: new SqliteAppStateStore(appDb, { onModeFix }), outbox: new SqliteOutbox(appDb), config }
     let g
     try {
-        g = await startAppGateway({ host, port, registry, state, log, policy, app: { store, config } })
+        g = await startAppGateway({ host, port, registry, state, log, policy, app })
     } catch (err) {
         await store.close()
         await registry.close()
