@@ -2,7 +2,7 @@
 // application layer on loopback (in-memory registry, receiving state and outbox unless given), devices
 // paired the way `pair` pairs them, and AppClients (the Node twin of the device's app stream).
 import { decodeApp, type AppMessage } from "../../src/app/codec.js"
-import type { AppLink } from "../../src/app/gateway-app.js"
+import type { AppLink, GatewayApp } from "../../src/app/gateway-app.js"
 import { startAppGateway, type AppGateway } from "../../src/app/serve.js"
 import { AppClient, DeviceApp } from "../../peer/device-app.js"
 import { MemoryAppStateStore, MemoryOutbox } from "../../src/store/memory-app.js"
@@ -119,5 +119,29 @@ export function sqliteStores(path: string): { receiving: SqliteAppStateStore; ou
         close: async () => {
             db.close()
         },
+    }
+}
+
+/** Carries one session between a GatewayApp and a DeviceApp twin, in memory. */
+export class AppPipe implements AppLink {
+    toDevice: Buffer[] = []
+    closed: number[] = []
+    send(content: Buffer): void {
+        this.toDevice.push(content)
+    }
+    close(code: number): void {
+        this.closed.push(code)
+    }
+    /** Runs `first` (device -> gateway) and every answer back and forth until quiet. */
+    async run(g: GatewayApp, device: { id: string; name: string }, dev: DeviceApp, first: Buffer[]): Promise<void> {
+        let up = first
+        for (let i = 0; i < 50; i++) {
+            for (const c of up) g.data(device, c, this)
+            await g.idle()
+            const down = this.toDevice.splice(0)
+            up = down.flatMap(c => dev.data(c))
+            if (up.length === 0) return
+        }
+        throw new Error("AppPipe: no quiet after 50 rounds")
     }
 }
