@@ -352,10 +352,12 @@ async function main() {
     }
 
     // the gateway, in this process so the scenario can command it
-    const { loadState, SqliteRegistry, SqliteAppStateStore, parseConfig, startAppGateway } = await import("tether-gateway")
+    const { loadState, SqliteRegistry, openAppDatabase, SqliteAppStateStore, SqliteOutbox, parseConfig, startAppGateway } =
+        await import("tether-gateway")
     const state = loadState(STATE)
     const registry = new SqliteRegistry(state.registryPath)
-    const store = new SqliteAppStateStore(state.registryPath)
+    const appDb = openAppDatabase(state.registryPath)
+    const store = { receiving: new SqliteAppStateStore(appDb), outbox: new SqliteOutbox(appDb), close: async () => appDb.close() }
     const events = []
     const log = l => {
         events.push(l)
@@ -369,7 +371,14 @@ async function main() {
                     .join(" ")
             )
     }
-    const g = await startAppGateway({ host: "127.0.0.1", port: 0, registry, state, log, app: { store, config: parseConfig(routes) } })
+    const g = await startAppGateway({
+        host: "127.0.0.1",
+        port: 0,
+        registry,
+        state,
+        log,
+        app: { receiving: store.receiving, outbox: store.outbox, config: parseConfig(routes) },
+    })
     const published = []
     g.app.events.on("publish", e => published.push(e))
     const relay = await startRelay(g.gateway.port)

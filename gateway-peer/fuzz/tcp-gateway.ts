@@ -4,7 +4,7 @@
 // ticket key, the vectors' clock. IPC: "fds", "stats", "stop"; the first message is the setup.
 import { readdirSync } from "node:fs"
 import { startAppGateway } from "../src/app/serve.js"
-import { MemoryAppStateStore } from "../src/app/store.js"
+import { MemoryAppStateStore, MemoryOutbox } from "../src/store/memory-app.js"
 import { parseConfig } from "../src/app/upstream.js"
 import { pairDevice } from "../src/cli/pair.js"
 import { keyPairFromPrivate } from "../src/crypto/x25519.js"
@@ -40,7 +40,7 @@ const g = await startAppGateway({
     log: l => {
         if (l.outcome === "error") errors++ // an exception out of the Responder
     },
-    app: { store: new MemoryAppStateStore(), config: parseConfig({}) },
+    app: { receiving: new MemoryAppStateStore(), outbox: new MemoryOutbox(), config: parseConfig({}) },
 })
 
 const fds = () => readdirSync("/proc/self/fd").length

@@ -4,7 +4,7 @@
 import { MemoryRegistry } from "../src/registry/memory.js"
 import { TicketKeySet } from "../src/tickets.js"
 import { startAppGateway, type AppGateway } from "../src/app/serve.js"
-import { MemoryAppStateStore } from "../src/app/store.js"
+import { MemoryAppStateStore, MemoryOutbox } from "../src/store/memory-app.js"
 import { parseConfig } from "../src/app/upstream.js"
 import { setupRecords, type LoadGatewaySetup } from "./load.js"
 
@@ -28,7 +28,7 @@ async function start(setup: LoadGatewaySetup): Promise<number> {
         state: { identity, ticketKeys },
         policy: setup.policy,
         log: () => {},
-        app: { store: new MemoryAppStateStore(), config: parseConfig({}) },
+        app: { receiving: new MemoryAppStateStore(), outbox: new MemoryOutbox(), config: parseConfig({}) },
     })
     g.app.events.on("publish", e => {
         published++

@@ -99,7 +99,8 @@ test("loadState: missing and corrupt state give clear errors", () => {
 
 test("modes: a state directory that existed 0755 and files made 0644 are tightened at every start, one line per path", async () => {
     const { SqliteRegistry } = await import("../src/registry/sqlite.js")
-    const { SqliteAppStateStore } = await import("../src/app/store.js")
+    const { SqliteAppStateStore, SQLITE_APP_SCHEMA } = await import("../src/store/sqlite-app.js")
+    const { default: Database } = await import("better-sqlite3")
     const { REGISTRY_FILE } = await import("../src/state.js")
     const root = mkdtempSync(join(tmpdir(), "tether-modes-"))
     const mode = (p: string) => statSync(p).mode & 0o777
@@ -160,10 +161,13 @@ test("modes: a state directory that existed 0755 and files made 0644 are tighten
         )
         for (const f of [db, `${db}-wal`, `${db}-shm`]) chmodSync(f, 0o644)
         fixes.length = 0
-        const store = new SqliteAppStateStore(db, { onModeFix })
+        const appDb = new Database(db, { fileMustExist: true })
+        appDb.exec(SQLITE_APP_SCHEMA)
+        const store = new SqliteAppStateStore(appDb, { onModeFix })
         for (const f of [db, `${db}-wal`, `${db}-shm`]) assert.equal(mode(f), 0o600, f)
         assert.equal(fixes.length, 3)
         await store.close()
+        appDb.close()
         await reg.close()
         // a second start with everything in order fixes nothing
         fixes.length = 0

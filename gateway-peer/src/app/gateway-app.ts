@@ -1,7 +1,10 @@
 // The gateway's application layer (PROTOCOL.md 12): per device, the receiving half of the
-// device's stream (persisted in an AppStateStore) and the sending half of the gateway's
-// stream (in memory, resent across reconnects); PUBLISH to the sinks (a log line and the
-// `publish` event), REQUEST through the funnel (upstream.ts), MESSAGE from sendMessage().
+// device's stream (an AppStateStore, written by compare-and-set) and the sending half of the
+// gateway's stream (an Outbox: stored before whoever queued a message is told, resent across
+// reconnects by whichever process holds the device's session); PUBLISH to the sinks (a log
+// line and the `publish` event), REQUEST through the funnel (upstream.ts), MESSAGE from
+// sendMessage(). Nothing of the streams is cached per process beyond one session: two
+// processes on one store see one state.
 //
 // It knows nothing of sockets: the server passes each DATA content with an AppLink back to
 // the device (serve.ts wires it to startGateway's onData, send and closeDevice). The device's
@@ -20,11 +23,12 @@ import {
     MAX_NAME_LEN,
     MAX_RESPONSE_PAYLOAD,
     NAME_LEN_LEN,
+    type AppMessage,
     type SequencedMessage,
 } from "./codec.js"
-import type { AppStateStore } from "./store.js"
+import { QueueFull, type AppStateStore, type Outbox, type QueuedMessage, type ReceiveState } from "../store/types.js"
 import { LogLimiter } from "./log-limit.js"
-import { ReceiveStream, SendStream, type ReceiveSession, type ReceiveState } from "./stream.js"
+import { ReceiveStream, type ReceiveSession } from "./stream.js"
 import { allowedRoute, callUpstream, gatewayError, type Route, type UpstreamConfig, type UpstreamResult } from "./upstream.js"
 
 /** An error's name for a log line: never its message, which may quote what it was given. */
@@ -74,7 +78,10 @@ export type LogFn = (line: Record<string, unknown>) => void
 
 /** Options of GatewayApp. */
 export interface GatewayAppOptions {
-    readonly store: AppStateStore
+    /** the receiving state of each device's stream (compare-and-set, shared by every node) */
+    readonly receiving: AppStateStore
+    /** the gateway's stream to each device (durable, shared by every node) */
+    readonly outbox: Outbox
     readonly config: UpstreamConfig
     /** name -> device, for sendMessage (the registry) */
     readonly lookup: (name: string) => Promise<AppDevice | undefined>
@@ -88,22 +95,22 @@ export interface GatewayAppOptions {
     readonly maxQueue?: number
     /** most upstream calls in flight per device; more are answered UPSTREAM_FAILED (default 16) */
     readonly maxInflight?: number
+    /**
+     * A message was stored for a device whose session is not in this process (another node may
+     * hold it): a cluster node tells the others (the store's `queued` event, then their wake()).
+     */
+    readonly onQueued?: (deviceId: string) => void
 }
 
 /**
- * What the gateway keeps per device: the streams' state, which every session of the device
- * continues (the receiving state of the device's stream, the sending queue of the gateway's).
- * What is per session (whether its STREAM arrived, a gap seen in it, whether the app closed it)
- * is kept per AppLink: one link per session.
+ * What this process keeps per device: nothing of the streams (they are in the store), only
+ * which of its sessions the gateway's stream goes to, the order of work, and local limits.
  */
 interface DeviceState {
     device: AppDevice
-    readonly send: SendStream
-    /** the receiving state of the device's stream, loaded from the store on first use */
-    recv: ReceiveState | undefined
-    /** the link of the session that sent the device's latest STREAM: the gateway's stream goes there */
+    /** the link of the session that sent the device's latest STREAM here: the gateway's stream goes there */
     link: AppLink | undefined
-    /** serialises loading and DATA processing for this device */
+    /** serialises DATA processing, RESPONSEs and sending for this device in this process */
     chain: Promise<void>
     /** upstream calls in flight for this device */
     inflight: number
@@ -111,10 +118,49 @@ interface DeviceState {
     readonly limits: Map<string, LogLimiter>
 }
 
-/** The application layer of one gateway process. */
+/** What is kept per session (per AppLink). */
+interface LinkState {
+    /** the ReceiveStream's flags: STREAM seen in this session, a gap seen */
+    flags: ReceiveSession
+    /** the receiving state as this session last read or stored it (the CAS's `prev`) */
+    stored: ReceiveState | undefined
+    /** `stored` was read from the store (at the session's first record) */
+    loaded: boolean
+    /** the gateway's stream id that this session's latest gateway STREAM named (0: none yet) */
+    announced: number
+    /** the highest id of that stream already sent in this session */
+    sentUpTo: number
+}
+
+/** The outcome of one pass over a record's messages. */
+interface Pass {
+    recv: ReceiveStream
+    /** the receiving state changed, or something is delivered: the CAS must store it first */
+    write: boolean
+    ack: boolean
+    deliver: SequencedMessage[]
+    out: Buffer[]
+    /** the record carried a STREAM: this session becomes the device's current one here */
+    stream: boolean
+    /** the gateway's stream id for the STREAM sent in answer */
+    gatewayStream: number
+}
+
 /** Where a STREAM goes in a reply; replaced by the STREAM of the state after the whole record. */
 const STREAM_AT_END = Buffer.alloc(0)
+/** `after` for Outbox.pending that returns the stream's header only (ids are uint32). */
+const HEADER_ONLY = 2 ** 32
+/** compare-and-set attempts for one record before the session is closed (store-conflict) */
+const CAS_ATTEMPTS = 8
 
+/** A queued message as it goes on the wire. */
+function wireMessage(q: QueuedMessage): SequencedMessage {
+    return q.kind === "message"
+        ? { kind: AppKind.MESSAGE, id: q.id, topic: q.topic, payload: q.payload }
+        : { kind: AppKind.RESPONSE, id: q.id, requestId: q.requestId, status: q.status, payload: q.payload }
+}
+
+/** The application layer of one gateway process. */
 export class GatewayApp {
     /** `publish` and `acked` events: the in-process sink API. */
     readonly events = new EventEmitter<AppEvents>()
@@ -125,8 +171,8 @@ export class GatewayApp {
     readonly #maxQueue: number
     /** links of sessions the app closed: what they still deliver is dropped */
     readonly #closed = new WeakSet<AppLink>()
-    /** per session: the ReceiveStream's flags (STREAM seen in this session, a gap seen) */
-    readonly #sessions = new WeakMap<AppLink, ReceiveSession>()
+    /** per session: its flags, its view of the receiving state, what it was sent */
+    readonly #sessions = new WeakMap<AppLink, LinkState>()
 
     constructor(readonly opts: GatewayAppOptions) {
         this.#config = opts.config
@@ -153,19 +199,27 @@ export class GatewayApp {
     #state(device: AppDevice): DeviceState {
         let d = this.#devices.get(device.id)
         if (d === undefined) {
-            d = {
-                device,
-                send: new SendStream(),
-                recv: undefined,
-                link: undefined,
-                chain: Promise.resolve(),
-                inflight: 0,
-                limits: new Map(),
-            }
+            d = { device, link: undefined, chain: Promise.resolve(), inflight: 0, limits: new Map() }
             this.#devices.set(device.id, d)
         }
         d.device = device
         return d
+    }
+
+    #linkState(link: AppLink): LinkState {
+        let ls = this.#sessions.get(link)
+        if (ls === undefined) {
+            ls = { flags: { synced: false, lost: false }, stored: undefined, loaded: false, announced: 0, sentUpTo: 0 }
+            this.#sessions.set(link, ls)
+        }
+        return ls
+    }
+
+    /** Runs `fn` after everything queued for the device in this process; never rejects. */
+    #onChain(d: DeviceState, fn: () => Promise<void>, where: string): Promise<void> {
+        const p = d.chain.then(fn).catch(err => this.#internalError(d, where, err))
+        d.chain = p
+        return p
     }
 
     /**
@@ -183,6 +237,15 @@ export class GatewayApp {
     }
 
     /**
+     * Messages were queued to this device by someone else (another node, a CLI process): if
+     * this process holds the device's current link, it sends what that session has not had.
+     */
+    wake(deviceId: string): void {
+        const d = this.#devices.get(deviceId)
+        if (d?.link !== undefined) void this.#onChain(d, () => this.#flush(d, []), "wake")
+    }
+
+    /**
      * A DATA content failed: a malformed message (AppProtocolError, its message is ours), or
      * anything else (the store, a bug: logged by name). Either way the session is closed with
      * PROTOCOL_ERROR. Never throws: the device's chain must stay a resolved promise.
@@ -192,17 +255,21 @@ export class GatewayApp {
             if (err instanceof AppProtocolError)
                 this.#log({ event: "app", outcome: "protocol-error", device: d.device.name, detail: err.message })
             else this.#log({ event: "app", outcome: "internal-error", device: d.device.name, where: "data", detail: errorName(err) })
-            this.#closed.add(link)
-            // the gateway's stream stops only if it was going to this session; another
-            // session of the device is not this one's error
-            if (d.link === link) {
-                d.link = undefined
-                d.send.sessionEnd()
-            }
-            link.close(Code.PROTOCOL_ERROR)
+            this.#close(d, link)
         } catch (e) {
             this.#internalError(d, "close", e)
         }
+    }
+
+    /**
+     * Closes a session with PROTOCOL_ERROR. The gateway's stream stops going there only if it
+     * was going to this session; another session of the device is not this one's error.
+     */
+    #close(d: DeviceState, link: AppLink): void {
+        if (this.#closed.has(link)) return
+        this.#closed.add(link)
+        if (d.link === link) d.link = undefined
+        link.close(Code.PROTOCOL_ERROR)
     }
 
     /** The log line of a failure on a path with nobody left to tell. Never throws. */
@@ -218,81 +285,167 @@ export class GatewayApp {
     async #data(d: DeviceState, content: Buffer, link: AppLink, early: boolean): Promise<void> {
         if (this.#closed.has(link)) return
         const msgs = decodeApp(content, "device")
-        d.recv ??= (await this.opts.store.get(d.device.id)) ?? { streamId: 0, delivered: 0 }
-        if (this.#closed.has(link)) return // closed while the store answered
-        // Work on a copy of the receiving state; it replaces the state only when the whole
-        // record was processed (a bad message must not count the good ones before it).
-        // The device's receiving state with this session's flags: a session that has not sent
-        // STREAM starts unsynced, whatever another session of the device did.
-        const recv = new ReceiveStream(d.recv, this.#sessions.get(link))
-        const out: Buffer[] = []
-        let changed = false
-        let ack = false
-        const deliver: SequencedMessage[] = []
+        const ls = this.#linkState(link)
+        const id = d.device.id
+        // "every session of a device continues the same receiving state": read once per
+        // session, then kept as this session's view; a stale view only makes the CAS fail
+        if (!ls.loaded) {
+            ls.stored = await this.opts.receiving.get(id)
+            ls.loaded = true
+            if (this.#closed.has(link)) return // closed while the store answered
+        }
+        let pass: Pass | undefined
+        for (let attempt = 1; ; attempt++) {
+            // the gateway's stream (restart, release) moves once, on the first pass; a retry
+            // only recounts the receiving side against the state another session stored
+            pass = await this.#pass(d, msgs, link, ls, pass?.gatewayStream)
+            if (this.#closed.has(link)) return
+            if (!pass.write) break
+            const next = pass.recv.state
+            // stored before anything it counts is delivered or acknowledged
+            if (await this.opts.receiving.put(id, next, ls.stored)) {
+                ls.stored = next
+                break
+            }
+            if (attempt >= CAS_ATTEMPTS) {
+                this.#log({ event: "app", outcome: "store-conflict", device: d.device.name, attempts: attempt })
+                this.#close(d, link)
+                return
+            }
+            // another session of the device (on this node or another) moved the state first
+            ls.stored = await this.opts.receiving.get(id)
+            if (this.#closed.has(link)) return
+        }
+        const state = pass.recv.state
+        ls.flags = pass.recv.session
+        if (pass.stream) {
+            // every device STREAM opens a session and makes its link the current one; a
+            // second one within a session (the device restarted its stream) resends what is
+            // unacknowledged, which the device drops as duplicates
+            d.link = link
+            ls.announced = pass.gatewayStream
+            ls.sentUpTo = 0
+        }
+        const stream = encodeApp({
+            kind: AppKind.STREAM,
+            streamId: pass.gatewayStream,
+            peerStreamId: state.streamId,
+            delivered: state.delivered,
+        })
+        const out = pass.out.map(b => (b === STREAM_AT_END ? stream : b))
+        // the STREAM and ACK go first: "the gateway sends its own STREAM as its first application
+        // message on that session" (PROTOCOL.md 12.1), before any RESPONSE that delivering may
+        // send at once (a refused route)
+        await this.#flush(d, out, pass.ack ? state.delivered : undefined, link)
+        for (const m of pass.deliver) await this.#deliver(d, m, link, early, state.streamId)
+    }
+
+    /**
+     * One pass over a record on a copy of the receiving state (it replaces the stored state
+     * only when the whole record was processed: a bad message must not count the good ones
+     * before it), with this session's flags: a session that has not sent STREAM starts
+     * unsynced, whatever another session of the device did. With `gatewayStream` undefined
+     * (the first pass) the device's STREAM and ACKs act on the outbox; a retry reuses the
+     * stream id the first pass settled on.
+     */
+    async #pass(
+        d: DeviceState,
+        msgs: readonly AppMessage[],
+        link: AppLink,
+        ls: LinkState,
+        gatewayStream: number | undefined
+    ): Promise<Pass> {
+        const first = gatewayStream === undefined
+        const recv = new ReceiveStream(ls.stored ?? { streamId: 0, delivered: 0 }, ls.flags)
+        const pass: Pass = {
+            recv,
+            write: false,
+            ack: false,
+            deliver: [],
+            out: [],
+            stream: false,
+            gatewayStream: gatewayStream ?? ls.announced,
+        }
         for (const m of msgs) {
             if (m.kind === AppKind.STREAM) {
                 const newPeer = recv.peerStream(m.streamId)
-                changed = newPeer || changed
-                // every device STREAM opens a session and makes its link the current one; a
-                // second one within a session (the device restarted its stream) resends what
-                // is unacknowledged, which the device drops as duplicates
-                d.link = link
-                d.send.sessionStart(false)
-                // "Otherwise it starts a new stream": the device restarted (peer_stream_id
-                // 0) or lost its receiving state
-                let restarted = d.send.peerStream(m.peerStreamId, m.delivered)
-                if (newPeer) {
-                    // RESPONSEs answer requests of the device's previous stream: nobody waits
-                    // for them any more, and their request_ids would name the new stream's
-                    const dropped = d.send.drop(q => q.kind === AppKind.RESPONSE)
-                    if (dropped > 0) {
-                        restarted = true
-                        this.#log({ event: "app", outcome: "responses-dropped", device: d.device.name, count: dropped })
-                    }
-                }
-                if (restarted) this.#log({ event: "app", outcome: "stream-restarted", device: d.device.name, renumbered: d.send.unacked })
+                pass.write = newPeer || pass.write
+                pass.stream = true
+                if (first) pass.gatewayStream = await this.#peerStream(d, m.peerStreamId, m.delivered, newPeer)
                 // sent before anything of the (possibly new) stream: #flush appends those. Its
-                // `delivered` is written after the whole record (below), so it counts the
-                // messages that came with this STREAM and the device need not resend them
-                out.push(STREAM_AT_END)
+                // `delivered` is written after the whole record, so it counts the messages
+                // that came with this STREAM and the device need not resend them
+                pass.out.push(STREAM_AT_END)
             } else if (m.kind === AppKind.ACK) {
-                if (d.send.ack(m.id) > 0) this.events.emit("acked", { device: d.device.name, deviceId: d.device.id, id: m.id })
+                if (first) await this.#ack(d, m.id, pass.gatewayStream)
             } else {
                 const a = recv.arrive(m.id)
-                if (a === "deliver") deliver.push(m)
-                if (a === "deliver" || a === "duplicate") ack = true
+                if (a === "deliver") pass.deliver.push(m)
+                if (a === "deliver" || a === "duplicate") pass.ack = true
                 if (a === "lost") {
                     // an id further ahead: this gateway lost its state for the device's
                     // stream (a store restored from an older copy, or none): forget it and
                     // say so, and the device starts a new stream (PROTOCOL.md 12.1)
-                    changed = true
+                    pass.write = true
                     this.#log({ event: "app", outcome: "stream-lost", device: d.device.name, id: m.id })
-                    out.push(STREAM_AT_END)
+                    pass.out.push(STREAM_AT_END)
                 }
             }
         }
-        // stored before anything it counts is delivered or acknowledged
-        if (changed || deliver.length > 0) await this.opts.store.put(d.device.id, recv.state)
-        d.recv = recv.state
-        this.#sessions.set(link, recv.session)
-        for (let i = 0; i < out.length; i++) if (out[i] === STREAM_AT_END) out[i] = this.#streamMsg(d, recv)
-        // the STREAM and ACK go first: "the gateway sends its own STREAM as its first application
-        // message on that session" (PROTOCOL.md 12.1), before any RESPONSE that delivering may
-        // send at once (a refused route)
-        this.#flush(d, ack, out, link)
-        for (const m of deliver) this.#deliver(d, m, link, early)
+        pass.write ||= pass.deliver.length > 0
+        if (this.#closed.has(link)) pass.write = false
+        return pass
     }
 
-    #streamMsg(d: DeviceState, recv: ReceiveStream): Buffer {
-        const r = recv.state
-        return encodeApp({ kind: AppKind.STREAM, streamId: d.send.streamId, peerStreamId: r.streamId, delivered: r.delivered })
+    /**
+     * The device's STREAM, as the gateway's sender sees it: "if peer_stream_id names its
+     * current stream, it releases every message up to delivered and resends the unacknowledged
+     * ones above it. Otherwise it starts a new stream" (the device restarted, peer_stream_id 0,
+     * or lost its receiving state). When the device's own stream is new (`newPeer`), the
+     * RESPONSEs to its previous stream's requests are dropped: nobody waits for them, and their
+     * request_ids would name the new stream's; dropping any restarts the gateway's stream too,
+     * so that its ids stay consecutive.
+     * @returns the gateway's stream id after it
+     */
+    async #peerStream(d: DeviceState, peerStreamId: number, delivered: number, newPeer: boolean): Promise<number> {
+        const outbox = this.opts.outbox
+        const id = d.device.id
+        const cur = await outbox.pending(id, HEADER_ONLY)
+        let restart: Awaited<ReturnType<Outbox["restart"]>> | undefined
+        if (cur.streamId !== 0 && peerStreamId === cur.streamId) {
+            await outbox.ack(id, cur.streamId, delivered, false)
+            if (newPeer && (await outbox.pending(id)).messages.some(q => q.kind === "response")) restart = await outbox.restart(id, true)
+        } else restart = await outbox.restart(id, newPeer)
+        if (restart === undefined) return cur.streamId
+        if (restart.dropped > 0) this.#log({ event: "app", outcome: "responses-dropped", device: d.device.name, count: restart.dropped })
+        this.#log({ event: "app", outcome: "stream-restarted", device: d.device.name, renumbered: restart.messages.length })
+        return restart.streamId
     }
 
-    #deliver(d: DeviceState, m: SequencedMessage, link: AppLink, early: boolean): void {
+    /**
+     * A cumulative ACK of the gateway's stream `stream` (0: the session has not been told one,
+     * the current stream). Acknowledging a message never sent is a protocol error.
+     */
+    async #ack(d: DeviceState, ackId: number, stream: number): Promise<void> {
+        const outbox = this.opts.outbox
+        if (stream === 0) stream = (await outbox.pending(d.device.id, HEADER_ONLY)).streamId
+        if (stream === 0) {
+            if (ackId === 0) return
+            throw new AppProtocolError(`ACK ${ackId} of a message never sent`)
+        }
+        let n: number
+        try {
+            n = await outbox.ack(d.device.id, stream, ackId, true)
+        } catch (err) {
+            if (err instanceof RangeError) throw new AppProtocolError(`ACK ${ackId} of a message never sent`)
+            throw err
+        }
+        if (n > 0) this.events.emit("acked", { device: d.device.name, deviceId: d.device.id, id: ackId })
+    }
+
+    /** `stream`: the device stream the message came from (a RESPONSE to it is dropped once that stream is gone). */
+    async #deliver(d: DeviceState, m: SequencedMessage, link: AppLink, early: boolean, stream: number): Promise<void> {
         const name = d.device.name
-        // the device stream this REQUEST came from: its RESPONSE is dropped if that stream is
-        // gone by the time the upstream answers (a restarted device)
-        const stream = d.recv?.streamId ?? 0
         if (m.kind === AppKind.PUBLISH) {
             this.#log({ event: "app", outcome: "publish", device: name, id: m.id, topic: m.topic, bytes: m.payload.length })
             this.events.emit("publish", { device: name, deviceId: d.device.id, id: m.id, topic: m.topic, payload: m.payload })
@@ -300,13 +453,13 @@ export class GatewayApp {
             const route = allowedRoute(this.#config, m.route, name)
             if (route === undefined) {
                 this.#logLimited(d, { outcome: "route-refused", id: m.id, route: m.route })
-                this.#respond(d, link, stream, m.id, gatewayError(AppError.ROUTE_REFUSED))
+                await this.#respond(d, link, undefined, m.id, gatewayError(AppError.ROUTE_REFUSED))
                 return
             }
             // a device cannot make the gateway hold an unbounded number of upstream calls
             if (d.inflight >= (this.opts.maxInflight ?? 16)) {
                 this.#logLimited(d, { outcome: "too-many-requests", id: m.id, route: m.route })
-                this.#respond(d, link, stream, m.id, gatewayError(AppError.UPSTREAM_FAILED))
+                await this.#respond(d, link, undefined, m.id, gatewayError(AppError.UPSTREAM_FAILED))
                 return
             }
             // #call answers every failure itself; the catch is for a log function that throws
@@ -354,21 +507,20 @@ export class GatewayApp {
             detail: res.detail,
             ms: Date.now() - t0,
         })
-        this.#respond(d, link, stream, id, res)
+        // in the device's order of work: after the records before it, never inside one
+        await this.#onChain(d, () => this.#respond(d, link, stream, id, res), "respond")
     }
 
     /**
-     * Queues and sends a RESPONSE to a REQUEST that `link`'s session sent. Never throws: it
-     * runs outside any caller that could catch.
+     * Queues (durably) and sends a RESPONSE to a REQUEST that `link`'s session sent. `stream`:
+     * the device stream the REQUEST came from, checked against the stored state (undefined:
+     * answered within the record that delivered it, so still current). Never throws: it runs
+     * outside any caller that could catch. Runs on the device's chain.
      */
-    #respond(d: DeviceState, link: AppLink, stream: number, requestId: number, res: UpstreamResult): void {
+    async #respond(d: DeviceState, link: AppLink, stream: number | undefined, requestId: number, res: UpstreamResult): Promise<void> {
         try {
-            if ((d.recv?.streamId ?? 0) !== stream) {
+            if (stream !== undefined && ((await this.opts.receiving.get(d.device.id))?.streamId ?? 0) !== stream) {
                 this.#logLimited(d, { outcome: "response-dropped", id: requestId })
-                return
-            }
-            if (d.send.unacked >= this.#maxQueue) {
-                this.#overflow(d, link, requestId)
                 return
             }
             // what is queued must encode: a RESPONSE that cannot (a status outside 100..599, a
@@ -384,8 +536,19 @@ export class GatewayApp {
                 })
                 res = gatewayError(AppError.UPSTREAM_FAILED)
             }
-            d.send.enqueue({ kind: AppKind.RESPONSE, requestId, status: res.status, payload: res.payload })
-            this.#flush(d, false)
+            try {
+                await this.opts.outbox.enqueue(
+                    d.device.id,
+                    { kind: "response", requestId, status: res.status, payload: res.payload },
+                    this.#maxQueue
+                )
+            } catch (err) {
+                if (!(err instanceof QueueFull)) throw err
+                await this.#overflow(d, link, requestId)
+                return
+            }
+            if (d.link === undefined) this.opts.onQueued?.(d.device.id)
+            await this.#flush(d, [])
         } catch (err) {
             this.#internalError(d, "respond", err)
         }
@@ -394,41 +557,52 @@ export class GatewayApp {
     /**
      * The device's queue is full and it still asks: it keeps sending REQUESTs without
      * acknowledging what the gateway sent. Growing the queue would let one device hold the
-     * gateway's memory and CPU, so the session is closed with PROTOCOL_ERROR and the RESPONSE
-     * dropped (PROTOCOL.md 12.2). The queue stays as it is: a device that reconnects and
-     * acknowledges gets every message in it.
+     * gateway's memory and CPU (and the store's), so the session is closed with
+     * PROTOCOL_ERROR and the RESPONSE dropped (PROTOCOL.md 12.2). The queue stays as it is: a
+     * device that reconnects and acknowledges gets every message in it.
      */
-    #overflow(d: DeviceState, link: AppLink, requestId: number): void {
-        this.#logLimited(d, { outcome: "queue-overflow", id: requestId, queued: d.send.unacked })
-        if (this.#closed.has(link)) return
-        this.#closed.add(link)
-        if (d.link === link) {
-            d.link = undefined
-            d.send.sessionEnd()
-        }
-        link.close(Code.PROTOCOL_ERROR)
+    async #overflow(d: DeviceState, link: AppLink, requestId: number): Promise<void> {
+        this.#logLimited(d, { outcome: "queue-overflow", id: requestId, queued: await this.opts.outbox.count(d.device.id) })
+        this.#close(d, link)
     }
 
     /**
-     * Sends what is due: `first` and an ACK answer the session `via` (the one whose DATA this
-     * is, if any), the unsent queued messages go to the current link. Usually both are the
-     * same session, and it is one batch.
+     * Sends what is due: `first` and an ACK of `ackId` answer the session `via` (the one whose
+     * DATA this is, if any), the queued messages the current link has not had go to it.
+     * Usually both are the same session, and it is one batch. Runs on the device's chain.
      */
-    #flush(d: DeviceState, ack: boolean, first: Buffer[] = [], via?: AppLink): void {
+    async #flush(d: DeviceState, first: Buffer[], ackId?: number, via?: AppLink): Promise<void> {
         const reply = first
-        if (ack && d.recv !== undefined) reply.push(encodeApp({ kind: AppKind.ACK, id: d.recv.delivered }))
+        if (ackId !== undefined) reply.push(encodeApp({ kind: AppKind.ACK, id: ackId }))
         const current = d.link
-        const queued = current === undefined ? [] : d.send.take().map(encodeApp)
+        const queued = current === undefined ? [] : await this.#take(d, current)
         if (via !== undefined && via !== current) {
             if (!this.#closed.has(via)) for (const c of packApp(reply)) via.send(c)
             reply.length = 0
         }
-        if (current !== undefined) for (const c of packApp([...reply, ...queued])) current.send(c)
+        if (current !== undefined && !this.#closed.has(current)) for (const c of packApp([...reply, ...queued])) current.send(c)
     }
 
     /**
-     * Queues a MESSAGE to a device; it is sent now if the device is connected, otherwise at
-     * its next session, and kept until acknowledged (the `acked` event).
+     * The stored messages `link`'s session has not been sent yet, in order; marks them sent.
+     * Only messages of the stream this session's STREAM named: a stream restarted by another
+     * session is that session's to send.
+     */
+    async #take(d: DeviceState, link: AppLink): Promise<Buffer[]> {
+        const ls = this.#sessions.get(link)
+        if (ls === undefined || ls.announced === 0) return []
+        const p = await this.opts.outbox.pending(d.device.id, ls.sentUpTo)
+        if (p.streamId !== ls.announced) return []
+        const last = p.messages[p.messages.length - 1]
+        if (last === undefined) return []
+        ls.sentUpTo = last.id
+        return p.messages.map(q => encodeApp(wireMessage(q)))
+    }
+
+    /**
+     * Queues a MESSAGE to a device: it resolves once the message is stored (it survives this
+     * process), and is sent now if the device's session is here, otherwise by whichever node
+     * holds its next session; kept until acknowledged (the `acked` event).
      * @returns the message's id in the gateway's current stream to that device (when the
      *     device restarts before acknowledging it, the stream restarts and the message is
      *     renumbered, PROTOCOL.md 12.1)
@@ -442,20 +616,33 @@ export class GatewayApp {
         const device = await this.opts.lookup(deviceName)
         if (device === undefined) throw new Error(`sendMessage: no device named ${deviceName}`)
         const d = this.#state(device)
-        if (d.send.unacked >= this.#maxQueue) throw new Error(`sendMessage: ${deviceName}'s queue is full`)
-        const m = d.send.enqueue({ kind: AppKind.MESSAGE, topic, payload: Buffer.from(payload) })
-        this.#flush(d, false)
-        return m.id
+        let q: QueuedMessage
+        try {
+            q = await this.opts.outbox.enqueue(device.id, { kind: "message", topic, payload: Buffer.from(payload) }, this.#maxQueue)
+        } catch (err) {
+            if (err instanceof QueueFull) throw new Error(`sendMessage: ${deviceName}'s queue is full`)
+            throw err
+        }
+        if (d.link === undefined) this.opts.onQueued?.(device.id)
+        // a node's own enqueue wakes itself
+        await this.#onChain(d, () => this.#flush(d, []), "send")
+        return q.id
     }
 
-    /** Unacknowledged gateway messages for a device (0 if none). */
-    queued(deviceId: string): number {
-        return this.#devices.get(deviceId)?.send.unacked ?? 0
+    /** Unacknowledged gateway messages for a device (0 if none), as stored. */
+    queued(deviceId: string): Promise<number> {
+        return this.opts.outbox.count(deviceId)
     }
 
-    /** Waits for the upstream calls in flight (graceful shutdown). */
+    /** Waits for the upstream calls in flight and the work queued per device (graceful shutdown). */
     async idle(): Promise<void> {
-        while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight])
-        await Promise.allSettled([...this.#devices.values()].map(d => d.chain))
+        for (;;) {
+            while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight])
+            const devices = [...this.#devices.values()]
+            const chains = devices.map(d => d.chain)
+            await Promise.allSettled(chains)
+            const same = this.#devices.size === devices.length && devices.every((d, i) => d.chain === chains[i])
+            if (this.#inflight.size === 0 && same) return
+        }
     }
 }

@@ -7,15 +7,12 @@
 // not its current stream's (the peer restarted or lost that state): its unacknowledged
 // messages are renumbered from 1 under a fresh stream_id, and its own STREAM goes first.
 import { randomBytes, type RandomSource } from "../crypto/random.js"
+import { newStreamId } from "../store/stream-id.js"
+import type { ReceiveState } from "../store/types.js"
 import { AppProtocolError, type SequencedMessage } from "./codec.js"
 
-/** A random non-zero stream id (0 means "none" in STREAM's peer_stream_id). */
-export function newStreamId(rng: RandomSource = randomBytes): number {
-    for (;;) {
-        const id = rng(4).readUInt32BE(0)
-        if (id !== 0) return id
-    }
-}
+export { newStreamId }
+export type { ReceiveState }
 
 /** A sequenced message without its id: the stream numbers it. */
 export type Unnumbered = SequencedMessage extends infer M ? (M extends SequencedMessage ? Omit<M, "id"> : never) : never
@@ -171,14 +168,6 @@ export class SendStream {
         if (last !== undefined) this.#sentUpTo = last.id
         return out
     }
-}
-
-/** What a receiver keeps of the peer's stream: persisted by the gateway (12.1). */
-export interface ReceiveState {
-    /** the peer's stream_id, 0 if none yet */
-    streamId: number
-    /** the highest id delivered from it */
-    delivered: number
 }
 
 /**

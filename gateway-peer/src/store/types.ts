@@ -74,7 +74,10 @@ export interface Outbox {
      * @throws QueueFull when `max` messages are unacknowledged
      */
     enqueue(deviceId: string, m: OutboundMessage, max: number): Promise<QueuedMessage & { streamId: number }>
-    /** The stream and its unacknowledged messages with id > `after` (default 0: all). */
+    /**
+     * The stream and its unacknowledged messages with id > `after` (default 0: all); stream id
+     * 0 (and nextId 1, no messages) when the device has no stream yet.
+     */
     pending(deviceId: string, after?: number): Promise<OutboxStream>
     /**
      * A cumulative ACK in stream `streamId`: releases every message with id <= `id`.
@@ -85,7 +88,7 @@ export interface Outbox {
     /**
      * Starts a new stream: a fresh random id different from the old one, the unacknowledged
      * messages renumbered 1, 2, ... in order; with `dropResponses`, RESPONSEs are dropped first
-     * (they answered a device stream that is gone).
+     * (they answered a device stream that is gone). A device without a stream gets one.
      * @returns the new stream and how many RESPONSEs were dropped
      */
     restart(deviceId: string, dropResponses: boolean): Promise<OutboxStream & { dropped: number }>

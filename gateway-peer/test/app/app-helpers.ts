@@ -1,11 +1,13 @@
 // Fixtures for the application-layer, CLI-serve and load tests: a gateway with its
-// application layer on loopback (in-memory registry and stream store unless given), devices
+// application layer on loopback (in-memory registry, receiving state and outbox unless given), devices
 // paired the way `pair` pairs them, and AppClients (the Node twin of the device's app stream).
 import { decodeApp, type AppMessage } from "../../src/app/codec.js"
-import type { AppLink } from "../../src/app/gateway-app.js"
+import type { AppLink, GatewayApp } from "../../src/app/gateway-app.js"
 import { startAppGateway, type AppGateway } from "../../src/app/serve.js"
 import { AppClient, DeviceApp } from "../../peer/device-app.js"
-import { MemoryAppStateStore, type AppStateStore } from "../../src/app/store.js"
+import { MemoryAppStateStore, MemoryOutbox } from "../../src/store/memory-app.js"
+import { openAppDatabase, SqliteAppStateStore, SqliteOutbox } from "../../src/store/sqlite-app.js"
+import type { AppStateStore, Outbox } from "../../src/store/types.js"
 import { parseConfig } from "../../src/app/upstream.js"
 import { pairDevice, type Paired } from "../../src/cli/pair.js"
 import { generateKeyPair } from "../../src/crypto/x25519.js"
@@ -18,7 +20,8 @@ import { TicketKeySet } from "../../src/tickets.js"
 export interface AppFixture {
     g: AppGateway
     registry: Registry
-    store: AppStateStore
+    receiving: AppStateStore
+    outbox: Outbox
     logs: LogLine[]
     identity: ReturnType<typeof generateKeyPair>
     ticketKeys: TicketKeySet
@@ -32,7 +35,8 @@ export async function appFixture(
     opts: {
         config?: unknown
         registry?: Registry
-        store?: AppStateStore
+        receiving?: AppStateStore
+        outbox?: Outbox
         policy?: Partial<ServerPolicy>
         quiet?: boolean
         identity?: ReturnType<typeof generateKeyPair>
@@ -40,7 +44,8 @@ export async function appFixture(
     } = {}
 ): Promise<AppFixture> {
     const registry = opts.registry ?? new MemoryRegistry()
-    const store = opts.store ?? new MemoryAppStateStore()
+    const receiving = opts.receiving ?? new MemoryAppStateStore()
+    const outbox = opts.outbox ?? new MemoryOutbox()
     const identity = opts.identity ?? generateKeyPair()
     const now = () => Math.floor(Date.now() / 1000)
     const ticketKeys = opts.ticketKeys ?? TicketKeySet.create(now())
@@ -53,12 +58,13 @@ export async function appFixture(
         log: l => {
             if (opts.quiet !== true) logs.push(l)
         },
-        app: { store, config: parseConfig(opts.config ?? {}) },
+        app: { receiving, outbox, config: parseConfig(opts.config ?? {}) },
     })
     return {
         g,
         registry,
-        store,
+        receiving,
+        outbox,
         logs,
         identity,
         ticketKeys,
@@ -78,9 +84,9 @@ export async function appFixture(
 }
 
 /** Waits until `pred` holds or `ms` pass. */
-export async function until(pred: () => boolean, ms = 3000): Promise<boolean> {
+export async function until(pred: () => boolean | Promise<boolean>, ms = 3000): Promise<boolean> {
     const end = Date.now() + ms
-    while (!pred()) {
+    while (!(await pred())) {
         if (Date.now() > end) return false
         await new Promise(r => setTimeout(r, 5))
     }
@@ -96,5 +102,46 @@ export class FakeLink implements AppLink {
     }
     close(code: number): void {
         this.closed.push(code)
+    }
+}
+
+/** The app's two stores in memory. */
+export function memoryStores(): { receiving: MemoryAppStateStore; outbox: MemoryOutbox } {
+    return { receiving: new MemoryAppStateStore(), outbox: new MemoryOutbox() }
+}
+
+/** The app's two stores on their own connection to an existing registry file. */
+export function sqliteStores(path: string): { receiving: SqliteAppStateStore; outbox: SqliteOutbox; close(): Promise<void> } {
+    const db = openAppDatabase(path)
+    return {
+        receiving: new SqliteAppStateStore(db),
+        outbox: new SqliteOutbox(db),
+        close: async () => {
+            db.close()
+        },
+    }
+}
+
+/** Carries one session between a GatewayApp and a DeviceApp twin, in memory. */
+export class AppPipe implements AppLink {
+    toDevice: Buffer[] = []
+    closed: number[] = []
+    send(content: Buffer): void {
+        this.toDevice.push(content)
+    }
+    close(code: number): void {
+        this.closed.push(code)
+    }
+    /** Runs `first` (device -> gateway) and every answer back and forth until quiet. */
+    async run(g: GatewayApp, device: { id: string; name: string }, dev: DeviceApp, first: Buffer[]): Promise<void> {
+        let up = first
+        for (let i = 0; i < 50; i++) {
+            for (const c of up) g.data(device, c, this)
+            await g.idle()
+            const down = this.toDevice.splice(0)
+            up = down.flatMap(c => dev.data(c))
+            if (up.length === 0) return
+        }
+        throw new Error("AppPipe: no quiet after 50 rounds")
     }
 }

@@ -10,12 +10,13 @@ import * as A from "../../src/app/codec.js"
 import { AppKind, AppError, decodeApp, encodeApp, AppProtocolError } from "../../src/app/codec.js"
 import { ReceiveStream, SendStream } from "../../src/app/stream.js"
 import { GatewayApp, type AppLink } from "../../src/app/gateway-app.js"
-import { MemoryAppStateStore, SqliteAppStateStore, type AppStateStore } from "../../src/app/store.js"
+import { MemoryAppStateStore, MemoryOutbox } from "../../src/store/memory-app.js"
+import type { AppStateStore, Outbox } from "../../src/store/types.js"
 import { parseConfig, ConfigError } from "../../src/app/upstream.js"
 import { AppClient, DeviceApp } from "../../peer/device-app.js"
 import { SqliteRegistry } from "../../src/registry/sqlite.js"
 import { Code, MAX_RECORD_CONTENT } from "../../src/wire.js"
-import { type AppFixture, appFixture, FakeLink, until } from "./app-helpers.js"
+import { type AppFixture, appFixture, FakeLink, memoryStores, sqliteStores, until } from "./app-helpers.js"
 
 const cleanup: (() => Promise<void> | void)[] = []
 after(async () => {
@@ -389,7 +390,7 @@ test("sendMessage: delivered to the device, acknowledged; queued while it is off
     await f.g.app.sendMessage("dev-d", "cmd", Buffer.from("m2"))
     assert.ok(await until(() => got.length === 2))
     assert.deepEqual(got, ["1:cmd:m1", "2:cmd:m2"])
-    assert.ok(await until(() => f.g.app.queued(p.deviceId.toString("hex")) === 0))
+    assert.ok(await until(async () => (await f.g.app.queued(p.deviceId.toString("hex"))) === 0))
     assert.ok(acked.includes(2))
     await assert.rejects(f.g.app.sendMessage("nobody", "cmd", Buffer.alloc(0)), /no device/)
     await assert.rejects(f.g.app.sendMessage("dev-d", "cmd", Buffer.alloc(1000)), RangeError)
@@ -438,7 +439,7 @@ test("exactly once, in order, both directions, across dropped connections and lo
     app.lose = "none"
     await d.connect()
     await d.settled()
-    assert.ok(await until(() => down.length === sentDown && f.g.app.queued(p.deviceId.toString("hex")) === 0))
+    assert.ok(await until(async () => down.length === sentDown && (await f.g.app.queued(p.deviceId.toString("hex"))) === 0))
     assert.deepEqual(
         up,
         Array.from({ length: sentUp }, (_, i) => i + 1),
@@ -464,9 +465,16 @@ test("a malformed application message closes the session with CLOSE(PROTOCOL_ERR
 
 // ---- persistence of the receiving state ------------------------------------------------------
 
-async function replayAfterRestart(store: () => AppStateStore): Promise<void> {
+interface Stores {
+    receiving: AppStateStore
+    outbox: Outbox
+    close(): Promise<void>
+}
+
+async function replayAfterRestart(store: () => Stores): Promise<void> {
     const device = { id: "0011223344556677", name: "dev-g" }
-    const mk = (s: AppStateStore) => new GatewayApp({ store: s, config: parseConfig({}), lookup: async () => device })
+    const mk = (s: Stores) =>
+        new GatewayApp({ receiving: s.receiving, outbox: s.outbox, config: parseConfig({}), lookup: async () => device })
     const stream = encodeApp({ kind: AppKind.STREAM, streamId: 4242, peerStreamId: 0, delivered: 0 })
     const pub = (id: number) => encodeApp({ kind: AppKind.PUBLISH, id, topic: "t", payload: Buffer.from(`p${id}`) })
 
@@ -502,7 +510,7 @@ async function replayAfterRestart(store: () => AppStateStore): Promise<void> {
 
 test("the gateway's STREAM goes before a RESPONSE sent at once (a refused route) and counts the record it answers", async () => {
     const device = { id: "0011223344556688", name: "dev-o" }
-    const app = new GatewayApp({ store: new MemoryAppStateStore(), config: parseConfig({}), lookup: async () => device })
+    const app = new GatewayApp({ ...memoryStores(), config: parseConfig({}), lookup: async () => device })
     const link = new FakeLink()
     const stream = encodeApp({ kind: AppKind.STREAM, streamId: 99, peerStreamId: 0, delivered: 0 })
     const req = encodeApp({ kind: AppKind.REQUEST, id: 1, route: "nowhere", payload: Buffer.alloc(0) })
@@ -521,8 +529,9 @@ test("the gateway's STREAM goes before a RESPONSE sent at once (a refused route)
 })
 
 test("receiving state survives a gateway restart (memory store)", async () => {
-    const mem = new MemoryAppStateStore()
-    await replayAfterRestart(() => ({ get: k => mem.get(k), put: (k, v) => mem.put(k, v), close: async () => {} }))
+    const receiving = new MemoryAppStateStore()
+    const outbox = new MemoryOutbox()
+    await replayAfterRestart(() => ({ receiving, outbox, close: async () => {} }))
 })
 
 test("receiving state survives a gateway restart (SQLite, in the registry's file)", async () => {
@@ -530,15 +539,14 @@ test("receiving state survives a gateway restart (SQLite, in the registry's file
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }))
     const path = join(dir, "registry.db")
     await new SqliteRegistry(path, { create: true }).close()
-    await replayAfterRestart(() => new SqliteAppStateStore(path))
+    await replayAfterRestart(() => sqliteStores(path))
     // the registry still opens: the extra table does not make it foreign
     await new SqliteRegistry(path).close()
 })
 
 test("a bad message leaves the receiving state as it was (the good ones before it are redelivered)", async () => {
     const device = { id: "0011223344556688", name: "dev-h" }
-    const store = new MemoryAppStateStore()
-    const app = new GatewayApp({ store, config: parseConfig({}), lookup: async () => device })
+    const app = new GatewayApp({ ...memoryStores(), config: parseConfig({}), lookup: async () => device })
     const got: number[] = []
     app.events.on("publish", e => got.push(e.id))
     const link = new FakeLink()
@@ -568,7 +576,7 @@ test("the device restarts mid-stream: what it acknowledged stays delivered once,
     const d1 = f.device(p, boot1)
     await d1.connect()
     for (let i = 1; i <= 5; i++) await f.g.app.sendMessage("dev-r", "n", Buffer.from(`g${i}`))
-    assert.ok(await until(() => f.g.app.queued(devId) === 0))
+    assert.ok(await until(async () => (await f.g.app.queued(devId)) === 0))
     boot1.lose = "out"
     await f.g.app.sendMessage("dev-r", "n", Buffer.from("g6"))
     assert.ok(await until(() => got1.length === 6))
@@ -578,7 +586,7 @@ test("the device restarts mid-stream: what it acknowledged stays delivered once,
     assert.ok(await until(() => up.length === 1))
     await d1.drop()
     await until(() => f.g.gateway.stats.sessions === 0)
-    assert.equal(f.g.app.queued(devId), 5, "6..10 unacknowledged")
+    assert.equal(await f.g.app.queued(devId), 5, "6..10 unacknowledged")
 
     // boot 2: a fresh application state (RAM lost), the same ticket store
     const boot2 = new DeviceApp()
@@ -587,7 +595,7 @@ test("the device restarts mid-stream: what it acknowledged stays delivered once,
     const d2 = new AppClient(d1.client, boot2)
     await d2.connect()
     d2.publish("n", Buffer.from("d2"))
-    assert.ok(await until(() => got2.length === 5 && f.g.app.queued(devId) === 0))
+    assert.ok(await until(async () => got2.length === 5 && (await f.g.app.queued(devId)) === 0))
     assert.deepEqual(got1, ["g1", "g2", "g3", "g4", "g5", "g6"])
     // acknowledged 1..5 never again; 6 (delivered, ACK lost before the restart) again; 7..10 once
     assert.deepEqual(
@@ -634,7 +642,8 @@ class Pipe implements AppLink {
 
 test("the gateway lost its receiving state: the device's stream restarts, nothing it acknowledged is lost", async () => {
     const device = { id: "00112233445566aa", name: "dev-l" }
-    const mk = (store: AppStateStore) => new GatewayApp({ store, config: parseConfig({}), lookup: async () => device })
+    const mk = (receiving: AppStateStore) =>
+        new GatewayApp({ receiving, outbox: new MemoryOutbox(), config: parseConfig({}), lookup: async () => device })
     const g1 = mk(new MemoryAppStateStore())
     const got: string[] = []
     g1.events.on("publish", e => got.push(e.payload.toString()))

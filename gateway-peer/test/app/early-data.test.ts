@@ -6,10 +6,9 @@ import assert from "node:assert/strict"
 import { createServer, type IncomingHttpHeaders } from "node:http"
 import { AppKind, decodeApp, encodeApp, type AppMessage } from "../../src/app/codec.js"
 import { GatewayApp } from "../../src/app/gateway-app.js"
-import { MemoryAppStateStore } from "../../src/app/store.js"
 import { callUpstream, parseConfig, type Route } from "../../src/app/upstream.js"
 import { MemoryTicketStore } from "../../peer/initiator.js"
-import { appFixture, type AppFixture } from "./app-helpers.js"
+import { appFixture, type AppFixture, memoryStores } from "./app-helpers.js"
 
 const cleanup: (() => Promise<void> | void)[] = []
 after(async () => {
@@ -53,7 +52,7 @@ test("GatewayApp: a REQUEST delivered from early data is forwarded with early-da
     const link = { send: (c: Buffer) => void sent.push(...decodeApp(c, "gateway")), close: () => {} }
     const f = recordingFetch()
     const app = new GatewayApp({
-        store: new MemoryAppStateStore(),
+        ...memoryStores(),
         config: parseConfig({ routes: { r: { url: "http://127.0.0.1:9/r", devices: ["*"] } } }),
         lookup: async () => device,
         fetch: f.fetch,

@@ -6,10 +6,9 @@ import assert from "node:assert/strict"
 import { AppError, AppKind, encodeApp } from "../../src/app/codec.js"
 import { GatewayApp } from "../../src/app/gateway-app.js"
 import { LogLimiter } from "../../src/app/log-limit.js"
-import { MemoryAppStateStore } from "../../src/app/store.js"
 import { parseConfig } from "../../src/app/upstream.js"
 import { Code } from "../../src/wire.js"
-import { type AppFixture, appFixture, FakeLink, until } from "./app-helpers.js"
+import { type AppFixture, appFixture, FakeLink, until, memoryStores } from "./app-helpers.js"
 
 const cleanup: (() => Promise<void> | void)[] = []
 after(async () => {
@@ -26,7 +25,7 @@ test("a device that sends thousands of refused REQUESTs and never acknowledges i
     const device = { id: "00ff00ff00ff00ff", name: "flooder" }
     const logs: Record<string, unknown>[] = []
     const app = new GatewayApp({
-        store: new MemoryAppStateStore(),
+        ...memoryStores(),
         config: parseConfig({}),
         lookup: async () => device,
         log: l => logs.push(l),
@@ -38,7 +37,7 @@ test("a device that sends thousands of refused REQUESTs and never acknowledges i
         app.data(device, encodeApp({ kind: AppKind.REQUEST, id, route: "nowhere", payload: Buffer.alloc(0) }), link)
     await app.idle()
     assert.deepEqual(link.closed, [Code.PROTOCOL_ERROR], "closed once, with PROTOCOL_ERROR")
-    assert.equal(app.queued(device.id), 100, "the queue stopped at its bound")
+    assert.equal(await app.queued(device.id), 100, "the queue stopped at its bound")
     const responses = link.sent.filter(m => m.kind === AppKind.RESPONSE)
     assert.equal(responses.length, 100, "every queued RESPONSE was sent once, nothing past the bound")
     assert.ok(responses.every(r => r.kind === AppKind.RESPONSE && r.payload[0] === AppError.ROUTE_REFUSED))
@@ -56,12 +55,12 @@ test("a device that sends thousands of refused REQUESTs and never acknowledges i
     const last = resent[resent.length - 1]?.id ?? 0
     app.data(device, encodeApp({ kind: AppKind.ACK, id: last }), link2)
     await app.idle()
-    assert.equal(app.queued(device.id), 0)
+    assert.equal(await app.queued(device.id), 0)
 })
 
 test("sendMessage and RESPONSEs share the bound: a queue full of MESSAGEs refuses more, and a RESPONSE past it closes", async () => {
     const device = { id: "00ee00ee00ee00ee", name: "busy" }
-    const app = new GatewayApp({ store: new MemoryAppStateStore(), config: parseConfig({}), lookup: async () => device, maxQueue: 8 })
+    const app = new GatewayApp({ ...memoryStores(), config: parseConfig({}), lookup: async () => device, maxQueue: 8 })
     for (let i = 0; i < 8; i++) await app.sendMessage("busy", "t", Buffer.from([i]))
     await assert.rejects(app.sendMessage("busy", "t", Buffer.alloc(0)), /queue is full/)
     const link = new FakeLink()
@@ -75,7 +74,7 @@ test("sendMessage and RESPONSEs share the bound: a queue full of MESSAGEs refuse
     )
     await app.idle()
     assert.deepEqual(link.closed, [Code.PROTOCOL_ERROR])
-    assert.equal(app.queued(device.id), 8)
+    assert.equal(await app.queued(device.id), 8)
 })
 
 test("through the server: a device flooding refused REQUESTs without ACKs is cut off; another device is served meanwhile", async () => {
@@ -98,7 +97,7 @@ test("through the server: a device flooding refused REQUESTs without ACKs is cut
     await reading
     assert.equal(conn.closeCode, Code.PROTOCOL_ERROR)
     assert.ok(sent < 5000, `cut off after ${sent} records`)
-    assert.ok(f.g.app.queued(flooder.deviceId.toString("hex")) <= 256, "the queue is bounded at its default")
+    assert.ok((await f.g.app.queued(flooder.deviceId.toString("hex"))) <= 256, "the queue is bounded at its default")
     // the gateway is not stuck: another device resumes and publishes at once
     const o = f.device(other)
     const t0 = Date.now()

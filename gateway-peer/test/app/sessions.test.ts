@@ -6,11 +6,10 @@ import { test, after } from "node:test"
 import assert from "node:assert/strict"
 import { AppKind, encodeApp } from "../../src/app/codec.js"
 import { GatewayApp } from "../../src/app/gateway-app.js"
-import { MemoryAppStateStore } from "../../src/app/store.js"
 import { parseConfig } from "../../src/app/upstream.js"
 import { MemoryTicketStore, TetherClient } from "../../peer/initiator.js"
 import { Code } from "../../src/wire.js"
-import { type AppFixture, appFixture, FakeLink, until } from "./app-helpers.js"
+import { type AppFixture, appFixture, FakeLink, until, memoryStores } from "./app-helpers.js"
 
 const cleanup: (() => Promise<void> | void)[] = []
 after(async () => {
@@ -66,7 +65,7 @@ const stream = (delivered = 0, peer = 0) => encodeApp({ kind: AppKind.STREAM, st
 const pub = (id: number) => encodeApp({ kind: AppKind.PUBLISH, id, topic: "t", payload: Buffer.from(`p${id}`) })
 
 test("an error in one session closes that session only; the other keeps its flags and the gateway's stream", async () => {
-    const app = new GatewayApp({ store: new MemoryAppStateStore(), config: parseConfig({}), lookup: async () => device })
+    const app = new GatewayApp({ ...memoryStores(), config: parseConfig({}), lookup: async () => device })
     const got: number[] = []
     app.events.on("publish", e => got.push(e.id))
     const a = new FakeLink()
@@ -95,7 +94,7 @@ test("an error in one session closes that session only; the other keeps its flag
 })
 
 test("a second session's STREAM takes the gateway's stream over; the first session's messages are still acknowledged to it", async () => {
-    const app = new GatewayApp({ store: new MemoryAppStateStore(), config: parseConfig({}), lookup: async () => device })
+    const app = new GatewayApp({ ...memoryStores(), config: parseConfig({}), lookup: async () => device })
     const got: number[] = []
     app.events.on("publish", e => got.push(e.id))
     const a = new FakeLink()

@@ -8,10 +8,9 @@ import assert from "node:assert/strict"
 import { createServer, type Server } from "node:http"
 import { AppError } from "../../src/app/codec.js"
 import { GatewayApp } from "../../src/app/gateway-app.js"
-import { MemoryAppStateStore } from "../../src/app/store.js"
 import { parseConfig } from "../../src/app/upstream.js"
 import { AppKind, decodeApp, encodeApp, type AppMessage } from "../../src/app/codec.js"
-import { appFixture, type AppFixture } from "./app-helpers.js"
+import { appFixture, type AppFixture, memoryStores } from "./app-helpers.js"
 
 const unhandled: unknown[] = []
 const onUnhandled = (reason: unknown) => unhandled.push(reason)
@@ -134,7 +133,7 @@ test("a fetch that throws, or answers what no RESPONSE can carry, is answered UP
     for (const hook of hooks) {
         sent.length = 0
         const app = new GatewayApp({
-            store: new MemoryAppStateStore(),
+            ...memoryStores(),
             config,
             lookup: async () => device,
             fetch: hook,
