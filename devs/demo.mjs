@@ -352,12 +352,10 @@ async function main() {
     }
 
     // the gateway, in this process so the scenario can command it
-    const { loadState, SqliteRegistry, openAppDatabase, SqliteAppStateStore, SqliteOutbox, parseConfig, startAppGateway } =
-        await import("tether-gateway")
-    const state = loadState(STATE)
-    const registry = new SqliteRegistry(state.registryPath)
-    const appDb = openAppDatabase(state.registryPath)
-    const store = { receiving: new SqliteAppStateStore(appDb), outbox: new SqliteOutbox(appDb), close: async () => appDb.close() }
+    const { openStore, parseConfig, startNode } = await import("tether-gateway")
+    // the state directory `init` and `pair` made, as `serve` opens it (its KEK in STATE/kek)
+    const store = await openStore({ stateDir: STATE })
+    const registry = store.registry
     const events = []
     const log = l => {
         events.push(l)
@@ -371,14 +369,7 @@ async function main() {
                     .join(" ")
             )
     }
-    const g = await startAppGateway({
-        host: "127.0.0.1",
-        port: 0,
-        registry,
-        state,
-        log,
-        app: { receiving: store.receiving, outbox: store.outbox, config: parseConfig(routes) },
-    })
+    const g = await startNode({ store, node: "demo", host: "127.0.0.1", port: 0, log, config: parseConfig(routes) })
     const published = []
     g.app.events.on("publish", e => published.push(e))
     const relay = await startRelay(g.gateway.port)
@@ -409,7 +400,6 @@ async function main() {
         relay.close()
         await g.close()
         await store.close()
-        await registry.close()
         upstream.close()
     }
 

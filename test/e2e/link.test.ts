@@ -415,7 +415,7 @@ describe("device link: restart mid-stream", () => {
         await gw.close()
     })
 
-    test("gateway -> device: nothing acknowledged is delivered again, nothing is lost, delivery continues", () => {
+    test("gateway -> device: nothing acknowledged is delivered again, nothing is lost, delivery continues", async () => {
         assert.ok(devicePassed(run, "restart"), run.out.split("\n").slice(-60).join("\n"))
         const got = (boot: number) =>
             run.out

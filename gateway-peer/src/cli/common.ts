@@ -1,6 +1,7 @@
 // What every command of the operator CLI shares: option parsing with --help, the state
 // directory, the registry, and errors fit for the operator (one line, exit 1, never a secret).
-import { resolve } from "node:path"
+import { join, resolve } from "node:path"
+import { KEK_FILE, loadKek } from "../crypto/kek.js"
 import { parseArgs, type ParseArgsConfig } from "node:util"
 import { DEFAULT_POLICY, type ServerPolicy } from "../policy.js"
 import { SqliteRegistry } from "../registry/sqlite.js"
@@ -103,7 +104,8 @@ export function stateDir(value: unknown, io: Io): string {
  */
 export function openState(dir: string, onModeFix?: ModeFixFn): { state: GatewayState; registry: SqliteRegistry } {
     const state = loadState(dir, { onModeFix })
-    return { state, registry: new SqliteRegistry(state.registryPath, { onModeFix }) }
+    const kek = loadKek({ file: join(dir, KEK_FILE) })
+    return { state, registry: new SqliteRegistry(state.registryPath, { onModeFix, kek }) }
 }
 
 /** A positive integer option, or `dflt` when absent. @throws CliError (exit 2) */
