@@ -194,7 +194,7 @@ export async function run(ctx) {
             name: "device resumption: first record + TICKET saved",
             value: resFirst,
             unit: "instr",
-            note: `settings-backed store; ${round(memFirst)} with the memory store: the settings client costs ${round(resFirst - memFirst)}`,
+            note: `settings-backed store (the device's); ${round(memFirst)} with the in-memory store of round 2`,
         },
         {
             name: "device record send, 100-byte DATA",
