@@ -1,49 +1,55 @@
 // X25519 (RFC 7748, section 5) for the DeviceScript VM.
 //
 // The field arithmetic and the ladder are generated code (src/crypto/field25519.ts, from
-// devs/gen/x25519-field.mjs): 20 limbs of 13 bits whose every intermediate provably stays an
-// int32 (the bound argument heads that file), in ONE function, fengine(), holding one unrolled
-// multiplication and one unrolled squaring shared by the ladder (a loop of 5 phases per step)
-// and the inversion (modes MODE_SQR and MODE_MUL on offsets into the state array).
+// devs/gen/x25519-field.mjs): 13 limbs of 19-20 bits in doubles, every product and sum exact
+// below 2^53 (the bound argument heads that file and the generator checks it), in ONE function,
+// fengine(), holding one unrolled multiplication and one unrolled squaring shared by the
+// ladder (a loop of 5 phases per step) and the inversion (modes MODE_SQR and MODE_MUL on
+// offsets into the state array).
 //
-// Cost and size, measured by devs/bench/x25519.mjs (`npm run bench`, the instruction count
-// comes from executing the compiled image's statements, see there): 4.83 million bytecode
-// instructions per scalar multiplication (a ladder step is 17,103; a squaring 1,372; a
-// multiplication call 2,427), and 10.8 KB of bytecode for all the field code (the previous
-// fully inlined ladder step alone was 29.9 KB of the image's 64 KB limit on function code). The VM panics after 128K instructions without an await; this code
-// yields (`await ds.sleep(0)`) after every LADDER_STEPS ladder steps and every SQR_CHUNK
-// squarings.
+// Cost (issue 17), counted by the VM itself (`npm run bench`: devs/bench/x25519.mjs and the
+// device group, with the counting VM of devs/bench/device/counting-vm.mjs): 2.54 million
+// bytecode instructions per scalar multiplication, against 4.85 million for the int32 engine
+// of 20 limbs of 13 bits it replaced (kept for the bench in devs/bench/device/alt/). The VM
+// panics after 128K instructions without an await; this code yields (`await ds.sleep(0)`)
+// after every LADDER_STEPS ladder steps and every SQR_CHUNK squarings: the longest slice
+// measured is about 31K instructions.
 //
 // Constant time: the ladder executes the same instructions for every scalar and point
 // (conditional swaps by mask, scalar bits read at public positions, the engine's branches
 // depend only on the public phase counter and mode); the final reduction selects by mask;
 // the all-zero check OR-accumulates every byte before the one branch on its (public) outcome.
 import * as ds from "@devicescript/core"
-import { LIMBS, ST_CTL, MODE_SQR, MODE_MUL, fengine } from "./field25519"
+import {
+    LIMBS,
+    LIMB_POS,
+    ST_CTL,
+    ST_LEN,
+    ST_SWAP,
+    ST_TMP,
+    ST_X1,
+    ST_X2,
+    ST_X3,
+    ST_Z2,
+    ST_Z3,
+    MODE_SQR,
+    MODE_MUL,
+    fengine,
+} from "./field25519"
 
-/** Ladder steps per slice between yields (17,103 instructions each; a slice is 34,884). */
-const LADDER_STEPS = 2
-/** Squarings per slice between yields (1,372 instructions each). */
-const SQR_CHUNK = 20
-const MASK = 8191
-// st layout: x1 0, x2 20, z2 40, x3 60, z3 80, swap bit 100, ST_CTL 101..103, then the
-// inversion's temporaries
-const X2 = 20
-const Z2 = 40
-const T0 = 104
-const T1 = 124
-const T2 = 144
-const T3 = 164
-const ST_LEN = 184
+/** Ladder steps per slice between yields (see the bench for the measured slice). */
+const LADDER_STEPS = 3
+/** Squarings per slice between yields. */
+const SQR_CHUNK = 30
+const X2 = ST_X2
+const Z2 = ST_Z2
+const T0 = ST_TMP
+const T1 = ST_TMP + LIMBS
+const T2 = ST_TMP + 2 * LIMBS
+const T3 = ST_TMP + 3 * LIMBS
 
 function checkLength(name: string, b: Buffer): void {
     if (!b || b.length !== DH_LEN) throw new TypeError("x25519: " + name + " must be a 32-byte Buffer")
-}
-
-function fe(): number[] {
-    const a: number[] = []
-    for (let i = 0; i < LIMBS; i++) a.push(0)
-    return a
 }
 
 /** Best effort on a garbage-collected VM: old copies may survive until the heap is reused. */
@@ -52,8 +58,7 @@ function wipe(a: number[]): void {
 }
 
 // u-coordinate (RFC 7748: mask the top bit; non-canonical values >= p are accepted and
-// reduced by the arithmetic) into 13-bit unsigned limbs at st[off..off+20) (the class U of
-// field25519.ts).
+// reduced by the arithmetic) into unsigned digits of the limb widths at st[off..off+LIMBS).
 function unpack(st: number[], off: number, u: Buffer): void {
     let acc = 0
     let bits = 0
@@ -61,53 +66,37 @@ function unpack(st: number[], off: number, u: Buffer): void {
     for (let i = 0; i < 32; i++) {
         acc |= (i === 31 ? u[i] & 0x7f : u[i]) << bits
         bits += 8
-        if (bits >= 13) {
-            st[off + j++] = acc & MASK
-            acc >>= 13
-            bits -= 13
+        const w = LIMB_POS[j + 1] - LIMB_POS[j]
+        if (bits >= w) {
+            st[off + j++] = acc & ((1 << w) - 1)
+            acc >>= w
+            bits -= w
         }
     }
-    st[off + j] = acc // limb 19: the top 8 bits
 }
 
-// One unsigned carry pass; returns the carry out of bit 260.
+// One carry pass into unsigned digits (floor carries); returns the carry out of bit 255.
 function carry(a: number[]): number {
     let c = 0
     for (let i = 0; i < LIMBS; i++) {
+        const w = 1 << (LIMB_POS[i + 1] - LIMB_POS[i])
         const v = a[i] + c
-        a[i] = v & MASK
-        c = v >> 13
+        c = Math.floor(v / w)
+        a[i] = v - c * w
     }
     return c
 }
 
-// Fully reduces a (limbs in [-2, 8193], the class U of field25519.ts) to the canonical value
-// in [0, p) with unsigned 13-bit limbs, in constant time. t is scratch.
+// Fully reduces a (core outputs: balanced digits) to the canonical value in [0, p) in unsigned
+// digits, in constant time (the same operations for every value). t is scratch.
 function freeze(a: number[], t: number[]): void {
-    // + 32p = 2^260 - 608 (limbs 7584, 8191, ..., 8191) makes every limb positive
-    a[0] += 7584
-    for (let i = 1; i < LIMBS; i++) a[i] += MASK
-    // value < 2^261.01: fold the carry of bit 260 (2^260 = 608) twice (the second fold carries
-    // at most 1 and leaves a value far below 2^260)
-    a[0] += 608 * carry(a)
-    a[0] += 608 * carry(a)
-    carry(a) // now < 2^260 with 13-bit limbs
-    for (let r = 0; r < 2; r++) {
-        // fold bits 255..259 (2^255 = 19); twice, the second carries at most 1
-        const hi = a[19] >> 8
-        a[19] &= 255
-        a[0] += 19 * hi
-        carry(a)
-    }
-    // now a < 2^255: subtract p if a + 19 >= 2^255, selected by mask
-    let c = 19
-    for (let i = 0; i < LIMBS; i++) {
-        const v = a[i] + c
-        t[i] = v & MASK
-        c = v >> 13
-    }
-    const m = 0 - ((t[19] >> 8) & 1)
-    t[19] &= 255
+    // fold the carry of bit 255 (2^255 = 19) three times: the first leaves a value within a
+    // few p of [0, 2^255), the second a carry of -1, 0 or 1, the third none
+    for (let r = 0; r < 3; r++) a[0] += 19 * carry(a)
+    // now 0 <= a < 2^255: subtract p if a + 19 >= 2^255, selected by mask
+    for (let i = 0; i < LIMBS; i++) t[i] = a[i]
+    t[0] += 19
+    const m = 0 - carry(t) // -1 when a + 19 >= 2^255 (then t = a + 19 - 2^255 = a - p)
     for (let i = 0; i < LIMBS; i++) a[i] ^= m & (a[i] ^ t[i])
 }
 
@@ -118,7 +107,7 @@ function pack(a: number[]): Buffer {
     let j = 0
     for (let i = 0; i < LIMBS; i++) {
         acc |= a[i] << bits
-        bits += 13
+        bits += LIMB_POS[i + 1] - LIMB_POS[i]
         while (bits >= 8 && j < 32) {
             out[j++] = acc & 0xff
             acc >>= 8
@@ -179,7 +168,7 @@ async function invert(st: number[], k: Buffer, o: number, z: number): Promise<vo
 /**
  * X25519 scalar multiplication (RFC 7748, section 5): the u-coordinate of scalar * u.
  * The scalar is clamped on a copy (the caller's buffer is not modified) and the top bit of
- * u is ignored. Cooperative: yields to other fibers at least every 36K VM instructions.
+ * u is ignored. Cooperative: yields to other fibers at least every 32K VM instructions.
  * @param scalar 32-byte secret scalar
  * @param u 32-byte u-coordinate (any 32 bytes are accepted, as the RFC requires)
  * @returns the 32-byte shared u-coordinate
@@ -197,27 +186,27 @@ export async function x25519(scalar: Buffer, u: Buffer): Promise<Buffer> {
     // the inversion's temporaries
     const st: number[] = []
     for (let i = 0; i < ST_LEN; i++) st.push(0)
-    unpack(st, 0, u)
-    st[20] = 1 // x2 = 1, z2 = 0
-    for (let i = 0; i < LIMBS; i++) st[60 + i] = st[i] // x3 = u
-    st[80] = 1 // z3 = 1
+    unpack(st, ST_X1, u)
+    st[ST_X2] = 1 // x2 = 1, z2 = 0
+    for (let i = 0; i < LIMBS; i++) st[ST_X3 + i] = st[ST_X1 + i] // x3 = u
+    st[ST_Z3] = 1 // z3 = 1
 
     for (let t = 254; t >= 0; t -= LADDER_STEPS) {
         fengine(st, k, t, t + 1 < LADDER_STEPS ? t + 1 : LADDER_STEPS)
         await ds.sleep(0)
     }
     // the last conditional swap, by mask
-    const m = 0 - st[100]
-    for (let i = 20; i < 60; i++) {
-        const d = m & (st[i] ^ st[i + 40])
+    const m = 0 - st[ST_SWAP]
+    for (let i = X2; i < X2 + 2 * LIMBS; i++) {
+        const d = m & (st[i] ^ st[i + 2 * LIMBS])
         st[i] ^= d
-        st[i + 40] ^= d
+        st[i + 2 * LIMBS] ^= d
     }
 
     await invert(st, k, Z2, Z2)
     fmul(st, k, X2, X2, Z2)
     const x2 = st.slice(X2, X2 + LIMBS)
-    const t0 = fe()
+    const t0 = st.slice(T0, T0 + LIMBS)
     freeze(x2, t0)
     const out = pack(x2)
 
