@@ -4,7 +4,7 @@
 import { resolve } from "node:path"
 import { migrateSqliteToPg, isPostgresUrl, STORE_ENV } from "../store/open.js"
 import { redactUrl } from "../store/postgres.js"
-import { CliError, openCliStore, parse, stateDir, STATE_OPTION, STORE_HELP, type Io } from "./common.js"
+import { CliError, openCliStore, parse, printTable, stateDir, STATE_OPTION, STORE_HELP, type Io } from "./common.js"
 
 export const STATUS_USAGE = `usage: tether-gateway status [--state DIR | --store URL] [--json]
 
@@ -67,14 +67,7 @@ export async function status(argv: string[], io: Io): Promise<void> {
             ["DEVICE", "NODE", "SINCE", "REMOTE", "LAST ACTIVITY", "GENERATION", "HANDSHAKE"],
             ...rows.map(x => [x.device, x.node, x.since, x.remote, ago(Date.parse(x.lastActivity), now), String(x.generation), x.kind]),
         ]
-        const widths = table[0]?.map((_, i) => Math.max(...table.map(row => (row[i] ?? "").length))) ?? []
-        for (const row of table)
-            io.out(
-                row
-                    .map((c, i) => c.padEnd(widths[i] ?? 0))
-                    .join("  ")
-                    .trimEnd()
-            )
+        printTable(io, table)
     } finally {
         await store.close()
     }

@@ -108,6 +108,18 @@ export function openState(dir: string, onModeFix?: ModeFixFn): { state: GatewayS
     return { state, registry: new SqliteRegistry(state.registryPath, { onModeFix, kek }) }
 }
 
+/** Prints rows as columns two spaces apart, each padded to its widest cell (the first row is the header). */
+export function printTable(io: Io, table: readonly (readonly string[])[]): void {
+    const widths = table[0]?.map((_, i) => Math.max(...table.map(row => (row[i] ?? "").length))) ?? []
+    for (const row of table)
+        io.out(
+            row
+                .map((c, i) => c.padEnd(widths[i] ?? 0))
+                .join("  ")
+                .trimEnd()
+        )
+}
+
 /** A positive integer option, or `dflt` when absent. @throws CliError (exit 2) */
 export function intOption(value: unknown, name: string, dflt: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
     if (value === undefined) return dflt

@@ -1,7 +1,7 @@
 // `tether-gateway list`, `revoke NAME`, `expire-tickets NAME`, `rotate-ticket-key`,
 // `retire-ticket-key`: the registry and the ticket keys.
 import type { GatewayStore } from "../store/types.js"
-import { nowSeconds, CliError, intOption, openCliStore, parse, STATE_OPTION, STORE_HELP, type Io } from "./common.js"
+import { nowSeconds, CliError, intOption, openCliStore, parse, printTable, STATE_OPTION, STORE_HELP, type Io } from "./common.js"
 
 export const LIST_USAGE = `usage: tether-gateway list [--state DIR | --store URL] [--json]
 
@@ -85,14 +85,7 @@ export async function list(argv: string[], io: Io): Promise<void> {
             ["NAME", "ID", "STATUS", "ISSUED", "ACCEPTED", "PAIRED"],
             ...rows.map(x => [x.name, x.id, x.status, String(x.issued_generation), String(x.accepted_generation), x.paired_at]),
         ]
-        const widths = table[0]?.map((_, i) => Math.max(...table.map(row => (row[i] ?? "").length))) ?? []
-        for (const row of table)
-            io.out(
-                row
-                    .map((c, i) => c.padEnd(widths[i] ?? 0))
-                    .join("  ")
-                    .trimEnd()
-            )
+        printTable(io, table)
     } finally {
         await store.close()
     }

@@ -30,7 +30,15 @@ import {
 import { TicketKeySet } from "../tickets.js"
 import { UINT32_MAX } from "../wire.js"
 import { Kek, KekError } from "../crypto/kek.js"
-import { StoreUnavailable, type SessionDirectory, type SessionRow, type StoreEvents } from "./types.js"
+import {
+    emitStoreEvent,
+    sessionFromRow,
+    StoreUnavailable,
+    type SessionDbRow,
+    type SessionDirectory,
+    type SessionRow,
+    type StoreEvents,
+} from "./types.js"
 
 /** One step of the schema. Applied in order, each in the same transaction as its version row. */
 export interface PgMigration {
@@ -348,30 +356,6 @@ export class PgRegistry implements Registry {
     async close(): Promise<void> {}
 }
 
-interface SessionDbRow {
-    device_id: string
-    node: string
-    session_id: string
-    since: string
-    remote: string
-    last_activity: string
-    generation: string
-    resumed: boolean
-}
-
-function sessionRow(r: SessionDbRow): SessionRow {
-    return {
-        deviceId: r.device_id,
-        node: r.node,
-        sessionId: r.session_id,
-        since: Number(r.since),
-        remote: r.remote,
-        lastActivity: Number(r.last_activity),
-        generation: Number(r.generation),
-        resumed: r.resumed,
-    }
-}
-
 /** The live view on PostgreSQL: one row per device, claimed by the node that holds its session. */
 export class PgSessions implements SessionDirectory {
     constructor(readonly pool: pg.Pool) {}
@@ -393,7 +377,7 @@ export class PgSessions implements SessionDirectory {
                 PG_CHANNEL,
                 JSON.stringify({ e: "claimed", a: [row.deviceId, row.node, row.sessionId] }),
             ])
-            return sessionRow(prev)
+            return sessionFromRow(prev)
         })
     }
 
@@ -417,7 +401,7 @@ export class PgSessions implements SessionDirectory {
 
     async list(): Promise<SessionRow[]> {
         const r = await query<SessionDbRow>(this.pool, "SELECT * FROM sessions ORDER BY node, device_id")
-        return r.rows.map(sessionRow)
+        return r.rows.map(sessionFromRow)
     }
 }
 
@@ -563,12 +547,7 @@ export class PgListener {
         } catch {
             return
         }
-        const a = Array.isArray(m.a) ? m.a.map(String) : []
-        if (m.e === "revoked" && a[0] !== undefined) this.#events.emit("revoked", a[0])
-        else if (m.e === "keys") this.#events.emit("keys")
-        else if (m.e === "queued" && a[0] !== undefined) this.#events.emit("queued", a[0])
-        else if (m.e === "claimed" && a.length === 3) this.#events.emit("claimed", a[0] as string, a[1] as string, a[2] as string)
-        else if (m.e === "resync") this.#events.emit("resync")
+        emitStoreEvent(this.#events, m.e, m.a)
     }
 
     #lost(c: pg.Client): void {

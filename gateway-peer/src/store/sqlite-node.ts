@@ -4,31 +4,7 @@
 // LISTEN/NOTIFY: the node polls the log (one indexed query every pollMs) and prunes it.
 import { EventEmitter } from "node:events"
 import type Database from "better-sqlite3"
-import type { SessionDirectory, SessionRow, StoreEvents } from "./types.js"
-
-interface SessionDbRow {
-    device_id: string
-    node: string
-    session_id: string
-    since: number
-    remote: string
-    last_activity: number
-    generation: number
-    resumed: number
-}
-
-function sessionRow(r: SessionDbRow): SessionRow {
-    return {
-        deviceId: r.device_id,
-        node: r.node,
-        sessionId: r.session_id,
-        since: r.since,
-        remote: r.remote,
-        lastActivity: r.last_activity,
-        generation: r.generation,
-        resumed: r.resumed !== 0,
-    }
-}
+import { emitStoreEvent, sessionFromRow, type SessionDbRow, type SessionDirectory, type SessionRow, type StoreEvents } from "./types.js"
 
 /** The live view in the registry file. */
 export class SqliteSessions implements SessionDirectory {
@@ -55,7 +31,7 @@ export class SqliteSessions implements SessionDirectory {
             put.run({ ...row, resumed: row.resumed ? 1 : 0 })
             if (old === undefined || (old.node === row.node && old.session_id === row.sessionId)) return undefined
             announce(row.deviceId, row.node, row.sessionId)
-            return sessionRow(old)
+            return sessionFromRow(old)
         })
         this.#release = db.prepare("DELETE FROM sessions WHERE device_id = ? AND node = ? AND session_id = ?")
         const touch = db.prepare("UPDATE sessions SET last_activity = max(last_activity, ?) WHERE device_id = ? AND node = ?")
@@ -83,7 +59,7 @@ export class SqliteSessions implements SessionDirectory {
     }
 
     async list(): Promise<SessionRow[]> {
-        return this.#list.all().map(sessionRow)
+        return this.#list.all().map(sessionFromRow)
     }
 }
 
@@ -146,13 +122,7 @@ export class SqliteEventLog {
                 } catch {
                     continue
                 }
-                if (!Array.isArray(args)) continue
-                const a = args.map(String)
-                if (r.name === "revoked" && a[0] !== undefined) this.events.emit("revoked", a[0])
-                else if (r.name === "keys") this.events.emit("keys")
-                else if (r.name === "queued" && a[0] !== undefined) this.events.emit("queued", a[0])
-                else if (r.name === "claimed" && a.length === 3) this.events.emit("claimed", a[0] as string, a[1] as string, a[2] as string)
-                else if (r.name === "resync") this.events.emit("resync")
+                emitStoreEvent(this.events, r.name, args)
             }
             if (rows.length < 1000) return
         }

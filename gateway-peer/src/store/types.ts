@@ -113,6 +113,32 @@ export interface SessionRow {
     readonly resumed: boolean
 }
 
+/** A `sessions` row as either database returns it (bigints as strings, booleans as 0/1). */
+export interface SessionDbRow {
+    device_id: string
+    node: string
+    session_id: string
+    since: number | string
+    remote: string
+    last_activity: number | string
+    generation: number | string
+    resumed: boolean | number
+}
+
+/** A `sessions` row as a SessionRow. */
+export function sessionFromRow(r: SessionDbRow): SessionRow {
+    return {
+        deviceId: r.device_id,
+        node: r.node,
+        sessionId: r.session_id,
+        since: Number(r.since),
+        remote: r.remote,
+        lastActivity: Number(r.last_activity),
+        generation: Number(r.generation),
+        resumed: r.resumed === true || r.resumed === 1,
+    }
+}
+
 /** The live view: who holds which device's session. One row per device: one live session. */
 export interface SessionDirectory {
     /**
@@ -143,6 +169,20 @@ export interface StoreEvents {
     unavailable: [down: boolean]
     /** notifications may have been missed (a reconnect): read revocations and keys again */
     resync: []
+}
+
+/**
+ * Emits an event that came from another process (a NOTIFY payload, a row of the SQLite event
+ * log) on `events`: `name` and its arguments as announce() sent them. Anything else (an unknown
+ * name, missing arguments) is dropped: it cannot be acted on.
+ */
+export function emitStoreEvent(events: EventEmitter<StoreEvents>, name: unknown, args: unknown): void {
+    const a = Array.isArray(args) ? args.map(String) : []
+    if (name === "revoked" && a[0] !== undefined) events.emit("revoked", a[0])
+    else if (name === "keys") events.emit("keys")
+    else if (name === "queued" && a[0] !== undefined) events.emit("queued", a[0])
+    else if (name === "claimed" && a.length === 3) events.emit("claimed", a[0] as string, a[1] as string, a[2] as string)
+    else if (name === "resync") events.emit("resync")
 }
 
 /** A store failure a node cannot decide around: answer BUSY and try again later. */
