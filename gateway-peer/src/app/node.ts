@@ -79,6 +79,13 @@ export function syncTicketKeys(live: TicketKeySet, stored: TicketKeySet, now: nu
     live.prune(now)
 }
 
+/** An error's class and code for a log line (never its message, which may quote a value). */
+function errorDetail(err: unknown): string {
+    const e = err as { name?: unknown; code?: unknown }
+    const name = typeof e?.name === "string" ? e.name : "Error"
+    return typeof e?.code === "string" ? `${name} ${e.code}` : name
+}
+
 /** Starts a node: loads the identity and key ring from the store, listens, follows the store. */
 export async function startNode(opts: NodeOptions): Promise<GatewayNode> {
     const { store, node } = opts
@@ -95,7 +102,7 @@ export async function startNode(opts: NodeOptions): Promise<GatewayNode> {
     const inOrder = (deviceId: string, fn: () => Promise<void>) => {
         const p = (chains.get(deviceId) ?? Promise.resolve())
             .then(fn)
-            .catch(err => log({ ts: ts(), event: "live-view", outcome: "error", detail: (err as Error).name }))
+            .catch(err => log({ ts: ts(), event: "live-view", outcome: "error", detail: errorDetail(err) }))
         chains.set(deviceId, p)
         void p.then(() => {
             if (chains.get(deviceId) === p) chains.delete(deviceId)
@@ -108,9 +115,10 @@ export async function startNode(opts: NodeOptions): Promise<GatewayNode> {
                 deviceId: s.deviceId,
                 node,
                 sessionId: s.sessionId,
-                since: s.since,
+                // the stores keep whole milliseconds; a server clock may be fractional
+                since: Math.floor(s.since),
                 remote: s.remote,
-                lastActivity: s.since,
+                lastActivity: Math.floor(s.since),
                 generation: s.generation,
                 resumed: s.resumed,
             })
