@@ -120,13 +120,8 @@ export function revoke(argv: string[], io: Io): Promise<void> {
         argv,
         io,
         REVOKE_USAGE,
-        async (store, name) => {
-            if (!(await store.registry.revoke(name))) return false
-            // every node closes the device's session (PostgreSQL's revoke also notifies in its transaction)
-            const d = await store.registry.getDeviceByName(name)
-            if (d !== undefined && store.kind !== "postgres") await store.announce("revoked", d.id)
-            return true
-        },
+        // every node closes the device's session: both stores announce it in revoke's transaction
+        (store, name) => store.registry.revoke(name),
         name => `revoked ${name}`
     )
 }

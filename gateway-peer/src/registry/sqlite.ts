@@ -209,6 +209,7 @@ export class RegistryOpenError extends Error {
 export class SqliteRegistry implements Registry {
     readonly #db: Database.Database
     readonly #stmt
+    readonly #revoke
 
     /**
      * Opens (or with `create`, creates) the registry at `path`. It holds every device's PSK:
@@ -218,14 +219,17 @@ export class SqliteRegistry implements Registry {
      */
     /** PSKs are sealed under this KEK (PROTOCOL.md 6.4 "secrets at rest"); undefined: stored as is (tests) */
     readonly #kek: Kek | undefined
+    /** called inside revoke's transaction (the store's event log: every node closes the session) */
+    readonly #onRevoked: ((deviceId: string) => void) | undefined
 
     /**
      * With `kek`, every PSK is stored sealed under it, and a registry whose PSKs are not sealed yet
      * is sealed in place, once (its `meta` records the KEK's fingerprint). A registry sealed under
      * a KEK cannot be opened without it, or with another.
      */
-    constructor(path: string, opts: { create?: boolean; onModeFix?: ModeFixFn; kek?: Kek } = {}) {
+    constructor(path: string, opts: { create?: boolean; onModeFix?: ModeFixFn; kek?: Kek; onRevoked?: (deviceId: string) => void } = {}) {
         this.#kek = opts.kek
+        this.#onRevoked = opts.onRevoked
         let db: Database.Database | undefined
         try {
             // SQLite would create the file under the umask (often 0644), and its -wal and -shm
@@ -295,8 +299,8 @@ export class SqliteRegistry implements Registry {
                     pseudonym = excluded.pseudonym, previous_pseudonym = excluded.previous_pseudonym,
                     pseudonym0 = excluded.pseudonym0`
             ),
-            revoke: db.prepare(
-                "UPDATE devices SET revoked = 1, min_generation = max(min_generation, issued_generation + 1) WHERE name = ?"
+            revoke: db.prepare<[string], { id: string }>(
+                "UPDATE devices SET revoked = 1, min_generation = max(min_generation, issued_generation + 1) WHERE name = ? RETURNING id"
             ),
             expire: db.prepare("UPDATE devices SET min_generation = max(min_generation, issued_generation + 1) WHERE name = ?"),
             // PROTOCOL.md 6.3's confirmation in one statement (inside a transaction with the check above)
@@ -315,6 +319,12 @@ export class SqliteRegistry implements Registry {
             accept: db.prepare("UPDATE devices SET accepted_generation = ? WHERE id = ? AND accepted_generation < ?"),
             exists: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM devices WHERE id = ?"),
         }
+        const revoke = this.#stmt.revoke
+        this.#revoke = db.transaction((name: string): boolean => {
+            const r = revoke.get(name)
+            if (r !== undefined) this.#onRevoked?.(r.id)
+            return r !== undefined
+        })
     }
 
     /** The open database (the node's store keeps its own tables in the same file). */
@@ -377,7 +387,7 @@ export class SqliteRegistry implements Registry {
     }
 
     async revoke(name: string): Promise<boolean> {
-        return this.#stmt.revoke.run(name).changes > 0
+        return this.#revoke.immediate(name)
     }
 
     async expireTickets(name: string): Promise<boolean> {

@@ -113,6 +113,11 @@ class SqliteStore implements GatewayStore {
         this.#log.append(event, args)
     }
 
+    /** Appends to the event log now (inside the caller's transaction, if any). */
+    logEvent<K extends keyof StoreEvents>(event: K, args: StoreEvents[K]): void {
+        this.#log.append(event, args)
+    }
+
     async watch(): Promise<void> {
         this.#log.start()
     }
@@ -136,8 +141,12 @@ function sqliteKek(spec: StoreSpec): Kek {
 function openSqlite(spec: StoreSpec, create: boolean): SqliteStore {
     const state = create ? initState(spec.stateDir, { onModeFix: spec.onModeFix }) : loadState(spec.stateDir, { onModeFix: spec.onModeFix })
     const kek = sqliteKek(spec)
-    const registry = new SqliteRegistry(state.registryPath, { create, onModeFix: spec.onModeFix, kek })
-    return new SqliteStore(spec.stateDir, registry, state.identity)
+    // a revocation is in the event log in its own transaction: every node closes the session
+    let store: SqliteStore | undefined
+    const onRevoked = (id: string) => store?.logEvent("revoked", [id])
+    const registry = new SqliteRegistry(state.registryPath, { create, onModeFix: spec.onModeFix, kek, onRevoked })
+    store = new SqliteStore(spec.stateDir, registry, state.identity)
+    return store
 }
 
 // ---- PostgreSQL ------------------------------------------------------------------------------
