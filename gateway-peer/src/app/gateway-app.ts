@@ -114,8 +114,34 @@ interface DeviceState {
     chain: Promise<void>
     /** upstream calls in flight for this device */
     inflight: number
+    /** RESPONSEs waiting for the chain step that stores them (one transaction per batch) */
+    answers: Answer[]
+    /** that step, while it has not started */
+    answering: Promise<void> | undefined
     /** rate limits of the log lines this device can cause once per message, by outcome */
     readonly limits: Map<string, LogLimiter>
+}
+
+/** A RESPONSE on its way to the outbox. */
+interface Answer {
+    link: AppLink
+    /** the device stream the REQUEST came from; undefined: answered within its record */
+    stream: number | undefined
+    requestId: number
+    res: UpstreamResult
+}
+
+/** The default bound of a device's queue of unacknowledged gateway messages (PROTOCOL.md 12.2). */
+export const DEFAULT_MAX_QUEUE = 256
+
+/**
+ * Checks that a MESSAGE to a device fits: a topic of 1..MAX_NAME_LEN bytes, and topic and
+ * payload within one record. @throws RangeError naming `who`
+ */
+export function checkMessage(who: string, topic: string, payload: Buffer): void {
+    const topicLen = Buffer.byteLength(topic, "utf8")
+    if (topicLen === 0 || topicLen > MAX_NAME_LEN) throw new RangeError(`${who}: a topic is 1..${MAX_NAME_LEN} bytes`)
+    if (NAME_LEN_LEN + topicLen + payload.length > MAX_APP_BODY) throw new RangeError(`${who}: topic and payload do not fit one record`)
 }
 
 /** What is kept per session (per AppLink). */
@@ -177,7 +203,7 @@ export class GatewayApp {
     constructor(readonly opts: GatewayAppOptions) {
         this.#config = opts.config
         this.#log = opts.log ?? (() => {})
-        this.#maxQueue = opts.maxQueue ?? 256
+        this.#maxQueue = opts.maxQueue ?? DEFAULT_MAX_QUEUE
     }
 
     /**
@@ -199,7 +225,7 @@ export class GatewayApp {
     #state(device: AppDevice): DeviceState {
         let d = this.#devices.get(device.id)
         if (d === undefined) {
-            d = { device, link: undefined, chain: Promise.resolve(), inflight: 0, limits: new Map() }
+            d = { device, link: undefined, chain: Promise.resolve(), inflight: 0, answers: [], answering: undefined, limits: new Map() }
             this.#devices.set(device.id, d)
         }
         d.device = device
@@ -453,13 +479,13 @@ export class GatewayApp {
             const route = allowedRoute(this.#config, m.route, name)
             if (route === undefined) {
                 this.#logLimited(d, { outcome: "route-refused", id: m.id, route: m.route })
-                await this.#respond(d, link, undefined, m.id, gatewayError(AppError.ROUTE_REFUSED))
+                void this.#respond(d, link, undefined, m.id, gatewayError(AppError.ROUTE_REFUSED))
                 return
             }
             // a device cannot make the gateway hold an unbounded number of upstream calls
             if (d.inflight >= (this.opts.maxInflight ?? 16)) {
                 this.#logLimited(d, { outcome: "too-many-requests", id: m.id, route: m.route })
-                await this.#respond(d, link, undefined, m.id, gatewayError(AppError.UPSTREAM_FAILED))
+                void this.#respond(d, link, undefined, m.id, gatewayError(AppError.UPSTREAM_FAILED))
                 return
             }
             // #call answers every failure itself; the catch is for a log function that throws
@@ -508,47 +534,79 @@ export class GatewayApp {
             ms: Date.now() - t0,
         })
         // in the device's order of work: after the records before it, never inside one
-        await this.#onChain(d, () => this.#respond(d, link, stream, id, res), "respond")
+        await this.#respond(d, link, stream, id, res)
     }
 
     /**
-     * Queues (durably) and sends a RESPONSE to a REQUEST that `link`'s session sent. `stream`:
-     * the device stream the REQUEST came from, checked against the stored state (undefined:
-     * answered within the record that delivered it, so still current). Never throws: it runs
-     * outside any caller that could catch. Runs on the device's chain.
+     * Queues (durably) and sends a RESPONSE to a REQUEST that `link`'s session sent: on the
+     * device's chain, after the step running now (a caller on the chain must not await it).
+     * The answers that gather while the chain is busy are stored in one transaction, so a
+     * burst of upstream answers costs the store one commit, not one each. Resolves once the
+     * answer is stored (or dropped); never rejects.
      */
-    async #respond(d: DeviceState, link: AppLink, stream: number | undefined, requestId: number, res: UpstreamResult): Promise<void> {
+    #respond(d: DeviceState, link: AppLink, stream: number | undefined, requestId: number, res: UpstreamResult): Promise<void> {
+        d.answers.push({ link, stream, requestId, res })
+        if (d.answering === undefined)
+            d.answering = this.#onChain(
+                d,
+                () => {
+                    d.answering = undefined
+                    return this.#respondAll(d, d.answers.splice(0))
+                },
+                "respond"
+            )
+        return d.answering
+    }
+
+    /**
+     * Stores and sends a batch of RESPONSEs. `stream` is checked against the stored state (a
+     * RESPONSE to a device stream that is gone is dropped). Runs on the device's chain.
+     */
+    async #respondAll(d: DeviceState, batch: Answer[]): Promise<void> {
         try {
-            if (stream !== undefined && ((await this.opts.receiving.get(d.device.id))?.streamId ?? 0) !== stream) {
-                this.#logLimited(d, { outcome: "response-dropped", id: requestId })
-                return
+            let current: number | undefined
+            const keep: Answer[] = []
+            for (const a of batch) {
+                if (a.stream !== undefined) {
+                    current ??= (await this.opts.receiving.get(d.device.id))?.streamId ?? 0
+                    if (current !== a.stream) {
+                        this.#logLimited(d, { outcome: "response-dropped", id: a.requestId })
+                        continue
+                    }
+                }
+                // what is queued must encode: a RESPONSE that cannot (a status outside 100..599, a
+                // payload too long) would throw at every flush, so it becomes UPSTREAM_FAILED here
+                if (!isResponseStatus(a.res.status) || a.res.payload.length > MAX_RESPONSE_PAYLOAD) {
+                    this.#log({
+                        event: "app",
+                        outcome: "internal-error",
+                        device: d.device.name,
+                        id: a.requestId,
+                        where: "response",
+                        status: a.res.status,
+                    })
+                    a.res = gatewayError(AppError.UPSTREAM_FAILED)
+                }
+                keep.push(a)
             }
-            // what is queued must encode: a RESPONSE that cannot (a status outside 100..599, a
-            // payload too long) would throw at every flush, so it becomes UPSTREAM_FAILED here
-            if (!isResponseStatus(res.status) || res.payload.length > MAX_RESPONSE_PAYLOAD) {
-                this.#log({
-                    event: "app",
-                    outcome: "internal-error",
-                    device: d.device.name,
-                    id: requestId,
-                    where: "response",
-                    status: res.status,
-                })
-                res = gatewayError(AppError.UPSTREAM_FAILED)
+            if (keep.length === 0) return
+            const stored = await this.opts.outbox.enqueueAll(
+                d.device.id,
+                keep.map(a => ({ kind: "response", requestId: a.requestId, status: a.res.status, payload: a.res.payload })),
+                this.#maxQueue
+            )
+            if (stored > 0) {
+                if (d.link === undefined) this.opts.onQueued?.(d.device.id)
+                await this.#flush(d, [])
             }
-            try {
-                await this.opts.outbox.enqueue(
-                    d.device.id,
-                    { kind: "response", requestId, status: res.status, payload: res.payload },
-                    this.#maxQueue
-                )
-            } catch (err) {
-                if (!(err instanceof QueueFull)) throw err
-                await this.#overflow(d, link, requestId)
-                return
-            }
-            if (d.link === undefined) this.opts.onQueued?.(d.device.id)
-            await this.#flush(d, [])
+            // the queue is full: each session that still asks is closed (after what was stored
+            // went out), its RESPONSE dropped
+            const overflowed = new Set<AppLink>()
+            for (const a of keep.slice(stored))
+                if (!overflowed.has(a.link)) {
+                    overflowed.add(a.link)
+                    await this.#overflow(d, a.link, a.requestId)
+                }
         } catch (err) {
             this.#internalError(d, "respond", err)
         }
@@ -609,10 +667,7 @@ export class GatewayApp {
      * @throws Error for an unknown device, a full queue, or a topic/payload that does not fit
      */
     async sendMessage(deviceName: string, topic: string, payload: Buffer): Promise<number> {
-        const topicLen = Buffer.byteLength(topic, "utf8")
-        if (topicLen === 0 || topicLen > MAX_NAME_LEN) throw new RangeError(`sendMessage: a topic is 1..${MAX_NAME_LEN} bytes`)
-        if (NAME_LEN_LEN + topicLen + payload.length > MAX_APP_BODY)
-            throw new RangeError("sendMessage: topic and payload do not fit one record")
+        checkMessage("sendMessage", topic, payload)
         const device = await this.opts.lookup(deviceName)
         if (device === undefined) throw new Error(`sendMessage: no device named ${deviceName}`)
         const d = this.#state(device)

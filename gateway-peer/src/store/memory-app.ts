@@ -62,6 +62,17 @@ export class MemoryOutbox implements Outbox {
         return { ...withId(q, q.id), streamId: s.streamId }
     }
 
+    async enqueueAll(deviceId: string, ms: readonly OutboundMessage[], max: number): Promise<number> {
+        let n = 0
+        for (const m of ms) {
+            const s = this.#m.get(deviceId)
+            if (s !== undefined && s.messages.length >= max) break
+            await this.enqueue(deviceId, m, max)
+            n++
+        }
+        return n
+    }
+
     async pending(deviceId: string, after = 0): Promise<OutboxStream> {
         const s = this.#m.get(deviceId)
         if (s === undefined) return { streamId: 0, nextId: 1, messages: [] }

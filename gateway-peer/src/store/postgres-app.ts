@@ -134,6 +134,27 @@ async function lockOrCreateStream(c: pg.PoolClient, deviceId: string): Promise<{
     return s
 }
 
+/** Stores the first messages of `ms` that fit under `max` (inside the caller's transaction). */
+async function store(
+    c: pg.PoolClient,
+    deviceId: string,
+    ms: readonly OutboundMessage[],
+    max: number
+): Promise<{ streamId: number; firstId: number; stored: number }> {
+    const s = await lockOrCreateStream(c, deviceId)
+    const n = await c.query<{ n: string }>("SELECT COUNT(*) AS n FROM outbox WHERE device_id = $1", [deviceId])
+    const take = ms.slice(0, Math.max(0, max - Number(n.rows[0]?.n ?? 0)))
+    for (const [i, m] of take.entries())
+        await c.query(
+            "INSERT INTO outbox (device_id, id, kind, topic, request_id, status, payload) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            m.kind === "message"
+                ? [deviceId, s.nextId + i, "message", m.topic, null, null, m.payload]
+                : [deviceId, s.nextId + i, "response", null, m.requestId, m.status, m.payload]
+        )
+    if (take.length > 0) await c.query("UPDATE outbox_streams SET next_id = $2 WHERE device_id = $1", [deviceId, s.nextId + take.length])
+    return { streamId: s.streamId, firstId: s.nextId, stored: take.length }
+}
+
 const COLUMNS = "id, kind, topic, request_id, status, payload"
 
 /** The outbox, tables `outbox_streams` (one row per device) and `outbox` (one per message). */
@@ -142,19 +163,15 @@ export class PgOutbox implements Outbox {
 
     async enqueue(deviceId: string, m: OutboundMessage, max: number): Promise<QueuedMessage & { streamId: number }> {
         return tx(this.pool, async c => {
-            const s = await lockOrCreateStream(c, deviceId)
-            const n = await c.query<{ n: string }>("SELECT COUNT(*) AS n FROM outbox WHERE device_id = $1", [deviceId])
-            if (Number(n.rows[0]?.n ?? 0) >= max) throw new QueueFull(deviceId)
-            const id = s.nextId
-            await c.query(
-                "INSERT INTO outbox (device_id, id, kind, topic, request_id, status, payload) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                m.kind === "message"
-                    ? [deviceId, id, "message", m.topic, null, null, m.payload]
-                    : [deviceId, id, "response", null, m.requestId, m.status, m.payload]
-            )
-            await c.query("UPDATE outbox_streams SET next_id = $2 WHERE device_id = $1", [deviceId, id + 1])
-            return { ...withId(m, id), streamId: s.streamId }
+            const r = await store(c, deviceId, [m], max)
+            if (r.stored === 0) throw new QueueFull(deviceId)
+            return { ...withId(m, r.firstId), streamId: r.streamId }
         })
+    }
+
+    async enqueueAll(deviceId: string, ms: readonly OutboundMessage[], max: number): Promise<number> {
+        if (ms.length === 0) return 0
+        return tx(this.pool, async c => (await store(c, deviceId, ms, max)).stored)
     }
 
     async pending(deviceId: string, after = 0): Promise<OutboxStream> {

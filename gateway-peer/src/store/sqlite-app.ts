@@ -127,6 +127,7 @@ export function rowMessage(r: {
 /** The outbox, tables `outbox_streams` (one row per device) and `outbox` (one per message). */
 export class SqliteOutbox implements Outbox {
     readonly #enqueue
+    readonly #enqueueAll
     readonly #pending
     readonly #ack
     readonly #restart
@@ -163,16 +164,28 @@ export class SqliteOutbox implements Outbox {
         }
         this.#pending = db.transaction(pending)
         this.#count = (deviceId: string): number => (count.get(deviceId) as { n: number }).n
-        this.#enqueue = db.transaction((deviceId: string, m: OutboundMessage, max: number) => {
+        // stores the first messages of `ms` that fit under `max`; returns the stream and the first id
+        const store = (deviceId: string, ms: readonly OutboundMessage[], max: number) => {
             let s = stream.get(deviceId)
             if (s === undefined) s = { stream_id: nextStreamId(0), next_id: 1 }
-            if ((count.get(deviceId) as { n: number }).n >= max) throw new QueueFull(deviceId)
-            const id = s.next_id
-            if (m.kind === "message") insert.run(deviceId, id, "message", m.topic, null, null, m.payload)
-            else insert.run(deviceId, id, "response", null, m.requestId, m.status, m.payload)
-            setStream.run(deviceId, s.stream_id, id + 1)
-            return { ...withId(m, id), streamId: s.stream_id }
+            const room = Math.max(0, max - (count.get(deviceId) as { n: number }).n)
+            const take = ms.slice(0, room)
+            take.forEach((m, i) => {
+                const id = s.next_id + i
+                if (m.kind === "message") insert.run(deviceId, id, "message", m.topic, null, null, m.payload)
+                else insert.run(deviceId, id, "response", null, m.requestId, m.status, m.payload)
+            })
+            if (take.length > 0) setStream.run(deviceId, s.stream_id, s.next_id + take.length)
+            return { streamId: s.stream_id, firstId: s.next_id, stored: take.length }
+        }
+        this.#enqueue = db.transaction((deviceId: string, m: OutboundMessage, max: number) => {
+            const r = store(deviceId, [m], max)
+            if (r.stored === 0) throw new QueueFull(deviceId)
+            return { ...withId(m, r.firstId), streamId: r.streamId }
         })
+        this.#enqueueAll = db.transaction(
+            (deviceId: string, ms: readonly OutboundMessage[], max: number) => store(deviceId, ms, max).stored
+        )
         this.#ack = db.transaction((deviceId: string, streamId: number, id: number, strict: boolean): number => {
             const s = stream.get(deviceId)
             if (s === undefined || s.stream_id !== streamId) return 0
@@ -203,6 +216,10 @@ export class SqliteOutbox implements Outbox {
 
     async enqueue(deviceId: string, m: OutboundMessage, max: number): Promise<QueuedMessage & { streamId: number }> {
         return this.#enqueue.immediate(deviceId, m, max)
+    }
+
+    async enqueueAll(deviceId: string, ms: readonly OutboundMessage[], max: number): Promise<number> {
+        return ms.length === 0 ? 0 : this.#enqueueAll.immediate(deviceId, ms, max)
     }
 
     async pending(deviceId: string, after = 0): Promise<OutboxStream> {

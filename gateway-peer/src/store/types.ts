@@ -75,6 +75,12 @@ export interface Outbox {
      */
     enqueue(deviceId: string, m: OutboundMessage, max: number): Promise<QueuedMessage & { streamId: number }>
     /**
+     * Numbers and stores, in one atomic update, as many of `ms` (in order) as fit under `max`
+     * unacknowledged messages: the batch of RESPONSEs a burst of upstream answers makes.
+     * @returns how many were stored (the first `n` of `ms`); the rest were not
+     */
+    enqueueAll(deviceId: string, ms: readonly OutboundMessage[], max: number): Promise<number>
+    /**
      * The stream and its unacknowledged messages with id > `after` (default 0: all); stream id
      * 0 (and nextId 1, no messages) when the device has no stream yet.
      */

@@ -125,6 +125,31 @@ for (const name of ["memory", "SQLite", "PostgreSQL"]) {
             assert.equal((await a.enqueue(d, msg("t3"), 3)).id, 4)
         }))
 
+    test(`${name}: enqueueAll stores, in order and in one stream, as many as fit; the rest not at all`, () =>
+        using(name, async ({ a, b }) => {
+            const d = dev()
+            assert.equal(await a.enqueueAll(d, [], 5), 0)
+            assert.equal((await a.pending(d)).streamId, 0, "an empty batch makes no stream")
+            await a.enqueue(d, msg("m1"), 5)
+            assert.equal(await b.enqueueAll(d, [resp(1), resp(2), resp(3), resp(4), resp(5), resp(6)], 5), 4)
+            const p = await a.pending(d)
+            assert.equal(p.nextId, 6, "ids for the stored ones only")
+            assert.deepEqual(
+                p.messages.map(m => (m.kind === "response" ? `${m.id}:r${m.requestId}` : `${m.id}:${m.topic}`)),
+                ["1:m1", "2:r1", "3:r2", "4:r3", "5:r4"]
+            )
+            assert.equal(await a.enqueueAll(d, [resp(7)], 5), 0, "full: nothing stored")
+            assert.equal(await b.count(d), 5)
+            const fresh = dev()
+            assert.equal(await b.enqueueAll(fresh, [resp(8), msg("m9")], 5), 2, "a device without a stream gets one")
+            const f = await a.pending(fresh)
+            assert.ok(f.streamId > 0)
+            assert.deepEqual(
+                f.messages.map(m => m.id),
+                [1, 2]
+            )
+        }))
+
     test(`${name}: ack: cumulative; strict refuses an id never sent; non-strict clamps; another stream's ACK releases nothing`, () =>
         using(name, async ({ a, b }) => {
             const d = dev()

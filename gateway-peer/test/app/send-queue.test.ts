@@ -7,6 +7,7 @@ import { AppError, AppKind, encodeApp } from "../../src/app/codec.js"
 import { GatewayApp } from "../../src/app/gateway-app.js"
 import { LogLimiter } from "../../src/app/log-limit.js"
 import { parseConfig } from "../../src/app/upstream.js"
+import type { Outbox } from "../../src/store/types.js"
 import { Code } from "../../src/wire.js"
 import { type AppFixture, appFixture, FakeLink, until, memoryStores } from "./app-helpers.js"
 
@@ -121,4 +122,54 @@ test("LogLimiter: a burst, then one line per interval carrying how many were hel
     assert.equal(l.take(), undefined)
     now += 10_000
     assert.deepEqual([l.take(), l.take(), l.take(), l.take()], [1, 0, 0, undefined])
+})
+
+test("a burst of upstream answers is stored in a few outbox transactions, not one per RESPONSE, and sent in full", async () => {
+    const device = { id: "00ff00ff00ff00fe", name: "burst" }
+    const logs: unknown[] = []
+    const stores = memoryStores()
+    const calls: number[] = []
+    const outbox = stores.outbox
+    const counting: Outbox = {
+        enqueue: async (...a) => (calls.push(1), outbox.enqueue(...a)),
+        enqueueAll: async (id, ms, max) => (calls.push(ms.length), outbox.enqueueAll(id, ms, max)),
+        pending: (...a) => outbox.pending(...a),
+        ack: (...a) => outbox.ack(...a),
+        restart: (...a) => outbox.restart(...a),
+        count: (...a) => outbox.count(...a),
+        clear: (...a) => outbox.clear(...a),
+    }
+    // the upstream answers all 16 calls at the same moment
+    const waiting: (() => void)[] = []
+    const fetchHook = (async () => {
+        await new Promise<void>(r => {
+            waiting.push(r)
+            if (waiting.length === 16) for (const w of waiting) w()
+        })
+        return new Response("ok", { status: 200 })
+    }) as unknown as typeof fetch
+    const app = new GatewayApp({
+        receiving: stores.receiving,
+        outbox: counting,
+        config: parseConfig({ routes: { up: { url: "http://127.0.0.1:9/up", devices: ["*"] } } }),
+        lookup: async () => device,
+        log: l => logs.push(l),
+        fetch: fetchHook,
+    })
+    const link = new FakeLink()
+    app.data(device, encodeApp({ kind: AppKind.STREAM, streamId: 6, peerStreamId: 0, delivered: 0 }), link)
+    for (let id = 1; id <= 16; id++) app.data(device, encodeApp({ kind: AppKind.REQUEST, id, route: "up", payload: Buffer.alloc(0) }), link)
+    assert.ok(await until(() => link.sent.filter(m => m.kind === AppKind.RESPONSE).length >= 16), JSON.stringify(logs))
+    await app.idle()
+    const responses = link.sent.filter(m => m.kind === AppKind.RESPONSE)
+    assert.deepEqual(
+        responses.map(r => (r.kind === AppKind.RESPONSE ? `${r.requestId}:${r.status}` : "")),
+        Array.from({ length: 16 }, (_, i) => `${i + 1}:200`),
+        "every RESPONSE once, in the order the answers came"
+    )
+    assert.equal(
+        calls.reduce((a, b) => a + b, 0),
+        16
+    )
+    assert.ok(calls.length <= 2, `${calls.length} outbox transactions for 16 answers (${JSON.stringify(calls)})`)
 })
