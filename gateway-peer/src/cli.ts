@@ -6,6 +6,7 @@ import { expireTickets, list, retireTicketKey, revoke, rotateTicketKey } from ".
 import { init } from "./cli/init.js"
 import { migrateStore, status } from "./cli/cluster.js"
 import { pair } from "./cli/pair.js"
+import { send } from "./cli/send.js"
 import { serve } from "./cli/serve.js"
 import { vectors } from "./cli/vectors.js"
 import { ConfigError } from "./app/upstream.js"
@@ -26,6 +27,7 @@ commands:
   expire-tickets NAME  invalidate a device's tickets: its next connection is a full handshake
   rotate-ticket-key    make a new current ticket key (--oob: the out-of-band one)
   retire-ticket-key    delete old ticket keys now (--now): their tickets are refused
+  send NAME TOPIC      queue a message to a device (sent by the node it is connected to)
   serve                run the gateway (one node of a cluster with --store and --node)
   status               list the live sessions across the cluster
   migrate-store        copy a one-node state directory into a PostgreSQL store
@@ -42,6 +44,7 @@ const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number | void
     "expire-tickets": expireTickets,
     "rotate-ticket-key": rotateTicketKey,
     "retire-ticket-key": retireTicketKey,
+    send,
     serve,
     status,
     "migrate-store": migrateStore,

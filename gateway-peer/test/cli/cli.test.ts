@@ -111,7 +111,20 @@ async function until(pred: () => boolean, ms = 5000): Promise<boolean> {
     return true
 }
 
-const COMMANDS = ["init", "pair", "list", "revoke", "expire-tickets", "rotate-ticket-key", "retire-ticket-key", "serve", "vectors"]
+const COMMANDS = [
+    "init",
+    "pair",
+    "list",
+    "revoke",
+    "expire-tickets",
+    "rotate-ticket-key",
+    "retire-ticket-key",
+    "send",
+    "serve",
+    "status",
+    "migrate-store",
+    "vectors",
+]
 
 test("--help at the top and on every command", async () => {
     const top = await cli(["--help"])
@@ -499,6 +512,53 @@ test("revoke closes a live session with CLOSE(REVOKED); the device cannot come b
     assert.ok(Date.now() - t0 < 3000)
     // resumption refused, then the full handshake: UNKNOWN_DEVICE
     await assert.rejects(d.connect(), (err: unknown) => err instanceof RejectedError && err.code === Code.UNKNOWN_DEVICE)
+    s.child.kill("SIGTERM")
+    assert.equal(await s.exited, 0)
+})
+
+test("send: a connected device gets the message at once; an offline one when it connects; bad input is a clear error", async () => {
+    const state = join(work, "s-send")
+    assert.equal((await cli(["init", "--state", state])).code, 0)
+    const envPath = join(work, "send.env")
+    assert.equal((await cli(["pair", "inbox-1", "--state", state, "--out", envPath])).code, 0)
+    // offline: stored now, delivered on the next connection
+    const offline = await cli(["send", "inbox-1", "cmd/led", "on", "--state", state])
+    assert.equal(offline.code, 0, offline.err)
+    assert.equal(offline.out.trim(), "queued message 1 to inbox-1")
+    const s = await serve(state)
+    const d = deviceFromEnv(readEnv(envPath), s.port)
+    const got: string[] = []
+    d.app.events.on("message", m => got.push(`${m.id}:${m.topic}:${m.payload.toString("hex")}`))
+    await d.connect()
+    assert.ok(await until(() => got.length === 1), "the message queued while offline")
+    // connected: the node is told through the store's event log
+    const t0 = Date.now()
+    assert.equal((await cli(["send", "inbox-1", "cmd/raw", "--hex", "00ff", "--state", state])).code, 0)
+    assert.ok(await until(() => got.length === 2), "the message sent while connected")
+    assert.ok(Date.now() - t0 < 3000)
+    assert.deepEqual(got, [`1:cmd/led:${Buffer.from("on").toString("hex")}`, "2:cmd/raw:00ff"])
+    for (const [args, code, re] of [
+        [["send", "nobody", "t", "x"], 1, /no device named nobody/],
+        [["send", "inbox-1", "", "x"], 2, /a topic is 1\.\.\d+ bytes/],
+        [["send", "inbox-1", "t", "x", "--hex", "00"], 2, /TEXT or --hex, not both/],
+        [["send", "inbox-1", "t", "--hex", "abc"], 2, /even number of hex digits/],
+        [["send", "inbox-1", "t", "x".repeat(2000)], 2, /do not fit one record/],
+        [["send", "inbox-1"], 2, /wrong number of arguments/],
+    ] as const) {
+        const r = await cli([...args, "--state", state])
+        assert.equal(r.code, code, `${args.join(" ")}: ${r.err}`)
+        assert.match(r.err, re)
+    }
+    await d.close()
+    // the queue's bound
+    assert.equal((await cli(["send", "inbox-1", "t", "x", "--max-queue", "1000", "--state", state])).code, 0)
+    const full = await cli(["send", "inbox-1", "t", "x", "--max-queue", "1", "--state", state])
+    assert.equal(full.code, 1)
+    assert.match(full.err, /inbox-1's queue is full \(1 unacknowledged messages\)/)
+    assert.equal((await cli(["revoke", "inbox-1", "--state", state])).code, 0)
+    const revoked = await cli(["send", "inbox-1", "t", "x", "--state", state])
+    assert.equal(revoked.code, 1)
+    assert.match(revoked.err, /inbox-1 is revoked/)
     s.child.kill("SIGTERM")
     assert.equal(await s.exited, 0)
 })
