@@ -30,7 +30,7 @@ const sleep = ms => new Promise(r => setTimeout(r, ms))
 /** `p`, or the connection's failure if that comes first. */
 export const guarded = (c, p) => (c.failure ? Promise.race([p, c.failure]) : p)
 
-/** Starts a peer's server in a child process; returns { port, cpu(), stop() }. */
+/** Starts a peer's server in a child process; returns { port, cpu(), stats(), stop() }. */
 export async function startServerProcess(server) {
     const child = fork(join(here, "server-proc.mjs"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] })
     const ask = msg =>
@@ -42,6 +42,7 @@ export async function startServerProcess(server) {
     return {
         port,
         cpu: async () => (await ask({ cmd: "cpu" })).cpu,
+        stats: async () => (await ask({ cmd: "stats" })).stats,
         stop: () => {
             child.send({ cmd: "stop" })
             return new Promise(r => child.once("exit", r))

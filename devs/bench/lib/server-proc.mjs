@@ -2,8 +2,10 @@
 // from the clients' (process.cpuUsage() of the server process alone, on one core).
 //
 // The parent sends {cmd: "start", kind, config}; the child answers {port}. {cmd: "cpu"} answers
-// {cpu: microseconds of user+system time}. {cmd: "stop"} ends it. `kind` names a module in
-// this folder exporting `async function startServer(config) -> { port, close() }`.
+// {cpu: microseconds of user+system time}. {cmd: "stats"} answers {stats: server.stats()}, what
+// a server counts for the bench (node-server.mjs: its store calls). {cmd: "stop"} ends it.
+// `kind` names a module in this folder exporting `async function startServer(config) -> { port,
+// close(), stats?() }`.
 import { pathToFileURL } from "node:url"
 import { join, dirname } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -20,6 +22,8 @@ process.on("message", async msg => {
         } else if (msg.cmd === "cpu") {
             const u = process.cpuUsage()
             process.send({ cpu: u.user + u.system, received: server.received ? server.received() : 0 })
+        } else if (msg.cmd === "stats") {
+            process.send({ stats: server.stats ? await server.stats() : undefined })
         } else if (msg.cmd === "stop") {
             if (server) await server.close()
             process.exit(0)
