@@ -501,7 +501,8 @@ export class Link {
 
 /**
  * Starts the link: reads the pairing from the settings (or `options.settings`), opens the
- * ticket store, and connects in the background, to the first endpoint first. Returns at once (state "connecting").
+ * ticket store, and connects in the background, to the first endpoint first. Returns at once
+ * (state "connecting").
  * Messages queued in RAM are lost on a device restart; nothing acknowledged is lost.
  * @throws Error when a setting is missing or malformed
  */
