@@ -9,7 +9,11 @@
 // Underneath: resumption first (the stored ticket, else the out-of-band one from pairing),
 // the full handshake when the gateway rejects the ticket (within the fallback cap) or the
 // ticket chain reached the resumption cap (TetherClient, PROTOCOL.md 6.9); reconnection with
-// exponential backoff and jitter, bounded, reset once a session made progress; the static
+// exponential backoff and jitter, bounded, reset once a session made progress, failing over
+// between the pairing's gateway endpoints (the nodes of a cluster, 6.8): the next one after
+// a failed connection (unreachable, refused, timed out), a REJECT(BUSY) or a CLOSE(SHUTDOWN),
+// the same one again after a session that ended otherwise; the backoff grows once per
+// pass over all endpoints; the static
 // public key, `ss`, the next ephemeral key and its `es` computed while idle after the first
 // session is up (TetherClient.prepare), never on the way to the first message; the STREAM
 // message and the first queued messages riding as early data of a resumption whose ticket
@@ -31,12 +35,12 @@ import { randomBytes, RandomSource } from "./crypto/random"
 import { AppLayer, AppProtocolError, MessageHandler, Response } from "./app/app-layer"
 import { Connector } from "./net/transport"
 import { Dh } from "./noise/dh"
-import { Connection, CountingDh, Received, RecvKind, TetherClient } from "./tether/client"
-import { LinkSettings, readPairingSettings } from "./tether/pairing-settings"
+import { Connection, CountingDh, Received, RecvKind, RejectedError, TetherClient } from "./tether/client"
+import { Endpoint, LinkSettings, readPairingSettings } from "./tether/pairing-settings"
 import { SettingsStorage, SlotStorage, TicketStore } from "./tether/ticket-store"
 import { Code, InnerType } from "./tether/wire"
 
-export { LinkSettings } from "./tether/pairing-settings"
+export { Endpoint, LinkSettings } from "./tether/pairing-settings"
 export { QueueFullError } from "./app/outbound"
 export { RequestError, REQUEST_TIMEOUT, Response } from "./app/app-layer"
 export { AppError } from "./app/codec"
@@ -68,6 +72,13 @@ export interface LinkStatus {
      * 2 for a full handshake (ee, se; `ss` is cached, the ephemeral and its `es` made while idle)
      */
     x25519: number
+    /**
+     * the gateway endpoint the link is using or trying next: its index in the settings' order
+     * (0 TT_GW_HOST, 1 TT_GW_HOST2, ...), its host and port
+     */
+    endpoint: number
+    host: string
+    port: number
 }
 
 /** Handler of state changes. */
@@ -83,7 +94,10 @@ export interface LinkOptions {
     maxQueueCount?: number
     /** most bytes of them, encoded (default 4096) */
     maxQueueBytes?: number
-    /** first retry delay (default 250 ms); doubles per failure up to backoffMaxMs */
+    /**
+     * first retry delay (default 250 ms); doubles per failure up to backoffMaxMs (with several
+     * endpoints: once per as many failures as there are endpoints, a pass over all of them)
+     */
     backoffMinMs?: number
     /** largest retry delay (default 30000 ms); each delay is drawn from [d/2, d] */
     backoffMaxMs?: number
@@ -158,15 +172,23 @@ export class Link {
         lastError: "",
         queued: 0,
         x25519: 0,
+        endpoint: 0,
+        host: "",
+        port: 0,
     }
     private dh: CountingDh
+    /** the gateway endpoints, in the order they are tried (at least one) */
+    private endpoints: Endpoint[]
 
     /** @internal use {@link startLink} */
-    constructor(opts: LinkOptions, client: TetherClient, app: AppLayer, dh: CountingDh) {
+    constructor(opts: LinkOptions, client: TetherClient, app: AppLayer, dh: CountingDh, endpoints: Endpoint[]) {
         this.opts = opts
         this.dh = dh
         this.client = client
         this.app = app
+        this.endpoints = endpoints
+        this.st.host = endpoints[0].host
+        this.st.port = endpoints[0].port
     }
 
     /**
@@ -225,6 +247,9 @@ export class Link {
             lastError: s.lastError,
             queued: this.app.outbound.count(),
             x25519: s.x25519,
+            endpoint: s.endpoint,
+            host: s.host,
+            port: s.port,
         }
     }
 
@@ -263,16 +288,27 @@ export class Link {
         const o = this.opts
         const min = o.backoffMinMs || 250
         const max = o.backoffMaxMs || 30000
+        const n = this.endpoints.length
         let backoff = min
+        // attempts that ended (failed, or a session that ended) since the backoff last grew or
+        // was reset: it grows once per n of them, a pass over every endpoint
+        let misses = 0
         while (!this.stopped) {
             this.setState("connecting")
             let conn: Connection = undefined
             const dhBefore = this.dh.x + this.dh.base
+            // whether this endpoint is out of reach or asked the device to go elsewhere: the
+            // next attempt goes to the next endpoint
+            let next = false
             try {
-                conn = await this.client.connect(this.app.sessionStart())
+                conn = await this.client.connect(this.app.sessionStart(), this.st.host, this.st.port)
             } catch (e) {
                 this.st.failures++
                 this.st.lastError = (e as Error).message
+                // unreachable, refused, timed out, closed or a bad answer: this node's trouble;
+                // a REJECT is the cluster's answer (every node shares the registry and keys),
+                // except BUSY: this node's load
+                next = !(e instanceof RejectedError) || (e as RejectedError).code === Code.BUSY
                 // a failed full handshake spent its ephemeral and es (one attempt each,
                 // PROTOCOL.md 4.3): the next ones are computed during the backoff, off the
                 // critical path of the next attempt
@@ -295,19 +331,39 @@ export class Link {
                 this.session = undefined
                 conn.drop()
                 this.wake(s.writer)
-                if (s.progressed) backoff = min
+                if (s.progressed) {
+                    backoff = min
+                    misses = 0
+                }
                 if (conn.closeCode !== 0) this.st.lastError = "gateway closed with code " + conn.closeCode
+                // a node that shuts down sends its sessions elsewhere; any other end of a
+                // session retries the same endpoint first
+                next = conn.closeCode === Code.SHUTDOWN
             }
             if (this.stopped) break
+            if (next && n > 1) this.useEndpoint(this.st.endpoint + 1 === n ? 0 : this.st.endpoint + 1)
             this.setState("down")
-            // a delay drawn from [backoff/2, backoff] (jitter), then double it, bounded
+            // a delay drawn from [backoff/2, backoff] (jitter), then double it, bounded, after
+            // a pass over all endpoints (after every attempt with one endpoint)
             const r = this.random(2)
             const delay = Math.floor(backoff / 2 + ((r[0] * 256 + r[1]) / 65536) * (backoff / 2))
             await ds.suspend(delay)
-            backoff = Math.min(backoff * 2, max)
+            misses++
+            if (misses >= n) {
+                misses = 0
+                backoff = Math.min(backoff * 2, max)
+            }
         }
         this.finished = true
         this.setState("down")
+    }
+
+    /** Makes endpoint `i` the current one (the next attempt's). */
+    private useEndpoint(i: number): void {
+        const e = this.endpoints[i]
+        this.st.endpoint = i
+        this.st.host = e.host
+        this.st.port = e.port
     }
 
     private random(n: number): Buffer {
@@ -445,13 +501,15 @@ export class Link {
 
 /**
  * Starts the link: reads the pairing from the settings (or `options.settings`), opens the
- * ticket store, and connects in the background. Returns at once (state "connecting").
+ * ticket store, and connects in the background, to the first endpoint first. Returns at once
+ * (state "connecting").
  * Messages queued in RAM are lost on a device restart; nothing acknowledged is lost.
  * @throws Error when a setting is missing or malformed
  */
 export async function startLink(options?: LinkOptions): Promise<Link> {
     const o = options || {}
     const s = o.settings || (await readLinkSettings())
+    const endpoints = s.endpoints !== undefined && s.endpoints.length > 0 ? s.endpoints : [{ host: s.host, port: s.port }]
     // "only when neither slot is valid does it use TT_TICKET/TT_RSECRET (with pseudonym0 and
     // resumed = 0)" (PROTOCOL.md 6.8): the store offers it, never writes it to a slot, and
     // does not know its age (no early data on it); the first TICKET replaces it
@@ -477,7 +535,7 @@ export async function startLink(options?: LinkOptions): Promise<Link> {
         onOpen: () => link.onOpen(),
     })
     const app = new AppLayer({ maxQueueCount: o.maxQueueCount, maxQueueBytes: o.maxQueueBytes, random: o.random })
-    link = new Link(o, client, app, dh)
+    link = new Link(o, client, app, dh, endpoints)
     const run = async () => {
         await link.run()
     }

@@ -9,7 +9,7 @@
 // Log lines are stable and grep-able (one event per line, key=value, no secrets):
 //
 //     LINK connecting | LINK handshaking
-//     LINK up resumed=1 ms=16 fallback=0 early=1 sessions=2 x25519=0
+//     LINK up resumed=1 ms=16 fallback=0 early=1 sessions=2 x25519=0 endpoint=0
 //     LINK down failures=1 reason=<text>
 //     TELEMETRY id=5 temp=21.4
 //     TELEMETRY dropped reason=<text>
@@ -45,7 +45,9 @@ link.onState((state, s) => {
                 " sessions=" +
                 s.sessions +
                 " x25519=" +
-                s.x25519
+                s.x25519 +
+                " endpoint=" +
+                s.endpoint
         )
     else if (state === "down") console.log("LINK down failures=" + s.failures + " reason=" + (s.lastError || "none"))
     else console.log("LINK " + state)

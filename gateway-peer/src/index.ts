@@ -49,7 +49,7 @@ export type { Confirmation, DeviceRecord, GenerationVerdict, Issued, Registry } 
 export { MemoryRegistry } from "./registry/memory.js"
 export { RegistryOpenError, SqliteRegistry } from "./registry/sqlite.js"
 export { deviceSettings, envText, pairDevice } from "./cli/pair.js"
-export type { DeviceSettings, Paired } from "./cli/pair.js"
+export type { DeviceSettings, GatewayEndpoint, Paired } from "./cli/pair.js"
 
 // keys and randomness, as the gateway makes them (node:crypto)
 export { generateKeyPair, keyPairFromPrivate, x25519, x25519Base } from "./crypto/x25519.js"

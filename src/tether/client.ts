@@ -216,17 +216,23 @@ export class TetherClient {
      * resumption cap, or it is rejected (same connection, within the fallback cap).
      * @param early a DATA content to deliver as early as possible: 0-RTT data on a
      *     resumption with a known ticket age, else the session's first record
+     * @param host, port where to connect this time (a node of the cluster, the link's
+     *     failover); default the options' host and port
      * @returns the connection; `earlyAccepted` says whether `early` went as 0-RTT data (if
      *     not, it was sent as the first DATA record)
      * @throws RejectedError on any other REJECT, and on TICKET_REJECTED past the fallback
      *     cap; Error on a bad or missing answer (the connection is closed, the stored ticket
      *     is kept)
      */
-    async connect(early?: Buffer): Promise<Connection> {
+    async connect(early?: Buffer, host?: string, port?: number): Promise<Connection> {
         const o = this.opts
         const timeoutMs = o.timeoutMs === undefined ? HANDSHAKE_TIMEOUT_MS : o.timeoutMs
         this.lastAttemptFull = false
-        const transport = await (o.connect || TCP)({ host: o.host, port: o.port, timeoutMs })
+        const transport = await (o.connect || TCP)({
+            host: host === undefined ? o.host : host,
+            port: port === undefined ? o.port : port,
+            timeoutMs,
+        })
         const m = new Initiator(this.ctx, o.store)
         try {
             if (o.onOpen) o.onOpen()

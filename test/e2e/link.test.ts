@@ -16,6 +16,8 @@
 // - a rejected ticket (min_generation raised as re-pairing does): the full handshake on the
 //   same connection, with the static key, `ss`, the ephemeral and its `es` prepared while idle
 //   (2 X25519 on the critical path, 4.3).
+// Two more device runs, one after the other (device runs never overlap: they share the
+// generated env module): a device restart mid-stream, and failover between gateway nodes.
 // TETHER_ROAM_N=<n> runs the roaming phase with n messages each way (default 200).
 import assert from "node:assert/strict"
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http"
@@ -31,6 +33,7 @@ import {
     pairDevice,
     type Paired,
     parseConfig,
+    type ServerPolicy,
     startAppGateway,
     TicketKeySet,
 } from "tether-gateway"
@@ -461,6 +464,84 @@ describe("device link: restart mid-stream", () => {
             publishes.filter(p => p.topic === "phase").map(p => p.payload),
             ["boot1", "boot2"]
         )
+    })
+    test("the device run passed as a whole", () => {
+        assert.equal(run.code, 0, run.out.split("\n").slice(-40).join("\n"))
+    })
+})
+
+// Failover between the nodes of a cluster (issue 13, PROTOCOL.md 6.8, 6.9;
+// test/e2e/device/link-failover.ts): the device is paired with four endpoints; the gateway
+// nodes share the registry, the identity, the ticket keys and the application state (as the
+// nodes of a cluster share their store). The first endpoint is a closed port (connection
+// refused), the second a node whose handshake cap is 0 (every handshake is answered
+// REJECT(BUSY)), the third and fourth serve. The link comes up on the third; once it has its
+// TICKET, the third node shuts down (CLOSE(SHUTDOWN) to its sessions) and the link resumes on
+// the fourth with the third's ticket.
+describe("device link: failover between gateway nodes", () => {
+    const registry = new MemoryRegistry()
+    const receiving = new MemoryAppStateStore()
+    const outbox = new MemoryOutbox()
+    const identity = generateKeyPair()
+    const ticketKeys = TicketKeySet.create(Math.floor(Date.now() / 1000))
+    const nodes: AppGateway[] = []
+    const logs: Record<string, unknown>[][] = [[], [], []]
+    /** "node:payload" of every PUBLISH "where", in order */
+    const where: string[] = []
+    let refusedPort = 0
+    let run: DeviceRun
+
+    async function node(i: number, policy: Partial<ServerPolicy>): Promise<AppGateway> {
+        const gw = await startAppGateway({
+            port: 0,
+            registry,
+            state: { identity, ticketKeys },
+            policy,
+            log: l => logs[i]!.push(l as Record<string, unknown>),
+            app: { receiving, outbox, config: parseConfig({}) },
+        })
+        gw.app.events.on("publish", e => {
+            if (e.topic !== "where") return
+            where.push(`${i}:${e.payload.toString()}`)
+            if (i === 1) void gw.close() // the node the device is on shuts down
+        })
+        return gw
+    }
+
+    before(async () => {
+        // a port nobody listens on: listen on any, close
+        const s = net.createServer()
+        await new Promise<void>(resolve => s.listen(0, "127.0.0.1", () => resolve()))
+        refusedPort = (s.address() as net.AddressInfo).port
+        await new Promise<void>(resolve => s.close(() => resolve()))
+        nodes.push(await node(0, { maxConcurrentHandshakes: 0 }))
+        nodes.push(await node(1, {}))
+        nodes.push(await node(2, {}))
+        const paired = await pairDevice({ registry, ticketKeys, name: "dev-f", now: Math.floor(Date.now() / 1000) })
+        const [busy, third, fourth] = nodes.map(n => ({ host: "127.0.0.1", port: n.gateway.port }))
+        const settings = deviceSettings(paired, identity.publicKey, "127.0.0.1", refusedPort, [busy!, third!, fourth!])
+        run = await runDevice("test/e2e/device/link-failover.ts", { ...settings }, { timeoutMs: 60000 })
+        for (const line of run.out.split("\n")) if (/FAILOVER/.test(line)) console.log(line.replace(/^.*?FAILOVER/, "FAILOVER"))
+    })
+    after(async () => {
+        for (const n of nodes) await n.close()
+    })
+
+    test("refused, then BUSY: up on the third endpoint; CLOSE(SHUTDOWN) there: resumed on the fourth with the third's ticket", () => {
+        assert.ok(devicePassed(run, "failover"), run.out.split("\n").slice(-60).join("\n"))
+        // the BUSY node answered BUSY and established nothing
+        const outcomes = (i: number) => logs[i]!.filter(l => l["event"] === "connection").map(l => `${l["outcome"]}:${l["code"] ?? ""}`)
+        assert.ok(outcomes(0).includes("reject:BUSY"), outcomes(0).join())
+        assert.ok(!outcomes(0).some(o => o.startsWith("resumed") || o.startsWith("full-handshake")), outcomes(0).join())
+        // one session on each serving node, both resumptions (no full handshake anywhere)
+        assert.equal(outcomes(1).filter(o => o.startsWith("resumed")).length, 1, outcomes(1).join())
+        assert.equal(outcomes(2).filter(o => o.startsWith("resumed")).length, 1, outcomes(2).join())
+        assert.ok(![...outcomes(1), ...outcomes(2)].some(o => o.startsWith("full-handshake") || o.startsWith("reject")))
+        // the fourth node accepted the 0-RTT data of a ticket the third one issued
+        const resumed = logs[2]!.find(l => l["outcome"] === "resumed")
+        assert.equal(resumed?.["earlyAccepted"], true, JSON.stringify(resumed))
+        // every message once, on the node the device was on
+        assert.deepEqual(where, ["1:third", "2:fourth"])
     })
     test("the device run passed as a whole", () => {
         assert.equal(run.code, 0, run.out.split("\n").slice(-40).join("\n"))

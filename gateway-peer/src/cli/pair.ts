@@ -24,12 +24,27 @@ out-of-band ticket and writes everything the device needs to its settings file (
   --force                      overwrite FILE if it exists
   --host H                     the gateway address the device connects to (default 127.0.0.1)
   --port P                     the gateway port (default 4433)
+  --endpoint HOST:PORT         a gateway node the device connects to, instead of --host/--port;
+                               repeat it for the nodes of a cluster (1..4, the first is the
+                               primary; the device fails over to the next when one is down,
+                               BUSY or shutting down); an IPv6 address in brackets: [::1]:4433
 
 The out-of-band ticket is signed by the gateway's out-of-band ticket key and lives
 oobTicketLifetime (serve --oob-ticket-lifetime, default 365 days) from now.`
 
 /** Device names: what an operator types, safe in logs and file names. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+
+/** Most gateway endpoints in a device's settings: TT_GW_HOST and TT_GW_HOST2..4 (PROTOCOL.md 6.8). */
+export const MAX_ENDPOINTS = 4
+/** Longest host of an endpoint (PROTOCOL.md 6.8: a setting's record is at most 232 bytes). */
+export const MAX_HOST_LEN = 200
+
+/** Where a gateway node listens, as the device connects to it. */
+export interface GatewayEndpoint {
+    readonly host: string
+    readonly port: number
+}
 
 /** The device's settings: keys of at most 13 characters (DeviceScript), the device reads exactly these. */
 export interface DeviceSettings {
@@ -39,6 +54,13 @@ export interface DeviceSettings {
     readonly TT_PSK: string
     readonly TT_GW_HOST: string
     readonly TT_GW_PORT: number
+    /** further nodes of a cluster, in failover order (present only when there are) */
+    readonly TT_GW_HOST2?: string
+    readonly TT_GW_PORT2?: number
+    readonly TT_GW_HOST3?: string
+    readonly TT_GW_PORT3?: number
+    readonly TT_GW_HOST4?: string
+    readonly TT_GW_PORT4?: number
     readonly TT_TICKET: string
     readonly TT_RSECRET: string
 }
@@ -46,8 +68,24 @@ export interface DeviceSettings {
 /**
  * The settings for a paired device (PROTOCOL.md 6.8): the one place they are made, for `pair`,
  * the tests and the vectors. Secrets (TT_SK, TT_PSK, TT_RSECRET): never log.
+ * @param host, port the primary endpoint (TT_GW_HOST, TT_GW_PORT)
+ * @param more further endpoints (TT_GW_HOST2.., each with its TT_GW_PORTn), at most 3
+ * @throws RangeError on more than MAX_ENDPOINTS endpoints in all
  */
-export function deviceSettings(p: Paired, gatewayPublic: Buffer, host: string, port: number): DeviceSettings {
+export function deviceSettings(
+    p: Paired,
+    gatewayPublic: Buffer,
+    host: string,
+    port: number,
+    more: readonly GatewayEndpoint[] = []
+): DeviceSettings {
+    if (more.length > MAX_ENDPOINTS - 1) throw new RangeError(`at most ${MAX_ENDPOINTS} gateway endpoints`)
+    const extra: Record<string, string | number> = {}
+    more.forEach((e, i) => {
+        extra[`TT_GW_HOST${i + 2}`] = e.host
+        extra[`TT_GW_PORT${i + 2}`] = e.port
+    })
+    // key order is the file's line order: PROTOCOL.md 6.8's
     return {
         TT_ID: deviceIdHex(p.deviceId),
         TT_SK: p.s.privateKey.toString("hex"),
@@ -55,9 +93,71 @@ export function deviceSettings(p: Paired, gatewayPublic: Buffer, host: string, p
         TT_PSK: p.psk.toString("hex"),
         TT_GW_HOST: host,
         TT_GW_PORT: port,
+        ...extra,
         TT_TICKET: p.ticket.ticket.toString("hex"),
         TT_RSECRET: p.ticket.secret.toString("hex"),
     }
+}
+
+/** Checks a host for the settings file: 1..MAX_HOST_LEN characters, no space, `#` or `"`. */
+function checkHost(host: string, what: string): void {
+    if (host.length === 0 || /[\s#"]/.test(host)) throw new CliError(`${what} must be a host name or address`, 2)
+    if (host.length > MAX_HOST_LEN) throw new CliError(`${what}: a host of at most ${MAX_HOST_LEN} characters`, 2)
+}
+
+/**
+ * One `--endpoint HOST:PORT`: a host name, an IPv4 address, or an IPv6 address in brackets
+ * (`[::1]:4433`, written to the settings without them).
+ * @throws CliError (exit 2) naming the value
+ */
+export function parseEndpoint(text: string): GatewayEndpoint {
+    const what = `--endpoint ${text}`
+    let host: string
+    let portText: string
+    if (text.startsWith("[")) {
+        const close = text.indexOf("]")
+        if (close < 0 || text[close + 1] !== ":")
+            throw new CliError(`${what}: an IPv6 address is written [ADDRESS]:PORT, e.g. [::1]:4433`, 2)
+        host = text.slice(1, close)
+        portText = text.slice(close + 2)
+        if (!host.includes(":")) throw new CliError(`${what}: only an IPv6 address goes in brackets`, 2)
+    } else {
+        const colon = text.lastIndexOf(":")
+        if (colon < 0) throw new CliError(`${what}: HOST:PORT, e.g. gw-1.local:4433 or [::1]:4433`, 2)
+        host = text.slice(0, colon)
+        portText = text.slice(colon + 1)
+        if (host.includes(":")) throw new CliError(`${what}: an IPv6 address goes in brackets, e.g. [::1]:4433`, 2)
+    }
+    checkHost(host, what)
+    const port = Number(portText)
+    if (!/^[0-9]+$/.test(portText) || port < 1 || port > 65535) throw new CliError(`${what}: the port must be an integer in 1..65535`, 2)
+    return { host, port }
+}
+
+/**
+ * The endpoints of `pair`'s options: `--endpoint` (1..4, the first the primary), or the one of
+ * `--host`/`--port` (each with its default), never both.
+ * @throws CliError (exit 2)
+ */
+export function endpointsOption(values: Record<string, unknown>): GatewayEndpoint[] {
+    const list = values.endpoint
+    if (Array.isArray(list) && list.length > 0) {
+        if (values.host !== undefined || values.port !== undefined)
+            throw new CliError("--endpoint replaces --host and --port: give one form or the other", 2)
+        if (list.length > MAX_ENDPOINTS)
+            throw new CliError(`at most ${MAX_ENDPOINTS} --endpoint (the device's settings hold TT_GW_HOST..TT_GW_HOST${MAX_ENDPOINTS})`, 2)
+        const out = list.map(v => parseEndpoint(String(v)))
+        const seen = new Set<string>()
+        for (const e of out) {
+            const key = `${e.host.toLowerCase()} ${e.port}`
+            if (seen.has(key)) throw new CliError(`--endpoint ${e.host.includes(":") ? `[${e.host}]` : e.host}:${e.port} is given twice`, 2)
+            seen.add(key)
+        }
+        return out
+    }
+    const host = typeof values.host === "string" ? values.host : "127.0.0.1"
+    checkHost(host, "--host")
+    return [{ host, port: intOption(values.port, "port", 4433, 1, 65535) }]
 }
 
 /**
@@ -130,6 +230,7 @@ export async function pair(argv: string[], io: Io): Promise<void> {
             force: { type: "boolean" },
             host: { type: "string" },
             port: { type: "string" },
+            endpoint: { type: "string", multiple: true },
         },
         PAIR_USAGE,
         io,
@@ -140,9 +241,7 @@ export async function pair(argv: string[], io: Io): Promise<void> {
     if (!NAME.test(name)) throw new CliError("a device name is 1..64 characters of A-Z a-z 0-9 . _ - (starting with a letter or digit)", 2)
     const out = resolve(io.cwd, typeof r.values.out === "string" ? r.values.out : ".env.local")
     const force = r.values.force === true
-    const host = typeof r.values.host === "string" ? r.values.host : "127.0.0.1"
-    if (host.length === 0 || /[\s#"]/.test(host)) throw new CliError("--host must be a host name or address", 2)
-    const port = intOption(r.values.port, "port", 4433, 1, 65535)
+    const [primary, ...more] = endpointsOption(r.values)
     if (existsSync(out) && !force) throw new CliError(`${out} exists; refusing to overwrite it (use --force)`)
 
     const store = await openCliStore(r.values, io)
@@ -151,7 +250,7 @@ export async function pair(argv: string[], io: Io): Promise<void> {
         const identity = await store.loadIdentity()
         const p = await pairDevice({ registry: store.registry, ticketKeys, name, now: nowSeconds() })
         const id = deviceIdHex(p.deviceId)
-        const text = envText(deviceSettings(p, identity.publicKey, host, port), name)
+        const text = envText(deviceSettings(p, identity.publicKey, primary!.host, primary!.port, more), name)
         writeFileSync(out, text, { mode: 0o600, flag: force ? "w" : "wx" })
         chmodSync(out, 0o600) // the mode applies only when the file is created
         // best effort on a garbage-collected VM (the hex strings cannot be wiped)

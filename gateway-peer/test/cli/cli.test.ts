@@ -265,6 +265,102 @@ test("pair writes the settings file (0600, every key), prints no secret, refuses
     assert.equal(statSync(join(cwd, ".env.local")).mode & 0o777, 0o600)
 })
 
+test("pair --endpoint HOST:PORT (1..4): the nodes of a cluster as TT_GW_HOST, TT_GW_HOST2.. in order; one is the --host form", async () => {
+    const state = join(work, "s-endpoints")
+    assert.equal((await cli(["init", "--state", state])).code, 0)
+    const keysOf = (path: string) =>
+        readFileSync(path, "utf8")
+            .split("\n")
+            .filter(l => /^[A-Z]/.test(l))
+            .map(l => l.slice(0, l.indexOf("=")))
+    // three nodes, an IPv6 one among them: written in order, after TT_GW_PORT, without brackets
+    const three = join(work, "three.env")
+    const r = await cli([
+        "pair",
+        "cl-1",
+        "--state",
+        state,
+        "--out",
+        three,
+        "--endpoint",
+        "gw-a.local:4433",
+        "--endpoint",
+        "[::1]:8443",
+        "--endpoint",
+        "10.0.0.3:4434",
+    ])
+    assert.equal(r.code, 0, r.err)
+    const env = readEnv(three)
+    assert.deepEqual(keysOf(three), [
+        "TT_ID",
+        "TT_SK",
+        "TT_GW_PK",
+        "TT_PSK",
+        "TT_GW_HOST",
+        "TT_GW_PORT",
+        "TT_GW_HOST2",
+        "TT_GW_PORT2",
+        "TT_GW_HOST3",
+        "TT_GW_PORT3",
+        "TT_TICKET",
+        "TT_RSECRET",
+    ])
+    assert.deepEqual(
+        [env.TT_GW_HOST, env.TT_GW_PORT, env.TT_GW_HOST2, env.TT_GW_PORT2, env.TT_GW_HOST3, env.TT_GW_PORT3],
+        ["gw-a.local", 4433, "::1", 8443, "10.0.0.3", 4434]
+    )
+    for (const k of keysOf(three)) assert.ok(k.length <= 13, k)
+    // four is the most
+    const four = join(work, "four.env")
+    const r4 = await cli(["pair", "cl-4", "--state", state, "--out", four, ...["a:1", "b:2", "c:3", "d:4"].flatMap(e => ["--endpoint", e])])
+    assert.equal(r4.code, 0, r4.err)
+    assert.equal(readEnv(four).TT_GW_HOST4, "d")
+    assert.equal(readEnv(four).TT_GW_PORT4, 4)
+    // one --endpoint writes exactly what --host/--port writes
+    const one = join(work, "one.env")
+    const legacy = join(work, "legacy.env")
+    assert.equal((await cli(["pair", "cl-2", "--state", state, "--out", one, "--endpoint", "10.0.0.2:5555"])).code, 0)
+    assert.equal((await cli(["pair", "cl-3", "--state", state, "--out", legacy, "--host", "10.0.0.2", "--port", "5555"])).code, 0)
+    assert.deepEqual(keysOf(one), keysOf(legacy))
+    assert.equal(keysOf(one).length, 8)
+    assert.deepEqual([readEnv(one).TT_GW_HOST, readEnv(one).TT_GW_PORT], ["10.0.0.2", 5555])
+    // usage errors: exit 2, nothing written, nobody paired
+    const bad: [string[], RegExp][] = [
+        [["--endpoint", "a:1", "--host", "b"], /--endpoint replaces --host and --port/],
+        [["--endpoint", "a:1", "--port", "2"], /--endpoint replaces --host and --port/],
+        [["a:1", "b:2", "c:3", "d:4", "e:5"].flatMap(e => ["--endpoint", e]), /at most 4 --endpoint/],
+        [["--endpoint", "gw"], /--endpoint gw: HOST:PORT/],
+        [["--endpoint", "gw:0"], /--endpoint gw:0: the port must be an integer in 1..65535/],
+        [["--endpoint", "gw:65536"], /the port must be an integer in 1..65535/],
+        [["--endpoint", "gw:44x"], /the port must be an integer in 1..65535/],
+        [["--endpoint", "gw:"], /the port must be an integer in 1..65535/],
+        [["--endpoint", "::1:4433"], /an IPv6 address goes in brackets, e.g. \[::1\]:4433/],
+        [["--endpoint", "[::1]4433"], /an IPv6 address is written \[ADDRESS\]:PORT/],
+        [["--endpoint", "[gw]:4433"], /only an IPv6 address goes in brackets/],
+        [["--endpoint", ":4433"], /--endpoint :4433 must be a host name or address/],
+        [["--endpoint", "bad host:1"], /must be a host name or address/],
+        [["--endpoint", 'a"b:1'], /must be a host name or address/],
+        [["--endpoint", "a:1", "--endpoint", "A:1"], /--endpoint A:1 is given twice/],
+        [["--endpoint", `${"h".repeat(201)}:1`], /a host of at most 200 characters/],
+        [["--host", "h".repeat(201)], /--host: a host of at most 200 characters/],
+    ]
+    for (const [args, msg] of bad) {
+        const out = join(work, "bad-endpoint.env")
+        const b = await cli(["pair", "cl-bad", "--state", state, "--out", out, ...args])
+        assert.equal(b.code, 2, `${args.join(" ")}: ${b.err}`)
+        assert.match(b.err, msg, args.join(" "))
+        assert.ok(!existsSync(out), args.join(" "))
+    }
+    assert.doesNotMatch((await cli(["list", "--state", state])).out, /cl-bad/)
+    // 200 characters is a host
+    assert.equal(
+        (await cli(["pair", "cl-5", "--state", state, "--out", join(work, "long.env"), "--endpoint", `${"h".repeat(200)}:1`])).code,
+        0
+    )
+    // the help says how
+    assert.match((await cli(["pair", "--help"])).out, /--endpoint HOST:PORT[\s\S]*1\.\.4[\s\S]*\[::1\]:4433/)
+})
+
 test("list, revoke, expire-tickets, rotate-ticket-key [--oob]", async () => {
     const state = join(work, "s-list")
     assert.equal((await cli(["init", "--state", state])).code, 0)

@@ -80,6 +80,8 @@ export class MiniGateway {
     seen: Seen = { first: [], pseudonyms: [], ephemerals: [], ages: [], early: [], data: [] }
     /** the current connection's gateway end */
     end: MemoryTransport
+    /** the current session's sending CipherState (undefined before its handshake) */
+    private sendCs: CipherState = undefined
     full = 0
     resumed = 0
 
@@ -178,6 +180,7 @@ export class MiniGateway {
         }
         if (resumedCount) this.resumed++
         else this.full++
+        if (this.end === gw) this.sendCs = send
         for (;;) {
             const r = await gw.recvFrame()
             if (!r) return
@@ -204,6 +207,16 @@ export class MiniGateway {
         this.pseudonyms = latest === undefined ? [p0, hex(next)] : [p0, hex(next), latest]
         const content = Buffer.concat(Buffer.from([InnerType.TICKET]), t.ticket, t.secret, next)
         await gw.sendFrame(FrameType.RECORD, send.encryptWithAd(EMPTY, content))
+    }
+
+    /** Ends the current session with CLOSE(code) (SHUTDOWN, IDLE, ...), as a gateway node does. */
+    async closeSession(code: number): Promise<void> {
+        const gw = this.end
+        const cs = this.sendCs
+        this.sendCs = undefined
+        if (gw === undefined || cs === undefined) return
+        await gw.sendFrame(FrameType.RECORD, cs.encryptWithAd(EMPTY, Buffer.from([InnerType.CLOSE, code])))
+        gw.close()
     }
 
     /** Forgets every pseudonym it issued (pseudonym0 stays). */

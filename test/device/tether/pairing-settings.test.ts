@@ -5,7 +5,7 @@
 import * as ds from "@devicescript/core"
 import { describe, test, expect } from "@devicescript/test"
 import { pseudonym0 } from "../../../src/tether/handshake"
-import { decodeSettings } from "../../../src/tether/pairing-settings"
+import { decodeSettings, MAX_HOST_LEN } from "../../../src/tether/pairing-settings"
 import { decodeTicketContent, rejectCode, TICKET_CONTENT_LEN } from "../../../src/tether/wire"
 import { TETHER_KK } from "../vectors/tether-kk"
 import { TETHER_RESUME } from "../vectors/tether-resume"
@@ -98,6 +98,80 @@ describe("pairing settings", () => {
             const v = values()
             v.TT_GW_PORT = port
             expect(errorFor(v)).toBe("tether: setting TT_GW_PORT is missing or not a port")
+        }
+    })
+})
+
+/** The endpoints of decoded settings as "host:port,host:port". */
+async function endpointsOf(v: any): Promise<string> {
+    await ds.sleep(0) // each decode checks every hex digit: yield between them
+    const s = decodeSettings(v)
+    const out: string[] = []
+    for (const e of s.endpoints) out.push(e.host + ":" + e.port)
+    return out.join()
+}
+
+/** errorFor(v), after a yield. */
+async function errorOf(v: any): Promise<string> {
+    await ds.sleep(0)
+    return errorFor(v)
+}
+
+describe("gateway endpoints (TT_GW_HOST, TT_GW_HOST2..4)", () => {
+    test("one endpoint: the primary only, as before", async () => {
+        expect(await endpointsOf(values())).toBe("192.168.1.20:8443")
+    })
+    test("2 to 4 endpoints in order; a port left out is TT_GW_PORT's; TT_GW_HOST5 is not a setting", async () => {
+        const v = values()
+        v.TT_GW_HOST2 = "gw-b.local"
+        v.TT_GW_PORT2 = 9443
+        expect(await endpointsOf(v)).toBe("192.168.1.20:8443,gw-b.local:9443")
+        v.TT_GW_HOST3 = "::1"
+        expect(await endpointsOf(v)).toBe("192.168.1.20:8443,gw-b.local:9443,::1:8443")
+        v.TT_GW_HOST4 = "10.0.0.4"
+        v.TT_GW_PORT4 = "4434"
+        v.TT_GW_HOST5 = "10.0.0.5"
+        v.TT_GW_PORT5 = 1
+        expect(await endpointsOf(v)).toBe("192.168.1.20:8443,gw-b.local:9443,::1:8443,10.0.0.4:4434")
+        await ds.sleep(0)
+        const s = decodeSettings(v)
+        expect(s.host + ":" + s.port).toBe("192.168.1.20:8443")
+    })
+    test("errors name the setting: a port without its host, a gap, a bad port, an empty or too long host", async () => {
+        const a = values()
+        a.TT_GW_PORT2 = 9443
+        expect(await errorOf(a)).toBe("tether: setting TT_GW_PORT2 is set without TT_GW_HOST2")
+        const b = values()
+        b.TT_GW_HOST3 = "gw-c.local"
+        expect(await errorOf(b)).toBe("tether: setting TT_GW_HOST3 is set without TT_GW_HOST2")
+        const c = values()
+        c.TT_GW_HOST2 = "gw-b.local"
+        c.TT_GW_HOST4 = "gw-d.local"
+        expect(await errorOf(c)).toBe("tether: setting TT_GW_HOST4 is set without TT_GW_HOST3")
+        for (const port of ["0", "65536", "http", 80.5, ""]) {
+            const v = values()
+            v.TT_GW_HOST2 = "gw-b.local"
+            v.TT_GW_HOST3 = "gw-c.local"
+            v.TT_GW_PORT3 = port
+            expect(await errorOf(v)).toBe("tether: setting TT_GW_PORT3 is missing or not a port")
+        }
+        const e = values()
+        e.TT_GW_HOST2 = ""
+        expect(await errorOf(e)).toBe("tether: setting TT_GW_HOST2 is missing (run `tether-gateway pair`)")
+        const n = values()
+        n.TT_GW_HOST2 = 42
+        expect(await errorOf(n)).toBe("tether: setting TT_GW_HOST2 is missing (run `tether-gateway pair`)")
+        let long = ""
+        for (let i = 0; i < 20; i++) long += "abcdefghij"
+        const ok = values()
+        ok.TT_GW_HOST2 = long
+        await ds.sleep(0)
+        expect(decodeSettings(ok).endpoints[1].host.length).toBe(MAX_HOST_LEN)
+        for (const name of ["TT_GW_HOST", "TT_GW_HOST2"]) {
+            const v = values()
+            if (name !== "TT_GW_HOST") v.TT_GW_HOST = "gw-a.local"
+            v[name] = long + "k"
+            expect(await errorOf(v)).toBe("tether: setting " + name + " is longer than 200 characters")
         }
     })
 })
