@@ -285,6 +285,12 @@ export class Connection {
                 this.finish(false)
                 return
             }
+            // established: the record is not processed (a confirmation, PROTOCOL.md 6.10); the
+            // device comes back later and resends what was not acknowledged
+            if (err instanceof StoreUnavailable) {
+                this.close(Code.BUSY, "store-unavailable")
+                return
+            }
             this.#event({ outcome: "error", detail: (err as Error).name })
             this.finish(true)
             return

@@ -26,7 +26,7 @@ import {
     type AppMessage,
     type SequencedMessage,
 } from "./codec.js"
-import { QueueFull, type AppStateStore, type Outbox, type QueuedMessage, type ReceiveState } from "../store/types.js"
+import { QueueFull, StoreUnavailable, type AppStateStore, type Outbox, type QueuedMessage, type ReceiveState } from "../store/types.js"
 import { LogLimiter } from "./log-limit.js"
 import { ReceiveStream, type ReceiveSession } from "./stream.js"
 import { allowedRoute, callUpstream, gatewayError, type Route, type UpstreamConfig, type UpstreamResult } from "./upstream.js"
@@ -278,6 +278,12 @@ export class GatewayApp {
      */
     #failed(d: DeviceState, link: AppLink, err: unknown): void {
         try {
+            if (err instanceof StoreUnavailable) {
+                // not the device's fault: it resends what was not acknowledged, later
+                this.#logLimited(d, { outcome: "store-unavailable", where: "data" })
+                this.#close(d, link, Code.BUSY)
+                return
+            }
             if (err instanceof AppProtocolError)
                 this.#log({ event: "app", outcome: "protocol-error", device: d.device.name, detail: err.message })
             else this.#log({ event: "app", outcome: "internal-error", device: d.device.name, where: "data", detail: errorName(err) })
@@ -291,17 +297,19 @@ export class GatewayApp {
      * Closes a session with PROTOCOL_ERROR. The gateway's stream stops going there only if it
      * was going to this session; another session of the device is not this one's error.
      */
-    #close(d: DeviceState, link: AppLink): void {
+    #close(d: DeviceState, link: AppLink, code: Code = Code.PROTOCOL_ERROR): void {
         if (this.#closed.has(link)) return
         this.#closed.add(link)
         if (d.link === link) d.link = undefined
-        link.close(Code.PROTOCOL_ERROR)
+        link.close(code)
     }
 
     /** The log line of a failure on a path with nobody left to tell. Never throws. */
     #internalError(d: DeviceState, where: string, err: unknown): void {
         try {
-            this.#log({ event: "app", outcome: "internal-error", device: d.device.name, where, detail: errorName(err) })
+            // the store went away: what is stored stays stored, and is sent once it is back
+            if (err instanceof StoreUnavailable) this.#logLimited(d, { outcome: "store-unavailable", where })
+            else this.#log({ event: "app", outcome: "internal-error", device: d.device.name, where, detail: errorName(err) })
         } catch {
             // the log itself failed: there is nowhere left to say it
         }

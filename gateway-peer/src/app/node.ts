@@ -7,7 +7,8 @@
 //   - queued: a message queued to a device anywhere is sent if the device's session is here;
 //   - claimed: one live session per device across the cluster: when another node records a
 //     newer session of a device, the one here is closed with CLOSE(SUPERSEDED);
-//   - resync (the store's notifications may have been missed): revocations and keys read again.
+//   - resync (the store's notifications may have been missed): revocations, keys and the live
+//     view read again, and every session here sent what was queued for it meanwhile.
 //
 // Every node records its live sessions in the store (the live view `status` lists): claimed when
 // a session becomes live, released when it ends, last activity written every ACTIVITY_MS.
@@ -15,7 +16,7 @@ import { startAppGateway, type AppGateway } from "./serve.js"
 import type { UpstreamConfig } from "./upstream.js"
 import type { ServerPolicy } from "../policy.js"
 import type { LiveSession, LogLine } from "../server.js"
-import type { GatewayStore } from "../store/types.js"
+import { StoreUnavailable, type GatewayStore } from "../store/types.js"
 import type { TicketKeySet } from "../tickets.js"
 import { Code } from "../wire.js"
 
@@ -100,9 +101,15 @@ export async function startNode(opts: NodeOptions): Promise<GatewayNode> {
     // per device, the live view's updates in the order the server made them
     const chains = new Map<string, Promise<void>>()
     const inOrder = (deviceId: string, fn: () => Promise<void>) => {
-        const p = (chains.get(deviceId) ?? Promise.resolve())
-            .then(fn)
-            .catch(err => log({ ts: ts(), event: "live-view", outcome: "error", detail: errorDetail(err) }))
+        const p = (chains.get(deviceId) ?? Promise.resolve()).then(fn).catch(err =>
+            // an outage: the resync after it puts the live view right (reconcile)
+            log({
+                ts: ts(),
+                event: "live-view",
+                outcome: err instanceof StoreUnavailable ? "store-unavailable" : "error",
+                detail: errorDetail(err),
+            })
+        )
         chains.set(deviceId, p)
         void p.then(() => {
             if (chains.get(deviceId) === p) chains.delete(deviceId)
@@ -163,7 +170,23 @@ export async function startNode(opts: NodeOptions): Promise<GatewayNode> {
         try {
             for (const d of await store.registry.listDevices()) if (d.revoked) g.gateway.closeDevice(d.id, Code.REVOKED)
         } catch (err) {
-            log({ ts: ts(), event: "watch", outcome: "error", detail: (err as Error).name })
+            log({ ts: ts(), event: "watch", outcome: "error", detail: errorDetail(err) })
+        }
+    }
+    // After notifications may have been missed, or live-view writes failed: a session here that
+    // another node claimed later is closed; a row of this node's whose session ended is released.
+    const reconcile = async () => {
+        try {
+            const rows = await store.sessions.list()
+            const live = new Map(g.gateway.live().map(l => [l.session.deviceId, l.session]))
+            for (const r of rows) {
+                const here = live.get(r.deviceId)
+                if (r.node === node) {
+                    if (here?.sessionId !== r.sessionId) inOrder(r.deviceId, () => store.sessions.release(r.deviceId, node, r.sessionId))
+                } else if (here !== undefined && r.since > here.since) g.gateway.closeSessionUnless(r.deviceId, "", Code.SUPERSEDED)
+            }
+        } catch (err) {
+            log({ ts: ts(), event: "watch", outcome: "error", detail: errorDetail(err) })
         }
     }
     const handlers = {
@@ -181,6 +204,9 @@ export async function startNode(opts: NodeOptions): Promise<GatewayNode> {
         resync: () => {
             void closeRevoked()
             void syncKeys()
+            void reconcile()
+            // messages queued while the notifications were lost go to the sessions here
+            for (const l of g.gateway.live()) g.app.wake(l.session.deviceId)
         },
         unavailable: (down: boolean) => log({ ts: ts(), event: "store", outcome: down ? "unavailable" : "available", store: store.kind }),
     }

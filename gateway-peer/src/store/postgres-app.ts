@@ -4,6 +4,7 @@
 // across every node; a transaction that fails is rolled back and its client released. Reads
 // and the receiving state's compare-and-set are single statements.
 import type pg from "pg"
+import { query, transaction } from "./postgres.js"
 import { nextStreamId } from "./stream-id.js"
 import { withId } from "./memory-app.js"
 import {
@@ -44,36 +45,13 @@ CREATE TABLE outbox (
 );
 `
 
-/** Runs `fn` in one transaction on a client of `pool`: committed, or rolled back if it throws. */
-async function tx<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const c = await pool.connect()
-    let broken: Error | undefined
-    try {
-        await c.query("BEGIN")
-        try {
-            const r = await fn(c)
-            await c.query("COMMIT")
-            return r
-        } catch (err) {
-            try {
-                await c.query("ROLLBACK")
-            } catch (e) {
-                // the connection itself failed: it must not go back to the pool
-                broken = e instanceof Error ? e : new Error("rollback failed")
-            }
-            throw err
-        }
-    } finally {
-        c.release(broken)
-    }
-}
-
 /** The receiving state, table `app_streams`. */
 export class PgAppStateStore implements AppStateStore {
     constructor(readonly pool: pg.Pool) {}
 
     async get(deviceId: string): Promise<ReceiveState | undefined> {
-        const r = await this.pool.query<{ stream_id: string; delivered: string }>(
+        const r = await query<{ stream_id: string; delivered: string }>(
+            this.pool,
             "SELECT stream_id, delivered FROM app_streams WHERE device_id = $1",
             [deviceId]
         )
@@ -84,11 +62,13 @@ export class PgAppStateStore implements AppStateStore {
     async put(deviceId: string, next: ReceiveState, prev: ReceiveState | undefined): Promise<boolean> {
         const r =
             prev === undefined
-                ? await this.pool.query(
+                ? await query(
+                      this.pool,
                       "INSERT INTO app_streams (device_id, stream_id, delivered) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                       [deviceId, next.streamId, next.delivered]
                   )
-                : await this.pool.query(
+                : await query(
+                      this.pool,
                       "UPDATE app_streams SET stream_id = $2, delivered = $3 WHERE device_id = $1 AND stream_id = $4 AND delivered = $5",
                       [deviceId, next.streamId, next.delivered, prev.streamId, prev.delivered]
                   )
@@ -162,7 +142,7 @@ export class PgOutbox implements Outbox {
     constructor(readonly pool: pg.Pool) {}
 
     async enqueue(deviceId: string, m: OutboundMessage, max: number): Promise<QueuedMessage & { streamId: number }> {
-        return tx(this.pool, async c => {
+        return transaction(this.pool, async c => {
             const r = await store(c, deviceId, [m], max)
             if (r.stored === 0) throw new QueueFull(deviceId)
             return { ...withId(m, r.firstId), streamId: r.streamId }
@@ -171,12 +151,13 @@ export class PgOutbox implements Outbox {
 
     async enqueueAll(deviceId: string, ms: readonly OutboundMessage[], max: number): Promise<number> {
         if (ms.length === 0) return 0
-        return tx(this.pool, async c => (await store(c, deviceId, ms, max)).stored)
+        return transaction(this.pool, async c => (await store(c, deviceId, ms, max)).stored)
     }
 
     async pending(deviceId: string, after = 0): Promise<OutboxStream> {
         // one statement: one snapshot of the stream row and its messages
-        const r = await this.pool.query<{ stream_id: string; next_id: string } & { [K in keyof PgRow]: PgRow[K] | null }>(
+        const r = await query<{ stream_id: string; next_id: string } & { [K in keyof PgRow]: PgRow[K] | null }>(
+            this.pool,
             `SELECT s.stream_id, s.next_id, o.id, o.kind, o.topic, o.request_id, o.status, o.payload
              FROM outbox_streams s LEFT JOIN outbox o ON o.device_id = s.device_id AND o.id > $2
              WHERE s.device_id = $1 ORDER BY o.id`,
@@ -192,7 +173,7 @@ export class PgOutbox implements Outbox {
     }
 
     async ack(deviceId: string, streamId: number, id: number, strict: boolean): Promise<number> {
-        return tx(this.pool, async c => {
+        return transaction(this.pool, async c => {
             const s = await lockStream(c, deviceId)
             if (s === undefined || s.streamId !== streamId) return 0
             if (id >= s.nextId) {
@@ -205,7 +186,7 @@ export class PgOutbox implements Outbox {
     }
 
     async restart(deviceId: string, dropResponses: boolean): Promise<OutboxStream & { dropped: number }> {
-        return tx(this.pool, async c => {
+        return transaction(this.pool, async c => {
             const s = await lockOrCreateStream(c, deviceId)
             const dropped = dropResponses
                 ? ((await c.query("DELETE FROM outbox WHERE device_id = $1 AND kind = 'response'", [deviceId])).rowCount ?? 0)
@@ -227,12 +208,12 @@ export class PgOutbox implements Outbox {
     }
 
     async count(deviceId: string): Promise<number> {
-        const r = await this.pool.query<{ n: string }>("SELECT COUNT(*) AS n FROM outbox WHERE device_id = $1", [deviceId])
+        const r = await query<{ n: string }>(this.pool, "SELECT COUNT(*) AS n FROM outbox WHERE device_id = $1", [deviceId])
         return Number(r.rows[0]?.n ?? 0)
     }
 
     async clear(deviceId: string): Promise<void> {
-        await tx(this.pool, async c => {
+        await transaction(this.pool, async c => {
             await lockStream(c, deviceId)
             await c.query("DELETE FROM outbox WHERE device_id = $1", [deviceId])
             await c.query("DELETE FROM outbox_streams WHERE device_id = $1", [deviceId])

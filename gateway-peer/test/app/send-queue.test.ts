@@ -7,7 +7,7 @@ import { AppError, AppKind, encodeApp } from "../../src/app/codec.js"
 import { GatewayApp } from "../../src/app/gateway-app.js"
 import { LogLimiter } from "../../src/app/log-limit.js"
 import { parseConfig } from "../../src/app/upstream.js"
-import type { Outbox } from "../../src/store/types.js"
+import { StoreUnavailable, type Outbox } from "../../src/store/types.js"
 import { Code } from "../../src/wire.js"
 import { type AppFixture, appFixture, FakeLink, until, memoryStores } from "./app-helpers.js"
 
@@ -172,4 +172,37 @@ test("a burst of upstream answers is stored in a few outbox transactions, not on
         16
     )
     assert.ok(calls.length <= 2, `${calls.length} outbox transactions for 16 answers (${JSON.stringify(calls)})`)
+})
+
+test("the store goes away under a DATA record: the session is closed with BUSY (not PROTOCOL_ERROR), nothing is acknowledged", async () => {
+    const device = { id: "00ff00ff00ff00fd", name: "outage" }
+    const logs: Record<string, unknown>[] = []
+    const stores = memoryStores()
+    let down = false
+    const real = stores.receiving
+    const flaky = {
+        get: (id: string) => (down ? Promise.reject(new StoreUnavailable("57P01")) : real.get(id)),
+        put: (...a: Parameters<typeof real.put>) => (down ? Promise.reject(new StoreUnavailable("57P01")) : real.put(...a)),
+        close: () => real.close(),
+    }
+    const app = new GatewayApp({
+        receiving: flaky,
+        outbox: stores.outbox,
+        config: parseConfig({}),
+        lookup: async () => device,
+        log: l => logs.push(l),
+    })
+    const link = new FakeLink()
+    app.data(device, encodeApp({ kind: AppKind.STREAM, streamId: 7, peerStreamId: 0, delivered: 0 }), link)
+    app.data(device, encodeApp({ kind: AppKind.PUBLISH, id: 1, topic: "t", payload: Buffer.alloc(0) }), link)
+    await app.idle()
+    const acks = () => link.sent.filter(m => m.kind === AppKind.ACK).length
+    const acked = acks()
+    down = true
+    app.data(device, encodeApp({ kind: AppKind.PUBLISH, id: 2, topic: "t", payload: Buffer.alloc(0) }), link)
+    await app.idle()
+    assert.deepEqual(link.closed, [Code.BUSY])
+    assert.equal(acks(), acked, "the PUBLISH met the outage: not acknowledged")
+    assert.ok(logs.some(l => l.outcome === "store-unavailable" && l.where === "data"))
+    assert.ok(!logs.some(l => l.outcome === "internal-error" || l.outcome === "protocol-error"), JSON.stringify(logs))
 })
