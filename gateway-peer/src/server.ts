@@ -105,6 +105,8 @@ export interface Gateway {
     closeSessionUnless(deviceId: string, keep: string, code: number): boolean
     /** The live sessions here, with the time of each one's last frame. */
     live(): { session: LiveSession; lastActivityMs: number }[]
+    /** The device's live session here, if any. */
+    liveOf(deviceId: string): LiveSession | undefined
     /** The device's live session, as a list of 0 or 1 (test hook: its CipherStates, e.g. to move n). */
     sessionsOf(deviceId: string): Session[]
     /** Live connections, for tests and metrics. */
@@ -370,6 +372,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
             if (c === undefined || c.id === keep) return false
             c.close(code, "superseded")
             return true
+        },
+        liveOf(deviceId) {
+            const c = byDevice.get(deviceId)?.live
+            const device = c?.device
+            return c !== undefined && device !== undefined ? liveSession(c, device) : undefined
         },
         live() {
             const out: { session: LiveSession; lastActivityMs: number }[] = []

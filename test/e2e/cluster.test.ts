@@ -156,6 +156,24 @@ function pairDevice(name: string): Dev {
     }
 }
 
+/**
+ * Connects a new client of `d`, retrying `tries` times `delayMs` apart (a node or the store
+ * coming back); `before` runs before each attempt (a failover picks the next node there).
+ */
+async function connectRetrying(d: Dev, tries = 100, delayMs = 100, before?: () => void): Promise<AppClient> {
+    for (let i = 0; ; i++) {
+        before?.()
+        const c = d.client()
+        try {
+            await c.connect()
+            return c
+        } catch (err) {
+            if (i >= tries) throw err
+            await sleep(delayMs)
+        }
+    }
+}
+
 /** The live view as `status --json` prints it. */
 function status(): { device: string; node: string; resumed: boolean }[] {
     return JSON.parse(cli(["status", ...store(), "--json"])) as { device: string; node: string; resumed: boolean }[]
@@ -221,18 +239,11 @@ describe("a cluster of three serve processes on one PostgreSQL", () => {
         let reconnecting: Promise<void> | undefined
         // the device's side of failover: on a lost session, the next node
         const failover = async () => {
-            for (;;) {
-                at = (at + 1) % order.length
-                if (order[at] === killed) continue
+            c = await connectRetrying(d, 100, 50, () => {
+                do at = (at + 1) % order.length
+                while (order[at] === killed)
                 d.target.port = port(onNode())
-                try {
-                    c = d.client()
-                    await c.connect()
-                    return
-                } catch {
-                    await sleep(50)
-                }
-            }
+            })
         }
         for (let i = 1; i <= 200; i++) {
             c.publish(`up/${i}`, Buffer.from(String(i)))
@@ -464,32 +475,15 @@ describe("a cluster of three serve processes on one PostgreSQL", () => {
         await pg.start()
         // the nodes recover by themselves: the device gets in again, and gets what was held
         d.target.port = port("B")
-        let ok = false
-        for (let i = 0; i < 100 && !ok; i++) {
-            try {
-                c = d.client()
-                await c.connect()
-                ok = true
-            } catch {
-                await sleep(100)
-            }
-        }
-        assert.ok(ok, `the device reconnected after the restart (${Date.now() - t0} ms since the stop)`)
+        c = await connectRetrying(d)
+        console.log(`# the device reconnected ${Date.now() - t0} ms after PostgreSQL stopped`)
         for (let i = 1; i <= 5; i++) c.publish(`post/${i}`, Buffer.alloc(0))
         await c.settled()
         // the steady device: its session ended with BUSY if a record of it met the outage (not a
         // protocol error); either way what it published is delivered once
         if (!steadyConn.isOpen() || sc.conn === undefined) {
             assert.ok([0, Code.BUSY].includes(steadyConn.closeCode), `steady's session closed with ${steadyConn.closeCode}`)
-            for (let i = 0; i < 100; i++) {
-                try {
-                    sc = steady.client()
-                    await sc.connect()
-                    break
-                } catch {
-                    await sleep(100)
-                }
-            }
+            sc = await connectRetrying(steady)
         }
         sc.publish("steady/4", Buffer.alloc(0))
         await sc.settled(10_000)

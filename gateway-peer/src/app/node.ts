@@ -6,7 +6,8 @@
 //     (TicketKeySet.install/retire: old keys keep opening their tickets);
 //   - queued: a message queued to a device anywhere is sent if the device's session is here;
 //   - claimed: one live session per device across the cluster: when another node records a
-//     newer session of a device, the one here is closed with CLOSE(SUPERSEDED);
+//     newer session of a device, the one here is closed with CLOSE(SUPERSEDED). The store's row
+//     decides (the store orders every node's claims), not the order notifications arrive in;
 //   - resync (the store's notifications may have been missed): revocations, keys and the live
 //     view read again, and every session here sent what was queued for it meanwhile.
 //
@@ -116,23 +117,52 @@ export async function startNode(opts: NodeOptions): Promise<GatewayNode> {
         })
     }
     let gw: AppGateway | undefined
+    // per device, the session id this node last wrote to the live view (its claim is done)
+    const claims = new Map<string, string>()
     const onLive = (s: LiveSession) =>
         inOrder(s.deviceId, async () => {
-            const prev = await store.sessions.claim({
-                deviceId: s.deviceId,
-                node,
-                sessionId: s.sessionId,
-                // the stores keep whole milliseconds; a server clock may be fractional
-                since: Math.floor(s.since),
-                remote: s.remote,
-                lastActivity: Math.floor(s.since),
-                generation: s.generation,
-                resumed: s.resumed,
-            })
+            let prev
+            try {
+                prev = await store.sessions.claim({
+                    deviceId: s.deviceId,
+                    node,
+                    sessionId: s.sessionId,
+                    // the stores keep whole milliseconds; a server clock may be fractional
+                    since: Math.floor(s.since),
+                    remote: s.remote,
+                    lastActivity: Math.floor(s.since),
+                    generation: s.generation,
+                    resumed: s.resumed,
+                })
+            } catch (err) {
+                // unrecorded, the session could outlive a newer one on another node: it ends
+                // (the device comes back once the store is)
+                if (gw?.gateway.liveOf(s.deviceId)?.sessionId === s.sessionId) gw.gateway.closeSessionUnless(s.deviceId, "", Code.BUSY)
+                throw err
+            }
+            claims.set(s.deviceId, s.sessionId)
             if (prev !== undefined && prev.node !== node)
                 log({ ts: ts(), event: "session", outcome: "taken-over", deviceName: s.deviceName, from: prev.node })
         })
-    const onEnded = (s: LiveSession) => inOrder(s.deviceId, () => store.sessions.release(s.deviceId, node, s.sessionId))
+    const onEnded = (s: LiveSession) =>
+        inOrder(s.deviceId, async () => {
+            if (claims.get(s.deviceId) === s.sessionId) claims.delete(s.deviceId)
+            await store.sessions.release(s.deviceId, node, s.sessionId)
+        })
+    /**
+     * One live session per device across the cluster: the device's session here stays only if
+     * the store's row is still its own. A session whose claim is not written yet is the newest
+     * (its claim replaces whatever the row holds), so it stays. Runs after this node's pending
+     * updates of the device (inOrder); the store orders the claims of all nodes.
+     */
+    const checkClaim = (deviceId: string) =>
+        inOrder(deviceId, async () => {
+            const here = gw?.gateway.liveOf(deviceId)
+            if (here === undefined || claims.get(deviceId) !== here.sessionId) return
+            const row = await store.sessions.get(deviceId)
+            if (row?.node === node && row.sessionId === here.sessionId) return
+            if (gw?.gateway.liveOf(deviceId)?.sessionId === here.sessionId) gw.gateway.closeSessionUnless(deviceId, "", Code.SUPERSEDED)
+        })
 
     const g = await startAppGateway({
         host: opts.host,
@@ -178,13 +208,10 @@ export async function startNode(opts: NodeOptions): Promise<GatewayNode> {
     const reconcile = async () => {
         try {
             const rows = await store.sessions.list()
-            const live = new Map(g.gateway.live().map(l => [l.session.deviceId, l.session]))
-            for (const r of rows) {
-                const here = live.get(r.deviceId)
-                if (r.node === node) {
-                    if (here?.sessionId !== r.sessionId) inOrder(r.deviceId, () => store.sessions.release(r.deviceId, node, r.sessionId))
-                } else if (here !== undefined && r.since > here.since) g.gateway.closeSessionUnless(r.deviceId, "", Code.SUPERSEDED)
-            }
+            for (const r of rows)
+                if (r.node === node && g.gateway.liveOf(r.deviceId)?.sessionId !== r.sessionId)
+                    inOrder(r.deviceId, () => store.sessions.release(r.deviceId, node, r.sessionId))
+            for (const l of g.gateway.live()) checkClaim(l.session.deviceId)
         } catch (err) {
             log({ ts: ts(), event: "watch", outcome: "error", detail: errorDetail(err) })
         }
@@ -196,11 +223,8 @@ export async function startNode(opts: NodeOptions): Promise<GatewayNode> {
         },
         keys: () => void syncKeys(),
         queued: (id: string) => gw?.app.wake(id),
-        claimed: (id: string, n: string, sid: string) => {
-            // another node's session is the live one now; here, only a newer session than `sid` stays
-            if (n !== node) gw?.gateway.closeSessionUnless(id, "", Code.SUPERSEDED)
-            else gw?.gateway.closeSessionUnless(id, sid, Code.SUPERSEDED)
-        },
+        // a session of the device was recorded somewhere: the row decides which one stays
+        claimed: (id: string) => checkClaim(id),
         resync: () => {
             void closeRevoked()
             void syncKeys()

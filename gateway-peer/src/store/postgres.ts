@@ -399,6 +399,12 @@ export class PgSessions implements SessionDirectory {
         await query(this.pool, "DELETE FROM sessions WHERE node = $1", [node])
     }
 
+    async get(deviceId: string): Promise<SessionRow | undefined> {
+        const r = await query<SessionDbRow>(this.pool, "SELECT * FROM sessions WHERE device_id = $1", [deviceId])
+        const row = r.rows[0]
+        return row === undefined ? undefined : sessionFromRow(row)
+    }
+
     async list(): Promise<SessionRow[]> {
         const r = await query<SessionDbRow>(this.pool, "SELECT * FROM sessions ORDER BY node, device_id")
         return r.rows.map(sessionFromRow)

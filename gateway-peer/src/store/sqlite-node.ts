@@ -13,12 +13,14 @@ export class SqliteSessions implements SessionDirectory {
     readonly #touch
     readonly #releaseNode
     readonly #list
+    readonly #get
 
     constructor(
         readonly db: Database.Database,
         announce: (deviceId: string, node: string, sessionId: string) => void
     ) {
         const get = db.prepare<[string], SessionDbRow>("SELECT * FROM sessions WHERE device_id = ?")
+        this.#get = get
         const put = db.prepare(
             `INSERT INTO sessions (device_id, node, session_id, since, remote, last_activity, generation, resumed)
              VALUES (@deviceId, @node, @sessionId, @since, @remote, @lastActivity, @generation, @resumed)
@@ -56,6 +58,11 @@ export class SqliteSessions implements SessionDirectory {
 
     async releaseNode(node: string): Promise<void> {
         this.#releaseNode.run(node)
+    }
+
+    async get(deviceId: string): Promise<SessionRow | undefined> {
+        const r = this.#get.get(deviceId)
+        return r === undefined ? undefined : sessionFromRow(r)
     }
 
     async list(): Promise<SessionRow[]> {

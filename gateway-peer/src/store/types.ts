@@ -158,6 +158,8 @@ export interface SessionDirectory {
     touch(node: string, activity: ReadonlyMap<string, number>): Promise<void>
     /** Removes every row of a node (at its start and clean stop: its sessions are gone). */
     releaseNode(node: string): Promise<void>
+    /** The device's row: the session the store last recorded for it. */
+    get(deviceId: string): Promise<SessionRow | undefined>
     list(): Promise<SessionRow[]>
 }
 

@@ -147,6 +147,13 @@ test("nodes on PostgreSQL: a newer session on node B closes the device's session
         assert.equal(ca.closeCode, Code.SUPERSEDED, "the session on A ends")
         assert.ok(await until(async () => (await sa.sessions.list()).map(s => s.node).join() === "B"))
         assert.ok(cb.isOpen(), "the newer session stays")
+        // A's notification of its (older) claim arrives late at B: the store's row is B's, so B keeps its session
+        const deviceId = p.deviceId.toString("hex")
+        sb.events.emit("claimed", deviceId, "A", "1")
+        sb.events.emit("claimed", deviceId, "B", "0")
+        await new Promise(r => setTimeout(r, 300))
+        assert.ok(cb.isOpen(), "a late notification of an older claim closes nothing")
+        assert.equal((await sa.sessions.get(deviceId))?.node, "B")
         await onB.close()
         assert.deepEqual([...errors(a), ...errors(b)], [])
     } finally {
