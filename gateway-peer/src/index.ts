@@ -21,6 +21,8 @@ export { initStore, migrateSqliteToPg, openStore, PG_MIGRATIONS, STORE_ENV } fro
 export type { StoreSpec } from "./store/open.js"
 export { Kek, KekError, KEK_ENV, KEK_FILE, createKekFile, loadKek } from "./crypto/kek.js"
 export { startNode, syncTicketKeys } from "./app/node.js"
+export { createGateway, TetherGateway } from "./app/create-gateway.js"
+export type { CreateGatewayOptions, GatewayEvents, SessionEvent } from "./app/create-gateway.js"
 export type { GatewayNode, NodeOptions } from "./app/node.js"
 export type { AppStateStore, OutboundMessage, Outbox, OutboxStream, QueuedMessage, ReceiveState } from "./store/types.js"
 export { ConfigError, parseConfig } from "./app/upstream.js"

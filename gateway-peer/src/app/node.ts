@@ -37,6 +37,8 @@ export interface NodeOptions {
     readonly fetch?: typeof fetch
     /** seconds since the Unix epoch (tests) */
     readonly now?: () => number
+    /** told when a device's session here becomes live (`up`) and when it ends (`down`) */
+    readonly onSession?: { readonly up?: (s: LiveSession) => void; readonly down?: (s: LiveSession) => void }
 }
 
 /** A running node. */
@@ -119,7 +121,8 @@ export async function startNode(opts: NodeOptions): Promise<GatewayNode> {
     let gw: AppGateway | undefined
     // per device, the session id this node last wrote to the live view (its claim is done)
     const claims = new Map<string, string>()
-    const onLive = (s: LiveSession) =>
+    const onLive = (s: LiveSession) => {
+        opts.onSession?.up?.(s)
         inOrder(s.deviceId, async () => {
             let prev
             try {
@@ -144,11 +147,14 @@ export async function startNode(opts: NodeOptions): Promise<GatewayNode> {
             if (prev !== undefined && prev.node !== node)
                 log({ ts: ts(), event: "session", outcome: "taken-over", deviceName: s.deviceName, from: prev.node })
         })
-    const onEnded = (s: LiveSession) =>
+    }
+    const onEnded = (s: LiveSession) => {
+        opts.onSession?.down?.(s)
         inOrder(s.deviceId, async () => {
             if (claims.get(s.deviceId) === s.sessionId) claims.delete(s.deviceId)
             await store.sessions.release(s.deviceId, node, s.sessionId)
         })
+    }
     /**
      * One live session per device across the cluster: the device's session here stays only if
      * the store's row is still its own. A session whose claim is not written yet is the newest

@@ -632,11 +632,15 @@ test("send: a connected device gets the message at once; an offline one when it 
     assert.equal((await cli(["send", "inbox-1", "cmd/raw", "--hex", "00ff", "--state", state])).code, 0)
     assert.ok(await until(() => got.length === 2), "the message sent while connected")
     assert.ok(Date.now() - t0 < 3000)
-    assert.deepEqual(got, [`1:cmd/led:${Buffer.from("on").toString("hex")}`, "2:cmd/raw:00ff"])
+    writeFileSync(join(work, "send-payload.bin"), Buffer.from([1, 2, 3]))
+    assert.equal((await cli(["send", "inbox-1", "cmd/file", "--file", join(work, "send-payload.bin"), "--state", state])).code, 0)
+    assert.ok(await until(() => got.length === 3), "the file's bytes")
+    assert.deepEqual(got, [`1:cmd/led:${Buffer.from("on").toString("hex")}`, "2:cmd/raw:00ff", "3:cmd/file:010203"])
     for (const [args, code, re] of [
         [["send", "nobody", "t", "x"], 1, /no device named nobody/],
         [["send", "inbox-1", "", "x"], 2, /a topic is 1\.\.\d+ bytes/],
-        [["send", "inbox-1", "t", "x", "--hex", "00"], 2, /TEXT or --hex, not both/],
+        [["send", "inbox-1", "t", "x", "--hex", "00"], 2, /one of TEXT, --hex and --file/],
+        [["send", "inbox-1", "t", "--file", join(work, "no-such-file")], 2, /cannot read .*ENOENT/],
         [["send", "inbox-1", "t", "--hex", "abc"], 2, /even number of hex digits/],
         [["send", "inbox-1", "t", "x".repeat(2000)], 2, /do not fit one record/],
         [["send", "inbox-1"], 2, /wrong number of arguments/],
