@@ -2,7 +2,7 @@
 // dispatches and turns errors into one line on stderr and exit status 1 (2 for usage errors).
 // No message printed here carries a secret: pair prints the name, the id and the path only.
 import { CliError, processIo, type Io } from "./cli/common.js"
-import { expireTickets, list, retireTicketKey, revoke, rotateTicketKey } from "./cli/devices.js"
+import { expireTickets, list, remove, retireTicketKey, revoke, rotateTicketKey } from "./cli/devices.js"
 import { init } from "./cli/init.js"
 import { migrateStore, status } from "./cli/cluster.js"
 import { pair } from "./cli/pair.js"
@@ -24,6 +24,7 @@ commands:
   pair NAME            pair a device and write its settings file (.env.local)
   list                 list the paired devices
   revoke NAME          revoke a device (also closes its live sessions under serve)
+  remove NAME          delete a device (its name can be paired again)
   expire-tickets NAME  invalidate a device's tickets: its next connection is a full handshake
   rotate-ticket-key    make a new current ticket key (--oob: the out-of-band one)
   retire-ticket-key    delete old ticket keys now (--now): their tickets are refused
@@ -41,6 +42,7 @@ const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number | void
     pair,
     list,
     revoke,
+    remove,
     "expire-tickets": expireTickets,
     "rotate-ticket-key": rotateTicketKey,
     "retire-ticket-key": retireTicketKey,

@@ -1,4 +1,4 @@
-// `tether-gateway list`, `revoke NAME`, `expire-tickets NAME`, `rotate-ticket-key`,
+// `tether-gateway list`, `revoke NAME`, `remove NAME`, `expire-tickets NAME`, `rotate-ticket-key`,
 // `retire-ticket-key`: the registry and the ticket keys.
 import type { GatewayStore } from "../store/types.js"
 import { nowSeconds, CliError, intOption, openCliStore, parse, printTable, STATE_OPTION, STORE_HELP, type Io } from "./common.js"
@@ -14,6 +14,14 @@ export const REVOKE_USAGE = `usage: tether-gateway revoke NAME [--state DIR | --
 
 Revokes a device: its next handshake or resumption is refused, and a running \`serve\` closes its
 live sessions with CLOSE(REVOKED) within about a second.
+
+${STORE_HELP}`
+
+export const REMOVE_USAGE = `usage: tether-gateway remove NAME [--state DIR | --store URL]
+
+Deletes a device: its keys, its tickets and the messages queued to it. A running \`serve\` closes
+its live session within about a second. Its name can then be paired again (tether-gateway pair
+NAME makes new keys). To keep the record of a lost device, revoke it instead.
 
 ${STORE_HELP}`
 
@@ -123,6 +131,23 @@ export function revoke(argv: string[], io: Io): Promise<void> {
         // every node closes the device's session: both stores announce it in revoke's transaction
         (store, name) => store.registry.revoke(name),
         name => `revoked ${name}`
+    )
+}
+
+/** Runs `remove`. */
+export function remove(argv: string[], io: Io): Promise<void> {
+    return onDevice(
+        argv,
+        io,
+        REMOVE_USAGE,
+        async (store, name) => {
+            // the registry tells every node (its session closes), then the queue goes
+            const id = await store.registry.remove(name)
+            if (id === undefined) return false
+            await store.outbox.clear(id)
+            return true
+        },
+        name => `removed ${name}`
     )
 }
 

@@ -1,7 +1,7 @@
 // `tether-gateway pair NAME`: a new device id, device key pair and PSK; the device registered;
 // the out-of-band ticket (generation 1, PROTOCOL.md 6.7) and its resumption secret minted; all
 // of it written to the device's settings file. Prints the name, the id and the path only.
-import { chmodSync, existsSync, writeFileSync } from "node:fs"
+import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs"
 import { resolve } from "node:path"
 import { randomBytes } from "../crypto/random.js"
 import { generateKeyPair, type KeyPair } from "../crypto/x25519.js"
@@ -21,7 +21,9 @@ out-of-band ticket and writes everything the device needs to its settings file (
   --store URL                  a cluster's PostgreSQL store instead (default $TETHER_STORE)
   --kek-file F                 the store's key-encryption key (default $TETHER_KEK, DIR/kek)
   --out FILE                   the settings file (default ./.env.local)
-  --force                      overwrite FILE if it exists
+  --force                      overwrite FILE if it exists, and re-key a device of that name
+                               already paired (new id, keys and PSK; its old ones stop working
+                               and its live session is closed)
   --host H                     the gateway address the device connects to (default 127.0.0.1)
   --port P                     the gateway port (default 4433)
   --endpoint HOST:PORT         a gateway node the device connects to, instead of --host/--port;
@@ -244,22 +246,59 @@ export async function pair(argv: string[], io: Io): Promise<void> {
     const [primary, ...more] = endpointsOption(r.values)
     if (existsSync(out) && !force) throw new CliError(`${out} exists; refusing to overwrite it (use --force)`)
 
-    const store = await openCliStore(r.values, io)
+    // all or nothing: the settings file is made (empty, 0600) before anything is registered, its
+    // content written and moved into place after; a failure after registering removes the device
+    const tmp = `${out}.${process.pid}.tmp`
+    let fd: number
+    try {
+        fd = openSync(tmp, "wx", 0o600)
+    } catch (err) {
+        throw new CliError(`cannot write the settings file ${out}: ${(err as NodeJS.ErrnoException).code ?? "error"}`)
+    }
+    const store = await openCliStore(r.values, io).catch(err => {
+        closeSync(fd)
+        rmSync(tmp, { force: true })
+        throw err
+    })
+    let registered: string | undefined
     try {
         const ticketKeys = await store.loadTicketKeys()
         const identity = await store.loadIdentity()
+        const existing = await store.registry.getDeviceByName(name)
+        if (existing !== undefined && !force)
+            throw new CliError(`a device named ${name} is already paired (re-key it with --force, or remove it)`)
+        if (existing !== undefined) {
+            await store.registry.remove(name) // a running serve closes its session
+            await store.outbox.clear(existing.id)
+            io.err(`tether-gateway pair: re-keying ${name}: its old keys and tickets no longer work`)
+        }
         const p = await pairDevice({ registry: store.registry, ticketKeys, name, now: nowSeconds() })
         const id = deviceIdHex(p.deviceId)
+        registered = name
         const text = envText(deviceSettings(p, identity.publicKey, primary!.host, primary!.port, more), name)
-        writeFileSync(out, text, { mode: 0o600, flag: force ? "w" : "wx" })
-        chmodSync(out, 0o600) // the mode applies only when the file is created
         // best effort on a garbage-collected VM (the hex strings cannot be wiped)
         p.s.privateKey.fill(0)
         p.psk.fill(0)
         p.ticket.secret.fill(0)
+        writeSync(fd, text)
+        fsyncSync(fd)
+        closeSync(fd)
+        fd = -1
+        renameSync(tmp, out)
+        registered = undefined
         io.out(`paired ${name} id ${id}`)
         io.out(`wrote ${out}`)
+    } catch (err) {
+        // nothing half done: a device whose settings file was not written is not paired
+        if (registered !== undefined) await store.registry.remove(registered).catch(() => {})
+        if (err instanceof CliError) throw err
+        const code = (err as NodeJS.ErrnoException).code
+        if (registered !== undefined && code !== undefined)
+            throw new CliError(`cannot write the settings file ${out} (${code}); ${name} is not paired`)
+        throw err
     } finally {
+        if (fd >= 0) closeSync(fd)
+        rmSync(tmp, { force: true })
         await store.close()
     }
 }

@@ -80,6 +80,15 @@ export class MemoryRegistry implements Registry {
         return false
     }
 
+    async remove(name: string): Promise<string | undefined> {
+        for (const d of this.#byId.values())
+            if (d.name === name) {
+                this.#byId.delete(d.id)
+                return d.id
+            }
+        return undefined
+    }
+
     async expireTickets(name: string): Promise<boolean> {
         for (const d of this.#byId.values())
             if (d.name === name) {

@@ -77,6 +77,12 @@ export interface Registry {
      */
     revoke(name: string): Promise<boolean>
     /**
+     * Deletes the device (its name can be paired again); a running gateway closes its session as
+     * for a revocation.
+     * @returns the removed device's id, undefined if no device has that name
+     */
+    remove(name: string): Promise<string | undefined>
+    /**
      * Invalidates every ticket issued so far (min_generation = issued_generation + 1) without
      * revoking: the device's next connection runs the full handshake. For a resumption secret
      * that may have leaked on its own, or a policy that wants fresh forward secrecy now; a leaked

@@ -210,6 +210,7 @@ export class SqliteRegistry implements Registry {
     readonly #db: Database.Database
     readonly #stmt
     readonly #revoke
+    readonly #remove
 
     /**
      * Opens (or with `create`, creates) the registry at `path`. It holds every device's PSK:
@@ -302,6 +303,7 @@ export class SqliteRegistry implements Registry {
             revoke: db.prepare<[string], { id: string }>(
                 "UPDATE devices SET revoked = 1, min_generation = max(min_generation, issued_generation + 1) WHERE name = ? RETURNING id"
             ),
+            remove: db.prepare<[string], { id: string }>("DELETE FROM devices WHERE name = ? RETURNING id"),
             expire: db.prepare("UPDATE devices SET min_generation = max(min_generation, issued_generation + 1) WHERE name = ?"),
             // PROTOCOL.md 6.3's confirmation in one statement (inside a transaction with the check above)
             confirm: db.prepare<
@@ -324,6 +326,12 @@ export class SqliteRegistry implements Registry {
             const r = revoke.get(name)
             if (r !== undefined) this.#onRevoked?.(r.id)
             return r !== undefined
+        })
+        const remove = this.#stmt.remove
+        this.#remove = db.transaction((name: string): string | undefined => {
+            const r = remove.get(name)
+            if (r !== undefined) this.#onRevoked?.(r.id)
+            return r?.id
         })
     }
 
@@ -388,6 +396,10 @@ export class SqliteRegistry implements Registry {
 
     async revoke(name: string): Promise<boolean> {
         return this.#revoke.immediate(name)
+    }
+
+    async remove(name: string): Promise<string | undefined> {
+        return this.#remove.immediate(name)
     }
 
     async expireTickets(name: string): Promise<boolean> {

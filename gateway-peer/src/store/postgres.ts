@@ -309,6 +309,17 @@ export class PgRegistry implements Registry {
         return (r.rowCount ?? 0) > 0
     }
 
+    /** Deletes and tells every node in the same statement (their sessions of it close). */
+    async remove(name: string): Promise<string | undefined> {
+        const r = await query<{ id: string }>(
+            this.pool,
+            `WITH r AS (DELETE FROM devices WHERE name = $1 RETURNING id)
+             SELECT id, pg_notify($2, json_build_object('e', 'revoked', 'a', json_build_array(id))::text) FROM r`,
+            [name, PG_CHANNEL]
+        )
+        return r.rows[0]?.id
+    }
+
     async expireTickets(name: string): Promise<boolean> {
         const r = await query(
             this.pool,

@@ -4,7 +4,7 @@
 import { test, after } from "node:test"
 import assert from "node:assert/strict"
 import { spawn, type ChildProcess } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from "node:fs"
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -116,6 +116,7 @@ const COMMANDS = [
     "pair",
     "list",
     "revoke",
+    "remove",
     "expire-tickets",
     "rotate-ticket-key",
     "retire-ticket-key",
@@ -359,6 +360,62 @@ test("pair --endpoint HOST:PORT (1..4): the nodes of a cluster as TT_GW_HOST, TT
     )
     // the help says how
     assert.match((await cli(["pair", "--help"])).out, /--endpoint HOST:PORT[\s\S]*1\.\.4[\s\S]*\[::1\]:4433/)
+})
+
+test("pairing is all or nothing; pair --force re-keys; remove frees the name and closes the session", async () => {
+    const state = join(work, "s-atomic")
+    assert.equal((await cli(["init", "--state", state])).code, 0)
+    const names = async () => (JSON.parse((await cli(["list", "--state", state, "--json"])).out) as { name: string }[]).map(d => d.name)
+    // a settings file that cannot be written: nothing registered, the name stays free
+    const bad = await cli(["pair", "pd", "--state", state, "--out", join(work, "no-such-dir", "x.env")])
+    assert.equal(bad.code, 1)
+    assert.match(bad.err, /cannot write the settings file .*ENOENT/)
+    assert.deepEqual(await names(), [])
+    const out = join(work, "atomic.env")
+    assert.equal((await cli(["pair", "pd", "--state", state, "--out", out])).code, 0)
+    assert.deepEqual(await names(), ["pd"])
+    assert.deepEqual(
+        readdirSync(work).filter(f => f.includes(".tmp")),
+        [],
+        "no temporary file left"
+    )
+    const first = readEnv(out)
+    const s = await serve(state)
+    const old = deviceFromEnv(first, s.port)
+    const oldConn = await old.connect()
+    // re-keying needs --force (and --force then also replaces the file)
+    const refused = await cli(["pair", "pd", "--state", state, "--out", join(work, "atomic2.env")])
+    assert.equal(refused.code, 1)
+    assert.match(refused.err, /already paired \(re-key it with --force, or remove it\)/)
+    assert.ok(!existsSync(join(work, "atomic2.env")))
+    const rekey = await cli(["pair", "pd", "--state", state, "--out", out, "--force"])
+    assert.equal(rekey.code, 0, rekey.err)
+    assert.match(rekey.err, /re-keying pd/)
+    const second = readEnv(out)
+    assert.notEqual(second.TT_ID, first.TT_ID)
+    assert.notEqual(second.TT_PSK, first.TT_PSK)
+    await old.ended()
+    assert.equal(oldConn.closeCode, Code.REVOKED, "the old keys' session is closed")
+    await assert.rejects(
+        deviceFromEnv(first, s.port).connect(),
+        (e: unknown) => e instanceof RejectedError && e.code === Code.UNKNOWN_DEVICE
+    )
+    const fresh = deviceFromEnv(second, s.port)
+    const freshConn = await fresh.connect()
+    assert.ok(freshConn.resumed, "the new settings' out-of-band ticket")
+    // remove: the session closes, the name is free again
+    const rm = await cli(["remove", "pd", "--state", state])
+    assert.equal(rm.code, 0, rm.err)
+    assert.equal(rm.out.trim(), "removed pd")
+    await fresh.ended()
+    assert.equal(freshConn.closeCode, Code.REVOKED)
+    assert.deepEqual(await names(), [])
+    const unknown = await cli(["remove", "pd", "--state", state])
+    assert.equal(unknown.code, 1)
+    assert.match(unknown.err, /no device named pd/)
+    assert.equal((await cli(["pair", "pd", "--state", state, "--out", join(work, "atomic3.env")])).code, 0)
+    s.child.kill("SIGTERM")
+    assert.equal(await s.exited, 0)
 })
 
 test("list, revoke, expire-tickets, rotate-ticket-key [--oob]", async () => {

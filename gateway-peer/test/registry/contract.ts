@@ -113,6 +113,20 @@ export async function contract(r: Registry): Promise<void> {
     const top = await r.getDevice(dev(4).id)
     await assert.rejects(r.confirmSession(dev(4).id, { full: true, nextPseudonym: P(0xd3) }), RangeError)
     assert.deepEqual(await r.getDevice(dev(4).id), top)
+
+    // remove: the device is gone by id, name and pseudonym; its name can be paired again
+    const gone = dev(5)
+    await r.putDevice(gone)
+    assert.equal(await r.remove("dev5"), gone.id)
+    assert.equal(await r.remove("dev5"), undefined)
+    assert.equal(await r.remove("nope"), undefined)
+    assert.equal(await r.getDevice(gone.id), undefined)
+    assert.equal(await r.getDeviceByName("dev5"), undefined)
+    assert.equal(await r.getDeviceByPseudonym(gone.pseudonym0), undefined)
+    const again = { ...dev(6), name: "dev5" }
+    await r.putDevice(again)
+    assert.equal((await r.getDeviceByName("dev5"))?.id, again.id)
+    assert.ok(!(await r.listDevices()).some(d => d.id === gone.id))
 }
 
 /** Concurrent confirmations: distinct generations, and pseudonyms that rotated with them (one atomic update each). */
