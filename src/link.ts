@@ -65,6 +65,11 @@ export interface LinkStatus {
     failures: number
     /** why the last attempt or session ended, when it was not stop() */
     lastError: string
+    /**
+     * "REVOKED" (the gateway closed the session so) or "UNKNOWN_DEVICE" (it knows no such
+     * pairing): the link retries only every unpairedRetryMs until a session is up again; "" otherwise
+     */
+    unpaired: string
     /** unacknowledged outbound messages */
     queued: number
     /**
@@ -101,6 +106,11 @@ export interface LinkOptions {
     backoffMinMs?: number
     /** largest retry delay (default 30000 ms); each delay is drawn from [d/2, d] */
     backoffMaxMs?: number
+    /**
+     * the retry delay once the gateway said the device is revoked or unknown (default 3600000 ms):
+     * each try would cost a full handshake, and only a new pairing helps
+     */
+    unpairedRetryMs?: number
     /** handshake answer timeout (default 10000 ms) */
     handshakeTimeoutMs?: number
     /** a session with messages in flight and nothing from the gateway for this long is dropped (default 20000 ms) */
@@ -170,6 +180,7 @@ export class Link {
         sessions: 0,
         failures: 0,
         lastError: "",
+        unpaired: "",
         queued: 0,
         x25519: 0,
         endpoint: 0,
@@ -245,6 +256,7 @@ export class Link {
             sessions: s.sessions,
             failures: s.failures,
             lastError: s.lastError,
+            unpaired: s.unpaired,
             queued: this.app.outbound.count(),
             x25519: s.x25519,
             endpoint: s.endpoint,
@@ -313,6 +325,11 @@ export class Link {
                 // PROTOCOL.md 4.3): the next ones are computed during the backoff, off the
                 // critical path of the next attempt
                 if (this.client.lastAttemptFull && o.prepareWhenIdle !== false) this.startPrepare()
+                if (this.client.unpaired) {
+                    this.st.unpaired = "UNKNOWN_DEVICE"
+                    this.st.lastError =
+                        "UNKNOWN_DEVICE: the gateway knows no such pairing (revoked, removed or re-keyed): pair the device again"
+                }
             }
             if (conn !== undefined) {
                 this.st.resumed = conn.resumed
@@ -322,6 +339,7 @@ export class Link {
                 this.st.x25519 = this.dh.x + this.dh.base - dhBefore
                 this.st.sessions++
                 this.st.failures = 0
+                this.st.unpaired = ""
                 const s: Session = { conn, writer: undefined, since: ds.millis(), progressed: false }
                 this.session = s
                 this.startWriter(s)
@@ -336,6 +354,10 @@ export class Link {
                     misses = 0
                 }
                 if (conn.closeCode !== 0) this.st.lastError = "gateway closed with code " + conn.closeCode
+                if (conn.closeCode === Code.REVOKED) {
+                    this.st.unpaired = "REVOKED"
+                    this.st.lastError = "REVOKED: the gateway revoked this device: pair it again"
+                }
                 // a node that shuts down sends its sessions elsewhere; any other end of a
                 // session retries the same endpoint first
                 next = conn.closeCode === Code.SHUTDOWN
@@ -346,7 +368,9 @@ export class Link {
             // a delay drawn from [backoff/2, backoff] (jitter), then double it, bounded, after
             // a pass over all endpoints (after every attempt with one endpoint)
             const r = this.random(2)
-            const delay = Math.floor(backoff / 2 + ((r[0] * 256 + r[1]) / 65536) * (backoff / 2))
+            // revoked or unknown: every try would cost a full handshake, and only pairing helps
+            const b = this.st.unpaired !== "" ? o.unpairedRetryMs || 3600000 : backoff
+            const delay = Math.floor(b / 2 + ((r[0] * 256 + r[1]) / 65536) * (b / 2))
             await ds.suspend(delay)
             misses++
             if (misses >= n) {

@@ -127,6 +127,11 @@ export class TetherClient {
     lastAttemptFull = false
     /** TICKET_REJECTED answers since the last successful resumption (RAM, PROTOCOL.md 6.9) */
     rejections = 0
+    /**
+     * The last connect() was answered UNKNOWN_DEVICE to pseudonym0: the gateway knows no such
+     * pairing (revoked, removed, re-keyed, or its generations used up; PROTOCOL.md 6.9)
+     */
+    unpaired = false
 
     constructor(opts: ClientOptions) {
         this.opts = opts
@@ -241,11 +246,14 @@ export class TetherClient {
             for (;;) {
                 if (s.close) {
                     // "UNKNOWN_DEVICE makes a device use its fallback pseudonym for one attempt"
-                    if (s.code === Code.UNKNOWN_DEVICE && s.next.phase === Phase.AwaitHsResp && s.next.storedPseudonym)
-                        this.unknownPseudonym = o.store.pseudonym()
+                    if (s.code === Code.UNKNOWN_DEVICE && s.next.phase === Phase.AwaitHsResp) {
+                        if (s.next.storedPseudonym) this.unknownPseudonym = o.store.pseudonym()
+                        else this.unpaired = true
+                    }
                     throw errorOf(s)
                 }
                 if (s.next.phase === Phase.Established) {
+                    this.unpaired = false
                     const handshakeMs = ds.millis() - t0
                     // "the TICKET_REJECTED answers since its last successful resumption"
                     if (s.next.how.resumed) this.rejections = 0

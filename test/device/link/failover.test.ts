@@ -39,6 +39,27 @@ function rejecting(code: number) {
     return pair.device
 }
 
+/** A gateway end that no longer knows the device: TICKET_REJECTED to its RESUME_INIT, UNKNOWN_DEVICE to the HS_INIT after it. */
+function unknownDevice() {
+    const pair = memoryPair()
+    const gw = pair.gateway
+    const serve = async () => {
+        try {
+            const f = await gw.recvFrame(5000)
+            if (f && f.type === FrameType.RESUME_INIT) {
+                await gw.sendFrame(FrameType.REJECT, Buffer.from([Code.TICKET_REJECTED]))
+                const h = await gw.recvFrame(5000)
+                if (h) await gw.sendFrame(FrameType.REJECT, Buffer.from([Code.UNKNOWN_DEVICE]))
+            } else if (f) await gw.sendFrame(FrameType.REJECT, Buffer.from([Code.UNKNOWN_DEVICE]))
+        } catch (e) {
+            // the device went away first
+        }
+        gw.close()
+    }
+    serve.start()
+    return pair.device
+}
+
 async function gateway(): Promise<MiniGateway> {
     return await new MiniGateway({ deviceId, s: { privateKey: priv, publicKey: priv }, gatewayPublic: gwPriv, psk }, gwPriv, TOY_DH).init()
 }
@@ -68,6 +89,7 @@ async function start(gw: MiniGateway, hosts: string[], min: number, max: number)
             if (o.host === "down") throw new Error("socket: connection refused")
             if (o.host === "busy") return rejecting(Code.BUSY)
             if (o.host === "hsfail") return rejecting(Code.HANDSHAKE_FAILED)
+            if (o.host === "gone") return unknownDevice()
             return await serving()
         },
         backoffMinMs: min,
@@ -123,6 +145,16 @@ describe("failover between the pairing's gateway endpoints", () => {
         expect(tried.join().indexOf("gw1") < 0).toBe(true)
         expect(link.status().state === "up").toBe(false)
         expect(link.status().endpoint).toBe(0)
+        await link.stop()
+    })
+    test("a device the gateway no longer knows says so, and stops retrying at the backoff's pace", async () => {
+        const gw = await gateway()
+        const link = await start(gw, ["gone"], 10, 20)
+        expect(await until(() => link.status().unpaired === "UNKNOWN_DEVICE", 5000)).toBe(true)
+        expect(link.status().lastError.indexOf("UNKNOWN_DEVICE: ") === 0).toBe(true)
+        await ds.sleep(500)
+        // at a 10..20 ms backoff this would be dozens of attempts, each a full handshake
+        expect(tried.length).toBe(1)
         await link.stop()
     })
     test("the backoff grows once per pass over the endpoints, after every failure with one", async () => {
