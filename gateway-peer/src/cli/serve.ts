@@ -9,6 +9,7 @@
 import { readFileSync } from "node:fs"
 import { hostname } from "node:os"
 import { resolve } from "node:path"
+import { NodeMetrics } from "../app/metrics.js"
 import { startNode, type GatewayNode } from "../app/node.js"
 import { ConfigError, parseConfig, type UpstreamConfig } from "../app/upstream.js"
 import { DEFAULT_POLICY, resolvePolicy } from "../policy.js"
@@ -27,6 +28,9 @@ ${STORE_HELP}
                   host name); every node of a cluster needs its own
   --host H        the address to listen on (default 127.0.0.1)
   --port P        the port (default 4433; 0 picks a free one)
+  --metrics [HOST:]PORT
+                  serve Prometheus metrics at http://HOST:PORT/metrics (default host 127.0.0.1):
+                  handshakes, early data, rejects, sessions, queue depth, handshake latency
   --config FILE   upstream routes and policy, JSON:
                   { "routes": { "weather": { "url": "http://127.0.0.1:8080/w", "method": "POST",
                     "timeoutMs": 5000, "maxResponseBytes": 993, "devices": ["*"] } },
@@ -92,6 +96,14 @@ function installLastResort(proc: NodeJS.EventEmitter, log: (l: LogLine) => void)
     }
 }
 
+/** `--metrics [HOST:]PORT`. @throws CliError (exit 2) */
+function metricsAddress(v: string): { host: string; port: number } {
+    const m = /^(?:(.+):)?([0-9]{1,5})$/.exec(v)
+    const port = m ? Number(m[2]) : NaN
+    if (m === null || port > 65535) throw new CliError("--metrics is [HOST:]PORT, e.g. 9464 or 0.0.0.0:9464", 2)
+    return { host: m[1] ?? "127.0.0.1", port }
+}
+
 /** Runs `serve`; resolves when the gateway has shut down. */
 export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter = process): Promise<void> {
     const policyOptions = Object.fromEntries(Object.keys(DEFAULT_POLICY).map(k => [policyOptionName(k), { type: "string" as const }]))
@@ -103,6 +115,7 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
             host: { type: "string" },
             port: { type: "string" },
             config: { type: "string" },
+            metrics: { type: "string" },
             ...policyOptions,
         },
         SERVE_USAGE,
@@ -115,7 +128,12 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
     const file = configPath !== undefined ? readConfig(configPath) : { upstream: parseConfig({}), policy: undefined }
     const config = file.upstream
     const policy = resolvePolicy(policyFrom(file.policy, r.values, configPath ?? "config"))
-    const log = (l: LogLine) => io.out(JSON.stringify(l))
+    const metricsAt = typeof r.values.metrics === "string" ? metricsAddress(r.values.metrics) : undefined
+    const metrics = metricsAt !== undefined ? new NodeMetrics() : undefined
+    const log = (l: LogLine) => {
+        metrics?.observe(l)
+        io.out(JSON.stringify(l))
+    }
     // a mode tightened at start is one line of the JSON log, naming the path (never contents)
     const onModeFix: ModeFixFn = f =>
         log({
@@ -137,6 +155,19 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
         if (/^E[A-Z]+$/.test(String((err as { code?: unknown }).code)))
             throw new CliError(`cannot listen on ${host}:${port}: ${(err as Error).message}`)
         throw err
+    }
+    let metricsServer: { close(): void } | undefined
+    if (metrics !== undefined && metricsAt !== undefined) {
+        metrics.bind(gw.gateway, store)
+        try {
+            const m = await metrics.listen(metricsAt.host, metricsAt.port)
+            metricsServer = m.server
+            log({ ts: new Date().toISOString(), event: "metrics", outcome: "listening", host: metricsAt.host, port: m.port })
+        } catch (err) {
+            await gw.close()
+            await store.close()
+            throw new CliError(`cannot serve metrics on ${metricsAt.host}:${metricsAt.port}: ${(err as Error).message}`)
+        }
     }
     const removeLastResort = installLastResort(signals, log)
     log({
@@ -163,6 +194,7 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
             log({ ts: new Date().toISOString(), event: "shutdown", outcome: "started", signal })
             void (async () => {
                 await gw.close()
+                metricsServer?.close()
                 await store.close() // closing the SQLite connection checkpoints the WAL
                 log({ ts: new Date().toISOString(), event: "shutdown", outcome: "done" })
                 removeLastResort()

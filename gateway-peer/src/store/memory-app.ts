@@ -73,6 +73,12 @@ export class MemoryOutbox implements Outbox {
         return n
     }
 
+    async total(): Promise<number> {
+        let n = 0
+        for (const s of this.#m.values()) n += s.messages.length
+        return n
+    }
+
     async pending(deviceId: string, after = 0): Promise<OutboxStream> {
         const s = this.#m.get(deviceId)
         if (s === undefined) return { streamId: 0, nextId: 1, messages: [] }

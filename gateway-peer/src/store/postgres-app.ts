@@ -154,6 +154,11 @@ export class PgOutbox implements Outbox {
         return transaction(this.pool, async c => (await store(c, deviceId, ms, max)).stored)
     }
 
+    async total(): Promise<number> {
+        const r = await query<{ n: string }>(this.pool, "SELECT COUNT(*) AS n FROM outbox")
+        return Number(r.rows[0]?.n ?? 0)
+    }
+
     async pending(deviceId: string, after = 0): Promise<OutboxStream> {
         // one statement: one snapshot of the stream row and its messages
         const r = await query<{ stream_id: string; next_id: string } & { [K in keyof PgRow]: PgRow[K] | null }>(

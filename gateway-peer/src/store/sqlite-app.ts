@@ -128,6 +128,7 @@ export function rowMessage(r: {
 export class SqliteOutbox implements Outbox {
     readonly #enqueue
     readonly #enqueueAll
+    readonly #total
     readonly #pending
     readonly #ack
     readonly #restart
@@ -144,6 +145,7 @@ export class SqliteOutbox implements Outbox {
              ON CONFLICT(device_id) DO UPDATE SET stream_id = excluded.stream_id, next_id = excluded.next_id`
         )
         const count = db.prepare<[string], { n: number }>("SELECT COUNT(*) AS n FROM outbox WHERE device_id = ?")
+        this.#total = db.prepare<[], { n: number }>("SELECT COUNT(*) AS n FROM outbox")
         const insert = db.prepare(
             "INSERT INTO outbox (device_id, id, kind, topic, request_id, status, payload) VALUES (?, ?, ?, ?, ?, ?, ?)"
         )
@@ -220,6 +222,10 @@ export class SqliteOutbox implements Outbox {
 
     async enqueueAll(deviceId: string, ms: readonly OutboundMessage[], max: number): Promise<number> {
         return ms.length === 0 ? 0 : this.#enqueueAll.immediate(deviceId, ms, max)
+    }
+
+    async total(): Promise<number> {
+        return this.#total.get()?.n ?? 0
     }
 
     async pending(deviceId: string, after = 0): Promise<OutboxStream> {

@@ -100,6 +100,8 @@ export interface Outbox {
     restart(deviceId: string, dropResponses: boolean): Promise<OutboxStream & { dropped: number }>
     /** Unacknowledged messages of a device (0 if none). */
     count(deviceId: string): Promise<number>
+    /** Unacknowledged messages of every device (the metrics' queue depth). */
+    total(): Promise<number>
     /** Everything of a device (an unpaired or re-paired device's queue). */
     clear(deviceId: string): Promise<void>
 }

@@ -140,8 +140,10 @@ for (const name of ["memory", "SQLite", "PostgreSQL"]) {
             )
             assert.equal(await a.enqueueAll(d, [resp(7)], 5), 0, "full: nothing stored")
             assert.equal(await b.count(d), 5)
+            const before = await a.total()
             const fresh = dev()
             assert.equal(await b.enqueueAll(fresh, [resp(8), msg("m9")], 5), 2, "a device without a stream gets one")
+            assert.equal(await b.total(), before + 2, "total counts every device's messages")
             const f = await a.pending(fresh)
             assert.ok(f.streamId > 0)
             assert.deepEqual(

@@ -137,6 +137,7 @@ test("a burst of upstream answers is stored in a few outbox transactions, not on
         ack: (...a) => outbox.ack(...a),
         restart: (...a) => outbox.restart(...a),
         count: (...a) => outbox.count(...a),
+        total: () => outbox.total(),
         clear: (...a) => outbox.clear(...a),
     }
     // the upstream answers all 16 calls at the same moment
