@@ -375,14 +375,19 @@ export class Connection {
         return timer
     }
 
+    /** Every line about a connection whose device is known names it (after the close too). */
     #event(fields: LogLine): void {
         const now = this.#host.clock.nowMs()
+        this.#deviceName = this.device?.name ?? this.#deviceName
+        const deviceName = fields["deviceName"] ?? this.#deviceName
         this.#host.log({
             ts: new Date(now).toISOString(),
             event: "connection",
             source: this.source,
             ms: Math.round(now - this.#t0),
             ...fields,
+            ...(deviceName !== undefined ? { deviceName } : {}),
         })
     }
+    #deviceName: string | undefined
 }
