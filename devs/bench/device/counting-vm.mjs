@@ -31,6 +31,7 @@
 //       4  the heap in use (bytes) after the latest allocation
 //       5  the VM's global flags (bit 0: GC stress)
 //       6  the size of the heap (bytes, all chunks)
+//       7  the number of allocations on the heap so far
 //   - fun0_Math_random: returns the counter instead of a random number. A program run under this
 //     build reads its instruction count as Math.random(); under the stock VM the value is below
 //     1, which device code checks (icount() in ./icount.ts throws), so a count can never be taken
@@ -155,8 +156,9 @@ export function patchWasm(wasm) {
     const gIndex = importedGlobals + gcount
     const newGlobal = Buffer.from([0x7c, 0x01, 0x44, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b]) // f64 mut, f64.const 0, end
     const newI32 = Buffer.from([0x7f, 0x01, 0x41, 0x00, 0x0b]) // i32 mut, i32.const 0, end
-    // gIndex: opcode count, +1: longest slice (f64); +2: heap in use, +3: its peak, +4: heap size (i32)
-    const globalSec = Buffer.concat([uleb(gcount + 5), wasm.subarray(gbody, gs.end), newGlobal, newGlobal, newI32, newI32, newI32])
+    // gIndex: opcode count, +1: longest slice (f64); +2: heap in use, +3: its peak, +4: heap size,
+    // +5: allocations (i32)
+    const globalSec = Buffer.concat([uleb(gcount + 6), wasm.subarray(gbody, gs.end), newGlobal, newGlobal, newI32, newI32, newI32, newI32])
 
     // code section: rewrite two bodies
     const cs = secs.find(s => s.id === 10)
@@ -205,6 +207,7 @@ export function patchWasm(wasm) {
     const gUsed = uleb(gIndex + 2)
     const gPeak = uleb(gIndex + 3)
     const gSize = uleb(gIndex + 4)
+    const gAllocs = uleb(gIndex + 5)
     const call = name => Buffer.concat([Buffer.from([0x10]), uleb(names.get(name))])
     const B = (...xs) => Buffer.concat(xs.map(x => (Buffer.isBuffer(x) ? x : Buffer.from(x))))
     // jd_gc_any_try_alloc(gc, tag, size): before its epilogue (local 3 = saved stack pointer,
@@ -213,7 +216,7 @@ export function patchWasm(wasm) {
     // with its size in words in the low 24 bits, a free block's next @4):
     //   size = 0; for (c = gc->first_chunk; c; c = c->next) size += c->end - (c + 8)
     //   used = size; for (b = gc->first_free; b; b = b->next) used -= (b->header & 0xffffff) * 4
-    //   if (used > peak) peak = used
+    //   if (used > peak) peak = used; allocs++
     const alloc = bodies[names.get("jd_gc_any_try_alloc") - importedFuncs]
     // local.get 3; i32.const 16; i32.add; global.set SP; local.get 4; end
     const epilogue = Buffer.from([0x20, 0x03, 0x41, 0x10, 0x6a, 0x24])
@@ -242,7 +245,10 @@ export function patchWasm(wasm) {
         gPeak,
         [0x4b, 0x04, 0x40, 0x20, 0x05, 0x24], // if (used > peak) peak = used
         gPeak,
-        [0x0b]
+        [0x0b, 0x23],
+        gAllocs,
+        [0x41, 0x01, 0x6a, 0x24],
+        gAllocs
     )
     bodies[names.get("jd_gc_any_try_alloc") - importedFuncs] = B(alloc.subarray(0, ep), heapWalk, alloc.subarray(ep))
     // fun1_Math_randomInt(ctx): n = devs_arg_int(ctx, 0), then the selection of the header
@@ -257,6 +263,7 @@ export function patchWasm(wasm) {
         when(4, [0x20, 0x00, 0x23], gUsed, call("devs_ret_int")),
         when(5, [0x20, 0x00], call("devs_get_global_flags"), call("devs_ret_int")),
         when(6, [0x20, 0x00, 0x23], gSize, call("devs_ret_int")),
+        when(7, [0x20, 0x00, 0x23], gAllocs, call("devs_ret_int")),
         // otherwise (2): devs_ret_double(ctx, slice); slice = 0
         [0x20, 0x00, 0x23],
         g2,
