@@ -15,6 +15,14 @@
 //              160 MHz, RP2040 about 320 at 125 MHz. Bytecode only: the native AES-CCM,
 //              SHA-256/HMAC, the flash write itself and the radio are not in them.
 //   firmware   `npm run build:esp32c3`'s image (src/boards/esp32c3.ts).
+//   heap       the same counting VM also keeps the VM heap in use after every allocation, from the
+//              GC's own lists (counting-vm.mjs), and its peak. The runs are in test mode, whose
+//              GC stress collects before every allocation, so the peak is the peak of live data
+//              (reachable or pinned), exact at allocation granularity. A handshake's figure is
+//              that peak during connect() less the live heap right before it: what the handshake
+//              needs on top of the program (the budget, 8 KB); the program's whole live heap at
+//              the peak is in the note (the bench program with its test harness and two
+//              clients, not the firmware's).
 import { spawn, spawnSync } from "node:child_process"
 import { readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
@@ -124,6 +132,17 @@ export async function run(ctx) {
     const memFirst = all("resume_first")[1]
     const memRes = all("resume")[1]
     const how = "counted by the VM (counting simulator, devs/bench/device/counting-vm.mjs)"
+    const heapSize = one("heap_size")
+    const heapRow = (label, key, extra = "") => {
+        const before = one(`heap_${key}_before`)
+        const peak = one(`heap_${key}_peak`)
+        return {
+            name: `device peak heap: ${label}`,
+            value: peak - before,
+            unit: "B",
+            note: `measured by the VM (counting simulator, GC stress: peak live heap during the step less the live heap before it, ${before} B); the program's whole heap at the peak ${peak} of ${heapSize} B${extra}`,
+        }
+    }
     const est = (label, n) => {
         const m = chipMs(n)
         return [
@@ -196,6 +215,12 @@ export async function run(ctx) {
             unit: "instr",
             note: `settings-backed store (the device's); ${round(memFirst)} with the in-memory store of round 2`,
         },
+        heapRow("full handshake (connect)", "full", "; budget 8 KB = 8192 B (issue 17)"),
+        heapRow("full handshake: first record + TICKET saved", "full_first", "; budget 8 KB = 8192 B"),
+        heapRow("resumption (connect)", "resume", "; budget 8 KB = 8192 B"),
+        heapRow("resumption: first record + TICKET saved", "resume_first", "; budget 8 KB = 8192 B"),
+        heapRow("idle work before a full handshake (prepare)", "prepare"),
+        heapRow("one X25519", "x25519"),
         {
             name: "device record send, 100-byte DATA",
             value: one("send100"),

@@ -1,5 +1,5 @@
 // X25519 figures for `npm run bench`: the alternatives of devs/bench/device/x25519.ts side by side
-// (src/crypto/x25519.ts on 13 limbs in doubles; the same generator at 12 limbs; the int32 engine
+// (src/crypto/x25519.ts on 12 limbs in doubles; the same generator at 13 limbs; the int32 engine
 // of 20 limbs of 13 bits it replaced in issue 17; the straight 16x16-bit reference port):
 //   - ms per scalar multiplication in the simulator (stock VM, test mode, interleaved in one run,
 //     yields included), median over RUNS runs;
@@ -10,13 +10,14 @@
 // Ms are noisy on a shared machine; the instruction counts are deterministic. The int32 row is
 // the same-run baseline for the ms limit (issue 17: 38 ms where the int32 engine took 54).
 import { createPrivateKey, createPublicKey, diffieHellman, randomBytes } from "node:crypto"
+import { loadavg } from "node:os"
 import { runCounting } from "./device.mjs"
 
 const ENTRY = "devs/bench/device/x25519.ts"
 const RUNS = 3
 const VARIANTS = [
-    ["device", "x25519 device: 13 limbs in doubles (src/crypto)"],
-    ["limbs12", "x25519 alternative: 12 limbs in doubles"],
+    ["device", "x25519 device: 12 limbs in doubles (src/crypto)"],
+    ["limbs13", "x25519 alternative: 13 limbs in doubles (before the move to 12)"],
     ["int32", "x25519 alternative: int32, 20 limbs of 13 bits (before issue 17)"],
     ["reference", "x25519 reference 16x16-bit port"],
 ]
@@ -39,11 +40,15 @@ function nodeX25519MsPerOp(ctx) {
 export async function run(ctx) {
     const ms = Object.fromEntries(VARIANTS.map(([k]) => [k, []]))
     const value = f => f.value + (f.lo || 0)
+    const ratios = []
+    const load = [loadavg()[0]]
     for (let r = 0; r < RUNS; r++) {
         const { code, out, figures } = await ctx.runDevice(ENTRY, 600000)
         if (code !== 0) throw new Error(`${ENTRY} failed (${code}):\n${out.slice(-3000)}`)
         for (const [k] of VARIANTS) ms[k].push(value(figures.find(f => f.name === k + "_ms")))
+        for (const f of figures.filter(f => f.name === "ratio_int32")) ratios.push(value(f))
     }
+    load.push(loadavg()[0])
     const c = await runCounting(ctx.root, ENTRY, 600000)
     if (c.code !== 0) throw new Error(`${ENTRY} (counting VM) failed (${c.code}):\n${c.out.slice(-3000)}`)
     const count = name => c.figures.find(f => f.name === name).value
@@ -59,7 +64,7 @@ export async function run(ctx) {
                 name: `${label}: bytecode instructions`,
                 value: count(k + "_instr"),
                 unit: "instr/op",
-                note: `counted by the VM; longest slice between yields ${count(k + "_slice")}`,
+                note: `counted by the VM; longest slice between yields ${count(k + "_slice")}; ${count(k + "_allocs")} heap allocations (each a full collection under test mode's GC stress)`,
             }
         )
     }
@@ -70,7 +75,13 @@ export async function run(ctx) {
             name: "x25519 device / int32 engine time, same runs",
             value: dev / int32,
             unit: "x",
-            note: `the issue-17 limit, 38 ms where int32 took 54 ms, is a ratio of ${(38 / 54).toFixed(3)}`,
+            note: `ratio of the medians above; the issue-17 limit, 38 ms where int32 took 54 ms, is a ratio of ${(38 / 54).toFixed(3)}`,
+        },
+        {
+            name: "x25519 device / int32 engine time, per round",
+            value: ctx.median(ratios),
+            unit: "x",
+            note: `median over ${ratios.length} rounds (each the device's X25519 next to the int32 engine's in one simulator run), spread ${ctx.spread(ratios)}; limit ${(38 / 54).toFixed(3)}; load average ${load.map(l => l.toFixed(1)).join(" -> ")} (2 cores, shared)`,
         },
         {
             name: "x25519 device longest slice between yields",

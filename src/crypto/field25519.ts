@@ -2,24 +2,24 @@
 // `node devs/gen/x25519-field.mjs`.
 //
 // GF(2^255 - 19) for X25519 (RFC 7748) on the DeviceScript VM, and the Montgomery ladder, on
-// 13 limbs in doubles (VM numbers are doubles: integers are exact up to 2^53).
+// 12 limbs in doubles (VM numbers are doubles: integers are exact up to 2^53).
 //
 // Cost (issue 17, devs/bench/x25519.mjs counts it with the VM's own instruction counter and
 // times it next to the int32 engine it replaced, 20 limbs of 13 bits, 4.85 M instructions):
-// a multiplication is 169 limb products (4 instructions each: two loads, multiply, add)
+// a multiplication is 144 limb products (4 instructions each: two loads, multiply, add)
 // where the int32 engine had 400, and the reduction by 19 is folded into the columns.
 //
-// Representation: limb i sits at bit P[i] = ceil(255 i / 13) (0, 20, 40, 59, 79, 99, 118, 138, 157, 177, 197, 216, 236),
-// widths 20, 20, 19, 20, 20, 19, 20, 19, 20, 20, 19, 20, 19; value = sum l[i] * 2^P[i] mod p, p = 2^255 - 19. A product
-// a[i] * b[j] belongs to column (i + j) mod 13 with factor 2^e (e = P[i] + P[j] - P[col], 0
-// or 1) times 19 when i + j >= 13 (2^255 = 19 mod p). Core outputs are balanced digits,
-// |l[i]| <= 2^(W[i] - 1), except limb 1: at most 534,463, from the fold of the top carry.
+// Representation: limb i sits at bit P[i] = ceil(255 i / 12) (0, 22, 43, 64, 85, 107, 128, 149, 170, 192, 213, 234),
+// widths 22, 21, 21, 21, 22, 21, 21, 21, 22, 21, 21, 21; value = sum l[i] * 2^P[i] mod p, p = 2^255 - 19. A product
+// a[i] * b[j] belongs to column (i + j) mod 12 with factor 2^e (e = P[i] + P[j] - P[col], 0
+// or 1) times 19 when i + j >= 12 (2^255 = 19 mod p). Core outputs are balanced digits,
+// |l[i]| <= 2^(W[i] - 1), except limb 1: at most 1,053,311, from the fold of the top carry.
 //
 // Exactness (checked by the generator, which refuses to write a file that violates it): core
 // operands are sums or differences of two outputs, |l[i]| <= 2^W[i] (+ the fold); a column,
-// the sum of its products times their factors, is then at most 294,380,471,914,369 < 2^53 =
+// the sum of its products times their factors, is then at most 2,191,736,608,519,597 < 2^53 =
 // 9,007,199,254,740,992 in magnitude, and so is every partial sum, so every product and sum is
-// exact. a24: y + 121666 * x is at most 130,052,495,797. The carry of u is round(u / 2^W)
+// exact. a24: y + 121666 * x is at most 510,306,287,616. The carry of u is round(u / 2^W)
 // computed as (u * 2^-W + 1.5 * 2^52) - 1.5 * 2^52: exact for |u * 2^-W| < 2^51 (the
 // scaling by a power of two is exact, the addition rounds to the nearest integer, the
 // subtraction is exact), and the digit u - carry * 2^W is exact and balanced.
@@ -29,27 +29,27 @@
 // the mode (public); the conditional swap is a mask (0 or -1) and XOR on small integers; the
 // scalar bit is read at an index that depends only on the (public) bit position.
 //
-// st layout (number[], shared with src/crypto/x25519.ts): x1 at 0, x2 at 13, z2 at
-// 26, x3 at 39, z3 at 52 (13 limbs each), the pending swap bit at 65, the
-// field-mode operand offsets at 66..68, temporaries from 69.
+// st layout (number[], shared with src/crypto/x25519.ts): x1 at 0, x2 at 12, z2 at
+// 24, x3 at 36, z3 at 48 (12 limbs each), the pending swap bit at 60, the
+// field-mode operand offsets at 61..63, temporaries from 64.
 
 /** Limbs per field element. */
-export const LIMBS = 13
+export const LIMBS = 12
 /** Bit position of each limb (limb i holds bits LIMB_POS[i] .. LIMB_POS[i + 1] - 1). */
-export const LIMB_POS = [0, 20, 40, 59, 79, 99, 118, 138, 157, 177, 197, 216, 236, 255]
+export const LIMB_POS = [0, 22, 43, 64, 85, 107, 128, 149, 170, 192, 213, 234, 255]
 /** st index of x1, x2, z2, x3, z3 and the pending swap bit. */
 export const ST_X1 = 0
-export const ST_X2 = 13
-export const ST_Z2 = 26
-export const ST_X3 = 39
-export const ST_Z3 = 52
-export const ST_SWAP = 65
+export const ST_X2 = 12
+export const ST_Z2 = 24
+export const ST_X3 = 36
+export const ST_Z3 = 48
+export const ST_SWAP = 60
 /** st index of the field-mode operand offsets (out, a, b). */
-export const ST_CTL = 66
+export const ST_CTL = 61
 /** st index of the first of four free temporaries of LIMBS each. */
-export const ST_TMP = 69
+export const ST_TMP = 64
 /** Length of st. */
-export const ST_LEN = 121
+export const ST_LEN = 112
 /** fengine mode (t argument): n squarings, st[out..] = st[a..]^(2^n). */
 export const MODE_SQR = -1
 /** fengine mode (t argument): st[out..] = st[a..] * st[b..]. */
@@ -64,68 +64,64 @@ export const MODE_MUL = -2
  */
 export function fengine(st: number[], k: Buffer, t: number, n: number): void {
     // registers (no initializers: every path assigns a register before reading it)
-    let x0!: number, x1!: number, x2!: number, x3!: number, x4!: number, x5!: number, x6!: number, x7!: number, x8!: number, x9!: number, x10!: number, x11!: number, x12!: number, y0!: number, y1!: number, y2!: number, y3!: number, y4!: number, y5!: number, y6!: number, y7!: number, y8!: number, y9!: number, y10!: number, y11!: number, y12!: number, o0!: number, o1!: number, o2!: number, o3!: number, o4!: number, o5!: number, o6!: number, o7!: number, o8!: number, o9!: number, o10!: number, o11!: number, o12!: number, s0!: number, s1!: number, s2!: number, s3!: number, s4!: number, s5!: number, s6!: number, s7!: number, s8!: number, s9!: number, s10!: number, s11!: number, s12!: number, q0!: number, q1!: number, q2!: number, q3!: number, q4!: number, q5!: number, q6!: number, q7!: number, q8!: number, q9!: number, q10!: number, q11!: number, q12!: number, f0!: number, f1!: number, f2!: number, f3!: number, f4!: number, f5!: number, f6!: number, f7!: number, f8!: number, f9!: number, f10!: number, f11!: number, f12!: number, g0!: number, g1!: number, g2!: number, g3!: number, g4!: number, g5!: number, g6!: number, g7!: number, g8!: number, g9!: number, g10!: number, g11!: number, g12!: number
+    let x0!: number, x1!: number, x2!: number, x3!: number, x4!: number, x5!: number, x6!: number, x7!: number, x8!: number, x9!: number, x10!: number, x11!: number, y0!: number, y1!: number, y2!: number, y3!: number, y4!: number, y5!: number, y6!: number, y7!: number, y8!: number, y9!: number, y10!: number, y11!: number, o0!: number, o1!: number, o2!: number, o3!: number, o4!: number, o5!: number, o6!: number, o7!: number, o8!: number, o9!: number, o10!: number, o11!: number, s0!: number, s1!: number, s2!: number, s3!: number, s4!: number, s5!: number, s6!: number, s7!: number, s8!: number, s9!: number, s10!: number, s11!: number, q0!: number, q1!: number, q2!: number, q3!: number, q4!: number, q5!: number, q6!: number, q7!: number, q8!: number, q9!: number, q10!: number, q11!: number, f0!: number, f1!: number, f2!: number, f3!: number, f4!: number, f5!: number, f6!: number, f7!: number, f8!: number, f9!: number, f10!: number, f11!: number, g0!: number, g1!: number, g2!: number, g3!: number, g4!: number, g5!: number, g6!: number, g7!: number, g8!: number, g9!: number, g10!: number, g11!: number
     let u = 0, v = 0, m = 0, sw = 0, ph = 0
     if (t >= 0) {
         // ladder: x2 -> G, z2 -> S, x3 -> F, z3 -> O
-        g0 = st[13]
-        g1 = st[14]
-        g2 = st[15]
-        g3 = st[16]
-        g4 = st[17]
-        g5 = st[18]
-        g6 = st[19]
-        g7 = st[20]
-        g8 = st[21]
-        g9 = st[22]
-        g10 = st[23]
-        g11 = st[24]
-        g12 = st[25]
-        s0 = st[26]
-        s1 = st[27]
-        s2 = st[28]
-        s3 = st[29]
-        s4 = st[30]
-        s5 = st[31]
-        s6 = st[32]
-        s7 = st[33]
-        s8 = st[34]
-        s9 = st[35]
-        s10 = st[36]
-        s11 = st[37]
-        s12 = st[38]
-        f0 = st[39]
-        f1 = st[40]
-        f2 = st[41]
-        f3 = st[42]
-        f4 = st[43]
-        f5 = st[44]
-        f6 = st[45]
-        f7 = st[46]
-        f8 = st[47]
-        f9 = st[48]
-        f10 = st[49]
-        f11 = st[50]
-        f12 = st[51]
-        o0 = st[52]
-        o1 = st[53]
-        o2 = st[54]
-        o3 = st[55]
-        o4 = st[56]
-        o5 = st[57]
-        o6 = st[58]
-        o7 = st[59]
-        o8 = st[60]
-        o9 = st[61]
-        o10 = st[62]
-        o11 = st[63]
-        o12 = st[64]
-        sw = st[65]
+        g0 = st[12]
+        g1 = st[13]
+        g2 = st[14]
+        g3 = st[15]
+        g4 = st[16]
+        g5 = st[17]
+        g6 = st[18]
+        g7 = st[19]
+        g8 = st[20]
+        g9 = st[21]
+        g10 = st[22]
+        g11 = st[23]
+        s0 = st[24]
+        s1 = st[25]
+        s2 = st[26]
+        s3 = st[27]
+        s4 = st[28]
+        s5 = st[29]
+        s6 = st[30]
+        s7 = st[31]
+        s8 = st[32]
+        s9 = st[33]
+        s10 = st[34]
+        s11 = st[35]
+        f0 = st[36]
+        f1 = st[37]
+        f2 = st[38]
+        f3 = st[39]
+        f4 = st[40]
+        f5 = st[41]
+        f6 = st[42]
+        f7 = st[43]
+        f8 = st[44]
+        f9 = st[45]
+        f10 = st[46]
+        f11 = st[47]
+        o0 = st[48]
+        o1 = st[49]
+        o2 = st[50]
+        o3 = st[51]
+        o4 = st[52]
+        o5 = st[53]
+        o6 = st[54]
+        o7 = st[55]
+        o8 = st[56]
+        o9 = st[57]
+        o10 = st[58]
+        o11 = st[59]
+        sw = st[60]
         n = 5 * n
     } else {
-        m = st[66] // output offset (m is not touched by the cores)
-        u = st[67]
-        v = st[68]
+        m = st[61] // output offset (m is not touched by the cores)
+        u = st[62]
+        v = st[63]
         if (t === -1) {
             ph = -1
             s0 = st[u]
@@ -140,7 +136,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             s9 = st[u + 9]
             s10 = st[u + 10]
             s11 = st[u + 11]
-            s12 = st[u + 12]
         } else {
             ph = 5
             n = 1
@@ -156,7 +151,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             x9 = st[u + 9]
             x10 = st[u + 10]
             x11 = st[u + 11]
-            x12 = st[u + 12]
             y0 = st[v]
             y1 = st[v + 1]
             y2 = st[v + 2]
@@ -169,7 +163,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             y9 = st[v + 9]
             y10 = st[v + 10]
             y11 = st[v + 11]
-            y12 = st[v + 12]
         }
     }
     // ph: ladder phase 0..4, -1 squaring chain, 5 multiplication
@@ -190,7 +183,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             y9 = g9 + s9
             y10 = g10 + s10
             y11 = g11 + s11
-            y12 = g12 + s12
             x0 = f0 - o0
             x1 = f1 - o1
             x2 = f2 - o2
@@ -203,7 +195,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             x9 = f9 - o9
             x10 = f10 - o10
             x11 = f11 - o11
-            x12 = f12 - o12
             g0 = g0 - s0
             g1 = g1 - s1
             g2 = g2 - s2
@@ -216,7 +207,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             g9 = g9 - s9
             g10 = g10 - s10
             g11 = g11 - s11
-            g12 = g12 - s12
             f0 = f0 + o0
             f1 = f1 + o1
             f2 = f2 + o2
@@ -229,7 +219,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             f9 = f9 + o9
             f10 = f10 + o10
             f11 = f11 + o11
-            f12 = f12 + o12
             s0 = y0 ^ (m & (y0 ^ f0))
             s1 = y1 ^ (m & (y1 ^ f1))
             s2 = y2 ^ (m & (y2 ^ f2))
@@ -242,7 +231,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             s9 = y9 ^ (m & (y9 ^ f9))
             s10 = y10 ^ (m & (y10 ^ f10))
             s11 = y11 ^ (m & (y11 ^ f11))
-            s12 = y12 ^ (m & (y12 ^ f12))
         } else if (ph === 1) {
             s0 = g0 ^ (m & (g0 ^ x0))
             s1 = g1 ^ (m & (g1 ^ x1))
@@ -256,7 +244,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             s9 = g9 ^ (m & (g9 ^ x9))
             s10 = g10 ^ (m & (g10 ^ x10))
             s11 = g11 ^ (m & (g11 ^ x11))
-            s12 = g12 ^ (m & (g12 ^ x12))
             y0 = g0
             y1 = g1
             y2 = g2
@@ -269,7 +256,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             y9 = g9
             y10 = g10
             y11 = g11
-            y12 = g12
             x0 = f0
             x1 = f1
             x2 = f2
@@ -282,7 +268,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             x9 = f9
             x10 = f10
             x11 = f11
-            x12 = f12
             g0 = q0
             g1 = q1
             g2 = q2
@@ -295,7 +280,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             g9 = q9
             g10 = q10
             g11 = q11
-            g12 = q12
             f0 = o0
             f1 = o1
             f2 = o2
@@ -308,7 +292,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             f9 = o9
             f10 = o10
             f11 = o11
-            f12 = o12
         } else if (ph === 2) {
             s0 = f0 + o0
             s1 = f1 + o1
@@ -322,7 +305,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             s9 = f9 + o9
             s10 = f10 + o10
             s11 = f11 + o11
-            s12 = f12 + o12
             f0 = f0 - o0
             f1 = f1 - o1
             f2 = f2 - o2
@@ -335,7 +317,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             f9 = f9 - o9
             f10 = f10 - o10
             f11 = f11 - o11
-            f12 = f12 - o12
             x0 = g0
             x1 = g1
             x2 = g2
@@ -348,7 +329,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             x9 = g9
             x10 = g10
             x11 = g11
-            x12 = g12
             y0 = q0
             y1 = q1
             y2 = q2
@@ -361,7 +341,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             y9 = q9
             y10 = q10
             y11 = q11
-            y12 = q12
         } else if (ph === 3) {
             s0 = f0
             s1 = f1
@@ -375,7 +354,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             s9 = f9
             s10 = f10
             s11 = f11
-            s12 = f12
             f0 = q0
             f1 = q1
             f2 = q2
@@ -388,7 +366,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             f9 = q9
             f10 = q10
             f11 = q11
-            f12 = q12
             g0 = o0
             g1 = o1
             g2 = o2
@@ -401,7 +378,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             g9 = o9
             g10 = o10
             g11 = o11
-            g12 = o12
             x0 = x0 - y0
             x1 = x1 - y1
             x2 = x2 - y2
@@ -414,49 +390,45 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             x9 = x9 - y9
             x10 = x10 - y10
             x11 = x11 - y11
-            x12 = x12 - y12
             u = y0 + 121666 * x0
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            y0 = u - v * 1048576
+            v = (u * 2.384185791015625e-7 + 6755399441055744) - 6755399441055744
+            y0 = u - v * 4194304
             u = y1 + 121666 * x1 + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            y1 = u - v * 1048576
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            y1 = u - v * 2097152
             u = y2 + 121666 * x2 + v
-            v = (u * 0.0000019073486328125 + 6755399441055744) - 6755399441055744
-            y2 = u - v * 524288
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            y2 = u - v * 2097152
             u = y3 + 121666 * x3 + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            y3 = u - v * 1048576
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            y3 = u - v * 2097152
             u = y4 + 121666 * x4 + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            y4 = u - v * 1048576
+            v = (u * 2.384185791015625e-7 + 6755399441055744) - 6755399441055744
+            y4 = u - v * 4194304
             u = y5 + 121666 * x5 + v
-            v = (u * 0.0000019073486328125 + 6755399441055744) - 6755399441055744
-            y5 = u - v * 524288
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            y5 = u - v * 2097152
             u = y6 + 121666 * x6 + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            y6 = u - v * 1048576
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            y6 = u - v * 2097152
             u = y7 + 121666 * x7 + v
-            v = (u * 0.0000019073486328125 + 6755399441055744) - 6755399441055744
-            y7 = u - v * 524288
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            y7 = u - v * 2097152
             u = y8 + 121666 * x8 + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            y8 = u - v * 1048576
+            v = (u * 2.384185791015625e-7 + 6755399441055744) - 6755399441055744
+            y8 = u - v * 4194304
             u = y9 + 121666 * x9 + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            y9 = u - v * 1048576
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            y9 = u - v * 2097152
             u = y10 + 121666 * x10 + v
-            v = (u * 0.0000019073486328125 + 6755399441055744) - 6755399441055744
-            y10 = u - v * 524288
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            y10 = u - v * 2097152
             u = y11 + 121666 * x11 + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            y11 = u - v * 1048576
-            u = y12 + 121666 * x12 + v
-            v = (u * 0.0000019073486328125 + 6755399441055744) - 6755399441055744
-            y12 = u - v * 524288
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            y11 = u - v * 2097152
             u = y0 + 19 * v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            y0 = u - v * 1048576
+            v = (u * 2.384185791015625e-7 + 6755399441055744) - 6755399441055744
+            y0 = u - v * 4194304
             y1 = y1 + v
         } else if (ph === 4) {
             s0 = o0
@@ -471,7 +443,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             s9 = o9
             s10 = o10
             s11 = o11
-            s12 = o12
             y0 = q0
             y1 = q1
             y2 = q2
@@ -484,7 +455,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             y9 = q9
             y10 = q10
             y11 = q11
-            y12 = q12
             x0 = st[0]
             x1 = st[1]
             x2 = st[2]
@@ -497,98 +467,91 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             x9 = st[9]
             x10 = st[10]
             x11 = st[11]
-            x12 = st[12]
         }
         if (ph < 4) {
             // Q = S^2
-            u = s0 * s0 + 76 * (s1 * s12 + s2 * s11 + s3 * s10 + s4 * s9 + s5 * s8 + s6 * s7)
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            q0 = u - v * 1048576
-            u = 2 * s0 * s1 + 38 * (s3 * s11 + s6 * s8 + s7 * s7) + 76 * (s2 * s12 + s4 * s10 + s5 * s9) + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            q1 = u - v * 1048576
-            u = s1 * s1 + 2 * s0 * s2 + 38 * (s3 * s12 + s4 * s11 + s6 * s9 + s7 * s8) + 76 * s5 * s10 + v
-            v = (u * 0.0000019073486328125 + 6755399441055744) - 6755399441055744
-            q2 = u - v * 524288
-            u = 2 * s0 * s3 + 4 * s1 * s2 + 19 * s8 * s8 + 76 * (s4 * s12 + s5 * s11 + s6 * s10 + s7 * s9) + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            q3 = u - v * 1048576
-            u = 2 * (s0 * s4 + s1 * s3 + s2 * s2) + 38 * (s6 * s11 + s8 * s9) + 76 * (s5 * s12 + s7 * s10) + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            q4 = u - v * 1048576
-            u = 2 * (s0 * s5 + s1 * s4 + s2 * s3) + 19 * s9 * s9 + 38 * (s6 * s12 + s7 * s11 + s8 * s10) + v
-            v = (u * 0.0000019073486328125 + 6755399441055744) - 6755399441055744
-            q5 = u - v * 524288
-            u = s3 * s3 + 2 * s0 * s6 + 4 * (s1 * s5 + s2 * s4) + 38 * s8 * s11 + 76 * (s7 * s12 + s9 * s10) + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            q6 = u - v * 1048576
-            u = 2 * (s0 * s7 + s1 * s6 + s3 * s4) + 4 * s2 * s5 + 38 * (s8 * s12 + s9 * s11 + s10 * s10) + v
-            v = (u * 0.0000019073486328125 + 6755399441055744) - 6755399441055744
-            q7 = u - v * 524288
-            u = 2 * (s0 * s8 + s4 * s4) + 4 * (s1 * s7 + s2 * s6 + s3 * s5) + 76 * (s9 * s12 + s10 * s11) + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            q8 = u - v * 1048576
-            u = 2 * (s0 * s9 + s1 * s8 + s3 * s6) + 4 * (s2 * s7 + s4 * s5) + 19 * s11 * s11 + 76 * s10 * s12 + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            q9 = u - v * 1048576
-            u = 2 * (s0 * s10 + s1 * s9 + s2 * s8 + s3 * s7 + s4 * s6 + s5 * s5) + 38 * s11 * s12 + v
-            v = (u * 0.0000019073486328125 + 6755399441055744) - 6755399441055744
-            q10 = u - v * 524288
-            u = 2 * (s0 * s11 + s3 * s8) + 4 * (s1 * s10 + s2 * s9 + s4 * s7 + s5 * s6) + 38 * s12 * s12 + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            q11 = u - v * 1048576
-            u = s6 * s6 + 2 * (s0 * s12 + s1 * s11 + s3 * s9 + s4 * s8) + 4 * (s2 * s10 + s5 * s7) + v
-            v = (u * 0.0000019073486328125 + 6755399441055744) - 6755399441055744
-            q12 = u - v * 524288
+            u = s0 * s0 + 38 * (s4 * s8 + s6 * s6) + 76 * (s1 * s11 + s2 * s10 + s3 * s9 + s5 * s7)
+            v = (u * 2.384185791015625e-7 + 6755399441055744) - 6755399441055744
+            q0 = u - v * 4194304
+            u = 2 * s0 * s1 + 38 * (s2 * s11 + s3 * s10 + s4 * s9 + s5 * s8 + s6 * s7) + v
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            q1 = u - v * 2097152
+            u = 2 * (s0 * s2 + s1 * s1) + 19 * s7 * s7 + 38 * (s3 * s11 + s4 * s10 + s6 * s8) + 76 * s5 * s9 + v
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            q2 = u - v * 2097152
+            u = 2 * s0 * s3 + 4 * s1 * s2 + 38 * (s4 * s11 + s7 * s8) + 76 * (s5 * s10 + s6 * s9) + v
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            q3 = u - v * 2097152
+            u = 2 * (s0 * s4 + s2 * s2) + 4 * s1 * s3 + 19 * s8 * s8 + 76 * (s5 * s11 + s6 * s10 + s7 * s9) + v
+            v = (u * 2.384185791015625e-7 + 6755399441055744) - 6755399441055744
+            q4 = u - v * 4194304
+            u = 2 * (s0 * s5 + s1 * s4 + s2 * s3) + 38 * (s6 * s11 + s7 * s10 + s8 * s9) + v
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            q5 = u - v * 2097152
+            u = s3 * s3 + 2 * (s0 * s6 + s2 * s4) + 4 * s1 * s5 + 38 * (s7 * s11 + s8 * s10 + s9 * s9) + v
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            q6 = u - v * 2097152
+            u = 2 * (s0 * s7 + s3 * s4) + 4 * (s1 * s6 + s2 * s5) + 38 * s8 * s11 + 76 * s9 * s10 + v
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            q7 = u - v * 2097152
+            u = s4 * s4 + 2 * s0 * s8 + 4 * (s1 * s7 + s2 * s6 + s3 * s5) + 38 * s10 * s10 + 76 * s9 * s11 + v
+            v = (u * 2.384185791015625e-7 + 6755399441055744) - 6755399441055744
+            q8 = u - v * 4194304
+            u = 2 * (s0 * s9 + s1 * s8 + s2 * s7 + s3 * s6 + s4 * s5) + 38 * s10 * s11 + v
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            q9 = u - v * 2097152
+            u = 2 * (s0 * s10 + s2 * s8 + s3 * s7 + s4 * s6 + s5 * s5) + 4 * s1 * s9 + 19 * s11 * s11 + v
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            q10 = u - v * 2097152
+            u = 2 * (s0 * s11 + s3 * s8 + s4 * s7) + 4 * (s1 * s10 + s2 * s9 + s5 * s6) + v
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            q11 = u - v * 2097152
             u = q0 + 19 * v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            q0 = u - v * 1048576
+            v = (u * 2.384185791015625e-7 + 6755399441055744) - 6755399441055744
+            q0 = u - v * 4194304
             q1 = q1 + v
         }
         if (ph >= 0) {
             // O = X * Y
-            u = x0 * y0 + 38 * (x1 * y12 + x2 * y11 + x3 * y10 + x4 * y9 + x5 * y8 + x6 * y7 + x7 * y6 + x8 * y5 + x9 * y4 + x10 * y3 + x11 * y2 + x12 * y1)
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            o0 = u - v * 1048576
-            u = x0 * y1 + x1 * y0 + 19 * (x3 * y11 + x6 * y8 + x8 * y6 + x11 * y3) + 38 * (x2 * y12 + x4 * y10 + x5 * y9 + x7 * y7 + x9 * y5 + x10 * y4 + x12 * y2) + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            o1 = u - v * 1048576
-            u = x0 * y2 + x1 * y1 + x2 * y0 + 19 * (x3 * y12 + x4 * y11 + x6 * y9 + x7 * y8 + x8 * y7 + x9 * y6 + x11 * y4 + x12 * y3) + 38 * (x5 * y10 + x10 * y5) + v
-            v = (u * 0.0000019073486328125 + 6755399441055744) - 6755399441055744
-            o2 = u - v * 524288
-            u = x0 * y3 + x3 * y0 + 2 * (x1 * y2 + x2 * y1) + 19 * x8 * y8 + 38 * (x4 * y12 + x5 * y11 + x6 * y10 + x7 * y9 + x9 * y7 + x10 * y6 + x11 * y5 + x12 * y4) + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            o3 = u - v * 1048576
-            u = x0 * y4 + x1 * y3 + x3 * y1 + x4 * y0 + 2 * x2 * y2 + 19 * (x6 * y11 + x8 * y9 + x9 * y8 + x11 * y6) + 38 * (x5 * y12 + x7 * y10 + x10 * y7 + x12 * y5) + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            o4 = u - v * 1048576
-            u = x0 * y5 + x1 * y4 + x2 * y3 + x3 * y2 + x4 * y1 + x5 * y0 + 19 * (x6 * y12 + x7 * y11 + x8 * y10 + x9 * y9 + x10 * y8 + x11 * y7 + x12 * y6) + v
-            v = (u * 0.0000019073486328125 + 6755399441055744) - 6755399441055744
-            o5 = u - v * 524288
-            u = x0 * y6 + x3 * y3 + x6 * y0 + 2 * (x1 * y5 + x2 * y4 + x4 * y2 + x5 * y1) + 19 * (x8 * y11 + x11 * y8) + 38 * (x7 * y12 + x9 * y10 + x10 * y9 + x12 * y7) + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            o6 = u - v * 1048576
-            u = x0 * y7 + x1 * y6 + x3 * y4 + x4 * y3 + x6 * y1 + x7 * y0 + 2 * (x2 * y5 + x5 * y2) + 19 * (x8 * y12 + x9 * y11 + x11 * y9 + x12 * y8) + 38 * x10 * y10 + v
-            v = (u * 0.0000019073486328125 + 6755399441055744) - 6755399441055744
-            o7 = u - v * 524288
-            u = x0 * y8 + x8 * y0 + 2 * (x1 * y7 + x2 * y6 + x3 * y5 + x4 * y4 + x5 * y3 + x6 * y2 + x7 * y1) + 38 * (x9 * y12 + x10 * y11 + x11 * y10 + x12 * y9) + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            o8 = u - v * 1048576
-            u = x0 * y9 + x1 * y8 + x3 * y6 + x6 * y3 + x8 * y1 + x9 * y0 + 2 * (x2 * y7 + x4 * y5 + x5 * y4 + x7 * y2) + 19 * x11 * y11 + 38 * (x10 * y12 + x12 * y10) + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            o9 = u - v * 1048576
-            u = x0 * y10 + x1 * y9 + x2 * y8 + x3 * y7 + x4 * y6 + x6 * y4 + x7 * y3 + x8 * y2 + x9 * y1 + x10 * y0 + 2 * x5 * y5 + 19 * (x11 * y12 + x12 * y11) + v
-            v = (u * 0.0000019073486328125 + 6755399441055744) - 6755399441055744
-            o10 = u - v * 524288
-            u = x0 * y11 + x3 * y8 + x8 * y3 + x11 * y0 + 2 * (x1 * y10 + x2 * y9 + x4 * y7 + x5 * y6 + x6 * y5 + x7 * y4 + x9 * y2 + x10 * y1) + 38 * x12 * y12 + v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            o11 = u - v * 1048576
-            u = x0 * y12 + x1 * y11 + x3 * y9 + x4 * y8 + x6 * y6 + x8 * y4 + x9 * y3 + x11 * y1 + x12 * y0 + 2 * (x2 * y10 + x5 * y7 + x7 * y5 + x10 * y2) + v
-            v = (u * 0.0000019073486328125 + 6755399441055744) - 6755399441055744
-            o12 = u - v * 524288
+            u = x0 * y0 + 19 * (x4 * y8 + x8 * y4) + 38 * (x1 * y11 + x2 * y10 + x3 * y9 + x5 * y7 + x6 * y6 + x7 * y5 + x9 * y3 + x10 * y2 + x11 * y1)
+            v = (u * 2.384185791015625e-7 + 6755399441055744) - 6755399441055744
+            o0 = u - v * 4194304
+            u = x0 * y1 + x1 * y0 + 19 * (x2 * y11 + x3 * y10 + x4 * y9 + x5 * y8 + x6 * y7 + x7 * y6 + x8 * y5 + x9 * y4 + x10 * y3 + x11 * y2) + v
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            o1 = u - v * 2097152
+            u = x0 * y2 + x2 * y0 + 2 * x1 * y1 + 19 * (x3 * y11 + x4 * y10 + x6 * y8 + x7 * y7 + x8 * y6 + x10 * y4 + x11 * y3) + 38 * (x5 * y9 + x9 * y5) + v
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            o2 = u - v * 2097152
+            u = x0 * y3 + x3 * y0 + 2 * (x1 * y2 + x2 * y1) + 19 * (x4 * y11 + x7 * y8 + x8 * y7 + x11 * y4) + 38 * (x5 * y10 + x6 * y9 + x9 * y6 + x10 * y5) + v
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            o3 = u - v * 2097152
+            u = x0 * y4 + x4 * y0 + 2 * (x1 * y3 + x2 * y2 + x3 * y1) + 19 * x8 * y8 + 38 * (x5 * y11 + x6 * y10 + x7 * y9 + x9 * y7 + x10 * y6 + x11 * y5) + v
+            v = (u * 2.384185791015625e-7 + 6755399441055744) - 6755399441055744
+            o4 = u - v * 4194304
+            u = x0 * y5 + x1 * y4 + x2 * y3 + x3 * y2 + x4 * y1 + x5 * y0 + 19 * (x6 * y11 + x7 * y10 + x8 * y9 + x9 * y8 + x10 * y7 + x11 * y6) + v
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            o5 = u - v * 2097152
+            u = x0 * y6 + x2 * y4 + x3 * y3 + x4 * y2 + x6 * y0 + 2 * (x1 * y5 + x5 * y1) + 19 * (x7 * y11 + x8 * y10 + x10 * y8 + x11 * y7) + 38 * x9 * y9 + v
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            o6 = u - v * 2097152
+            u = x0 * y7 + x3 * y4 + x4 * y3 + x7 * y0 + 2 * (x1 * y6 + x2 * y5 + x5 * y2 + x6 * y1) + 19 * (x8 * y11 + x11 * y8) + 38 * (x9 * y10 + x10 * y9) + v
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            o7 = u - v * 2097152
+            u = x0 * y8 + x4 * y4 + x8 * y0 + 2 * (x1 * y7 + x2 * y6 + x3 * y5 + x5 * y3 + x6 * y2 + x7 * y1) + 38 * (x9 * y11 + x10 * y10 + x11 * y9) + v
+            v = (u * 2.384185791015625e-7 + 6755399441055744) - 6755399441055744
+            o8 = u - v * 4194304
+            u = x0 * y9 + x1 * y8 + x2 * y7 + x3 * y6 + x4 * y5 + x5 * y4 + x6 * y3 + x7 * y2 + x8 * y1 + x9 * y0 + 19 * (x10 * y11 + x11 * y10) + v
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            o9 = u - v * 2097152
+            u = x0 * y10 + x2 * y8 + x3 * y7 + x4 * y6 + x6 * y4 + x7 * y3 + x8 * y2 + x10 * y0 + 2 * (x1 * y9 + x5 * y5 + x9 * y1) + 19 * x11 * y11 + v
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            o10 = u - v * 2097152
+            u = x0 * y11 + x3 * y8 + x4 * y7 + x7 * y4 + x8 * y3 + x11 * y0 + 2 * (x1 * y10 + x2 * y9 + x5 * y6 + x6 * y5 + x9 * y2 + x10 * y1) + v
+            v = (u * 4.76837158203125e-7 + 6755399441055744) - 6755399441055744
+            o11 = u - v * 2097152
             u = o0 + 19 * v
-            v = (u * 9.5367431640625e-7 + 6755399441055744) - 6755399441055744
-            o0 = u - v * 1048576
+            v = (u * 2.384185791015625e-7 + 6755399441055744) - 6755399441055744
+            o0 = u - v * 4194304
             o1 = o1 + v
         }
         if (ph < 0) {
@@ -604,7 +567,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
             s9 = q9
             s10 = q10
             s11 = q11
-            s12 = q12
         } else if (ph < 4) {
             ph = ph + 1
         } else if (ph === 4) {
@@ -613,59 +575,55 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
         }
     }
     if (ph === 0) {
-        st[13] = g0
-        st[14] = g1
-        st[15] = g2
-        st[16] = g3
-        st[17] = g4
-        st[18] = g5
-        st[19] = g6
-        st[20] = g7
-        st[21] = g8
-        st[22] = g9
-        st[23] = g10
-        st[24] = g11
-        st[25] = g12
-        st[26] = s0
-        st[27] = s1
-        st[28] = s2
-        st[29] = s3
-        st[30] = s4
-        st[31] = s5
-        st[32] = s6
-        st[33] = s7
-        st[34] = s8
-        st[35] = s9
-        st[36] = s10
-        st[37] = s11
-        st[38] = s12
-        st[39] = f0
-        st[40] = f1
-        st[41] = f2
-        st[42] = f3
-        st[43] = f4
-        st[44] = f5
-        st[45] = f6
-        st[46] = f7
-        st[47] = f8
-        st[48] = f9
-        st[49] = f10
-        st[50] = f11
-        st[51] = f12
-        st[52] = o0
-        st[53] = o1
-        st[54] = o2
-        st[55] = o3
-        st[56] = o4
-        st[57] = o5
-        st[58] = o6
-        st[59] = o7
-        st[60] = o8
-        st[61] = o9
-        st[62] = o10
-        st[63] = o11
-        st[64] = o12
-        st[65] = sw
+        st[12] = g0
+        st[13] = g1
+        st[14] = g2
+        st[15] = g3
+        st[16] = g4
+        st[17] = g5
+        st[18] = g6
+        st[19] = g7
+        st[20] = g8
+        st[21] = g9
+        st[22] = g10
+        st[23] = g11
+        st[24] = s0
+        st[25] = s1
+        st[26] = s2
+        st[27] = s3
+        st[28] = s4
+        st[29] = s5
+        st[30] = s6
+        st[31] = s7
+        st[32] = s8
+        st[33] = s9
+        st[34] = s10
+        st[35] = s11
+        st[36] = f0
+        st[37] = f1
+        st[38] = f2
+        st[39] = f3
+        st[40] = f4
+        st[41] = f5
+        st[42] = f6
+        st[43] = f7
+        st[44] = f8
+        st[45] = f9
+        st[46] = f10
+        st[47] = f11
+        st[48] = o0
+        st[49] = o1
+        st[50] = o2
+        st[51] = o3
+        st[52] = o4
+        st[53] = o5
+        st[54] = o6
+        st[55] = o7
+        st[56] = o8
+        st[57] = o9
+        st[58] = o10
+        st[59] = o11
+        st[60] = sw
     } else if (ph < 0) {
         st[m] = s0
         st[m + 1] = s1
@@ -679,7 +637,6 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
         st[m + 9] = s9
         st[m + 10] = s10
         st[m + 11] = s11
-        st[m + 12] = s12
     } else {
         st[m] = o0
         st[m + 1] = o1
@@ -693,6 +650,5 @@ export function fengine(st: number[], k: Buffer, t: number, n: number): void {
         st[m + 9] = o9
         st[m + 10] = o10
         st[m + 11] = o11
-        st[m + 12] = o12
     }
 }

@@ -1,19 +1,20 @@
 // X25519 (RFC 7748, section 5) for the DeviceScript VM.
 //
 // The field arithmetic and the ladder are generated code (src/crypto/field25519.ts, from
-// devs/gen/x25519-field.mjs): 13 limbs of 19-20 bits in doubles, every product and sum exact
+// devs/gen/x25519-field.mjs): 12 limbs of 21-22 bits in doubles, every product and sum exact
 // below 2^53 (the bound argument heads that file and the generator checks it), in ONE function,
 // fengine(), holding one unrolled multiplication and one unrolled squaring shared by the
 // ladder (a loop of 5 phases per step) and the inversion (modes MODE_SQR and MODE_MUL on
 // offsets into the state array).
 //
 // Cost (issue 17), counted by the VM itself (`npm run bench`: devs/bench/x25519.mjs and the
-// device group, with the counting VM of devs/bench/device/counting-vm.mjs): 2.54 million
+// device group, with the counting VM of devs/bench/device/counting-vm.mjs): 2.27 million
 // bytecode instructions per scalar multiplication, against 4.85 million for the int32 engine
-// of 20 limbs of 13 bits it replaced (kept for the bench in devs/bench/device/alt/). The VM
+// of 20 limbs of 13 bits it replaced and 2.54 million on 13 limbs (both kept for the bench in
+// devs/bench/device/alt/: the bench times them side by side in one run). The VM
 // panics after 128K instructions without an await; this code yields (`await ds.sleep(0)`)
 // after every LADDER_STEPS ladder steps and every SQR_CHUNK squarings: the longest slice
-// measured is about 31K instructions.
+// measured is about 36K instructions.
 //
 // Constant time: the ladder executes the same instructions for every scalar and point
 // (conditional swaps by mask, scalar bits read at public positions, the engine's branches
@@ -38,9 +39,9 @@ import {
 } from "./field25519"
 
 /** Ladder steps per slice between yields (see the bench for the measured slice). */
-const LADDER_STEPS = 3
+const LADDER_STEPS = 4
 /** Squarings per slice between yields. */
-const SQR_CHUNK = 30
+const SQR_CHUNK = 50
 const X2 = ST_X2
 const Z2 = ST_Z2
 const T0 = ST_TMP
@@ -168,7 +169,7 @@ async function invert(st: number[], k: Buffer, o: number, z: number): Promise<vo
 /**
  * X25519 scalar multiplication (RFC 7748, section 5): the u-coordinate of scalar * u.
  * The scalar is clamped on a copy (the caller's buffer is not modified) and the top bit of
- * u is ignored. Cooperative: yields to other fibers at least every 32K VM instructions.
+ * u is ignored. Cooperative: yields to other fibers at least every 40K VM instructions.
  * @param scalar 32-byte secret scalar
  * @param u 32-byte u-coordinate (any 32 bytes are accepted, as the RFC requires)
  * @returns the 32-byte shared u-coordinate
@@ -182,7 +183,7 @@ export async function x25519(scalar: Buffer, u: Buffer): Promise<Buffer> {
     k[0] &= 248
     k[31] = (k[31] & 127) | 64
 
-    // st: x1, x2, z2, x3, z3 (20 limbs each), the pending swap bit, the field-mode offsets and
+    // st: x1, x2, z2, x3, z3 (LIMBS each), the pending swap bit, the field-mode offsets and
     // the inversion's temporaries
     const st: number[] = []
     for (let i = 0; i < ST_LEN; i++) st.push(0)

@@ -20,7 +20,12 @@
 //   resume_first      the resumed session's first record and answer (its TICKET saved, as above)
 //   send100           then Connection.send of a 100-byte DATA record (encrypt, frame, socket write)
 //   recv              then Connection.receive of the gateway's 1-byte DATA answer
-//   heap              not here (a ballast search, handshake.ts)
+//   heap_*            the VM's heap in use (bytes), from the counting VM's heap figures (GC stress
+//                     in test mode, so the peak is the peak of live data; icount.ts heapLive and
+//                     peakHeap): *_before the live heap right before the step, *_peak the highest
+//                     heap in use during it, for x25519, prepare, full (connect), full_first
+//                     (its first record and TICKET), resume and resume_first. The readings sit
+//                     outside the instruction counts' spans.
 import * as ds from "@devicescript/core"
 import { describe, test, expect } from "@devicescript/test"
 import { x25519, x25519Base } from "../../../src/crypto/x25519"
@@ -30,8 +35,20 @@ import { Connection, RecvKind } from "../../../src/tether/connection"
 import { Pairing } from "../../../src/tether/handshake"
 import { MemoryStorage, SettingsStorage, SlotStorage, TicketStore } from "../../../src/tether/ticket-store"
 import { RFC7748 } from "../../../test/device/vectors/x25519-rfc7748"
-import { icount, icountCost, longestSlice, MeteredDh } from "./icount"
+import { heapLive, heapSize, icount, icountCost, longestSlice, MeteredDh } from "./icount"
 import { DEV_ID, DEV_PRIV, GW_PUB, PORT, PSK, ROUNDS } from "./env.generated"
+
+/** Resets the counting VM's peak heap to the heap in use now; returns the live heap (bytes). */
+function heapMark(): number {
+    const live = heapLive()
+    Math.randomInt(3)
+    return live
+}
+
+/** The peak heap in use since the last mark (and marks again). */
+function heapPeak(): number {
+    return Math.randomInt(3)
+}
 
 function emit(name: string, value: number, unit: string): void {
     // number-to-string keeps ~6 significant digits: large counts go as thousands + rest
@@ -53,9 +70,14 @@ describe("cost", () => {
         const v = RFC7748[0]
         const k = h(v.scalar)
         const u = h(v.u)
+        emit("heap_size", heapSize(), "B")
+        let hb = heapMark()
         let t = icount()
         const out = await x25519(k, u)
         const xs = icount() - t - c0
+        const xp = heapPeak()
+        emit("heap_x25519_before", hb, "B")
+        emit("heap_x25519_peak", xp, "B")
         expect(out.toString("hex")).toBe(v.out)
         emit("x25519", xs, "instr")
         const slice = await longestSlice(async () => {
@@ -78,38 +100,63 @@ describe("cost", () => {
             const storage: SlotStorage = r === 0 ? new SettingsStorage() : new MemoryStorage()
             const tc = await client(p, dh, storage)
             dh.reset()
+            hb = heapMark()
             t = icount()
             await tc.prepare()
-            emit("prepare", icount() - t - c0, "instr")
+            let n = icount() - t - c0
+            let hp = heapPeak()
+            emit("prepare", n, "instr")
+            emit("heap_prepare_before", hb, "B")
+            emit("heap_prepare_peak", hp, "B")
             emit("prepare_x25519", dh.calls, "ops")
             await ds.sleep(10)
 
             dh.reset()
+            hb = heapMark()
             t = icount()
             const full = await tc.connect()
-            emit("full", icount() - t - c0, "instr")
+            n = icount() - t - c0
+            hp = heapPeak()
+            emit("full", n, "instr")
+            emit("heap_full_before", hb, "B")
+            emit("heap_full_peak", hp, "B")
             emit("full_dh", dh.instr, "instr")
             emit("full_x25519", dh.calls, "ops")
             expect(full.resumed).toBe(false)
+            hb = heapMark()
             t = icount()
             await full.send(msg)
             const got = await full.receive(10000)
-            emit("full_first", icount() - t - c0, "instr")
+            n = icount() - t - c0
+            hp = heapPeak()
+            emit("full_first", n, "instr")
+            emit("heap_full_first_before", hb, "B")
+            emit("heap_full_first_peak", hp, "B")
             expect(got.kind === RecvKind.Data ? got.data.toString() : "none").toBe("!")
             await full.close()
             await ds.sleep(10)
 
             dh.reset()
+            hb = heapMark()
             t = icount()
             const res = await tc.connect()
-            emit("resume", icount() - t - c0, "instr")
+            n = icount() - t - c0
+            hp = heapPeak()
+            emit("resume", n, "instr")
+            emit("heap_resume_before", hb, "B")
+            emit("heap_resume_peak", hp, "B")
             emit("resume_dh", dh.instr, "instr")
             emit("resume_x25519", dh.calls, "ops")
             expect(res.resumed).toBe(true)
+            hb = heapMark()
             t = icount()
             await res.send(msg)
             const r1 = await res.receive(10000)
-            emit("resume_first", icount() - t - c0, "instr")
+            n = icount() - t - c0
+            hp = heapPeak()
+            emit("resume_first", n, "instr")
+            emit("heap_resume_first_before", hb, "B")
+            emit("heap_resume_first_peak", hp, "B")
             expect(r1.kind === RecvKind.Data ? r1.data.toString() : "none").toBe("!")
             t = icount()
             await res.send(msg)

@@ -14,7 +14,24 @@
 //     Next to it a second global keeps the longest run of opcodes within one entry into that
 //     loop (131072 - maxsteps: the quantity the guard limits, i.e. the longest slice between two
 //     yields of any fiber).
-//   - fun1_Math_randomInt: returns that longest slice since the previous call and resets it.
+//   - jd_gc_any_try_alloc (runtime gc_alloc.c, every allocation on the VM's heap goes through
+//     it): after the block is allocated, the heap in use is computed from the GC's own lists (the
+//     chunks' sizes less the blocks on its free list, block sizes in words from their headers) and
+//     kept in a global, with the highest value since the last reset in another. Test mode
+//     (`devs run --test`) runs the VM with GC stress: a full collection before every allocation,
+//     so the heap in use right after an allocation is exactly the live data (reachable or pinned)
+//     plus that block, and the highest value is the program's peak live heap. (A block freed
+//     explicitly with jd_gc_free leaves the list until the next sweep, which under GC stress is
+//     the next allocation.) Outside GC stress the value would include garbage: the device code
+//     checks the flag (heap.ts).
+//   - fun1_Math_randomInt(n) no longer draws a random number; n selects what it returns:
+//       2  the longest slice (above) since the previous such call, and resets it
+//       3  the peak heap in use (bytes) since the previous such call, and resets it to the heap
+//          in use now
+//       4  the heap in use (bytes) after the latest allocation
+//       5  the VM's global flags (bit 0: GC stress)
+//       6  the size of the heap (bytes, all chunks)
+//       7  the number of allocations on the heap so far
 //   - fun0_Math_random: returns the counter instead of a random number. A program run under this
 //     build reads its instruction count as Math.random(); under the stock VM the value is below
 //     1, which device code checks (icount() in ./icount.ts throws), so a count can never be taken
@@ -121,7 +138,16 @@ export function patchWasm(wasm) {
     const secs = sections(wasm)
     const names = functionNames(wasm, secs)
     const { funcs: importedFuncs, globals: importedGlobals } = importCounts(wasm, secs)
-    const need = ["devs_vm_exec_opcodes", "fun0_Math_random", "fun1_Math_randomInt", "devs_ret_double"]
+    const need = [
+        "devs_vm_exec_opcodes",
+        "fun0_Math_random",
+        "fun1_Math_randomInt",
+        "devs_ret_double",
+        "devs_ret_int",
+        "devs_arg_int",
+        "devs_get_global_flags",
+        "jd_gc_any_try_alloc",
+    ]
     for (const n of need) if (!names.has(n)) throw new Error("counting-vm: no function " + n + " in the VM")
 
     // a new mutable f64 global at the end of the global section
@@ -129,7 +155,10 @@ export function patchWasm(wasm) {
     const [gcount, gbody] = leb(wasm, gs.start)
     const gIndex = importedGlobals + gcount
     const newGlobal = Buffer.from([0x7c, 0x01, 0x44, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b]) // f64 mut, f64.const 0, end
-    const globalSec = Buffer.concat([uleb(gcount + 2), wasm.subarray(gbody, gs.end), newGlobal, newGlobal])
+    const newI32 = Buffer.from([0x7f, 0x01, 0x41, 0x00, 0x0b]) // i32 mut, i32.const 0, end
+    // gIndex: opcode count, +1: longest slice (f64); +2: heap in use, +3: its peak, +4: heap size,
+    // +5: allocations (i32)
+    const globalSec = Buffer.concat([uleb(gcount + 6), wasm.subarray(gbody, gs.end), newGlobal, newGlobal, newI32, newI32, newI32, newI32])
 
     // code section: rewrite two bodies
     const cs = secs.find(s => s.id === 10)
@@ -175,19 +204,76 @@ export function patchWasm(wasm) {
         uleb(names.get("devs_ret_double")),
         Buffer.from([0x0b]),
     ])
-    // fun1_Math_randomInt(ctx): devs_ret_double(ctx, slice); slice = 0
+    const gUsed = uleb(gIndex + 2)
+    const gPeak = uleb(gIndex + 3)
+    const gSize = uleb(gIndex + 4)
+    const gAllocs = uleb(gIndex + 5)
+    const call = name => Buffer.concat([Buffer.from([0x10]), uleb(names.get(name))])
+    const B = (...xs) => Buffer.concat(xs.map(x => (Buffer.isBuffer(x) ? x : Buffer.from(x))))
+    // jd_gc_any_try_alloc(gc, tag, size): before its epilogue (local 3 = saved stack pointer,
+    // local 4 = the result; locals 5..10 are dead there), with gc = local 0 (struct _devs_gc_t:
+    // first_free @0, first_chunk @4; a chunk: next @0, end @4, blocks from @8; a block: header @0
+    // with its size in words in the low 24 bits, a free block's next @4):
+    //   size = 0; for (c = gc->first_chunk; c; c = c->next) size += c->end - (c + 8)
+    //   used = size; for (b = gc->first_free; b; b = b->next) used -= (b->header & 0xffffff) * 4
+    //   if (used > peak) peak = used; allocs++
+    const alloc = bodies[names.get("jd_gc_any_try_alloc") - importedFuncs]
+    // local.get 3; i32.const 16; i32.add; global.set SP; local.get 4; end
+    const epilogue = Buffer.from([0x20, 0x03, 0x41, 0x10, 0x6a, 0x24])
+    const ep = alloc.length - 10
+    if (!alloc.subarray(ep, ep + 6).equals(epilogue) || !alloc.subarray(ep + 7).equals(Buffer.from([0x20, 0x04, 0x0b])))
+        throw new Error("counting-vm: jd_gc_any_try_alloc does not end as expected")
+    const heapWalk = B(
+        [0x41, 0x00, 0x21, 0x05], // size = 0
+        [0x20, 0x00, 0x28, 0x02, 0x04, 0x21, 0x06], // c = gc->first_chunk
+        [0x02, 0x40, 0x03, 0x40], // block loop
+        [0x20, 0x06, 0x45, 0x0d, 0x01], // if (!c) break
+        [0x20, 0x05, 0x20, 0x06, 0x28, 0x02, 0x04, 0x20, 0x06, 0x41, 0x08, 0x6a, 0x6b, 0x6a, 0x21, 0x05], // size += c->end - (c + 8)
+        [0x20, 0x06, 0x28, 0x02, 0x00, 0x21, 0x06], // c = c->next
+        [0x0c, 0x00, 0x0b, 0x0b], // continue; end end
+        [0x20, 0x05, 0x24],
+        gSize,
+        [0x20, 0x00, 0x28, 0x02, 0x00, 0x21, 0x06], // b = gc->first_free
+        [0x02, 0x40, 0x03, 0x40], // block loop
+        [0x20, 0x06, 0x45, 0x0d, 0x01], // if (!b) break
+        [0x20, 0x05, 0x20, 0x06, 0x28, 0x02, 0x00, 0x41, 0xff, 0xff, 0xff, 0x07, 0x71, 0x41, 0x02, 0x74, 0x6b, 0x21, 0x05], // used -= (b->header & 0xffffff) << 2
+        [0x20, 0x06, 0x28, 0x02, 0x04, 0x21, 0x06], // b = b->next
+        [0x0c, 0x00, 0x0b, 0x0b], // continue; end end
+        [0x20, 0x05, 0x24],
+        gUsed,
+        [0x20, 0x05, 0x23],
+        gPeak,
+        [0x4b, 0x04, 0x40, 0x20, 0x05, 0x24], // if (used > peak) peak = used
+        gPeak,
+        [0x0b, 0x23],
+        gAllocs,
+        [0x41, 0x01, 0x6a, 0x24],
+        gAllocs
+    )
+    bodies[names.get("jd_gc_any_try_alloc") - importedFuncs] = B(alloc.subarray(0, ep), heapWalk, alloc.subarray(ep))
+    // fun1_Math_randomInt(ctx): n = devs_arg_int(ctx, 0), then the selection of the header
     const zero = Buffer.alloc(8)
-    bodies[randIntIdx] = Buffer.concat([
-        Buffer.from([0x00, 0x20, 0x00, 0x23]),
+    const when = (n, ...body) => B([0x02, 0x40, 0x20, 0x01, 0x41, n, 0x47, 0x0d, 0x00], ...body, [0x0f, 0x0b]) // block; if (n != N) skip; ...; return; end
+    bodies[randIntIdx] = B(
+        [0x01, 0x01, 0x7f], // one i32 local (1)
+        [0x20, 0x00, 0x41, 0x00],
+        call("devs_arg_int"),
+        [0x21, 0x01],
+        when(3, [0x20, 0x00, 0x23], gPeak, call("devs_ret_int"), [0x23], gUsed, [0x24], gPeak),
+        when(4, [0x20, 0x00, 0x23], gUsed, call("devs_ret_int")),
+        when(5, [0x20, 0x00], call("devs_get_global_flags"), call("devs_ret_int")),
+        when(6, [0x20, 0x00, 0x23], gSize, call("devs_ret_int")),
+        when(7, [0x20, 0x00, 0x23], gAllocs, call("devs_ret_int")),
+        // otherwise (2): devs_ret_double(ctx, slice); slice = 0
+        [0x20, 0x00, 0x23],
         g2,
-        Buffer.from([0x10]),
-        uleb(names.get("devs_ret_double")),
-        Buffer.from([0x44]),
+        call("devs_ret_double"),
+        [0x44],
         zero,
-        Buffer.from([0x24]),
+        [0x24],
         g2,
-        Buffer.from([0x0b]),
-    ])
+        [0x0b]
+    )
     const codeSec = Buffer.concat([uleb(fcount), ...bodies.flatMap(b => [uleb(b.length), b])])
 
     const parts = [wasm.subarray(0, 8)]

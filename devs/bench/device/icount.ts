@@ -58,3 +58,35 @@ export async function longestSlice(f: () => Promise<void>): Promise<number> {
     await f()
     return Math.randomInt(2)
 }
+
+/**
+ * The VM's heap in use, in bytes, right after one small allocation: under the counting VM in test
+ * mode (GC stress: a full collection before every allocation) that is the live data now, plus
+ * the 16 bytes or so of that allocation. Throws unless GC stress is on, where the figure would
+ * include garbage.
+ */
+export function heapLive(): number {
+    icount() // the counting VM, or throw
+    if ((Math.randomInt(5) & 1) === 0) throw new Error("heapLive: no GC stress (run with devs run --test)")
+    const b = Buffer.alloc(1)
+    b[0] = 1
+    return Math.randomInt(4)
+}
+
+/** The VM's heap size in bytes (all its chunks). */
+export function heapSize(): number {
+    icount()
+    return Math.randomInt(6)
+}
+
+/**
+ * The peak heap in use (bytes) while f runs, as the counting VM keeps it (the highest heap in
+ * use after any allocation, i.e. under GC stress the peak live data), and the live heap right
+ * before f: { before, peak }.
+ */
+export async function peakHeap(f: () => Promise<void>): Promise<{ before: number; peak: number }> {
+    const before = heapLive()
+    Math.randomInt(3) // resets the peak to the heap in use now
+    await f()
+    return { before, peak: Math.randomInt(3) }
+}

@@ -1,19 +1,21 @@
-// A copy of src/crypto/x25519.ts on the 12-limb engine (alt/field-12.ts), for the bench only.
+// The device's X25519 before it moved to 12 limbs (src/crypto/x25519.ts at that commit, on the
+// 13-limb engine alt/field-13.ts), for the bench only.
 // X25519 (RFC 7748, section 5) for the DeviceScript VM.
 //
 // The field arithmetic and the ladder are generated code (src/crypto/field25519.ts, from
-// devs/gen/x25519-field.mjs): 20 limbs of 13 bits whose every intermediate provably stays an
-// int32 (the bound argument heads that file), in ONE function, fengine(), holding one unrolled
-// multiplication and one unrolled squaring shared by the ladder (a loop of 5 phases per step)
-// and the inversion (modes MODE_SQR and MODE_MUL on offsets into the state array).
+// devs/gen/x25519-field.mjs): 13 limbs of 19-20 bits in doubles, every product and sum exact
+// below 2^53 (the bound argument heads that file and the generator checks it), in ONE function,
+// fengine(), holding one unrolled multiplication and one unrolled squaring shared by the
+// ladder (a loop of 5 phases per step) and the inversion (modes MODE_SQR and MODE_MUL on
+// offsets into the state array).
 //
-// Cost and size, measured by devs/bench/x25519.mjs (`npm run bench`, the instruction count
-// comes from executing the compiled image's statements, see there): 4.83 million bytecode
-// instructions per scalar multiplication (a ladder step is 17,103; a squaring 1,372; a
-// multiplication call 2,427), and 10.8 KB of bytecode for all the field code (the previous
-// fully inlined ladder step alone was 29.9 KB of the image's 64 KB limit on function code). The VM panics after 128K instructions without an await; this code
-// yields (`await ds.sleep(0)`) after every LADDER_STEPS ladder steps and every SQR_CHUNK
-// squarings.
+// Cost (issue 17), counted by the VM itself (`npm run bench`: devs/bench/x25519.mjs and the
+// device group, with the counting VM of devs/bench/device/counting-vm.mjs): 2.54 million
+// bytecode instructions per scalar multiplication, against 4.85 million for the int32 engine
+// of 20 limbs of 13 bits it replaced (kept for the bench in devs/bench/device/alt/). The VM
+// panics after 128K instructions without an await; this code yields (`await ds.sleep(0)`)
+// after every LADDER_STEPS ladder steps and every SQR_CHUNK squarings: the longest slice
+// measured is about 31K instructions.
 //
 // Constant time: the ladder executes the same instructions for every scalar and point
 // (conditional swaps by mask, scalar bits read at public positions, the engine's branches
@@ -35,7 +37,7 @@ import {
     MODE_SQR,
     MODE_MUL,
     fengine,
-} from "./field-12"
+} from "./field-13"
 
 /** Ladder steps per slice between yields (see the bench for the measured slice). */
 const LADDER_STEPS = 3
@@ -168,14 +170,14 @@ async function invert(st: number[], k: Buffer, o: number, z: number): Promise<vo
 /**
  * X25519 scalar multiplication (RFC 7748, section 5): the u-coordinate of scalar * u.
  * The scalar is clamped on a copy (the caller's buffer is not modified) and the top bit of
- * u is ignored. Cooperative: yields to other fibers at least every 36K VM instructions.
+ * u is ignored. Cooperative: yields to other fibers at least every 32K VM instructions.
  * @param scalar 32-byte secret scalar
  * @param u 32-byte u-coordinate (any 32 bytes are accepted, as the RFC requires)
  * @returns the 32-byte shared u-coordinate
  * @throws TypeError if an input is not a 32-byte Buffer
  * @throws Error("x25519: all-zero shared secret (low-order point)") when u is of low order
  */
-export async function x25519Limbs12(scalar: Buffer, u: Buffer): Promise<Buffer> {
+export async function x25519Limbs13(scalar: Buffer, u: Buffer): Promise<Buffer> {
     checkLength("scalar", scalar)
     checkLength("u", u)
     const k = scalar.slice(0)
