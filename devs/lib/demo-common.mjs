@@ -13,10 +13,22 @@ export const root = join(fileURLToPath(import.meta.url), "..", "..", "..")
 export const scripted = process.argv.includes("--scripted")
 export const CLI = join(root, "gateway-peer", "bin", "tether-gateway.js")
 export const DEVS = join(root, "node_modules", ".bin", "devs")
+/**
+ * The environment of every child: the operator's own TETHER_STORE, TETHER_KEK and TETHER_NODE
+ * are not passed on (TETHER_KEK would win over a scenario's --kek-file): a scenario runs the
+ * gateway it made, with the arguments it prints.
+ */
 export const ENV = { ...process.env, NO_UPDATE_NOTIFIER: "1", FORCE_COLOR: "0" }
+for (const v of ["TETHER_STORE", "TETHER_KEK", "TETHER_NODE"]) delete ENV[v]
 
 export const bold = s => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s)
-export const say = (tag, text) => console.log(`${bold(tag.padEnd(8))} ${text}`)
+/** One line of output: its tag, then the text (a text of several lines: each under the first). */
+export const say = (tag, text) =>
+    console.log(
+        `${bold(tag.padEnd(8))} ${String(text)
+            .split("\n")
+            .join("\n" + " ".repeat(9))}`
+    )
 export const sleep = ms => new Promise(r => setTimeout(r, ms))
 
 /** Every child process started (killed on exit, whatever the outcome). */
