@@ -267,7 +267,7 @@ async function main() {
     if (!scripted) {
         say("LIVE", "the cluster keeps running (telemetry every 2 s); in another terminal, for instance:")
         say("", `export TETHER_STORE='${url}'`)
-        say("", "node gateway-peer/bin/tether-gateway.js status")
+        say("", `node gateway-peer/bin/tether-gateway.js status --kek-file ${KEK_FILE}`)
         say("", `node gateway-peer/bin/tether-gateway.js send ${NAME} led off --kek-file ${KEK_FILE}`)
         say("LIVE", "Ctrl-C stops the device, the nodes and PostgreSQL")
         live = true
