@@ -89,6 +89,14 @@ function serve(name, port, url) {
         stdio: ["ignore", "pipe", "pipe"],
     })
     const node = { name, port, child, lines: [], exit: new Promise(r => child.once("exit", (code, signal) => r({ code, signal }))) }
+    // a node that ends when the scenario did not stop it is a failure
+    node.stop = signal => {
+        node.stopped = true
+        child.kill(signal)
+    }
+    node.exit.then(e => {
+        if (!node.stopped) watch.unexpected.push(`node ${name} exited by itself (${e.code ?? e.signal})`)
+    })
     let rest = ""
     let stderr = ""
     child.stderr.on("data", d => (stderr += d))
@@ -173,7 +181,7 @@ async function main() {
         for (const n of NODES) ports[n] = await freePort()
         onCleanup(async () => {
             for (const n of NODES)
-                if (nodes[n] && nodes[n].child.exitCode === null && nodes[n].child.signalCode === null) nodes[n].child.kill("SIGKILL")
+                if (nodes[n] && nodes[n].child.exitCode === null && nodes[n].child.signalCode === null) nodes[n].stop("SIGKILL")
         })
         for (const n of NODES) {
             nodes[n] = await serve(n, ports[n], url)
@@ -212,7 +220,7 @@ async function main() {
         // the session ends, and the next attempt, to A again, is refused: two LINK down
         watch.expectDowns(2)
         const up = w.wait(UP, 60000, "the link to come back on B")
-        nodes.A.child.kill("SIGKILL")
+        nodes.A.stop("SIGKILL")
         const e = await nodes.A.exit
         say("KILL", `node A (pid ${nodes.A.child.pid}) killed: ${e.signal}`)
         resumedOn(await up, 1)
@@ -233,7 +241,7 @@ async function main() {
     await step(watch, "node B shuts down (SIGTERM: CLOSE(SHUTDOWN)): the device moves to C and resumes", async () => {
         watch.expectDowns(1)
         const up = w.wait(UP, 60000, "the link to come back on C")
-        nodes.B.child.kill("SIGTERM")
+        nodes.B.stop("SIGTERM")
         const e = await nodes.B.exit
         if (e.code !== 0) throw new Error(`node B exited with ${e.code ?? e.signal}, not 0`)
         say("STOP", "node B shut down cleanly (exit 0)")
