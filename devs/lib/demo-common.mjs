@@ -244,6 +244,9 @@ export async function step(watch, title, fn) {
     } catch (e) {
         failed = true
         say("FAILED", `${title}: ${e.message}`)
+        // what went wrong underneath, when the step failed on its own check first
+        if (watch.unexpected.length > 0 && !e.message.includes("unexpected event"))
+            say("FAILED", `and ${watch.unexpected.length} unexpected event(s):\n  ${watch.unexpected.join("\n  ")}`)
         throw e
     }
 }
