@@ -24,79 +24,39 @@
 // PROTOCOL_ERROR in a gateway log line and on any "LINK down" of the device that the scenario
 // did not cause itself (each cut of the relay accounts for one; the line the firmware prints
 // at boot, before its first connection, is its initial state).
-import { spawn, spawnSync } from "node:child_process"
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs"
+import { existsSync, mkdirSync, rmSync } from "node:fs"
 import http from "node:http"
 import net from "node:net"
 import { join } from "node:path"
-import { fileURLToPath } from "node:url"
+import {
+    assertBuilt,
+    buildIn,
+    cli,
+    provision,
+    readEnv,
+    root,
+    run,
+    runProgram,
+    say,
+    scripted,
+    sleep,
+    startDevtoolsStandIn,
+    step,
+    untilInterrupted,
+    UP,
+    waiter,
+    Watch,
+} from "./lib/demo-common.mjs"
 
-const root = join(fileURLToPath(import.meta.url), "..", "..")
-const scripted = process.argv.includes("--scripted")
 // TETHER_DEMO_DIR moves the demo's state elsewhere (the end-to-end test runs it in a temp dir)
 const DEMO = process.env.TETHER_DEMO_DIR || join(root, ".tether", "demo")
 const STATE = join(DEMO, "gateway")
 const DEVICE_DIR = join(DEMO, "device")
 const ENV_FILE = join(DEMO, "device.env")
-const CLI = join(root, "gateway-peer", "bin", "tether-gateway.js")
-const DEVS = join(root, "node_modules", ".bin", "devs")
 const NAME = "demo-device"
-const ENV = { ...process.env, NO_UPDATE_NOTIFIER: "1", FORCE_COLOR: "0" }
 
-const bold = s => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s)
-const say = (tag, text) => console.log(`${bold(tag.padEnd(8))} ${text}`)
-const sleep = ms => new Promise(r => setTimeout(r, ms))
-
-const children = []
-let failed = false
-
-// ---- what the scenario did not cause ----------------------------------------------------------
-
-/** The device's "LINK down" lines the scenario's own relay cuts account for, not yet seen. */
-let expectedDowns = 0
-/** Failures seen in the logs (each a line of text), checked after every step. */
-const unexpected = []
-
-/** A gateway log line that names PROTOCOL_ERROR anywhere (a REJECT, a CLOSE, the app's close). */
-function protocolError(line) {
-    return Object.values(line).some(v => v === "PROTOCOL_ERROR") || line.outcome === "protocol-error"
-}
-
-/** Whether the device has reported LINK up yet: before it, "LINK down failures=0 reason=none" is its boot state. */
-let linkWasUp = false
-
-function watchDevice(line) {
-    if (line.startsWith("LINK up")) linkWasUp = true
-    if (!line.startsWith("LINK down")) return
-    if (!linkWasUp && line === "LINK down failures=0 reason=none") return
-    if (expectedDowns > 0) expectedDowns--
-    else unexpected.push(`the device's link went down and the scenario did not cut it: ${line}`)
-}
-
-function watchGateway(line) {
-    if (protocolError(line)) unexpected.push(`PROTOCOL_ERROR in a gateway log line: ${JSON.stringify(line)}`)
-}
-
-/** @throws if anything unexpected was seen so far */
-function checkUnexpected() {
-    if (unexpected.length > 0) throw new Error(`${unexpected.length} unexpected event(s):\n  ${unexpected.join("\n  ")}`)
-}
-
-function cli(args) {
-    const r = spawnSync(process.execPath, [CLI, ...args], { env: ENV, encoding: "utf8" })
-    if (r.status !== 0) throw new Error(`tether-gateway ${args[0]} failed: ${r.stderr.trim()}`)
-    return r.stdout.trim()
-}
-
-/** Reads the `.env` file pairing wrote (values are JSON-quoted strings or numbers). */
-function readEnv(path) {
-    const out = {}
-    for (const line of readFileSync(path, "utf8").split("\n")) {
-        const m = /^([A-Z_]+)=(.*)$/.exec(line.trim())
-        if (m) out[m[1]] = JSON.parse(m[2])
-    }
-    return out
-}
+/** What the scenario did not cause: each cut of the relay accounts for one "LINK down". */
+const watch = new Watch()
 
 // ---- the relay: counts frame bytes per connection and can cut it -------------------------
 
@@ -185,145 +145,10 @@ function describeHandshake(conn) {
     return `${handshake} B of handshake on the wire, framing included (${hs.join(", ")})`
 }
 
-// ---- the device in the simulator, outside test mode ---------------------------------------
-
-/**
- * The simulator outside test mode wants a devtools peer on 127.0.0.1:8082; a listener will do.
- * The port is the lock between runs that need it (another demo, the restart tests): wait for it.
- */
-async function startDevtoolsStandIn(waitMs = 300000) {
-    const deadline = Date.now() + waitMs
-    let said = false
-    for (;;) {
-        try {
-            return await listenDevtools()
-        } catch (e) {
-            if (e.code !== "EADDRINUSE" || Date.now() > deadline)
-                throw new Error(`port 8082 is busy (${e.code}): the simulator needs it outside test mode; is another demo running?`)
-            if (!said) say("WAIT", "port 8082 is in use by another simulator run; waiting for it")
-            said = true
-            await new Promise(r => setTimeout(r, 500))
-        }
-    }
-}
-
-function listenDevtools() {
-    return new Promise((resolve, reject) => {
-        const sockets = []
-        const server = net.createServer(s => {
-            sockets.push(s)
-            s.on("error", () => {})
-        })
-        server.once("error", reject)
-        server.listen(8082, "127.0.0.1", () => resolve({ close: () => (sockets.forEach(s => s.destroy()), server.close()) }))
-    })
-}
-
-function buildIn(dir, entry) {
-    const r = spawnSync(DEVS, ["build", entry, "--ignore-missing-config", "--no-colors"], { cwd: dir, env: ENV, encoding: "utf8" })
-    if (r.status !== 0) throw new Error(`devs build ${entry} failed:\n${r.stdout}${r.stderr}`)
-    return join(dir, ".devicescript", "bin", "bytecode.devs")
-}
-
-/** Runs a built program in `dir`; calls onLine for every line it prints. */
-function runProgram(dir, onLine) {
-    const child = spawn(DEVS, ["run", "--tcp", "--no-colors", join(".devicescript", "bin", "bytecode.devs")], {
-        cwd: dir,
-        env: ENV,
-        stdio: ["ignore", "pipe", "pipe"],
-    })
-    children.push(child)
-    let rest = ""
-    const feed = d => {
-        rest += d
-        const lines = rest.split("\n")
-        rest = lines.pop()
-        for (const l of lines) onLine(l.replace(/^WASM> /, "").trim())
-    }
-    child.stdout.on("data", feed)
-    child.stderr.on("data", feed)
-    return child
-}
-
-/** Writes the pairing settings into the simulated device's flash, as a deploy would. */
-async function provision(settings) {
-    const lines = Object.entries(settings).map(([k, v]) => `    await writeSetting(${JSON.stringify(k)}, ${JSON.stringify(v)})`)
-    const src = join(DEVICE_DIR, "provision.ts")
-    writeFileSync(
-        src,
-        `// GENERATED by devs/demo.mjs: writes the pairing settings to flash. Holds secrets; deleted after the build.\n` +
-            `import { writeSetting } from "@devicescript/settings"\n${lines.join("\n")}\nconsole.log("PROVISIONED")\n`,
-        { mode: 0o600 }
-    )
-    try {
-        buildIn(DEVICE_DIR, "provision.ts")
-    } finally {
-        rmSync(src, { force: true })
-    }
-    await new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error("provisioning did not finish")), 30000)
-        const child = runProgram(DEVICE_DIR, line => {
-            if (line.includes("PROVISIONED")) {
-                clearTimeout(timer)
-                setTimeout(() => {
-                    child.kill("SIGKILL")
-                    resolve()
-                }, 300)
-            }
-        })
-    })
-    // the program image that carried the secrets is not kept
-    rmSync(join(DEVICE_DIR, ".devicescript", "bin"), { recursive: true, force: true })
-}
-
 // ---- the scenario ---------------------------------------------------------------------------
 
-/** The firmware's "link up" line: resumed, handshake ms, fell back, X25519 operations. */
-const UP = /LINK up resumed=(\d) ms=(\d+) fallback=(\d) .*x25519=(\d+)/
-
-/** Waits until a device line matches; returns the match. */
-function waiter() {
-    const pending = []
-    return {
-        line(l) {
-            for (const p of [...pending])
-                if (p.re.test(l)) {
-                    pending.splice(pending.indexOf(p), 1)
-                    p.resolve(p.re.exec(l))
-                }
-        },
-        wait(re, ms, what) {
-            return new Promise((resolve, reject) => {
-                const p = { re, resolve }
-                pending.push(p)
-                setTimeout(() => {
-                    if (pending.includes(p)) {
-                        pending.splice(pending.indexOf(p), 1)
-                        reject(new Error(`timed out waiting for ${what}`))
-                    }
-                }, ms)
-            })
-        },
-    }
-}
-
-async function step(title, fn) {
-    console.log("")
-    say("STEP", title)
-    try {
-        await fn()
-        checkUnexpected()
-        say("OK", title)
-    } catch (e) {
-        failed = true
-        say("FAILED", `${title}: ${e.message}`)
-        throw e
-    }
-}
-
 async function main() {
-    if (wire === undefined || !existsSync(join(root, "gateway-peer", "dist", "src", "cli.js")))
-        throw new Error("the gateway is not built: run npm install (or npm run build) first")
+    assertBuilt(wire !== undefined)
     mkdirSync(DEVICE_DIR, { recursive: true })
 
     // 0. gateway identity and pairing, first run only
@@ -359,7 +184,7 @@ async function main() {
     const events = []
     const log = l => {
         events.push(l)
-        watchGateway(l)
+        watch.gateway(l)
         if (l.event === "connection" || l.event === "route")
             say(
                 "GATEWAY",
@@ -380,18 +205,18 @@ async function main() {
     settings.TT_GW_HOST = "127.0.0.1"
     settings.TT_GW_PORT = relay.port
     const devtools = await startDevtoolsStandIn()
-    await provision(settings)
+    await provision(DEVICE_DIR, settings)
     say("DEVICE", `settings of ${NAME} written to its simulated flash (ids and keys, never printed)`)
     buildIn(DEVICE_DIR, join(root, "src", "main.ts"))
     const w = waiter()
     const device = runProgram(DEVICE_DIR, line => {
         if (/^(LINK|TELEMETRY|COMMAND|RESPONSE)/.test(line)) say("DEVICE", line)
-        watchDevice(line)
+        watch.device(line)
         w.line(line)
     })
     /** The radio drops: the one kind of LINK down the scenario causes. */
     const cut = () => {
-        expectedDowns++
+        watch.expectDowns(1)
         relay.cut()
     }
     const cleanup = async () => {
@@ -404,14 +229,14 @@ async function main() {
     }
 
     try {
-        await step("the device connects (out-of-band ticket on a new device, else its stored ticket)", async () => {
+        await step(watch, "the device connects (out-of-band ticket on a new device, else its stored ticket)", async () => {
             const m = await w.wait(UP, 60000, "the link to come up")
             say(
                 "RESULT",
                 `${m[1] === "1" ? "resumed" : "full handshake"} in ${m[2]} ms of device time with ${m[4]} X25519; ${describeHandshake(relay.latest())}`
             )
         })
-        await step("telemetry records flow device → gateway", async () => {
+        await step(watch, "telemetry records flow device → gateway", async () => {
             const t0 = published.length
             for (let i = 0; i < 60 && published.length < t0 + 2; i++) await sleep(250)
             if (published.length < t0 + 2) throw new Error("no telemetry reached the gateway")
@@ -421,14 +246,14 @@ async function main() {
                 `gateway got ${published.length - t0} publishes, last topic=${last.topic} payload=${Buffer.from(last.payload).toString()}`
             )
         })
-        await step("the radio drops: the device resumes with zero X25519", async () => {
+        await step(watch, "the radio drops: the device resumes with zero X25519", async () => {
             cut()
             const m = await w.wait(UP, 60000, "the link to come back")
             if (m[1] !== "1") throw new Error("expected a resumption")
             if (m[4] !== "0") throw new Error(`the resumption made ${m[4]} X25519 operations`)
             say("RESULT", `resumed in ${m[2]} ms of device time with 0 X25519; ${describeHandshake(relay.latest())}`)
         })
-        await step("the operator expires the device's tickets: the next connection is a full handshake", async () => {
+        await step(watch, "the operator expires the device's tickets: the next connection is a full handshake", async () => {
             await registry.expireTickets(NAME)
             cut()
             const m = await w.wait(UP, 90000, "the full handshake")
@@ -439,7 +264,7 @@ async function main() {
                 `TICKET_REJECTED, then Noise KKpsk2 in ${m[2]} ms of device time with 2 X25519 (ee, se; es prepared while idle); ${describeHandshake(relay.latest())}`
             )
         })
-        await step("the gateway commands an upstream request: device → gateway → HTTP → device", async () => {
+        await step(watch, "the gateway commands an upstream request: device → gateway → HTTP → device", async () => {
             await g.app.sendMessage(NAME, "request", Buffer.from("weather"))
             const m = await w.wait(/RESPONSE route=weather (status=(\d+)|error=(\d+))/, 30000, "the response")
             if (m[2] !== "200") throw new Error(`upstream answered ${m[1]}`)
@@ -447,25 +272,17 @@ async function main() {
         })
         // a late failure (a CLOSE answered to the last step's traffic) counts too
         await sleep(1000)
-        checkUnexpected()
-        if (expectedDowns > 0) throw new Error(`the relay cut the link ${expectedDowns} time(s) more than the device reported LINK down`)
+        watch.check()
+        watch.checkAccounted()
         console.log("")
         say("DONE", "every step succeeded")
         if (!scripted) {
             say("LIVE", "the link keeps running (telemetry every 5 s); Ctrl-C to stop")
-            await new Promise(r => process.once("SIGINT", r))
+            await untilInterrupted()
         }
     } finally {
         await cleanup()
     }
 }
 
-main()
-    .catch(e => {
-        failed = true
-        console.error(`\ndemo failed: ${e.message}`)
-    })
-    .finally(() => {
-        for (const c of children) c.kill("SIGKILL")
-        process.exit(failed ? 1 : 0)
-    })
+run("demo", main)

@@ -14,6 +14,8 @@ export interface PostgresServer {
     /** postgres://user:password@127.0.0.1:port/database */
     readonly url: string
     readonly port: number
+    /** its data directory (under a fresh temporary directory; deleted by destroy) */
+    readonly dataDir: string
     /** Stops the server (the data is kept until destroy). */
     stop(): Promise<void>
     /** Starts it again on the same port and data (a restart test). */
@@ -76,6 +78,7 @@ export async function startPostgres(opts: { database?: string; log?: (line: stri
     return {
         url: `postgres://postgres:${password}@127.0.0.1:${port}/${database}`,
         port,
+        dataDir: join(dir, "data"),
         async stop() {
             if (!running) return
             running = false
