@@ -1,9 +1,10 @@
 // The gateway's application layer (PROTOCOL.md 12): per device, the receiving half of the
 // device's stream (an AppStateStore, written by compare-and-set) and the sending half of the
 // gateway's stream (an Outbox: stored before whoever queued a message is told, resent across
-// reconnects by whichever process holds the device's session); PUBLISH to the sinks (a log
-// line and the `publish` event), REQUEST through the funnel (upstream.ts), MESSAGE from
-// sendMessage(). Nothing of the streams is cached per process beyond one session: two
+// reconnects by whichever process holds the device's session); PUBLISH to the sinks (the
+// durable `sink` first, the MQTT bridge: awaited before the receiving state is stored and the
+// device acknowledged; then a log line and the `publish` event), REQUEST through the funnel
+// (upstream.ts), MESSAGE from sendMessage(). Nothing of the streams is cached per process beyond one session: two
 // processes on one store see one state.
 //
 // It knows nothing of sockets: the server passes each DATA content with an AppLink back to

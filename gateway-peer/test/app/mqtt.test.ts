@@ -24,6 +24,10 @@ import { Code } from "../../src/wire.js"
 import { MemoryTicketStore, TetherClient, type Pairing } from "../../peer/initiator.js"
 import { AppClient, DeviceApp } from "../../peer/device-app.js"
 import { until } from "./app-helpers.js"
+import { EventEmitter } from "node:events"
+import type { Io } from "../../src/cli/common.js"
+import { init } from "../../src/cli/init.js"
+import { serve } from "../../src/cli/serve.js"
 import { checkStream, sleep, startBroker, subscriber, type Broker } from "./mqtt-helpers.js"
 
 let work: string
@@ -435,4 +439,58 @@ test("a command the store cannot take is not acknowledged: the broker redelivers
         await store.close()
         await broker.close()
     }
+})
+
+test("serve: --mqtt is checked, wins over the file's url, is logged without its password; SIGTERM ends the MQTT client", async () => {
+    const broker = await startBroker({ authenticate: (_c, u, p, done) => done(null, u === "gw" && p?.toString() === "hunter2-pw") })
+    const dir = join(work, `serve${++n}`)
+    const quiet: Io = { out: () => {}, err: () => {}, cwd: work }
+    await init(["--state", dir], quiet)
+    const lines: Record<string, unknown>[] = []
+    const io: Io = { out: l => lines.push(JSON.parse(l) as Record<string, unknown>), err: () => {}, cwd: work }
+    const cfg = (o: unknown) => {
+        const f = join(work, `cfg${++n}.json`)
+        writeFileSync(f, JSON.stringify(o))
+        return f
+    }
+    const proc = new EventEmitter()
+    await assert.rejects(
+        serve(["--state", dir, "--port", "0", "--mqtt", "http://127.0.0.1:1"], io, proc),
+        /--mqtt must be mqtt:\/\/ or mqtts:\/\//
+    )
+    await assert.rejects(serve(["--state", dir, "--port", "0", "--config", cfg({ mqtt: { qos: 1 } })], io, proc), /needs a "url"/)
+    writeFileSync(join(work, "pw-file"), "hunter2-pw\n")
+    await assert.rejects(
+        serve(["--state", dir, "--port", "0", "--config", cfg({ mqtt: { url: broker.url, passwordFile: "no-such-file" } })], io, proc),
+        (e: Error) => /cannot read the password file .*no-such-file: ENOENT/.test(e.message)
+    )
+    // the file's url is not used: --mqtt's is (with credentials in it)
+    const running = serve(
+        [
+            "--state",
+            dir,
+            "--port",
+            "0",
+            "--config",
+            cfg({ mqtt: { url: "mqtt://127.0.0.1:1" } }),
+            "--mqtt",
+            broker.url.replace("mqtt://", "mqtt://gw:hunter2-pw@"),
+        ],
+        io,
+        proc
+    )
+    try {
+        assert.ok(await until(() => lines.some(l => l["event"] === "mqtt" && l["outcome"] === "connected"), 5000), JSON.stringify(lines))
+        const s = lines.find(l => l["event"] === "serve")
+        assert.equal(s?.["mqtt"], broker.url.replace("mqtt://", "mqtt://gw:***@") + "")
+    } finally {
+        proc.emit("SIGTERM")
+        await running
+        await broker.close()
+    }
+    assert.ok(
+        lines.some(l => l["event"] === "mqtt" && l["outcome"] === "closed"),
+        "the client ended before serve returned"
+    )
+    assert.ok(!JSON.stringify(lines).includes("hunter2-pw"))
 })
