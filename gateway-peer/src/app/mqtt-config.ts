@@ -17,7 +17,7 @@ export interface MqttConfig {
     readonly topicTemplate: string
     /** what the gateway subscribes to for messages to devices: {device} a level, {topic} the last */
     readonly commandTemplate: string
-    /** 1 or 2: the bridge's guarantees need the broker's acknowledgement */
+    /** of device PUBLISHes, 1 or 2: the bridge's guarantees need the broker's acknowledgement (commands: always 1) */
     readonly qos: 1 | 2
     /** 4 (MQTT 3.1.1) or 5 */
     readonly protocolVersion: 4 | 5

@@ -142,9 +142,6 @@ export function startMqttBridge(opts: MqttBridgeOptions): MqttBridge {
         connectTimeout: 10000,
         keepalive: 30,
         resubscribe: true,
-        // QoS 1 messages the client queued while offline are not sent later: the app's sink has
-        // already failed them, and the device resends
-        queueQoSZero: false,
         ...(c.protocolVersion === 5 ? { properties: { sessionExpiryInterval: SESSION_EXPIRY_S } } : {}),
         ...(c.usernameFile !== undefined ? { username: readSecret(c.usernameFile, "username") } : {}),
         ...(c.passwordFile !== undefined ? { password: readSecret(c.passwordFile, "password") } : {}),
@@ -182,7 +179,9 @@ export function startMqttBridge(opts: MqttBridgeOptions): MqttBridge {
         // a session the broker kept has the subscription; a new one needs it (resubscribe: true
         // renews it after a reconnection within this process)
         if (!connack.sessionPresent)
-            client.subscribe(filter, { qos: c.qos }, (err, granted) => {
+            // QoS 1 whatever `qos` says for publishing: with QoS 2 the broker counts a message
+            // delivered at PUBREC, and mqtt.js (3.1.1) hands it over only at PUBREL, after that
+            client.subscribe(filter, { qos: 1 }, (err, granted) => {
                 if (err !== null && err !== undefined) log({ outcome: "subscribe-failed", subscription: filter, detail: errorDetail(err) })
                 else if (granted?.some(g => g.qos > 2)) log({ outcome: "subscribe-refused", subscription: filter })
             })
