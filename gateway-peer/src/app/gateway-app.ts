@@ -4,8 +4,8 @@
 // reconnects by whichever process holds the device's session); PUBLISH to the sinks (the
 // durable `sink` first, the MQTT bridge: awaited before the receiving state is stored and the
 // device acknowledged; then a log line and the `publish` event), REQUEST through the funnel
-// (upstream.ts), MESSAGE from sendMessage(). Nothing of the streams is cached per process beyond one session: two
-// processes on one store see one state.
+// (upstream.ts), MESSAGE from sendMessage(). Nothing of the streams is cached per process
+// beyond one session: two processes on one store see one state.
 //
 // It knows nothing of sockets: the server passes each DATA content with an AppLink back to
 // the device (serve.ts wires it to startGateway's onData, send and closeDevice). The device's
