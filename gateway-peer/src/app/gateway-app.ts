@@ -1,10 +1,11 @@
 // The gateway's application layer (PROTOCOL.md 12): per device, the receiving half of the
 // device's stream (an AppStateStore, written by compare-and-set) and the sending half of the
 // gateway's stream (an Outbox: stored before whoever queued a message is told, resent across
-// reconnects by whichever process holds the device's session); PUBLISH to the sinks (a log
-// line and the `publish` event), REQUEST through the funnel (upstream.ts), MESSAGE from
-// sendMessage(). Nothing of the streams is cached per process beyond one session: two
-// processes on one store see one state.
+// reconnects by whichever process holds the device's session); PUBLISH to the sinks (the
+// durable `sink` first, the MQTT bridge: awaited before the receiving state is stored and the
+// device acknowledged; then a log line and the `publish` event), REQUEST through the funnel
+// (upstream.ts), MESSAGE from sendMessage(). Nothing of the streams is cached per process
+// beyond one session: two processes on one store see one state.
 //
 // It knows nothing of sockets: the server passes each DATA content with an AppLink back to
 // the device (serve.ts wires it to startGateway's onData, send and closeDevice). The device's
@@ -60,6 +61,31 @@ export interface PublishEvent {
     readonly payload: Buffer
 }
 
+/**
+ * A PUBLISH handed to the gateway's durable sink (GatewayAppOptions.sink): the device's stream
+ * id and message id name it, so a consumer can remove a duplicate (PROTOCOL.md 12.3).
+ */
+export interface SinkMessage {
+    readonly device: string
+    readonly deviceId: string
+    /** the device's stream id (the receiving state's, after the record) */
+    readonly stream: number
+    readonly id: number
+    readonly topic: string
+    readonly payload: Buffer
+}
+
+/**
+ * The sink could not take a batch (its broker is unreachable, it did not answer in time): the
+ * device's session is closed with CLOSE(BUSY) and the device resends what was not acknowledged.
+ */
+export class SinkUnavailable extends Error {
+    constructor(message = "sink unavailable") {
+        super(message)
+        this.name = "SinkUnavailable"
+    }
+}
+
 /** The device acknowledged the gateway's messages up to `id`. */
 export interface AckEvent {
     readonly device: string
@@ -100,6 +126,14 @@ export interface GatewayAppOptions {
      * hold it): a cluster node tells the others (the store's `queued` event, then their wake()).
      */
     readonly onQueued?: (deviceId: string) => void
+    /**
+     * A durable sink (the MQTT bridge): each record's new PUBLISHes, in the device's order, are
+     * given to it and the promise awaited before the receiving state that counts them is stored
+     * and before the device is acknowledged (PROTOCOL.md 12.3). A rejection (SinkUnavailable, or
+     * any error) closes the session with CLOSE(BUSY): nothing was acknowledged, the device
+     * resends. The sink must bound its own wait.
+     */
+    readonly sink?: (batch: readonly SinkMessage[]) => Promise<void>
 }
 
 /**
@@ -278,9 +312,9 @@ export class GatewayApp {
      */
     #failed(d: DeviceState, link: AppLink, err: unknown): void {
         try {
-            if (err instanceof StoreUnavailable) {
+            if (err instanceof StoreUnavailable || err instanceof SinkUnavailable) {
                 // not the device's fault: it resends what was not acknowledged, later
-                this.#logLimited(d, { outcome: "store-unavailable", where: "data" })
+                this.#logLimited(d, { outcome: err instanceof SinkUnavailable ? "sink-unavailable" : "store-unavailable", where: "data" })
                 this.#close(d, link, Code.BUSY)
                 return
             }
@@ -329,6 +363,9 @@ export class GatewayApp {
             if (this.#closed.has(link)) return // closed while the store answered
         }
         let pass: Pass | undefined
+        // the highest PUBLISH id of this record the sink has taken (a CAS retry gives it only
+        // what it has not had)
+        let sunk: { stream: number; id: number } | undefined
         for (let attempt = 1; ; attempt++) {
             // the gateway's stream (restart, release) moves once, on the first pass; a retry
             // only recounts the receiving side against the state another session stored
@@ -336,6 +373,29 @@ export class GatewayApp {
             if (this.#closed.has(link)) return
             if (!pass.write) break
             const next = pass.recv.state
+            // the sink first: what the stored state counts has reached it (PROTOCOL.md 12.3)
+            if (this.opts.sink !== undefined) {
+                const batch: SinkMessage[] = []
+                for (const m of pass.deliver)
+                    if (m.kind === AppKind.PUBLISH && (sunk === undefined || sunk.stream !== next.streamId || m.id > sunk.id))
+                        batch.push({
+                            device: d.device.name,
+                            deviceId: id,
+                            stream: next.streamId,
+                            id: m.id,
+                            topic: m.topic,
+                            payload: m.payload,
+                        })
+                if (batch.length > 0) {
+                    try {
+                        await this.opts.sink(batch)
+                    } catch (err) {
+                        throw err instanceof SinkUnavailable ? err : new SinkUnavailable(errorName(err))
+                    }
+                    sunk = { stream: next.streamId, id: batch[batch.length - 1]!.id }
+                    if (this.#closed.has(link)) return // closed while the sink answered
+                }
+            }
             // stored before anything it counts is delivered or acknowledged
             if (await this.opts.receiving.put(id, next, ls.stored)) {
                 ls.stored = next

@@ -14,6 +14,8 @@
 // Every node records its live sessions in the store (the live view `status` lists): claimed when
 // a session becomes live, released when it ends, last activity written every ACTIVITY_MS.
 import { startAppGateway, type AppGateway } from "./serve.js"
+import { startMqttBridge, type MqttBridge } from "./mqtt.js"
+import type { MqttConfig } from "./mqtt-config.js"
 import type { UpstreamConfig } from "./upstream.js"
 import type { ServerPolicy } from "../policy.js"
 import type { LiveSession, LogLine } from "../server.js"
@@ -39,6 +41,8 @@ export interface NodeOptions {
     readonly now?: () => number
     /** told when a device's session here becomes live (`up`) and when it ends (`down`) */
     readonly onSession?: { readonly up?: (s: LiveSession) => void; readonly down?: (s: LiveSession) => void }
+    /** the MQTT bridge (PROTOCOL.md 12.3): the config file's section with the URL to use */
+    readonly mqtt?: MqttConfig & { readonly url: string }
 }
 
 /** A running node. */
@@ -47,6 +51,8 @@ export interface GatewayNode extends AppGateway {
     readonly ticketKeys: TicketKeySet
     /** Brings the running key set up to the store's (also done on every `keys` event). */
     syncKeys(): Promise<void>
+    /** the MQTT bridge, when NodeOptions.mqtt was given */
+    readonly mqtt?: MqttBridge
 }
 
 const nowSeconds = () => Math.floor(Date.now() / 1000)
@@ -170,25 +176,37 @@ export async function startNode(opts: NodeOptions): Promise<GatewayNode> {
             if (gw?.gateway.liveOf(deviceId)?.sessionId === here.sessionId) gw.gateway.closeSessionUnless(deviceId, "", Code.SUPERSEDED)
         })
 
-    const g = await startAppGateway({
-        host: opts.host,
-        port: opts.port,
-        registry: store.registry,
-        state: { identity, ticketKeys },
-        policy: opts.policy,
-        log,
-        now: opts.now,
-        onLive,
-        onEnded,
-        app: {
-            receiving: store.receiving,
-            outbox: store.outbox,
-            config: opts.config,
-            fetch: opts.fetch,
-            // a message queued here may be for a device whose session is on another node
-            onQueued: deviceId => void store.announce("queued", deviceId).catch(() => {}),
-        },
-    })
+    // device data goes to the broker before it is acknowledged; commands come into the outbox
+    const bridge =
+        opts.mqtt === undefined
+            ? undefined
+            : startMqttBridge({ config: opts.mqtt, store, node, log, onQueued: deviceId => gw?.app.wake(deviceId) })
+    let g: AppGateway
+    try {
+        g = await startAppGateway({
+            host: opts.host,
+            port: opts.port,
+            registry: store.registry,
+            state: { identity, ticketKeys },
+            policy: opts.policy,
+            log,
+            now: opts.now,
+            onLive,
+            onEnded,
+            app: {
+                receiving: store.receiving,
+                outbox: store.outbox,
+                config: opts.config,
+                fetch: opts.fetch,
+                // a message queued here may be for a device whose session is on another node
+                onQueued: deviceId => void store.announce("queued", deviceId).catch(() => {}),
+                sink: bridge?.sink,
+            },
+        })
+    } catch (err) {
+        await bridge?.close()
+        throw err
+    }
     gw = g
 
     let syncing: Promise<void> | undefined
@@ -262,9 +280,12 @@ export async function startNode(opts: NodeOptions): Promise<GatewayNode> {
         node,
         ticketKeys,
         syncKeys,
+        mqtt: bridge,
         async close() {
             clearInterval(activity)
             await g.close()
+            // after the app's chains: a PUBLISH waiting for its PUBACK was answered or timed out
+            await bridge?.close()
             await Promise.allSettled([...chains.values()])
             store.events.off("revoked", handlers.revoked)
             store.events.off("keys", handlers.keys)

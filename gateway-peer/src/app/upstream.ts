@@ -3,7 +3,9 @@
 //
 //     { "routes": { "weather": { "url": "http://127.0.0.1:8080/w", "method": "POST",
 //                                "timeoutMs": 5000, "maxResponseBytes": 993,
-//                                "devices": ["*"] } } }
+//                                "devices": ["*"] } },
+//       "mqtt": { "url": "mqtt://127.0.0.1:1883", ... } }   (app/mqtt-config.ts)
+import { MqttConfigError, parseMqttConfig, type MqttConfig } from "./mqtt-config.js"
 import { AppError, MAX_NAME_LEN, MAX_RESPONSE_PAYLOAD, MAX_STATUS, MIN_STATUS, STATUS_GATEWAY_ERROR } from "./codec.js"
 
 /** One upstream route. */
@@ -19,6 +21,8 @@ export interface Route {
 /** The parsed configuration. */
 export interface UpstreamConfig {
     readonly routes: ReadonlyMap<string, Route>
+    /** the MQTT bridge's section (PROTOCOL.md 12.3), if the file has one */
+    readonly mqtt?: MqttConfig
 }
 
 /** A configuration problem, with a message fit for the operator. */
@@ -42,7 +46,16 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1
 export function parseConfig(json: unknown): UpstreamConfig {
     const routes = new Map<string, Route>()
     if (json === null || typeof json !== "object" || Array.isArray(json)) throw new ConfigError("expected an object")
-    for (const k of Object.keys(json)) if (k !== "routes") throw new ConfigError(`unknown key ${k}`)
+    for (const k of Object.keys(json)) if (k !== "routes" && k !== "mqtt") throw new ConfigError(`unknown key ${k}`)
+    let mqtt: MqttConfig | undefined
+    const m = (json as { mqtt?: unknown }).mqtt
+    if (m !== undefined)
+        try {
+            mqtt = parseMqttConfig(m)
+        } catch (err) {
+            if (err instanceof MqttConfigError) throw new ConfigError(err.message)
+            throw err
+        }
     const r = (json as { routes?: unknown }).routes ?? {}
     if (r === null || typeof r !== "object" || Array.isArray(r)) throw new ConfigError("routes must be an object")
     for (const [name, v] of Object.entries(r as Record<string, unknown>)) {
@@ -76,7 +89,7 @@ export function parseConfig(json: unknown): UpstreamConfig {
             throw new ConfigError(`${where}.devices must be a list of device names or ["*"]`)
         routes.set(name, { url: url.href, method, timeoutMs: timeoutMs as number, maxResponseBytes: maxResponseBytes as number, devices })
     }
-    return { routes }
+    return mqtt === undefined ? { routes } : { routes, mqtt }
 }
 
 /** The route `name` if `device` may use it; undefined otherwise (refused). */

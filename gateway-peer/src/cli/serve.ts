@@ -12,6 +12,8 @@ import { resolve } from "node:path"
 import { NodeMetrics } from "../app/metrics.js"
 import { startNode, type GatewayNode } from "../app/node.js"
 import { ConfigError, parseConfig, type UpstreamConfig } from "../app/upstream.js"
+import { MqttSetupError } from "../app/mqtt.js"
+import { checkMqttUrl, parseMqttConfig, redactMqttUrl, type MqttConfig } from "../app/mqtt-config.js"
 import { DEFAULT_POLICY, resolvePolicy } from "../policy.js"
 import type { LogLine } from "../server.js"
 import type { ModeFixFn } from "../state.js"
@@ -36,6 +38,14 @@ ${STORE_HELP}
                     "timeoutMs": 5000, "maxResponseBytes": 993, "devices": ["*"] } },
                     "policy": { "perSourceConnections": 1024 } }
                   without it every REQUEST is refused
+  --mqtt URL      bridge to an MQTT broker (mqtt:// or mqtts://, PROTOCOL.md 12.3): each device
+                  PUBLISH goes to tether/<device>/<topic> (QoS 1, acknowledged to the device
+                  after the broker's PUBACK), each message on tether/<device>/cmd/<topic> is
+                  queued to the device. Replaces the config file's "mqtt" url; the rest of that
+                  section: { "mqtt": { "topicTemplate", "commandTemplate", "qos": 1,
+                    "protocolVersion": 4|5, "envelope": "json"|"raw", "clientId",
+                    "shareGroup", "publishTimeoutMs", "usernameFile", "passwordFile",
+                    "ca", "cert", "key" } } (file paths relative to the working directory)
 
 Policy (PROTOCOL.md 9.4; each also a "policy" field of the config file, named in camelCase;
 the command line wins):
@@ -62,6 +72,32 @@ function readConfig(path: string): { upstream: UpstreamConfig; policy: unknown }
     } catch (err) {
         if (err instanceof ConfigError) throw new CliError(`${path}: ${err.message}`)
         throw err
+    }
+}
+
+/**
+ * The bridge's options: the config file's "mqtt" section (or the defaults) with `--mqtt` as its
+ * URL when given; file paths resolved against `cwd`. Undefined: no bridge.
+ */
+function mqttOptions(section: MqttConfig | undefined, flag: unknown, cwd: string): (MqttConfig & { url: string }) | undefined {
+    if (section === undefined && typeof flag !== "string") return undefined
+    const base = section ?? parseMqttConfig({})
+    let url = base.url
+    if (typeof flag === "string") {
+        const bad = checkMqttUrl(flag)
+        if (bad !== undefined) throw new CliError(`--mqtt ${bad}`, 2)
+        url = flag
+    }
+    if (url === undefined) throw new CliError('the config file\'s "mqtt" section needs a "url" (or give --mqtt URL)', 2)
+    const path = (p: string | undefined) => (p === undefined ? undefined : resolve(cwd, p))
+    return {
+        ...base,
+        url,
+        usernameFile: path(base.usernameFile),
+        passwordFile: path(base.passwordFile),
+        ca: path(base.ca),
+        cert: path(base.cert),
+        key: path(base.key),
     }
 }
 
@@ -116,6 +152,7 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
             port: { type: "string" },
             config: { type: "string" },
             metrics: { type: "string" },
+            mqtt: { type: "string" },
             ...policyOptions,
         },
         SERVE_USAGE,
@@ -134,6 +171,7 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
         metrics?.observe(l)
         io.out(JSON.stringify(l))
     }
+    const mqtt = mqttOptions(config.mqtt, r.values.mqtt, io.cwd)
     // a mode tightened at start is one line of the JSON log, naming the path (never contents)
     const onModeFix: ModeFixFn = f =>
         log({
@@ -149,9 +187,10 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
     const store = await openCliStore(r.values, io, onModeFix)
     let gw: GatewayNode
     try {
-        gw = await startNode({ store, node, host, port, log, policy, config })
+        gw = await startNode({ store, node, host, port, log, policy, config, mqtt })
     } catch (err) {
         await store.close()
+        if (err instanceof MqttSetupError) throw new CliError(err.message)
         if (/^E[A-Z]+$/.test(String((err as { code?: unknown }).code)))
             throw new CliError(`cannot listen on ${host}:${port}: ${(err as Error).message}`)
         throw err
@@ -180,6 +219,7 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
         where: store.where,
         devices: (await store.registry.listDevices()).length,
         routes: config.routes.size,
+        mqtt: mqtt === undefined ? undefined : redactMqttUrl(mqtt.url),
         ...policy,
     })
 
