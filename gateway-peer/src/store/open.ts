@@ -128,9 +128,14 @@ class SqliteStore implements GatewayStore {
     }
 }
 
+/** An explicit --kek-file wins over $TETHER_KEK (the help says the variable is the default). */
+function kekEnv(spec: StoreSpec): NodeJS.ProcessEnv | undefined {
+    return spec.kekFile !== undefined ? {} : spec.env
+}
+
 function sqliteKek(spec: StoreSpec): Kek {
     const file = spec.kekFile ?? join(spec.stateDir, KEK_FILE)
-    const kek = loadKek({ file, env: spec.env })
+    const kek = loadKek({ file, env: kekEnv(spec) })
     if (kek !== undefined) return kek
     if (spec.kekFile !== undefined) throw new KekError(`kek: ${spec.kekFile} does not exist`)
     // init, or a state directory from before the KEK: its KEK is made now, next to it (a backup of
@@ -219,7 +224,7 @@ async function pgPool(url: string): Promise<{ pool: pg.Pool; client: () => pg.Cl
 }
 
 function pgKek(spec: StoreSpec): Kek {
-    const kek = loadKek({ file: spec.kekFile, env: spec.env })
+    const kek = loadKek({ file: spec.kekFile, env: kekEnv(spec) })
     if (kek === undefined)
         throw new KekError(
             spec.kekFile !== undefined
@@ -230,7 +235,7 @@ function pgKek(spec: StoreSpec): Kek {
 }
 
 async function openPg(url: string, spec: StoreSpec, init: { identity: KeyPair; keys: TicketKeySet } | undefined): Promise<PgStore> {
-    const kek = init === undefined ? pgKek(spec) : (loadKek({ file: spec.kekFile, env: spec.env }) ?? createPgKek(spec))
+    const kek = init === undefined ? pgKek(spec) : (loadKek({ file: spec.kekFile, env: kekEnv(spec) }) ?? createPgKek(spec))
     const { pool, client } = await pgPool(url)
     const store = new PgStore(pool, kek, redactUrl(url), client)
     try {
