@@ -487,6 +487,8 @@ describe("a cluster of three serve processes on one PostgreSQL", () => {
         }
         sc.publish("steady/4", Buffer.alloc(0))
         await sc.settled(10_000)
+        // the ACK can arrive before the node's stdout line is read here: wait for the line
+        await until(() => published("steady", "steady/").length >= 5, 5000)
         assert.deepEqual(
             published("steady", "steady/").map(([, t]) => t),
             ["steady/0", "steady/1", "steady/2", "steady/3", "steady/4"]
@@ -498,7 +500,7 @@ describe("a cluster of three serve processes on one PostgreSQL", () => {
             ["held/1", "held/2", "held/3", "held/4", "held/5"]
         )
         assert.equal(published("survivor", "pre/").length, 10)
-        assert.equal(published("survivor", "post/").length, 5)
+        assert.ok(await until(() => published("survivor", "post/").length === 5, 5000), "the post-outage messages, once each")
         await c.close()
         assert.ok(
             await until(() => !status().some(r => r.device === "steady" || r.device === "survivor"), 8000),
