@@ -170,7 +170,7 @@ async function main() {
 
     // 0. gateway identity and pairing, first run only
     if (!existsSync(join(STATE, "identity.json"))) {
-        say("SETUP", "a new gateway and a new device:")
+        say("SETUP", `a new gateway, and a new device ${NAME} paired with it:`)
         operator(["init", "--state", STATE])
         operator(["pair", NAME, "--state", STATE, "--out", ENV_FILE, "--host", "127.0.0.1", "--port", "4433"])
         rmSync(join(DEVICE_DIR, ".devicescript"), { recursive: true, force: true }) // a new device: empty flash
