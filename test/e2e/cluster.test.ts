@@ -378,7 +378,10 @@ describe("a cluster of three serve processes on one PostgreSQL", () => {
         cli(["send", "cli-target", "interval", "--hex", "32303030", ...store()])
         assert.ok(await until(() => got.length === 2, 5000), `${out}: ${JSON.stringify(got)}`)
         assert.deepEqual(got, ["led=on", "interval=2000"])
-        assert.ok(nodes.get("B")!.lines.some(l => l["event"] === "connection" && l["deviceName"] === "cli-target"), "the session is on B")
+        assert.ok(
+            nodes.get("B")!.lines.some(l => l["event"] === "connection" && l["deviceName"] === "cli-target"),
+            "the session is on B"
+        )
         await c.close()
     })
 
