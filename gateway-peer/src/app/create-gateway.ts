@@ -1,7 +1,7 @@
 // The gateway as a library: what `tether-gateway serve` runs, for a program that embeds it
 // (README "Use it as a library"; devs/examples/library.mjs runs the example there).
 //
-//     import { createGateway } from "tether-gateway"
+//     // createGateway: the package's entry point, tether-gateway
 //     const gw = await createGateway({ store: { stateDir: ".tether" }, port: 4433 })
 //     gw.on("publish", m => console.log(m.device, m.topic, m.payload.toString()))
 //     gw.on("session", s => console.log(s.device, s.state, s.resumed ? "resumed" : "full handshake"))
