@@ -197,7 +197,8 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
             { cwd: io.cwd, out: io.out, log }
         )
     } catch (err) {
-        throw new CliError(err instanceof SinksConfigError ? `--webhook: ${err.message}` : (err as Error).message, 2)
+        // a bad --webhook is a usage error; an unreadable authorizationFile is not
+        throw err instanceof SinksConfigError ? new CliError(`--webhook: ${err.message}`, 2) : new CliError((err as Error).message)
     }
     // a mode tightened at start is one line of the JSON log, naming the path (never contents)
     const onModeFix: ModeFixFn = f =>
