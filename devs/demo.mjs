@@ -13,12 +13,19 @@
 // to a board. Between device and gateway sits a TCP relay that counts every frame's bytes and
 // can cut the connection (the radio dropping).
 //
+// The gateway runs in this process through the library (createGateway, as a program embedding it
+// would), bridged to an MQTT broker embedded here too (aedes, a free port): a consumer of our own
+// (the mqtt client) subscribes to the device's telemetry on the broker and publishes a command to
+// it, as any MQTT client could. The operator's steps run the CLI, each command printed first.
+//
 // Scenario: (1) the device connects: on the very first run it resumes from the out-of-band
-// ticket minted by pairing, later from the ticket in its flash; (2) telemetry records flow;
-// (3) the relay drops the connection and the device resumes with no X25519; (4) the operator
-// expires the device's tickets, the relay drops it again and the device falls back to the full
-// handshake (two X25519 on its critical path: es is prepared while idle); (5) the gateway sends a command and the device
-// makes an upstream HTTP request through the gateway.
+// ticket minted by pairing, later from the ticket in its flash; (2) telemetry records flow
+// device → gateway → MQTT broker → our subscriber; (3) a command published on the broker
+// reaches the device; (4) the relay drops the connection and the device resumes with no X25519;
+// (5) the operator expires the device's tickets (the CLI), the relay drops it again and the
+// device falls back to the full handshake (two X25519 on its critical path: es is prepared while
+// idle); (6) the operator queues a command (`send`) and the device makes an upstream HTTP request
+// through the gateway.
 //
 // A step that succeeds after a hidden failure is not a success: the scenario fails on any
 // PROTOCOL_ERROR in a gateway log line and on any "LINK down" of the device that the scenario
@@ -32,6 +39,7 @@ import {
     assertBuilt,
     buildIn,
     cli,
+    onCleanup,
     provision,
     readEnv,
     root,
@@ -47,6 +55,7 @@ import {
     waiter,
     Watch,
 } from "./lib/demo-common.mjs"
+import { startConsumer, startEmbeddedBroker } from "./lib/mqtt-demo.mjs"
 
 // TETHER_DEMO_DIR moves the demo's state elsewhere (the end-to-end test runs it in a temp dir)
 const DEMO = process.env.TETHER_DEMO_DIR || join(root, ".tether", "demo")
@@ -147,14 +156,23 @@ function describeHandshake(conn) {
 
 // ---- the scenario ---------------------------------------------------------------------------
 
+/** An operator's command: printed as typed, then run (the CLI, a process of its own). */
+function operator(args) {
+    say("OPERATOR", `$ tether-gateway ${args.join(" ")}`)
+    const out = cli(args)
+    if (out) say("", out)
+    return out
+}
+
 async function main() {
     assertBuilt(wire !== undefined)
     mkdirSync(DEVICE_DIR, { recursive: true })
 
     // 0. gateway identity and pairing, first run only
     if (!existsSync(join(STATE, "identity.json"))) {
-        say("SETUP", cli(["init", "--state", STATE]))
-        say("SETUP", cli(["pair", NAME, "--state", STATE, "--out", ENV_FILE, "--host", "127.0.0.1", "--port", "4433"]))
+        say("SETUP", `a new gateway, and a new device ${NAME} paired with it:`)
+        operator(["init", "--state", STATE])
+        operator(["pair", NAME, "--state", STATE, "--out", ENV_FILE, "--host", "127.0.0.1", "--port", "4433"])
         rmSync(join(DEVICE_DIR, ".devicescript"), { recursive: true, force: true }) // a new device: empty flash
     } else say("SETUP", `reusing the gateway in ${STATE} and ${NAME}'s flash in ${DEVICE_DIR}`)
 
@@ -176,16 +194,26 @@ async function main() {
         },
     }
 
-    // the gateway, in this process so the scenario can command it
-    const { openStore, parseConfig, startNode } = await import("tether-gateway")
-    // the state directory `init` and `pair` made, as `serve` opens it (its KEK in STATE/kek)
-    const store = await openStore({ stateDir: STATE })
-    const registry = store.registry
-    const events = []
+    // the MQTT broker, and a consumer of the device's data on it
+    const broker = await startEmbeddedBroker()
+    onCleanup(() => broker.close())
+    say(
+        "MQTT",
+        `broker (aedes, embedded) on ${broker.url}; from another terminal: npx mqtt sub -h 127.0.0.1 -p ${broker.port} -t 'tether/#' -v`
+    )
+    const fromBroker = []
+    const consumer = await startConsumer(broker.url, `tether/${NAME}/telemetry`, (topic, e) => {
+        fromBroker.push(e)
+        say("MQTT", `${topic} stream=${e.stream} id=${e.id} ${e.payload}`)
+    })
+    onCleanup(() => consumer.close())
+
+    // the gateway, in this process through the library, on the state directory `init` and
+    // `pair` made (as `tether-gateway serve --state STATE --mqtt URL` would run it)
+    const { createGateway } = await import("tether-gateway")
     const log = l => {
-        events.push(l)
         watch.gateway(l)
-        if (l.event === "connection" || l.event === "route")
+        if (l.event === "connection" || l.event === "route" || (l.event === "mqtt" && l.outcome !== "command-queued"))
             say(
                 "GATEWAY",
                 Object.entries(l)
@@ -194,11 +222,23 @@ async function main() {
                     .join(" ")
             )
     }
-    const g = await startNode({ store, node: "demo", host: "127.0.0.1", port: 0, log, config: parseConfig(routes) })
+    const g = await createGateway({
+        store: { stateDir: STATE },
+        node: "demo",
+        host: "127.0.0.1",
+        port: 0,
+        routes: routes.routes,
+        mqtt: { url: broker.url },
+    })
+    g.on("log", log)
+    onCleanup(() => g.close())
     const published = []
-    g.app.events.on("publish", e => published.push(e))
-    const relay = await startRelay(g.gateway.port)
-    say("GATEWAY", `listening on 127.0.0.1:${g.gateway.port}; the device reaches it through a relay on ${relay.port}`)
+    g.on("publish", e => published.push(e))
+    await Promise.race([g.mqtt.ready(), sleep(10000)])
+    if (!g.mqtt.connected) throw new Error("the gateway did not connect to the MQTT broker")
+    say("GATEWAY", `connected to the broker: device PUBLISH → tether/${NAME}/<topic>, tether/${NAME}/cmd/<topic> → device`)
+    const relay = await startRelay(g.port)
+    say("GATEWAY", `listening on 127.0.0.1:${g.port}; the device reaches it through a relay on ${relay.port}`)
 
     // the device: settings into flash, then the firmware
     const settings = readEnv(ENV_FILE)
@@ -224,7 +264,6 @@ async function main() {
         devtools.close()
         relay.close()
         await g.close()
-        await store.close()
         upstream.close()
     }
 
@@ -236,15 +275,25 @@ async function main() {
                 `${m[1] === "1" ? "resumed" : "full handshake"} in ${m[2]} ms of device time with ${m[4]} X25519; ${describeHandshake(relay.latest())}`
             )
         })
-        await step(watch, "telemetry records flow device → gateway", async () => {
+        await step(watch, "telemetry flows device → gateway → MQTT broker → our subscriber", async () => {
             const t0 = published.length
-            for (let i = 0; i < 60 && published.length < t0 + 2; i++) await sleep(250)
+            const m0 = fromBroker.length
+            for (let i = 0; i < 80 && fromBroker.length < m0 + 2; i++) await sleep(250)
             if (published.length < t0 + 2) throw new Error("no telemetry reached the gateway")
-            const last = published[published.length - 1]
+            if (fromBroker.length < m0 + 2) throw new Error("the gateway got telemetry but none arrived from the MQTT broker")
+            const last = fromBroker[fromBroker.length - 1]
             say(
                 "RESULT",
-                `gateway got ${published.length - t0} publishes, last topic=${last.topic} payload=${Buffer.from(last.payload).toString()}`
+                `the subscriber got ${fromBroker.length - m0} messages from the broker, each acknowledged to the device only after the broker's PUBACK; last: ${last.payload} (stream ${last.stream}, id ${last.id})`
             )
+        })
+        await step(watch, "a command published on the MQTT broker reaches the device", async () => {
+            const topic = `tether/${NAME}/cmd/led`
+            say("MQTT", `publish ${topic} "on" (QoS 1), as \`npx mqtt pub -h 127.0.0.1 -p ${broker.port} -q 1 -t ${topic} -m on\` would`)
+            const got = w.wait(/COMMAND led=on/, 30000, "the command from the broker at the device")
+            await consumer.publish(topic, "on")
+            await got
+            say("RESULT", "broker → gateway (stored in the device's queue before the broker's PUBACK) → device, exactly once")
         })
         await step(watch, "the radio drops: the device resumes with zero X25519", async () => {
             cut()
@@ -254,7 +303,7 @@ async function main() {
             say("RESULT", `resumed in ${m[2]} ms of device time with 0 X25519; ${describeHandshake(relay.latest())}`)
         })
         await step(watch, "the operator expires the device's tickets: the next connection is a full handshake", async () => {
-            await registry.expireTickets(NAME)
+            operator(["expire-tickets", NAME, "--state", STATE])
             cut()
             const m = await w.wait(UP, 90000, "the full handshake")
             if (m[1] !== "0" || m[3] !== "1") throw new Error("expected a fallback to the full handshake")
@@ -264,9 +313,10 @@ async function main() {
                 `TICKET_REJECTED, then Noise KKpsk2 in ${m[2]} ms of device time with 2 X25519 (ee, se; es prepared while idle); ${describeHandshake(relay.latest())}`
             )
         })
-        await step(watch, "the gateway commands an upstream request: device → gateway → HTTP → device", async () => {
-            await g.app.sendMessage(NAME, "request", Buffer.from("weather"))
-            const m = await w.wait(/RESPONSE route=weather (status=(\d+)|error=(\d+))/, 30000, "the response")
+        await step(watch, "the operator commands an upstream request: device → gateway → HTTP → device", async () => {
+            const m0 = w.wait(/RESPONSE route=weather (status=(\d+)|error=(\d+))/, 30000, "the response")
+            operator(["send", NAME, "request", "weather", "--state", STATE])
+            const m = await m0
             if (m[2] !== "200") throw new Error(`upstream answered ${m[1]}`)
             say("RESULT", `the device got HTTP ${m[2]} from the allow-listed route "weather"; it has no other way out`)
         })

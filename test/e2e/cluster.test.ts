@@ -6,7 +6,8 @@
 //     once and in order; messages queued while it was offline arrive on whichever node it reaches;
 //   - one captured RESUME_INIT replayed at two nodes at the same moment: its early data delivered
 //     at most once in the whole cluster;
-//   - revoke closes the device's session on another node within 1 s; a rotation on the store is
+//   - `send` from the CLI reaches a device on node B; revoke closes the device's session on
+//     another node within 1 s; a rotation on the store is
 //     used by every node, and old tickets still open;
 //   - PostgreSQL restarted while the nodes serve: BUSY meanwhile, recovery by themselves, nothing
 //     acknowledged lost;
@@ -362,6 +363,26 @@ describe("a cluster of three serve processes on one PostgreSQL", () => {
             deliveries.every(n => n === 1),
             `deliveries per round: ${deliveries.join(", ")}`
         )
+    })
+
+    test("send from the CLI, a process of its own on the store, reaches a device connected to node B", async () => {
+        const d = pairDevice("cli-target")
+        const got: string[] = []
+        d.app.events.on("message", m => got.push(`${m.topic}=${m.payload.toString()}`))
+        d.target.port = port("B")
+        const c = d.client()
+        await c.connect()
+        c.publish("hello", Buffer.alloc(0))
+        await c.settled()
+        const out = cli(["send", "cli-target", "led", "on", ...store()])
+        cli(["send", "cli-target", "interval", "--hex", "32303030", ...store()])
+        assert.ok(await until(() => got.length === 2, 5000), `${out}: ${JSON.stringify(got)}`)
+        assert.deepEqual(got, ["led=on", "interval=2000"])
+        assert.ok(
+            nodes.get("B")!.lines.some(l => l["event"] === "connection" && l["deviceName"] === "cli-target"),
+            "the session is on B"
+        )
+        await c.close()
     })
 
     test("revoke closes the device's session on another node within 1 s", async () => {

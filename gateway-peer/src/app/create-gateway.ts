@@ -1,6 +1,7 @@
-// The gateway as a library: what `tether-gateway serve` runs, for a program that embeds it.
+// The gateway as a library: what `tether-gateway serve` runs, for a program that embeds it
+// (README "Use it as a library"; devs/examples/library.mjs runs the example there).
 //
-//     // createGateway: the package's main entry point, tether-gateway
+//     // createGateway: the package's entry point, tether-gateway
 //     const gw = await createGateway({ store: { stateDir: ".tether" }, port: 4433 })
 //     gw.on("publish", m => console.log(m.device, m.topic, m.payload.toString()))
 //     gw.on("session", s => console.log(s.device, s.state, s.resumed ? "resumed" : "full handshake"))
@@ -8,9 +9,10 @@
 //     await gw.close()
 //
 // It opens the store (the state directory of a one-node gateway, or a cluster's PostgreSQL
-// store), starts a node on it (startNode: revocations, ticket-key rotations and messages queued
-// elsewhere are followed, the live view is kept) and turns the node's application events into
-// this object's events. Secrets never appear in its events or log lines.
+// store), starts a node on it (startNode: revocations close the device's session, ticket-key
+// rotations are taken into the running key set, messages queued elsewhere are sent, the live
+// view is kept), with the MQTT bridge and the durable sinks when given, and turns the node's
+// application events into this object's events. Secrets never appear in its events or log lines.
 import { EventEmitter } from "node:events"
 import { hostname } from "node:os"
 import type { ServerPolicy } from "../policy.js"
@@ -18,8 +20,11 @@ import type { LiveSession, LogLine } from "../server.js"
 import { openStore, type StoreSpec } from "../store/open.js"
 import type { GatewayStore } from "../store/types.js"
 import type { AckEvent, PublishEvent } from "./gateway-app.js"
+import type { MqttBridge } from "./mqtt.js"
+import { checkMqttUrl, parseMqttConfig, type MqttConfig } from "./mqtt-config.js"
 import { startNode, type GatewayNode } from "./node.js"
-import { parseConfig } from "./upstream.js"
+import type { Sink } from "./sinks.js"
+import { ConfigError, parseConfig } from "./upstream.js"
 
 /** A device's session came up on this node, or ended. */
 export interface SessionEvent {
@@ -62,6 +67,18 @@ export interface CreateGatewayOptions {
     readonly stdoutLog?: boolean
     /** the fetch used for upstream routes (tests) */
     readonly fetch?: typeof fetch
+    /**
+     * the MQTT bridge (PROTOCOL.md 12.3): `{ url: "mqtt://127.0.0.1:1883" }` and any key of serve's
+     * "mqtt" section (topicTemplate, commandTemplate, qos, protocolVersion, envelope, clientId,
+     * shareGroup, publishTimeoutMs, usernameFile, passwordFile, ca, cert, key)
+     */
+    readonly mqtt?: { readonly url: string } & Partial<Omit<MqttConfig, "url">>
+    /**
+     * durable sinks (PROTOCOL.md 12.4): webhookSink(...), jsonLinesSink(...), fileSink(...) or a
+     * function of your own; a device's PUBLISH is acknowledged once the bridge and all of them
+     * took it (a rejection: the device resends later)
+     */
+    readonly sinks?: readonly Sink[]
 }
 
 /** A running gateway node. */
@@ -86,6 +103,11 @@ export class TetherGateway extends EventEmitter<GatewayEvents> {
     /** The port the gateway listens on. */
     get port(): number {
         return this.#running().gateway.port
+    }
+
+    /** The MQTT bridge, when CreateGatewayOptions.mqtt was given (`connected`, `ready()`). */
+    get mqtt(): MqttBridge | undefined {
+        return this.#running().mqtt
     }
 
     /** The sessions on this node now. */
@@ -129,6 +151,17 @@ export class TetherGateway extends EventEmitter<GatewayEvents> {
  */
 export async function createGateway(opts: CreateGatewayOptions): Promise<TetherGateway> {
     const config = parseConfig({ routes: opts.routes ?? {} })
+    let mqtt: (MqttConfig & { url: string }) | undefined
+    if (opts.mqtt !== undefined) {
+        const { url, ...rest } = opts.mqtt
+        const bad = checkMqttUrl(url)
+        if (bad !== undefined) throw new ConfigError(`mqtt.url ${bad}`)
+        try {
+            mqtt = { ...parseMqttConfig(rest), url }
+        } catch (err) {
+            throw new ConfigError((err as Error).message)
+        }
+    }
     const store = await openStore({ stateDir: opts.store.stateDir ?? ".tether", ...opts.store })
     const node = opts.node ?? (process.env["TETHER_NODE"] || hostname())
     const gw = new TetherGateway(store, node)
@@ -152,6 +185,8 @@ export async function createGateway(opts: CreateGatewayOptions): Promise<TetherG
                 policy: opts.policy,
                 config,
                 fetch: opts.fetch,
+                mqtt,
+                sinks: opts.sinks,
                 onSession: { up: session("up"), down: session("down") },
                 log: line => {
                     if (opts.stdoutLog === true) process.stdout.write(JSON.stringify(line) + "\n")

@@ -15,6 +15,7 @@
 // a session becomes live, released when it ends, last activity written every ACTIVITY_MS.
 import { startAppGateway, type AppGateway } from "./serve.js"
 import { startMqttBridge, type MqttBridge } from "./mqtt.js"
+import { composeSinks, type Sink } from "./sinks.js"
 import type { MqttConfig } from "./mqtt-config.js"
 import type { UpstreamConfig } from "./upstream.js"
 import type { ServerPolicy } from "../policy.js"
@@ -43,6 +44,11 @@ export interface NodeOptions {
     readonly onSession?: { readonly up?: (s: LiveSession) => void; readonly down?: (s: LiveSession) => void }
     /** the MQTT bridge (PROTOCOL.md 12.3): the config file's section with the URL to use */
     readonly mqtt?: MqttConfig & { readonly url: string }
+    /**
+     * more durable sinks (app/sinks.ts: JSON lines, a webhook; PROTOCOL.md 12.4): a device's
+     * PUBLISH is acknowledged once the bridge and every one of them took it
+     */
+    readonly sinks?: readonly Sink[]
 }
 
 /** A running node. */
@@ -200,7 +206,7 @@ export async function startNode(opts: NodeOptions): Promise<GatewayNode> {
                 fetch: opts.fetch,
                 // a message queued here may be for a device whose session is on another node
                 onQueued: deviceId => void store.announce("queued", deviceId).catch(() => {}),
-                sink: bridge?.sink,
+                sink: composeSinks([bridge?.sink, ...(opts.sinks ?? [])]),
             },
         })
     } catch (err) {

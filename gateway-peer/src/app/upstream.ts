@@ -4,8 +4,10 @@
 //     { "routes": { "weather": { "url": "http://127.0.0.1:8080/w", "method": "POST",
 //                                "timeoutMs": 5000, "maxResponseBytes": 993,
 //                                "devices": ["*"] } },
-//       "mqtt": { "url": "mqtt://127.0.0.1:1883", ... } }   (app/mqtt-config.ts)
+//       "mqtt": { "url": "mqtt://127.0.0.1:1883", ... },   (app/mqtt-config.ts)
+//       "sinks": { "stdout": true, "webhook": { "url": ... } } }   (app/sinks-config.ts)
 import { MqttConfigError, parseMqttConfig, type MqttConfig } from "./mqtt-config.js"
+import { parseSinksConfig, SinksConfigError, type SinksConfig } from "./sinks-config.js"
 import { AppError, MAX_NAME_LEN, MAX_RESPONSE_PAYLOAD, MAX_STATUS, MIN_STATUS, STATUS_GATEWAY_ERROR } from "./codec.js"
 
 /** One upstream route. */
@@ -23,6 +25,8 @@ export interface UpstreamConfig {
     readonly routes: ReadonlyMap<string, Route>
     /** the MQTT bridge's section (PROTOCOL.md 12.3), if the file has one */
     readonly mqtt?: MqttConfig
+    /** the sinks' section (PROTOCOL.md 12.4), if the file has one */
+    readonly sinks?: SinksConfig
 }
 
 /** A configuration problem, with a message fit for the operator. */
@@ -46,7 +50,7 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1
 export function parseConfig(json: unknown): UpstreamConfig {
     const routes = new Map<string, Route>()
     if (json === null || typeof json !== "object" || Array.isArray(json)) throw new ConfigError("expected an object")
-    for (const k of Object.keys(json)) if (k !== "routes" && k !== "mqtt") throw new ConfigError(`unknown key ${k}`)
+    for (const k of Object.keys(json)) if (k !== "routes" && k !== "mqtt" && k !== "sinks") throw new ConfigError(`unknown key ${k}`)
     let mqtt: MqttConfig | undefined
     const m = (json as { mqtt?: unknown }).mqtt
     if (m !== undefined)
@@ -54,6 +58,15 @@ export function parseConfig(json: unknown): UpstreamConfig {
             mqtt = parseMqttConfig(m)
         } catch (err) {
             if (err instanceof MqttConfigError) throw new ConfigError(err.message)
+            throw err
+        }
+    let sinks: SinksConfig | undefined
+    const sk = (json as { sinks?: unknown }).sinks
+    if (sk !== undefined)
+        try {
+            sinks = parseSinksConfig(sk)
+        } catch (err) {
+            if (err instanceof SinksConfigError) throw new ConfigError(err.message)
             throw err
         }
     const r = (json as { routes?: unknown }).routes ?? {}
@@ -89,7 +102,7 @@ export function parseConfig(json: unknown): UpstreamConfig {
             throw new ConfigError(`${where}.devices must be a list of device names or ["*"]`)
         routes.set(name, { url: url.href, method, timeoutMs: timeoutMs as number, maxResponseBytes: maxResponseBytes as number, devices })
     }
-    return mqtt === undefined ? { routes } : { routes, mqtt }
+    return { routes, ...(mqtt !== undefined ? { mqtt } : {}), ...(sinks !== undefined ? { sinks } : {}) }
 }
 
 /** The route `name` if `device` may use it; undefined otherwise (refused). */

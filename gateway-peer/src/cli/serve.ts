@@ -14,6 +14,8 @@ import { startNode, type GatewayNode } from "../app/node.js"
 import { ConfigError, parseConfig, type UpstreamConfig } from "../app/upstream.js"
 import { MqttSetupError } from "../app/mqtt.js"
 import { checkMqttUrl, parseMqttConfig, redactMqttUrl, type MqttConfig } from "../app/mqtt-config.js"
+import { startSinks, type Sink } from "../app/sinks.js"
+import { SinksConfigError } from "../app/sinks-config.js"
 import { DEFAULT_POLICY, resolvePolicy } from "../policy.js"
 import type { LogLine } from "../server.js"
 import type { ModeFixFn } from "../state.js"
@@ -46,6 +48,17 @@ ${STORE_HELP}
                     "protocolVersion": 4|5, "envelope": "json"|"raw", "clientId",
                     "shareGroup", "publishTimeoutMs", "usernameFile", "passwordFile",
                     "ca", "cert", "key" } } (file paths relative to the working directory)
+  --sink-stdout   one JSON line per device PUBLISH on stdout, payload included ("event":
+                  "publish": device, deviceId, topic, stream, id, bytes, payload in base64, text
+                  when printable); opt-in, the log lines never carry a payload
+  --sink-file FILE
+                  the same JSON lines appended to FILE (mode 0600)
+  --webhook URL   POST each batch of a device's PUBLISHes as JSON to URL; the device is
+                  acknowledged only after a 2xx (retried: per-attempt timeout, backoff), else
+                  it resends later (PROTOCOL.md 12.4). Config file: { "sinks": { "stdout": true,
+                    "file": "p.jsonl", "webhook": { "url", "timeoutMs": 5000, "attempts": 4,
+                    "backoffMs": 250, "maxBackoffMs": 4000, "authorizationFile" } } }
+                  With several sinks (and --mqtt) a PUBLISH is acknowledged once all took it.
 
 Policy (PROTOCOL.md 9.4; each also a "policy" field of the config file, named in camelCase;
 the command line wins):
@@ -153,6 +166,9 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
             config: { type: "string" },
             metrics: { type: "string" },
             mqtt: { type: "string" },
+            "sink-stdout": { type: "boolean" },
+            "sink-file": { type: "string" },
+            webhook: { type: "string" },
             ...policyOptions,
         },
         SERVE_USAGE,
@@ -172,6 +188,18 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
         io.out(JSON.stringify(l))
     }
     const mqtt = mqttOptions(config.mqtt, r.values.mqtt, io.cwd)
+    let sinks: Sink[]
+    try {
+        const v = r.values
+        sinks = startSinks(
+            config.sinks,
+            { stdout: v["sink-stdout"], file: v["sink-file"], webhook: v.webhook },
+            { cwd: io.cwd, out: io.out, log }
+        )
+    } catch (err) {
+        // a bad --webhook is a usage error; an unreadable authorizationFile is not
+        throw err instanceof SinksConfigError ? new CliError(`--webhook: ${err.message}`, 2) : new CliError((err as Error).message)
+    }
     // a mode tightened at start is one line of the JSON log, naming the path (never contents)
     const onModeFix: ModeFixFn = f =>
         log({
@@ -187,7 +215,7 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
     const store = await openCliStore(r.values, io, onModeFix)
     let gw: GatewayNode
     try {
-        gw = await startNode({ store, node, host, port, log, policy, config, mqtt })
+        gw = await startNode({ store, node, host, port, log, policy, config, mqtt, sinks })
     } catch (err) {
         await store.close()
         if (err instanceof MqttSetupError) throw new CliError(err.message)

@@ -339,6 +339,7 @@ export async function onRecord(ctx: ResolvedContext, state: Established, body: B
     }
 }
 
+/** The gateway's side of one connection, sans I/O: feed it each frame, send what it returns (see the file's head). */
 export class Responder {
     #state: ResponderState = { phase: Phase.AwaitFirst }
     /** the context the transitions read: `ctx` with every policy field resolved */
