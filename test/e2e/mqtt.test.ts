@@ -10,11 +10,10 @@
 // Against aedes in-process (MQTT 3.1.1, the JSON envelope), and against a `mosquitto` binary with
 // MQTT 5 (user properties, a shared subscription) when one is on the PATH; skipped otherwise.
 import assert from "node:assert/strict"
-import { spawn, spawnSync, type ChildProcess } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import net, { type AddressInfo } from "node:net"
-import { tmpdir, userInfo } from "node:os"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, test } from "node:test"
 import { Aedes } from "aedes"
@@ -22,6 +21,7 @@ import { connectAsync, type MqttClient } from "mqtt"
 import { keyPairFromPrivate } from "tether-gateway"
 import { AppClient, DeviceApp, MemoryTicketStore, TetherClient, type Pairing } from "tether-gateway/peer"
 import { cli, readSettings, serveProcess, sleep, type Serve } from "./harness.js"
+import { freePort, mosquittoMissing, startMosquitto } from "./mosquitto.js"
 
 const USER = "tether-gw"
 const PASSWORD = `pw-${randomBytes(6).toString("hex")}`
@@ -31,14 +31,6 @@ before(() => {
     work = mkdtempSync(join(tmpdir(), "tether-e2e-mqtt-"))
 })
 after(() => rmSync(work, { recursive: true, force: true }))
-
-async function freePort(): Promise<number> {
-    const s = net.createServer()
-    await new Promise<void>(r => s.listen(0, "127.0.0.1", r))
-    const p = (s.address() as AddressInfo).port
-    await new Promise(r => s.close(r))
-    return p
-}
 
 /** One device message as a subscriber saw it. */
 interface Seen {
@@ -246,41 +238,18 @@ test("serve --mqtt against aedes (MQTT 3.1.1): 200 PUBLISHes through 20 drops an
 })
 
 test("serve --mqtt against mosquitto (MQTT 5, user properties, a shared subscription)", async t => {
-    const which = spawnSync("sh", ["-c", "command -v mosquitto"], { encoding: "utf8" })
-    const bin = which.stdout.trim()
-    if (which.status !== 0 || bin === "") {
-        const reason = "mosquitto is not installed (Debian package mosquitto): the MQTT 5 run against it is skipped"
-        console.log(`# ${reason}`)
-        t.skip(reason)
+    const missing = mosquittoMissing()
+    if (missing !== undefined) {
+        console.log(`# ${missing}`)
+        t.skip(missing)
         return
     }
-    const dir = mkdtempSync(join(work, "mosquitto-"))
-    const port = await freePort()
-    const pwfile = join(dir, "passwd")
-    writeFileSync(pwfile, "")
-    const pw = spawnSync("mosquitto_passwd", ["-b", pwfile, USER, PASSWORD], { encoding: "utf8" })
-    assert.equal(pw.status, 0, `mosquitto_passwd: ${pw.stderr}`)
-    const conf = join(dir, "mosquitto.conf")
-    writeFileSync(
-        conf,
-        `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${pwfile}\npersistence false\nuser ${userInfo().username}\n`
-    )
-    const broker: ChildProcess = spawn(bin, ["-c", conf], { stdio: ["ignore", "pipe", "pipe"] })
-    let stderr = ""
-    broker.stderr!.on("data", d => (stderr += d))
+    const broker = await startMosquitto(work, USER, PASSWORD)
     try {
-        for (let i = 0; i < 100; i++) {
-            const ok = await new Promise<boolean>(r => {
-                const s = net.connect(port, "127.0.0.1", () => (s.destroy(), r(true)))
-                s.on("error", () => r(false))
-            })
-            if (ok) break
-            await sleep(50)
-        }
-        await scenario(`mqtt://127.0.0.1:${port}`, 5, "tether")
+        await scenario(broker.url, 5, "tether")
     } catch (err) {
-        throw new Error(`${(err as Error).message}\nmosquitto: ${stderr}`, { cause: err })
+        throw new Error(`${(err as Error).message}\nmosquitto: ${broker.stderr()}`, { cause: err })
     } finally {
-        broker.kill("SIGTERM")
+        broker.stop()
     }
 })
