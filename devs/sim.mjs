@@ -14,7 +14,7 @@
 //   node devs/sim.mjs [--env FILE] [--fresh] ENTRY.ts
 //
 // TETHER_SIM_DIR moves the flash directory elsewhere (the end-to-end test runs it in a temp dir).
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { basename, join, relative, resolve, sep } from "node:path"
 import { parseArgs } from "node:util"
 import {
@@ -104,6 +104,20 @@ function deviceDir() {
     return join(root, ".tether", "sim", rel.replace(/\.ts$/, "").replace(/[^A-Za-z0-9._-]+/g, "_"))
 }
 
+/**
+ * Waits until the simulator has left its flash file alone for 500 ms (at most 3 s): it rewrites
+ * the whole file on every settings write, and a kill in the middle of one (a TICKET being
+ * stored) would leave a truncated file, read as a blank flash on the next run.
+ */
+async function flashQuiet(dir) {
+    const file = join(dir, ".devicescript", "flash", "sim.bin")
+    const end = Date.now() + 3000
+    while (Date.now() < end) {
+        if (!existsSync(file) || Date.now() - statSync(file).mtimeMs >= 500) return
+        await sleep(100)
+    }
+}
+
 async function main() {
     const dir = deviceDir()
     const idFile = join(dir, "paired-id")
@@ -155,7 +169,10 @@ async function main() {
         },
         image
     )
-    onCleanup(() => device.kill("SIGKILL"))
+    onCleanup(async () => {
+        await flashQuiet(dir)
+        device.kill("SIGKILL")
+    })
     const exited = new Promise(r => device.once("exit", (code, signal) => r({ code, signal })))
     say("SIM", "running; Ctrl-C to stop")
     const end = await Promise.race([untilInterrupted().then(() => undefined), exited])
