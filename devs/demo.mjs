@@ -29,8 +29,8 @@
 //
 // A step that succeeds after a hidden failure is not a success: the scenario fails on any
 // PROTOCOL_ERROR in a gateway log line and on any "LINK down" of the device that the scenario
-// did not cause itself (each cut of the relay accounts for one; the line the firmware prints
-// at boot, before its first connection, is its initial state).
+// did not cause itself (each cut of the relay accounts for one; the firmware boots "connecting":
+// no LINK down before its first attempt).
 import { existsSync, mkdirSync, rmSync } from "node:fs"
 import http from "node:http"
 import net from "node:net"

@@ -45,7 +45,10 @@ export { QueueFullError } from "./app/outbound"
 export { RequestError, REQUEST_TIMEOUT, Response } from "./app/app-layer"
 export { AppError } from "./app/codec"
 
-/** The link's state: "connecting" (TCP), "handshaking", "up" (a session), "down" (waiting to retry). */
+/**
+ * The link's state: "connecting" (TCP; also the state from startLink() to the first attempt),
+ * "handshaking", "up" (a session), "down" (an attempt or a session ended: waiting to retry).
+ */
 export type LinkState = "connecting" | "handshaking" | "up" | "down"
 
 /** What the link knows about itself; passed to state handlers. */
@@ -63,7 +66,10 @@ export interface LinkStatus {
     sessions: number
     /** failed connection attempts since the last session */
     failures: number
-    /** why the last attempt or session ended, when it was not stop() */
+    /**
+     * why the last attempt or session ended, when it was not stop(); "" before the first
+     * attempt ended and while a session is up
+     */
     lastError: string
     /**
      * "REVOKED" (the gateway closed the session so) or "UNKNOWN_DEVICE" (it knows no such
@@ -172,7 +178,8 @@ export class Link {
     private stateHandlers: StateHandler[] = []
     private preparing = false
     private st: LinkStatus = {
-        state: "down",
+        // not "down": nothing has failed yet, and the first attempt starts at once
+        state: "connecting",
         resumed: false,
         fellBack: false,
         earlyAccepted: false,
@@ -340,6 +347,8 @@ export class Link {
                 this.st.sessions++
                 this.st.failures = 0
                 this.st.unpaired = ""
+                // the link is up: an older attempt's error no longer describes it
+                this.st.lastError = ""
                 const s: Session = { conn, writer: undefined, since: ds.millis(), progressed: false }
                 this.session = s
                 this.startWriter(s)
@@ -354,6 +363,8 @@ export class Link {
                     misses = 0
                 }
                 if (conn.closeCode !== 0) this.st.lastError = "gateway closed with code " + conn.closeCode
+                // no CLOSE and no error of the session's own: the connection went away under it
+                else if (this.st.lastError === "" && !this.stopped) this.st.lastError = "connection lost"
                 if (conn.closeCode === Code.REVOKED) {
                     this.st.unpaired = "REVOKED"
                     this.st.lastError = "REVOKED: the gateway revoked this device: pair it again"

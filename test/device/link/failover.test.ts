@@ -102,8 +102,10 @@ describe("failover between the pairing's gateway endpoints", () => {
         const gw = await gateway()
         const link = await start(gw, ["down", "busy", "gw1", "gw2"], 10, 50)
         const ups: string[] = []
+        const downs: string[] = []
         link.onState((state, s) => {
             if (state === "up") ups.push(s.endpoint + ":" + s.host + ":" + s.port + (s.resumed ? ":r" : ":f"))
+            if (state === "down") downs.push(s.lastError)
         })
         // 1. the primary refuses, the second answers BUSY: up on the third
         expect(await until(() => ups.length === 1, 5000)).toBe(true)
@@ -123,7 +125,7 @@ describe("failover between the pairing's gateway endpoints", () => {
         expect(await until(() => ups.length === 3, 5000)).toBe(true)
         expect(tried.join()).toBe("down,busy,gw1,gw1,gw2")
         expect(ups[2]).toBe("3:gw2:4433:r")
-        expect(link.status().lastError).toBe("gateway closed with code " + Code.SHUTDOWN)
+        expect(downs[downs.length - 1]).toBe("gateway closed with code " + Code.SHUTDOWN)
         await ds.sleep(100)
         // 4. the last one shuts down: wraps to the primary, and on past it again
         await gw.closeSession(Code.SHUTDOWN)
@@ -136,6 +138,34 @@ describe("failover between the pairing's gateway endpoints", () => {
         expect(await until(() => ups.length === 5, 5000)).toBe(true)
         expect(tried.join()).toBe("down,busy,gw1,gw1,gw2,down,busy,gw1,gw1")
         expect(gw.seen.first.join("")).toBe("RRRRR")
+        await link.stop()
+    })
+    test("the link is not down before its first attempt, and lastError describes only the attempt or session that ended", async () => {
+        const gw = await gateway()
+        const link = await start(gw, ["down", "gw1"], 10, 50)
+        const states: string[] = []
+        const errors: string[] = []
+        link.onState((state, s) => {
+            states.push(state)
+            errors.push(s.lastError)
+        })
+        expect(await until(() => link.status().state === "up", 5000)).toBe(true)
+        // at once "connecting" (nothing failed yet), then the refused endpoint's failure
+        expect(states[0]).toBe("connecting")
+        expect(errors[0]).toBe("")
+        expect(states.indexOf("down") > 0).toBe(true)
+        expect(errors[states.indexOf("down")]).toBe("socket: connection refused")
+        // up: the refused attempt is history
+        expect(link.status().lastError).toBe("")
+        expect(errors[errors.length - 1]).toBe("")
+        await ds.sleep(100)
+        // a session that ends without a CLOSE says so, not the error of an older attempt
+        const n = states.length
+        link.dropConnection()
+        expect(await until(() => states.length > n && states.indexOf("up", n) > 0, 5000)).toBe(true)
+        expect(states[n]).toBe("down")
+        expect(errors[n]).toBe("connection lost")
+        expect(link.status().lastError).toBe("")
         await link.stop()
     })
     test("a REJECT other than BUSY is the cluster's answer: the same endpoint again", async () => {
