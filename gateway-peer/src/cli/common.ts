@@ -142,10 +142,10 @@ const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:
 export function badHost(host: string, dialable: boolean): string | undefined {
     if (host.length === 0) return "is empty"
     const ip = isIP(host)
-    if (ip === 4) return dialable && host === "0.0.0.0" ? "is the unspecified address 0.0.0.0: give one a device can reach" : undefined
+    if (ip === 4) return dialable && host === "0.0.0.0" ? "is the unspecified address: give one a device can reach" : undefined
     if (ip === 6) {
         const normal = new URL(`http://[${host}]/`).hostname
-        return dialable && normal === "[::]" ? "is the unspecified address ::: give one a device can reach" : undefined
+        return dialable && normal === "[::]" ? "is the unspecified address: give one a device can reach" : undefined
     }
     if (host.includes("://") || host.includes("/")) return "must be a host name or address, not a URL"
     if (/^[0-9.]+$/.test(host)) return "is not an IPv4 address"
