@@ -16,7 +16,7 @@ let validator: ReturnType<Ajv2020["compile"]> | undefined
 function validate(): ReturnType<Ajv2020["compile"]> {
     if (validator === undefined) {
         const schema = JSON.parse(readFileSync(CONFIG_SCHEMA_URL, "utf8")) as object
-        validator = new Ajv2020({ allErrors: true, strict: true }).compile(schema)
+        validator = new Ajv2020({ allErrors: true, strict: true, verbose: true }).compile(schema)
     }
     return validator
 }
@@ -26,6 +26,8 @@ function describe(e: ErrorObject): string {
     const at = e.instancePath === "" ? "/" : e.instancePath
     const p = e.params as Record<string, unknown>
     if (e.keyword === "additionalProperties") return `${at}: unknown key ${String(p.additionalProperty)}`
+    const description = (e.parentSchema as { description?: unknown } | undefined)?.description
+    if (e.keyword === "pattern" && typeof description === "string") return `${at}: must be ${description}`
     if (e.keyword === "enum") return `${at}: must be one of ${(p.allowedValues as unknown[]).map(v => JSON.stringify(v)).join(", ")}`
     return `${at}: ${e.message ?? e.keyword}`
 }

@@ -243,6 +243,7 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
         }
     }
     const removeLastResort = installLastResort(signals, log)
+    await warn(config)
     log({
         ts: new Date().toISOString(),
         event: "serve",
@@ -256,7 +257,6 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
         mqtt: mqtt === undefined ? undefined : redactMqttUrl(mqtt.url),
         ...policy,
     })
-    await warn(config)
     // SIGHUP: the config file's routes again; a file with errors keeps the running ones
     const reload = async () => {
         if (configPath === undefined) {
@@ -277,6 +277,7 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
             return
         }
         gw.app.setConfig(next.upstream)
+        await warn(next.upstream)
         const kept = [
             JSON.stringify(next.policy) !== JSON.stringify(file.policy) ? "policy" : undefined,
             JSON.stringify(next.upstream.mqtt) !== JSON.stringify(config.mqtt) ? "mqtt" : undefined,
@@ -290,7 +291,6 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
             // the policy and the MQTT bridge are set at start: a change needs a restart
             notApplied: kept.length > 0 ? kept.join(",") : undefined,
         })
-        await warn(next.upstream)
     }
     const onHup = () => void reload()
     signals.on("SIGHUP", onHup)
