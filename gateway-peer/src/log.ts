@@ -99,10 +99,16 @@ export function createLogSink(opts: { level?: LogLevel; write: (line: string) =>
             level: opts.level ?? "info",
             base: undefined,
             timestamp: false,
-            formatters: { level: label => ({ level: label }) },
+            // `level` as a label, written last: the lines keep their LogLine field order (the demo
+            // and the tests read `event=... outcome=...` from the start of a line)
+            formatters: { level: () => ({}) },
+            mixin: (_line, level) => ({ level: pino.levels.labels[level] }),
+            mixinMergeStrategy: (line, mixed) => Object.assign(line, mixed),
             redact: { paths: [...fields, ...fields.map(f => `*.${f}`)], censor: REDACTED },
         },
-        { write: (s: string) => opts.write(s.endsWith("\n") ? s.slice(0, -1) : s) }
+        // with no level key up front (written last, by the mixin) and no pino time, pino opens the
+        // line with "{," before the first field: the comma goes
+        { write: (s: string) => opts.write((s.endsWith("\n") ? s.slice(0, -1) : s).replace(/^\{,/, "{")) }
     )
     return {
         logger,
