@@ -240,7 +240,7 @@ test("serve locks its state directory: a second serve fails at once naming the p
     assert.equal(await s.exited, 0)
     assert.ok(!existsSync(lock), "released on exit")
     const again = await serve(state)
-    again.child.kill("SIGINT")
+    again.child.kill("SIGTERM")
     assert.equal(await again.exited, 0)
     assert.ok(!existsSync(lock))
 })
