@@ -1,6 +1,10 @@
-// tether-gateway: the operator's CLI. One module per command under cli/; this file
-// dispatches and turns errors into one line on stderr and exit status 1 (2 for usage errors).
+// tether-gateway: the operator's CLI, on commander. One module per command under cli/ (each
+// parses its own options, with commander too: cli/common.ts parse); this file dispatches, answers
+// --version and `help CMD`, and turns errors into one line on stderr and exit status 1 (2 for
+// usage errors: an unknown command or option, a missing argument).
 // No message printed here carries a secret: pair prints the name, the id and the path only.
+import { readFileSync } from "node:fs"
+import { Command, CommanderError } from "commander"
 import { CliError, processIo, type Io } from "./cli/common.js"
 import { expireTickets, list, remove, retireTicketKey, revoke, rotateTicketKey } from "./cli/devices.js"
 import { init } from "./cli/init.js"
@@ -34,7 +38,8 @@ commands:
   migrate-store        copy a one-node state directory into a PostgreSQL store
   vectors              run the Noise cacophony vectors
 
-Every command takes --help. The state directory defaults to ./.tether (--state DIR); a cluster's
+Every command takes --help (or: tether-gateway help COMMAND); --version prints the version;
+the commands that print something take --json (one JSON document on stdout). The state directory defaults to ./.tether (--state DIR); a cluster's
 PostgreSQL store is named by --store postgres://... or $TETHER_STORE.`
 
 const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number | void>> = {
@@ -53,16 +58,63 @@ const COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number | void
     vectors,
 }
 
+/** The package's version (package.json, two levels above dist/src/cli.js). */
+export function version(): string {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
+    return pkg.version
+}
+
 /** Runs the CLI; returns the exit status. */
 export async function main(argv: string[], io: Io = processIo): Promise<number> {
-    const [command, ...rest] = argv
-    if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+    if (argv.length === 0) {
         io.out(USAGE)
-        return command === undefined ? 2 : 0
+        return 2
+    }
+    let chosen: { command: string; rest: string[] } | undefined
+    const program = new Command("tether-gateway")
+        .exitOverride()
+        .configureOutput({ writeOut: s => io.out(s.trimEnd()), writeErr: () => {}, outputError: () => {} })
+        .version(version(), "-V, --version", "print the version")
+        .helpOption("-h, --help")
+        .addHelpCommand(false)
+        .enablePositionalOptions()
+    program.helpInformation = () => USAGE + "\n"
+    // each command takes its arguments as they are, and parses them itself (cli/common.ts parse)
+    for (const name of Object.keys(COMMANDS))
+        program
+            .command(name)
+            .helpOption(false)
+            .allowUnknownOption()
+            .allowExcessArguments(true)
+            .passThroughOptions()
+            .argument("[args...]")
+            .action((_a: unknown, _o: unknown, cmd: Command) => {
+                chosen = { command: name, rest: cmd.args }
+            })
+    program
+        .command("help")
+        .argument("[command]")
+        .action((c: string | undefined) => {
+            chosen = c === undefined ? { command: "help", rest: [] } : { command: c, rest: ["--help"] }
+        })
+    try {
+        await program.parseAsync(argv, { from: "user" })
+    } catch (err) {
+        if (!(err instanceof CommanderError)) throw err
+        if (err.code === "commander.version" || err.code === "commander.helpDisplayed" || err.code === "commander.help") return 0
+        const hint = err.code === "commander.unknownCommand" ? "tether-gateway --help lists the commands" : "see tether-gateway --help"
+        io.err(`tether-gateway: ${err.message.replace(/^error: /, "")} (${hint})`)
+        return 2
+    }
+    if (chosen === undefined) return 0
+    const { command, rest } = chosen
+    if (command === "help") {
+        io.out(USAGE)
+        return 0
     }
     const run = COMMANDS[command]
     if (run === undefined) {
-        io.err(`tether-gateway: unknown command ${command}\n\n${USAGE}`)
+        io.err(`tether-gateway: unknown command '${command}' (tether-gateway --help lists the commands)`)
         return 2
     }
     try {

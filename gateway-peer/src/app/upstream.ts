@@ -50,7 +50,9 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1
 export function parseConfig(json: unknown): UpstreamConfig {
     const routes = new Map<string, Route>()
     if (json === null || typeof json !== "object" || Array.isArray(json)) throw new ConfigError("expected an object")
-    for (const k of Object.keys(json)) if (k !== "routes" && k !== "mqtt" && k !== "sinks") throw new ConfigError(`unknown key ${k}`)
+    // "$schema" names the schema for editors (gateway-peer/schema/config.schema.json)
+    for (const k of Object.keys(json))
+        if (k !== "routes" && k !== "mqtt" && k !== "sinks" && k !== "$schema") throw new ConfigError(`unknown key ${k}`)
     let mqtt: MqttConfig | undefined
     const m = (json as { mqtt?: unknown }).mqtt
     if (m !== undefined)

@@ -4,7 +4,7 @@
 import { resolve } from "node:path"
 import { migrateSqliteToPg, isPostgresUrl, STORE_ENV } from "../store/open.js"
 import { redactUrl } from "../store/postgres.js"
-import { CliError, openCliStore, parse, printTable, stateDir, STATE_OPTION, STORE_HELP, type Io } from "./common.js"
+import { CliError, JSON_HELP, openCliStore, parse, printTable, stateDir, STATE_OPTION, STORE_HELP, type Io } from "./common.js"
 
 export const STATUS_USAGE = `usage: tether-gateway status [--state DIR | --store URL] [--json]
 
@@ -13,9 +13,10 @@ ticket generation, full handshake or resumption. Read from the store, where ever
 its sessions (last activity every 5 s). Never a secret.
 
 ${STORE_HELP}
-  --json          one JSON array instead of a table`
+  --json          one JSON array instead of a table (each session: device, deviceId, node, since,
+                  remote, lastActivity, generation, kind)`
 
-export const MIGRATE_USAGE = `usage: tether-gateway migrate-store --store URL --kek-file F [--state DIR]
+export const MIGRATE_USAGE = `usage: tether-gateway migrate-store --store URL --kek-file F [--state DIR] [--json]
 
 Copies a one-node gateway's state (DIR, default ./.tether) into a new PostgreSQL store: the
 identity, the ticket keys, every device with its generations and pseudonyms, the receiving
@@ -25,7 +26,8 @@ settings stay valid. The PostgreSQL database must be empty of Tether state; DIR 
 
   --state DIR     the one-node state directory to copy (default ./.tether; its KEK: DIR/kek)
   --store URL     the PostgreSQL store to create (default $${STORE_ENV})
-  --kek-file F    the cluster's key-encryption key (created 0600 if missing; or $TETHER_KEK)`
+  --kek-file F    the cluster's key-encryption key (created 0600 if missing; or $TETHER_KEK)
+${JSON_HELP}: { "from", "to", "devices", "messages" } (the URL without its password)`
 
 function ago(ms: number, now: number): string {
     const s = Math.max(0, Math.round((now - ms) / 1000))
@@ -75,7 +77,7 @@ export async function status(argv: string[], io: Io): Promise<void> {
 
 /** Runs `migrate-store`. */
 export async function migrateStore(argv: string[], io: Io): Promise<void> {
-    const r = parse(argv, STATE_OPTION, MIGRATE_USAGE, io)
+    const r = parse(argv, { ...STATE_OPTION, json: { type: "boolean" } }, MIGRATE_USAGE, io)
     if (r === undefined) return
     const url = typeof r.values.store === "string" ? r.values.store : process.env[STORE_ENV]
     if (url === undefined || !isPostgresUrl(url))
@@ -86,6 +88,10 @@ export async function migrateStore(argv: string[], io: Io): Promise<void> {
     const from = { stateDir: dir, env: kek === undefined ? { ...process.env, TETHER_KEK: undefined } : process.env }
     const to = { stateDir: dir, url, kekFile: kek === undefined ? undefined : resolve(io.cwd, kek) }
     const n = await migrateSqliteToPg(from, url, to)
+    if (r.values.json === true) {
+        io.out(JSON.stringify({ from: dir, to: redactUrl(url), devices: n.devices, messages: n.messages }))
+        return
+    }
     io.out(`copied ${dir} to ${redactUrl(url)}: ${n.devices} devices, ${n.messages} queued messages`)
     io.out(`run every node with --store ${redactUrl(url)}`)
 }

@@ -2,7 +2,8 @@
 // directory, the registry, and errors fit for the operator (one line, exit 1, never a secret).
 import { join, resolve } from "node:path"
 import { KEK_FILE, loadKek } from "../crypto/kek.js"
-import { parseArgs, type ParseArgsConfig } from "node:util"
+import { isIP } from "node:net"
+import { Command, CommanderError, Option } from "commander"
 import { DEFAULT_POLICY, type ServerPolicy } from "../policy.js"
 import { SqliteRegistry } from "../registry/sqlite.js"
 import { loadState, type GatewayState, type ModeFixFn } from "../state.js"
@@ -38,7 +39,11 @@ export const processIo: Io = {
     cwd: process.cwd(),
 }
 
-type Options = NonNullable<ParseArgsConfig["options"]>
+/** A command's options, as the commands declare them (the shape node:util parseArgs took). */
+export type Options = Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }>
+
+/** The help line of `--json`, for the commands that take it. */
+export const JSON_HELP = `  --json          one JSON document on stdout instead of text (errors stay one line on stderr)`
 
 /** The options every command that touches the state takes: --state, --store, --kek-file. */
 export const STATE_OPTION: Options = { state: { type: "string" }, store: { type: "string" }, "kek-file": { type: "string" } }
@@ -57,6 +62,8 @@ export function storeSpec(values: Record<string, unknown>, io: Io, onModeFix?: M
     return {
         stateDir: stateDir(values.state, io),
         url: typeof url === "string" && url.length > 0 ? url : undefined,
+        // an explicit --state wins over $TETHER_STORE, as --kek-file wins over $TETHER_KEK
+        explicitState: typeof values.state === "string" && values.state.length > 0,
         kekFile: typeof kek === "string" && kek.length > 0 ? resolve(io.cwd, kek) : undefined,
         onModeFix,
     }
@@ -68,8 +75,10 @@ export function openCliStore(values: Record<string, unknown>, io: Io, onModeFix?
 }
 
 /**
- * Parses a command's arguments; `--help` prints `usage` and returns undefined.
- * @throws CliError (exit 2) on unknown options or a wrong number of positionals
+ * Parses a command's arguments with commander; `--help` (or `-h`) prints `usage` and returns
+ * undefined. The values are keyed by the options' names as declared (`kek-file`, not kekFile);
+ * a `multiple` option collects an array.
+ * @throws CliError (exit 2) on an unknown option, a missing value or a wrong number of positionals
  */
 export function parse(
     argv: string[],
@@ -77,20 +86,71 @@ export function parse(
     usage: string,
     io: Io,
     positionals: { min: number; max: number } = { min: 0, max: 0 }
-): { values: Record<string, string | boolean | (string | boolean)[] | undefined>; positionals: string[] } | undefined {
-    let r
+): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } | undefined {
+    const name = /^usage: tether-gateway (\S+)/.exec(usage)?.[1] ?? "tether-gateway"
+    const cmd = new Command(name)
+        .exitOverride()
+        .configureOutput({ writeOut: s => io.out(s.trimEnd()), writeErr: () => {}, outputError: () => {} })
+        .helpOption("-h, --help")
+        .argument("[args...]")
+        .allowExcessArguments(true)
+    // the hand-written usage is the help: it says more than a generated one would
+    cmd.helpInformation = () => usage + "\n"
+    const attr = new Map<string, string>()
+    for (const [key, o] of Object.entries(options)) {
+        const flags = `${o.short !== undefined ? `-${o.short}, ` : ""}--${key}${o.type === "string" ? " <value>" : ""}`
+        const opt = new Option(flags)
+        if (o.multiple === true) opt.argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+        cmd.addOption(opt)
+        attr.set(key, opt.attributeName())
+    }
     try {
-        r = parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true })
+        cmd.parse(argv, { from: "user" })
     } catch (err) {
-        throw new CliError(`${(err as Error).message}\n\n${usage}`, 2)
+        if (err instanceof CommanderError) {
+            if (err.code === "commander.helpDisplayed" || err.code === "commander.help") return undefined
+            throw new CliError(`${err.message.replace(/^error: /, "")} (see tether-gateway ${name} --help)`, 2)
+        }
+        throw err
     }
-    if (r.values.help === true) {
-        io.out(usage)
-        return undefined
+    const opts = cmd.opts()
+    const values: Record<string, string | boolean | string[] | undefined> = {}
+    for (const [key, a] of attr) values[key] = opts[a] as string | boolean | string[] | undefined
+    const args = cmd.args
+    if (args.length < positionals.min || args.length > positionals.max)
+        throw new CliError(
+            `${args.length < positionals.min ? `missing argument ${argNames(usage)[args.length] ?? ""}`.trimEnd() : `unexpected argument ${args[positionals.max]}`} (see tether-gateway ${name} --help)`,
+            2
+        )
+    return { values, positionals: args }
+}
+
+/** The positionals a usage line names: `usage: tether-gateway send NAME TOPIC [TEXT ...` gives NAME, TOPIC. */
+function argNames(usage: string): string[] {
+    const words = (usage.split("\n")[0] ?? "").split(" ").slice(3)
+    const end = words.findIndex(w => !/^[A-Z]+$/.test(w))
+    return end < 0 ? words : words.slice(0, end)
+}
+
+/** A host name of labels of letters, digits and hyphens (RFC 1123), dots between. */
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/
+
+/**
+ * Why `host` is not a host name or IP address literal (undefined: it is). `dialable`: a device
+ * must be able to connect to it, so an unspecified address (0.0.0.0, ::) is refused too.
+ */
+export function badHost(host: string, dialable: boolean): string | undefined {
+    if (host.length === 0) return "is empty"
+    const ip = isIP(host)
+    if (ip === 4) return dialable && host === "0.0.0.0" ? "is the unspecified address: give one a device can reach" : undefined
+    if (ip === 6) {
+        const normal = new URL(`http://[${host}]/`).hostname
+        return dialable && normal === "[::]" ? "is the unspecified address: give one a device can reach" : undefined
     }
-    if (r.positionals.length < positionals.min || r.positionals.length > positionals.max)
-        throw new CliError(`wrong number of arguments\n\n${usage}`, 2)
-    return r
+    if (host.includes("://") || host.includes("/")) return "must be a host name or address, not a URL"
+    if (/^[0-9.]+$/.test(host)) return "is not an IPv4 address"
+    if (!HOSTNAME.test(host)) return "must be a host name (letters, digits, hyphens, dots) or an IP address"
+    return undefined
 }
 
 /** The state directory from --state, resolved against the working directory. */

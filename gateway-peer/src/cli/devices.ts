@@ -1,31 +1,36 @@
 // `tether-gateway list`, `revoke NAME`, `remove NAME`, `expire-tickets NAME`, `rotate-ticket-key`,
 // `retire-ticket-key`: the registry and the ticket keys.
 import type { GatewayStore } from "../store/types.js"
-import { nowSeconds, CliError, intOption, openCliStore, parse, printTable, STATE_OPTION, STORE_HELP, type Io } from "./common.js"
+import { nowSeconds, CliError, intOption, JSON_HELP, openCliStore, parse, printTable, STATE_OPTION, STORE_HELP, type Io } from "./common.js"
 
 export const LIST_USAGE = `usage: tether-gateway list [--state DIR | --store URL] [--json]
 
 Lists the paired devices: name, id, status, ticket generations, pairing time. Never a secret.
 
 ${STORE_HELP}
-  --json        one JSON array instead of a table`
+  --json        one JSON array instead of a table (each device: name, id, status, public_key,
+                the four generations, paired_at)`
 
-export const REVOKE_USAGE = `usage: tether-gateway revoke NAME [--state DIR | --store URL]
+export const REVOKE_USAGE = `usage: tether-gateway revoke NAME [--state DIR | --store URL] [--json]
 
 Revokes a device: its next handshake or resumption is refused, and a running \`serve\` closes its
-live sessions with CLOSE(REVOKED) within about a second.
+live sessions with CLOSE(REVOKED) within about a second. --json prints
+{ "device": NAME, "outcome": "revoked" }.
 
-${STORE_HELP}`
+${STORE_HELP}
+${JSON_HELP}`
 
-export const REMOVE_USAGE = `usage: tether-gateway remove NAME [--state DIR | --store URL]
+export const REMOVE_USAGE = `usage: tether-gateway remove NAME [--state DIR | --store URL] [--json]
 
 Deletes a device: its keys, its tickets and the messages queued to it. A running \`serve\` closes
 its live session within about a second. Its name can then be paired again (tether-gateway pair
-NAME makes new keys). To keep the record of a lost device, revoke it instead.
+NAME makes new keys). To keep the record of a lost device, revoke it instead. --json prints
+{ "device": NAME, "outcome": "removed" }.
 
-${STORE_HELP}`
+${STORE_HELP}
+${JSON_HELP}`
 
-export const EXPIRE_USAGE = `usage: tether-gateway expire-tickets NAME [--state DIR | --store URL]
+export const EXPIRE_USAGE = `usage: tether-gateway expire-tickets NAME [--state DIR | --store URL] [--json]
 
 Invalidates every ticket issued to the device so far, without revoking it: its next connection
 is refused resumption (TICKET_REJECTED) and runs the full handshake, which brings fresh forward
@@ -38,9 +43,12 @@ static key (TT_SK) and pre-shared key (TT_PSK), with which anyone can run the fu
 that device. Then revoke the device (tether-gateway revoke NAME) and pair it again under a new
 name (tether-gateway pair NAME2), which makes new keys.
 
-${STORE_HELP}`
+--json prints { "device": NAME, "outcome": "tickets-expired" }.
 
-export const ROTATE_USAGE = `usage: tether-gateway rotate-ticket-key [--oob] [--state DIR | --store URL]
+${STORE_HELP}
+${JSON_HELP}`
+
+export const ROTATE_USAGE = `usage: tether-gateway rotate-ticket-key [--oob] [--state DIR | --store URL] [--json]
 
 Makes a new current ticket key. There are two kinds (PROTOCOL.md 6.1): session keys sign the
 tickets of connected devices (7 days), the out-of-band key signs the tickets that \`pair\` mints
@@ -51,9 +59,10 @@ If a key may have leaked, rotate it and then retire the old one at once:
   tether-gateway rotate-ticket-key && tether-gateway retire-ticket-key --now
 
   --oob         rotate the out-of-band key instead of the session key
-${STORE_HELP}`
+${STORE_HELP}
+${JSON_HELP}: { "kind", "id", "held", "pruned" }`
 
-export const RETIRE_USAGE = `usage: tether-gateway retire-ticket-key --now [--id N] [--state DIR | --store URL]
+export const RETIRE_USAGE = `usage: tether-gateway retire-ticket-key --now [--id N] [--state DIR | --store URL] [--json]
 
 Deletes ticket keys at once instead of when their tickets expire: every ticket they signed is
 refused from then on (TICKET_REJECTED), and the devices holding one run the full handshake on
@@ -62,7 +71,8 @@ stops opening the retired keys' tickets within about a second.
 
   --now         required: the retirement is immediate
   --id N        retire key N only (default: every key that is not current)
-${STORE_HELP}`
+${STORE_HELP}
+${JSON_HELP}: { "retired": [{ "kind", "id" }] }`
 
 /** Runs `list`. */
 export async function list(argv: string[], io: Io): Promise<void> {
@@ -108,15 +118,16 @@ async function onDevice(
     io: Io,
     usage: string,
     op: (store: GatewayStore, name: string) => Promise<boolean>,
-    done: (name: string) => string
+    done: (name: string) => string,
+    outcome: string
 ): Promise<void> {
-    const r = parse(argv, STATE_OPTION, usage, io, { min: 1, max: 1 })
+    const r = parse(argv, { ...STATE_OPTION, json: { type: "boolean" } }, usage, io, { min: 1, max: 1 })
     if (r === undefined) return
     const name = r.positionals[0] as string
     const store = await openCliStore(r.values, io)
     try {
         if (!(await op(store, name))) throw new CliError(`no device named ${name}`)
-        io.out(done(name))
+        io.out(r.values.json === true ? JSON.stringify({ device: name, outcome }) : done(name))
     } finally {
         await store.close()
     }
@@ -130,7 +141,8 @@ export function revoke(argv: string[], io: Io): Promise<void> {
         REVOKE_USAGE,
         // every node closes the device's session: both stores announce it in revoke's transaction
         (store, name) => store.registry.revoke(name),
-        name => `revoked ${name}`
+        name => `revoked ${name}`,
+        "revoked"
     )
 }
 
@@ -147,7 +159,8 @@ export function remove(argv: string[], io: Io): Promise<void> {
             await store.outbox.clear(id)
             return true
         },
-        name => `removed ${name}`
+        name => `removed ${name}`,
+        "removed"
     )
 }
 
@@ -158,13 +171,14 @@ export function expireTickets(argv: string[], io: Io): Promise<void> {
         io,
         EXPIRE_USAGE,
         (store, name) => store.registry.expireTickets(name),
-        name => `tickets of ${name} expired: its next connection runs the full handshake`
+        name => `tickets of ${name} expired: its next connection runs the full handshake`,
+        "tickets-expired"
     )
 }
 
 /** Runs `rotate-ticket-key`. */
 export async function rotateTicketKey(argv: string[], io: Io): Promise<void> {
-    const r = parse(argv, { ...STATE_OPTION, oob: { type: "boolean" } }, ROTATE_USAGE, io)
+    const r = parse(argv, { ...STATE_OPTION, oob: { type: "boolean" }, json: { type: "boolean" } }, ROTATE_USAGE, io)
     if (r === undefined) return
     const store = await openCliStore(r.values, io)
     const now = nowSeconds()
@@ -184,12 +198,21 @@ export async function rotateTicketKey(argv: string[], io: Io): Promise<void> {
     } finally {
         await store.close()
     }
+    if (r.values.json === true) {
+        io.out(JSON.stringify({ kind: out.fresh.kind, id: out.fresh.id, held: out.held, pruned: out.pruned }))
+        return
+    }
     io.out(`${out.fresh.kind} ticket key ${out.fresh.id} is current; ${out.held} keys held, ${out.pruned} expired keys deleted`)
 }
 
 /** Runs `retire-ticket-key`. */
 export async function retireTicketKey(argv: string[], io: Io): Promise<void> {
-    const r = parse(argv, { ...STATE_OPTION, now: { type: "boolean" }, id: { type: "string" } }, RETIRE_USAGE, io)
+    const r = parse(
+        argv,
+        { ...STATE_OPTION, now: { type: "boolean" }, id: { type: "string" }, json: { type: "boolean" } },
+        RETIRE_USAGE,
+        io
+    )
     if (r === undefined) return
     if (r.values.now !== true) throw new CliError("--now is required: retiring a key refuses its tickets at once", 2)
     // a malformed --id is a usage error (exit 2), parsed before the key set's own refusals
@@ -206,6 +229,10 @@ export async function retireTicketKey(argv: string[], io: Io): Promise<void> {
         })
     } finally {
         await store.close()
+    }
+    if (r.values.json === true) {
+        io.out(JSON.stringify({ retired: retired.map(k => ({ kind: k.kind, id: k.id })) }))
+        return
     }
     const ids = retired.map(k => `${k.kind} ${k.id}`).join(", ")
     io.out(retired.length === 0 ? "no key to retire: every key held is current" : `retired ticket keys ${ids}; their tickets are refused`)

@@ -9,7 +9,7 @@ import { deviceIdHex, newDevice, PseudonymTaken, type Registry } from "../regist
 import type { ResumeTicket } from "../session/resume.js"
 import { mintTicket, type TicketKeySet } from "../tickets.js"
 import { DEVICE_ID_LEN, PSK_LEN } from "../wire.js"
-import { CliError, intOption, nowSeconds, openCliStore, parse, STATE_OPTION, type Io } from "./common.js"
+import { badHost, CliError, intOption, nowSeconds, openCliStore, parse, STATE_OPTION, type Io } from "./common.js"
 
 export const PAIR_USAGE = `usage: tether-gateway pair NAME [options]
 
@@ -30,6 +30,9 @@ out-of-band ticket and writes everything the device needs to its settings file (
                                repeat it for the nodes of a cluster (1..4, the first is the
                                primary; the device fails over to the next when one is down,
                                BUSY or shutting down); an IPv6 address in brackets: [::1]:4433
+  --json                       print { "device", "id", "out" } instead of two lines
+
+A host is a host name or an IPv4/IPv6 address a device can dial: not a URL, not 0.0.0.0 or ::.
 
 The out-of-band ticket is signed by the gateway's out-of-band ticket key and lives
 oobTicketLifetime (serve --oob-ticket-lifetime, default 365 days) from now.`
@@ -105,6 +108,8 @@ export function deviceSettings(
 function checkHost(host: string, what: string): void {
     if (host.length === 0 || /[\s#"]/.test(host)) throw new CliError(`${what} must be a host name or address`, 2)
     if (host.length > MAX_HOST_LEN) throw new CliError(`${what}: a host of at most ${MAX_HOST_LEN} characters`, 2)
+    const bad = badHost(host, true)
+    if (bad !== undefined) throw new CliError(`${what}: ${host} ${bad}`, 2)
 }
 
 /**
@@ -233,6 +238,7 @@ export async function pair(argv: string[], io: Io): Promise<void> {
             host: { type: "string" },
             port: { type: "string" },
             endpoint: { type: "string", multiple: true },
+            json: { type: "boolean" },
         },
         PAIR_USAGE,
         io,
@@ -286,8 +292,11 @@ export async function pair(argv: string[], io: Io): Promise<void> {
         fd = -1
         renameSync(tmp, out)
         registered = undefined
-        io.out(`paired ${name} id ${id}`)
-        io.out(`wrote ${out}`)
+        if (r.values.json === true) io.out(JSON.stringify({ device: name, id, out }))
+        else {
+            io.out(`paired ${name} id ${id}`)
+            io.out(`wrote ${out}`)
+        }
     } catch (err) {
         // nothing half done: a device whose settings file was not written is not paired
         if (registered !== undefined) await store.registry.remove(registered).catch(() => {})

@@ -6,9 +6,9 @@ import { readFileSync } from "node:fs"
 import { resolve } from "node:path"
 import { checkMessage, DEFAULT_MAX_QUEUE } from "../app/gateway-app.js"
 import { queueMessage, QueueMessageError } from "../app/queue-message.js"
-import { CliError, intOption, openCliStore, parse, STATE_OPTION, STORE_HELP, type Io } from "./common.js"
+import { CliError, intOption, JSON_HELP, openCliStore, parse, STATE_OPTION, STORE_HELP, type Io } from "./common.js"
 
-export const SEND_USAGE = `usage: tether-gateway send NAME TOPIC [TEXT | --hex HEX | --file F] [--state DIR | --store URL]
+export const SEND_USAGE = `usage: tether-gateway send NAME TOPIC [TEXT | --hex HEX | --file F] [--state DIR | --store URL] [--json]
 
 Queues a message to device NAME on TOPIC: stored in the gateway's outbox before this command
 returns, sent by whichever node holds the device's session, or when it next connects to any node;
@@ -18,13 +18,14 @@ kept until the device acknowledges it. Prints the message's id in the gateway's 
   --hex HEX     the payload as hex bytes instead
   --file F      the payload as the bytes of file F ("-": standard input)
   --max-queue N refuse when the device already has N unacknowledged messages (default ${DEFAULT_MAX_QUEUE})
-${STORE_HELP}`
+${STORE_HELP}
+${JSON_HELP}: { "device", "topic", "id" }`
 
 /** Runs `send`. */
 export async function send(argv: string[], io: Io): Promise<void> {
     const r = parse(
         argv,
-        { ...STATE_OPTION, hex: { type: "string" }, file: { type: "string" }, "max-queue": { type: "string" } },
+        { ...STATE_OPTION, hex: { type: "string" }, file: { type: "string" }, "max-queue": { type: "string" }, json: { type: "boolean" } },
         SEND_USAGE,
         io,
         { min: 2, max: 3 }
@@ -55,6 +56,10 @@ export async function send(argv: string[], io: Io): Promise<void> {
         const id = await queueMessage(store, name, topic, payload, max).catch((err: unknown) => {
             throw err instanceof QueueMessageError ? new CliError(err.message) : err
         })
+        if (r.values.json === true) {
+            io.out(JSON.stringify({ device: name, topic, id }))
+            return
+        }
         io.out(`queued message ${id} to ${name}`)
     } finally {
         await store.close()

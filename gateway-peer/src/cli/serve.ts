@@ -6,26 +6,44 @@
 // processes change reaches it through the store's events: revocations close the device's session
 // here, key rotations and retirements are taken into the running key set, messages queued
 // anywhere are sent from the node that holds the device's session.
-import { readFileSync } from "node:fs"
 import { hostname } from "node:os"
 import { resolve } from "node:path"
 import { NodeMetrics } from "../app/metrics.js"
 import { startNode, type GatewayNode } from "../app/node.js"
-import { ConfigError, parseConfig, type UpstreamConfig } from "../app/upstream.js"
+import { parseConfig } from "../app/upstream.js"
 import { MqttSetupError } from "../app/mqtt.js"
-import { checkMqttUrl, parseMqttConfig, redactMqttUrl, type MqttConfig } from "../app/mqtt-config.js"
+import { checkMqttUrl, DEFAULT_PUBLISH_TIMEOUT_MS, parseMqttConfig, redactMqttUrl, type MqttConfig } from "../app/mqtt-config.js"
+import { createLogSink, LOG_LEVELS, type LogLevel } from "../log.js"
 import { startSinks, type Sink } from "../app/sinks.js"
 import { SinksConfigError } from "../app/sinks-config.js"
 import { DEFAULT_POLICY, resolvePolicy } from "../policy.js"
 import type { LogLine } from "../server.js"
 import type { ModeFixFn } from "../state.js"
-import { CliError, intOption, openCliStore, parse, policyFrom, policyOptionName, STATE_OPTION, STORE_HELP, type Io } from "./common.js"
+import {
+    badHost,
+    CliError,
+    intOption,
+    openCliStore,
+    parse,
+    policyFrom,
+    policyOptionName,
+    STATE_OPTION,
+    storeSpec,
+    STORE_HELP,
+    type Io,
+} from "./common.js"
+import { configWarnings, readConfig } from "./config.js"
+import { lockStateDir } from "./lock.js"
 
 export const SERVE_USAGE = `usage: tether-gateway serve [options]
 
 Runs the gateway: Tether over TCP for the paired devices, their application messages, and the
-upstream routes of the configuration file. Logs one JSON line per event on stdout. SIGINT or
-SIGTERM closes every session with CLOSE(SHUTDOWN), flushes the state and exits 0.
+upstream routes of the configuration file. Logs one JSON line per event on stdout (pino; each
+with "level", "ts", "event", "outcome", the device's name on every line about a device; fields
+named like secrets are redacted). SIGINT or SIGTERM closes every session with CLOSE(SHUTDOWN),
+flushes the state and exits 0. SIGHUP reloads the config file's routes (a file with errors keeps
+the running routes and logs the errors; policy and mqtt changes need a restart). A state
+directory is locked (DIR/serve.lock, with the pid): a second serve on it fails at once.
 
 ${STORE_HELP}
   --node NAME     this node's name in the cluster's live view (default $TETHER_NODE, else the
@@ -35,7 +53,9 @@ ${STORE_HELP}
   --metrics [HOST:]PORT
                   serve Prometheus metrics at http://HOST:PORT/metrics (default host 127.0.0.1):
                   handshakes, early data, rejects, sessions, queue depth, handshake latency
-  --config FILE   upstream routes and policy, JSON:
+  --log-level L   trace, debug, info (default), warn, error or silent
+  --config FILE   upstream routes and policy, JSON checked against schema/config.schema.json
+                  (every error at once, each with its path; "$schema" may name the schema):
                   { "routes": { "weather": { "url": "http://127.0.0.1:8080/w", "method": "POST",
                     "timeoutMs": 5000, "maxResponseBytes": 993, "devices": ["*"] } },
                     "policy": { "perSourceConnections": 1024 } }
@@ -59,34 +79,17 @@ ${STORE_HELP}
                     "file": "p.jsonl", "webhook": { "url", "timeoutMs": 5000, "attempts": 4,
                     "backoffMs": 250, "maxBackoffMs": 4000, "authorizationFile" } } }
                   With several sinks (and --mqtt) a PUBLISH is acknowledged once all took it.
+  --mqtt-publish-timeout-ms N
+                  how long a PUBLISH waits for the broker's PUBACK before the device is told it
+                  failed (default ${DEFAULT_PUBLISH_TIMEOUT_MS}; also "mqtt": { "publishTimeoutMs" })
+
+Per route (config file only): "timeoutMs" default 5000, "maxResponseBytes" default 993.
 
 Policy (PROTOCOL.md 9.4; each also a "policy" field of the config file, named in camelCase;
 the command line wins):
 ${Object.entries(DEFAULT_POLICY)
     .map(([k, v]) => `  --${policyOptionName(k)} N`.padEnd(34) + `default ${v}`)
     .join("\n")}`
-
-/** The config file: its routes (app/upstream.ts reads them) and its `policy` object, read here. */
-function readConfig(path: string): { upstream: UpstreamConfig; policy: unknown } {
-    let json: unknown
-    try {
-        json = JSON.parse(readFileSync(path, "utf8"))
-    } catch (err) {
-        throw new CliError(`cannot read the config ${path}: ${(err as Error).message}`)
-    }
-    let policy: unknown
-    if (json !== null && typeof json === "object" && !Array.isArray(json) && "policy" in json) {
-        const { policy: p, ...rest } = json as Record<string, unknown>
-        policy = p
-        json = rest
-    }
-    try {
-        return { upstream: parseConfig(json), policy }
-    } catch (err) {
-        if (err instanceof ConfigError) throw new CliError(`${path}: ${err.message}`)
-        throw err
-    }
-}
 
 /**
  * The bridge's options: the config file's "mqtt" section (or the defaults) with `--mqtt` as its
@@ -149,8 +152,11 @@ function installLastResort(proc: NodeJS.EventEmitter, log: (l: LogLine) => void)
 function metricsAddress(v: string): { host: string; port: number } {
     const m = /^(?:(.+):)?([0-9]{1,5})$/.exec(v)
     const port = m ? Number(m[2]) : NaN
-    if (m === null || port > 65535) throw new CliError("--metrics is [HOST:]PORT, e.g. 9464 or 0.0.0.0:9464", 2)
-    return { host: m[1] ?? "127.0.0.1", port }
+    if (m === null || port > 65535) throw new CliError("--metrics is [HOST:]PORT with PORT in 0..65535, e.g. 9464 or 0.0.0.0:9464", 2)
+    const host = (m[1] ?? "127.0.0.1").replace(/^\[(.*)\]$/, "$1")
+    const bad = badHost(host, false)
+    if (bad !== undefined) throw new CliError(`--metrics host ${host} ${bad}`, 2)
+    return { host, port }
 }
 
 /** Runs `serve`; resolves when the gateway has shut down. */
@@ -169,6 +175,8 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
             "sink-stdout": { type: "boolean" },
             "sink-file": { type: "string" },
             webhook: { type: "string" },
+            "mqtt-publish-timeout-ms": { type: "string" },
+            "log-level": { type: "string" },
             ...policyOptions,
         },
         SERVE_USAGE,
@@ -176,6 +184,10 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
     )
     if (r === undefined) return
     const host = typeof r.values.host === "string" ? r.values.host : "127.0.0.1"
+    const badListen = badHost(host, false)
+    if (badListen !== undefined) throw new CliError(`--host ${host} ${badListen}`, 2)
+    const level = (r.values["log-level"] ?? "info") as LogLevel
+    if (!LOG_LEVELS.includes(level)) throw new CliError(`--log-level is one of ${LOG_LEVELS.join(", ")}`, 2)
     const port = intOption(r.values.port, "port", 4433, 0, 65535)
     const configPath = typeof r.values.config === "string" ? resolve(io.cwd, r.values.config) : undefined
     const file = configPath !== undefined ? readConfig(configPath) : { upstream: parseConfig({}), policy: undefined }
@@ -183,11 +195,17 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
     const policy = resolvePolicy(policyFrom(file.policy, r.values, configPath ?? "config"))
     const metricsAt = typeof r.values.metrics === "string" ? metricsAddress(r.values.metrics) : undefined
     const metrics = metricsAt !== undefined ? new NodeMetrics() : undefined
+    const sink = createLogSink({ level, write: line => io.out(line) })
     const log = (l: LogLine) => {
-        metrics?.observe(l)
-        io.out(JSON.stringify(l))
+        metrics?.observe(l) // every line counts, whatever the level
+        sink.log(l)
     }
-    const mqtt = mqttOptions(config.mqtt, r.values.mqtt, io.cwd)
+    const mqttBase = mqttOptions(config.mqtt, r.values.mqtt, io.cwd)
+    const publishTimeout = r.values["mqtt-publish-timeout-ms"]
+    const mqtt =
+        mqttBase === undefined || publishTimeout === undefined
+            ? mqttBase
+            : { ...mqttBase, publishTimeoutMs: intOption(publishTimeout, "mqtt-publish-timeout-ms", DEFAULT_PUBLISH_TIMEOUT_MS, 1, 600000) }
     let sinks: Sink[]
     try {
         const v = r.values
@@ -213,11 +231,26 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
     const node = typeof r.values.node === "string" && r.values.node.length > 0 ? r.values.node : (process.env.TETHER_NODE ?? hostname())
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(node)) throw new CliError("--node is 1..64 characters of A-Z a-z 0-9 . _ -", 2)
     const store = await openCliStore(r.values, io, onModeFix)
+    // one serve per state directory (a PostgreSQL store is shared by its nodes by design)
+    let unlock = () => {}
+    if (store.kind === "sqlite")
+        try {
+            unlock = lockStateDir(storeSpec(r.values, io).stateDir)
+        } catch (err) {
+            await store.close()
+            throw err
+        }
+    const warn = async (c: typeof config) => {
+        const paired = new Set((await store.registry.listDevices()).map(d => d.name))
+        for (const w of configWarnings(c, paired))
+            log({ ts: new Date().toISOString(), event: "config", outcome: "config-warning", detail: w })
+    }
     let gw: GatewayNode
     try {
         gw = await startNode({ store, node, host, port, log, policy, config, mqtt, sinks })
     } catch (err) {
         await store.close()
+        unlock()
         if (err instanceof MqttSetupError) throw new CliError(err.message)
         if (/^E[A-Z]+$/.test(String((err as { code?: unknown }).code)))
             throw new CliError(`cannot listen on ${host}:${port}: ${(err as Error).message}`)
@@ -233,10 +266,12 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
         } catch (err) {
             await gw.close()
             await store.close()
+            unlock()
             throw new CliError(`cannot serve metrics on ${metricsAt.host}:${metricsAt.port}: ${(err as Error).message}`)
         }
     }
     const removeLastResort = installLastResort(signals, log)
+    await warn(config)
     log({
         ts: new Date().toISOString(),
         event: "serve",
@@ -250,6 +285,43 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
         mqtt: mqtt === undefined ? undefined : redactMqttUrl(mqtt.url),
         ...policy,
     })
+    // SIGHUP: the config file's routes again; a file with errors keeps the running ones
+    const reload = async () => {
+        if (configPath === undefined) {
+            log({ ts: new Date().toISOString(), event: "config", outcome: "reload-failed", detail: "serve runs without --config" })
+            return
+        }
+        let next
+        try {
+            next = readConfig(configPath)
+        } catch (err) {
+            log({
+                ts: new Date().toISOString(),
+                event: "config",
+                outcome: "reload-failed",
+                path: configPath,
+                detail: (err as Error).message,
+            })
+            return
+        }
+        gw.app.setConfig(next.upstream)
+        await warn(next.upstream)
+        const kept = [
+            JSON.stringify(next.policy) !== JSON.stringify(file.policy) ? "policy" : undefined,
+            JSON.stringify(next.upstream.mqtt) !== JSON.stringify(config.mqtt) ? "mqtt" : undefined,
+        ].filter(x => x !== undefined)
+        log({
+            ts: new Date().toISOString(),
+            event: "config",
+            outcome: "reloaded",
+            path: configPath,
+            routes: next.upstream.routes.size,
+            // the policy and the MQTT bridge are set at start: a change needs a restart
+            notApplied: kept.length > 0 ? kept.join(",") : undefined,
+        })
+    }
+    const onHup = () => void reload()
+    signals.on("SIGHUP", onHup)
 
     await new Promise<void>(done => {
         let stopping = false
@@ -264,6 +336,8 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
                 await gw.close()
                 metricsServer?.close()
                 await store.close() // closing the SQLite connection checkpoints the WAL
+                signals.off("SIGHUP", onHup)
+                unlock()
                 log({ ts: new Date().toISOString(), event: "shutdown", outcome: "done" })
                 removeLastResort()
                 done()

@@ -50,6 +50,8 @@ export interface StoreSpec {
     readonly url?: string
     /** the KEK file; default $TETHER_KEK, else (SQLite) <state>/kek */
     readonly kekFile?: string
+    /** the state directory was named explicitly (--state): then $TETHER_STORE does not apply */
+    readonly explicitState?: boolean
     readonly env?: NodeJS.ProcessEnv
     readonly onModeFix?: ModeFixFn
 }
@@ -60,7 +62,8 @@ export function isPostgresUrl(url: string): boolean {
 }
 
 function storeUrl(spec: StoreSpec): string | undefined {
-    const url = spec.url ?? (spec.env ?? process.env)[STORE_ENV]
+    // an explicit --state wins over the environment's store, as an explicit --kek-file over $TETHER_KEK
+    const url = spec.url ?? (spec.explicitState === true ? undefined : (spec.env ?? process.env)[STORE_ENV])
     if (url === undefined || url === "") return undefined
     if (!isPostgresUrl(url)) throw new StateError(`store: ${redactUrl(url)} is not a postgres:// URL`)
     return url

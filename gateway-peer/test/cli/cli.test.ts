@@ -355,7 +355,18 @@ test("pair --endpoint HOST:PORT (1..4): the nodes of a cluster as TT_GW_HOST, TT
     assert.doesNotMatch((await cli(["list", "--state", state])).out, /cl-bad/)
     // 200 characters is a host
     assert.equal(
-        (await cli(["pair", "cl-5", "--state", state, "--out", join(work, "long.env"), "--endpoint", `${"h".repeat(200)}:1`])).code,
+        (
+            await cli([
+                "pair",
+                "cl-5",
+                "--state",
+                state,
+                "--out",
+                join(work, "long.env"),
+                "--endpoint",
+                `${"h".repeat(60)}.${"h".repeat(60)}.${"h".repeat(60)}.${"h".repeat(17)}:1`,
+            ])
+        ).code,
         0
     )
     // the help says how
@@ -700,7 +711,7 @@ test("send: a connected device gets the message at once; an offline one when it 
         [["send", "inbox-1", "t", "--file", join(work, "no-such-file")], 2, /cannot read .*ENOENT/],
         [["send", "inbox-1", "t", "--hex", "abc"], 2, /even number of hex digits/],
         [["send", "inbox-1", "t", "x".repeat(2000)], 2, /do not fit one record/],
-        [["send", "inbox-1"], 2, /wrong number of arguments/],
+        [["send", "inbox-1"], 2, /missing argument TOPIC/],
     ] as const) {
         const r = await cli([...args, "--state", state])
         assert.equal(r.code, code, `${args.join(" ")}: ${r.err}`)
@@ -785,7 +796,7 @@ test("serve --config: the device's REQUEST goes to the configured upstream; a ba
         writeFileSync(bad, JSON.stringify({ routes: { hi: { url: "ftp://x/", devices: ["*"] } } }))
         const rb = await cli(["serve", "--state", state, "--port", "0", "--config", bad])
         assert.equal(rb.code, 1)
-        assert.match(rb.err, /routes\.hi\.url must be http or https/)
+        assert.match(rb.err, /\/routes\/hi\/url: must be an http:\/\/ or https:\/\/ URL/)
         const good = join(work, "config.json")
         writeFileSync(good, JSON.stringify({ routes: { hi: { url: `http://127.0.0.1:${upPort}/`, devices: ["asker"] } } }))
         const s = await serve(state, ["--config", good])
@@ -901,8 +912,8 @@ test("serve: policy from the config file and the options (options win); SIGTERM 
     const bad = join(work, "policy-bad.json")
     writeFileSync(bad, JSON.stringify({ policy: { noSuchField: 1 } }))
     const rb = await cli(["serve", "--state", state, "--port", "0", "--config", bad])
-    assert.equal(rb.code, 2)
-    assert.match(rb.err, /unknown policy field noSuchField/)
+    assert.equal(rb.code, 1, "a config file's errors are the file's, not the command line's")
+    assert.match(rb.err, /\/policy: unknown key noSuchField/)
     assert.equal((await cli(["serve", "--state", state, "--port", "0", "--linger-ms", "x"])).code, 2)
     const s = await serve(state, ["--config", conf, "--shutdown-grace-ms", "300", "--linger-ms", "60000"])
     const line = s.lines.find(l => l.event === "serve")

@@ -27,6 +27,8 @@ const LAYERS: Record<string, number> = {
     session: 3,
     connection: 4,
     server: 5,
+    // serve's log sink (pino): takes the LogLine objects of connection/server
+    log: 5.5,
     app: 6,
     cli: 7,
     index: 8,
@@ -144,7 +146,8 @@ describe("the shipped gateway's boundary", () => {
             exports: Record<string, unknown>
             bin: Record<string, string>
         }
-        assert.deepEqual(pkg.files, ["bin", "dist/src"])
+        // schema/: the config file's JSON Schema, for serve and for editors ("$schema")
+        assert.deepEqual(pkg.files, ["bin", "dist/src", "schema"])
         assert.deepEqual(Object.keys(pkg.exports).sort(), [".", "./peer", "./reference", "./wire"])
         assert.equal(pkg.bin["tether-gateway"], "bin/tether-gateway.js")
     })
