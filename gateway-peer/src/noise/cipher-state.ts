@@ -113,7 +113,9 @@ export class CipherState {
         if (k === undefined) return Buffer.from(plaintext)
         if (this.#n >= NONCE_LIMIT) throw new NonceLimitError()
         const ct =
-            ad.length === 0 ? this.cipher.encryptPrepared(this.#prepared(k), this.#n, plaintext) : this.cipher.encrypt(k, this.#n, ad, plaintext)
+            ad.length === 0
+                ? this.cipher.encryptPrepared(this.#prepared(k), this.#n, plaintext)
+                : this.cipher.encrypt(k, this.#n, ad, plaintext)
         this.#n++
         return ct
     }
