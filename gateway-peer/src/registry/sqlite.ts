@@ -5,12 +5,12 @@
 import { chmodSync, statSync, writeFileSync } from "node:fs"
 import Database from "better-sqlite3"
 import type { Kek } from "../crypto/kek.js"
-import { StoreUnavailable } from "../store/types.js"
 import { UINT32_MAX } from "../wire.js"
 import {
     checkDevice,
     pseudonym0,
     PseudonymTaken,
+    RegistryBusy,
     type Confirmation,
     type DeviceRecord,
     type GenerationVerdict,
@@ -67,7 +67,7 @@ export function tightenSqlite(path: string, onFix: ModeFixFn = warnModeFix): voi
  * How long a statement waits for another connection's write lock (SQLite's busy_timeout) before
  * it fails with SQLITE_BUSY. better-sqlite3 is synchronous, so the wait blocks the event loop
  * and every connection of the node: it is kept short, and a handshake that meets a busy
- * database is answered REJECT(BUSY) (StoreUnavailable, PROTOCOL.md 9.4: the device comes back
+ * database is answered REJECT(BUSY) (RegistryBusy, PROTOCOL.md 9.4: the device comes back
  * later) instead of freezing the node for seconds. The node's own transactions are one statement
  * or a few, so another writer (a CLI command on the same file) holds the lock for well under it.
  */
@@ -85,13 +85,13 @@ export const BUSY_TIMEOUT_MS = 50
  */
 export const SYNCHRONOUS = "FULL"
 
-/** SQLITE_BUSY (and its extended codes) as StoreUnavailable: the node answers BUSY. */
+/** SQLITE_BUSY (and its extended codes) as RegistryBusy: the node answers BUSY. */
 function unbusy<T>(fn: () => T): T {
     try {
         return fn()
     } catch (err) {
         const code = (err as { code?: unknown }).code
-        if (typeof code === "string" && code.startsWith("SQLITE_BUSY")) throw new StoreUnavailable("sqlite: database busy")
+        if (typeof code === "string" && code.startsWith("SQLITE_BUSY")) throw new RegistryBusy()
         throw err
     }
 }

@@ -1,6 +1,6 @@
 // Issue 15: the SQLite registry's policy against a busy database and its durability setting.
 // Another connection holding the write lock makes a handshake's write fail fast with
-// StoreUnavailable (the node answers REJECT(BUSY), connection.ts), never a multi-second
+// RegistryBusy (the node answers REJECT(BUSY), connection.ts), never a multi-second
 // synchronous wait that freezes every connection of the node; synchronous is FULL, set
 // explicitly (the replay rule needs every commit on disk before the gateway acts on it).
 import { test } from "node:test"
@@ -9,11 +9,10 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import Database from "better-sqlite3"
-import { newDevice } from "../../src/registry/registry.js"
+import { newDevice, RegistryBusy } from "../../src/registry/registry.js"
 import { BUSY_TIMEOUT_MS, SqliteRegistry } from "../../src/registry/sqlite.js"
-import { StoreUnavailable } from "../../src/store/types.js"
 
-test("a write lock held elsewhere: confirmSession and acceptGeneration fail fast with StoreUnavailable", async () => {
+test("a write lock held elsewhere: confirmSession and acceptGeneration fail fast with RegistryBusy", async () => {
     const dir = mkdtempSync(join(tmpdir(), "tether-busy-"))
     try {
         const path = join(dir, "registry.db")
@@ -24,8 +23,8 @@ test("a write lock held elsewhere: confirmSession and acceptGeneration fail fast
         other.exec("BEGIN IMMEDIATE") // the write lock, held
         try {
             const t0 = performance.now()
-            await assert.rejects(r.confirmSession(d.id, { full: true, nextPseudonym: Buffer.alloc(8, 9) }), StoreUnavailable)
-            await assert.rejects(r.acceptGeneration(d.id, 2), StoreUnavailable)
+            await assert.rejects(r.confirmSession(d.id, { full: true, nextPseudonym: Buffer.alloc(8, 9) }), RegistryBusy)
+            await assert.rejects(r.acceptGeneration(d.id, 2), RegistryBusy)
             // the bound is the busy timeout, twice here; the old one was 5 s per call
             assert.ok(performance.now() - t0 < 2000, `took ${performance.now() - t0} ms`)
             assert.ok(BUSY_TIMEOUT_MS <= 100)
