@@ -13,7 +13,8 @@
 // Arguments: words select groups (modules whose file name contains one of them: `npm run bench
 // -- compare gateway`); `--no-device` leaves out the tether group's device rows (the
 // simulator; ctx.noDevice); `--write-docs` writes the table, and only for a whole run (no
-// group selected, no --no-device, no group failed): docs/bench.md holds one whole run.
+// group selected, no --no-device, no --quick, no group failed): docs/bench.md holds one whole
+// run. `--quick` (or TETHER_BENCH_QUICK=1) makes the groups that know it (perf) run in seconds.
 import { spawn } from "node:child_process"
 import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { cpus, loadavg } from "node:os"
@@ -24,6 +25,9 @@ const root = join(fileURLToPath(import.meta.url), "..", "..")
 const args = process.argv.slice(2)
 const writeDocs = args.includes("--write-docs")
 const noDevice = args.includes("--no-device")
+// --quick (or TETHER_BENCH_QUICK=1): the groups that know it (perf) run a few connections once,
+// for a smoke test; their values mean nothing, so the table is never written
+const quick = args.includes("--quick") || process.env.TETHER_BENCH_QUICK === "1"
 const filters = args.filter(a => !a.startsWith("--"))
 
 /** Median of a list of numbers. */
@@ -61,7 +65,7 @@ function runDevice(entry, timeoutMs = 600000) {
     })
 }
 
-const ctx = { root, median, spread, runDevice, noDevice }
+const ctx = { root, median, spread, runDevice, noDevice, quick }
 // the machine's load when the run started (one-minute average): other work shares the cores
 const loadAtStart = loadavg()[0]
 const modules = readdirSync(join(root, "devs", "bench"))
@@ -95,8 +99,8 @@ const table = [
 ].join("\n")
 console.log("\n" + table)
 
-if (writeDocs && (filters.length > 0 || noDevice)) {
-    console.error("--write-docs: not a whole run (groups selected or --no-device): docs/bench.md left as it was")
+if (writeDocs && (filters.length > 0 || noDevice || quick)) {
+    console.error("--write-docs: not a whole run (groups selected, --no-device or --quick): docs/bench.md left as it was")
     failed = true
 } else if (writeDocs && !failed) {
     const path = join(root, "docs", "bench.md")

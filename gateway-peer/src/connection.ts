@@ -26,6 +26,7 @@ import type { DeviceRecord } from "./registry/registry.js"
 import { Phase, type Responder, type Step } from "./session/responder.js"
 import type { Session } from "./session/session.js"
 import { StoreUnavailable } from "./store/types.js"
+import { RegistryBusy } from "./registry/registry.js"
 import { Code, codeName, encodeFrame, FrameDecoder, FrameType, type Frame } from "./wire.js"
 
 /** Milliseconds since the Unix epoch on a clock that never goes back. */
@@ -279,7 +280,8 @@ export class Connection {
         } catch (err) {
             // the store is unreachable: nothing can be decided (no early data accepted, no ticket
             // checked), so a device still handshaking is asked to come back (BUSY), PROTOCOL.md 9.4
-            if (err instanceof StoreUnavailable && this.#life.phase === ConnPhase.Handshaking) {
+            const unavailable = err instanceof StoreUnavailable || err instanceof RegistryBusy
+            if (unavailable && this.#life.phase === ConnPhase.Handshaking) {
                 this.write([encodeFrame(FrameType.REJECT, Buffer.from([Code.BUSY]))])
                 this.#event({ outcome: "reject", code: codeName(Code.BUSY), detail: "store unavailable" })
                 this.finish(false)
@@ -287,7 +289,7 @@ export class Connection {
             }
             // established: the record is not processed (a confirmation, PROTOCOL.md 6.10); the
             // device comes back later and resends what was not acknowledged
-            if (err instanceof StoreUnavailable) {
+            if (unavailable) {
                 this.close(Code.BUSY, "store-unavailable")
                 return
             }

@@ -13,6 +13,7 @@ import { randomBytes } from "../src/crypto/random.js"
 import { MemoryRegistry } from "../src/registry/memory.js"
 import type { Registry } from "../src/registry/registry.js"
 import { StoreUnavailable } from "../src/store/types.js"
+import { RegistryBusy } from "../src/registry/registry.js"
 import { connectTicketed, fixture, fixtures, until } from "./helpers.js"
 
 const fx = fixtures()
@@ -249,6 +250,34 @@ test("shutdown with a silent peer ends after shutdownGraceMs, every socket destr
     assert.ok(f.logs.some(l => l.event === "shutdown" && l.outcome === "destroyed" && l.sockets === 2))
     silent.destroy()
     conn.sock.socket.destroy()
+})
+
+test("the registry busy (SQLite's write lock, issue 15): a handshake is answered REJECT(BUSY), a confirmation CLOSE(BUSY)", async () => {
+    let failing = ""
+    const wrap = (r: Registry): Registry =>
+        new Proxy(r, {
+            get(t, k) {
+                const v = Reflect.get(t, k, t) as unknown
+                if (typeof v !== "function") return v
+                return (...a: unknown[]) => (k === failing ? Promise.reject(new RegistryBusy()) : (v as Function).apply(t, a))
+            },
+        })
+    const inner = new MemoryRegistry()
+    const f = await fx({ registry: wrap(inner) })
+    const p = await f.pair("busy")
+    await inner.putDevice(p.record)
+    failing = "getDeviceByPseudonym"
+    await assert.rejects(f.client(p).connect(), (e: unknown) => e instanceof RejectedError && e.code === Code.BUSY)
+    failing = "confirmSession"
+    const c = await f.client(p).connect()
+    c.send(Buffer.from("first"))
+    assert.equal(await c.recv(3000), null)
+    assert.equal(c.closeCode, Code.BUSY)
+    failing = ""
+    const ok = await connectTicketed(f.client(p))
+    assert.ok(ok.isOpen())
+    ok.close()
+    assert.ok(!f.logs.some(l => l["outcome"] === "error"), JSON.stringify(f.logs))
 })
 
 test("the store unreachable: a handshake is answered REJECT(BUSY), a confirmation CLOSE(BUSY); nothing logged as an error", async () => {

@@ -102,10 +102,20 @@ const CHAIN_RESUMPTIONS = CHAIN_LIMIT - 1
 /** How long a closed connection waits for the TICKET its first record is owed. */
 const TICKET_WAIT_MS = 5000
 
-/** Idle work of a device (4.3): ss once per pairing, the next ephemeral and its es. */
+/**
+ * Idle work of a device (4.3): ss once per pairing, the next ephemeral and its es. A pool made
+ * with `ephemerals: K` (the perf group's stubbed-crypto floor only) cycles K ephemerals made once
+ * for all its devices, so that a gateway whose X25519 is memoized (lib/x25519-stub.mjs) sees a
+ * finite set of DH inputs: never a device's behaviour, a bench device only.
+ */
 function prepare(dev) {
     dev.ss ??= gateway.x25519(dev.s.privateKey, dev.gatewayPublic)
     if (dev.next === undefined) {
+        const pool = dev.ephemerals
+        if (pool !== undefined) {
+            dev.next = pool.list[pool.cursor++ % pool.list.length]
+            return
+        }
         const e = gateway.generateKeyPair()
         dev.next = { e, es: gateway.x25519(e.privateKey, dev.gatewayPublic) }
     }
@@ -121,7 +131,7 @@ const toJson = r => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Buf
  * Pairs `n` devices with a fresh gateway state (identity and ticket keys) in a temporary
  * directory; returns the gateway's config and the pool of devices (secrets stay in memory).
  */
-export async function makePairings(n = POOL) {
+export async function makePairings(n = POOL, opts = {}) {
     const dir = mkdtempSync(join(tmpdir(), "tether-bench-"))
     if (tempDirs.length === 0) process.once("exit", () => tempDirs.forEach(d => rmSync(d, { recursive: true, force: true })))
     tempDirs.push(dir)
@@ -130,6 +140,16 @@ export async function makePairings(n = POOL) {
     const registry = new gateway.MemoryRegistry()
     const now = Math.floor(Date.now() / 1000)
     const devices = []
+    const ephemerals =
+        opts.ephemerals === undefined
+            ? undefined
+            : {
+                  cursor: 0,
+                  list: Array.from({ length: opts.ephemerals }, () => {
+                      const e = gateway.generateKeyPair()
+                      return { e, es: gateway.x25519(e.privateKey, state.identity.publicKey) }
+                  }),
+              }
     for (let i = 0; i < n; i++) {
         const p = await gateway.pairDevice({ registry, ticketKeys: state.ticketKeys, name: `bench-${i}`, now })
         const dev = {
@@ -145,13 +165,14 @@ export async function makePairings(n = POOL) {
             ticket: { ticket: p.ticket.ticket, secret: p.ticket.secret, pseudonym: undefined, receivedAt: undefined },
             chain: 0, // tickets issued in the ticket's chain after its first: resumptions confirmed
             busy: false,
+            ephemerals,
         }
         prepare(dev)
         devices.push(dev)
     }
     const records = (await registry.listDevices()).map(toJson)
     // every device connects from 127.0.0.1: the per-source limit would count the whole bench
-    const config = { stateDir, records, policy: { perSourceAttempts: 1e9 } }
+    const config = { stateDir, records, policy: { perSourceAttempts: 1e9 }, registry: opts.registry, stubX25519: opts.stubX25519 }
     return { config, pool: { devices, error: undefined, closing: new Set() } }
 }
 
@@ -434,9 +455,9 @@ const NOTES = {
  * whose arrival time it knows (its early data is then accepted); finish() waits for the TICKETs
  * still on their way and throws the pool's first error.
  */
-export async function tetherPeers(n = POOL) {
-    const full = await makePairings(n)
-    const resumed = await makePairings(n)
+export async function tetherPeers(n = POOL, opts = {}) {
+    const full = await makePairings(n, opts)
+    const resumed = await makePairings(n, opts)
     const finish = pool => async () => {
         await Promise.all([...pool.closing])
         if (pool.error) throw pool.error

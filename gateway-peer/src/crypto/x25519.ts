@@ -44,8 +44,46 @@ function privateKeyObject(scalar: Buffer): KeyObject {
     return key
 }
 
+/**
+ * Public KeyObjects by the caller's Buffer, with a copy of the bytes they were made from: an
+ * ephemeral `re` is imported once for its two DHs (es, ee), and a device's static key once for
+ * as long as its interned Buffer lives (internPublicKey). Public keys are not secret: a plain
+ * comparison checks that the Buffer still holds its bytes.
+ */
+const publicKeys = new WeakMap<Buffer, { bytes: Buffer; key: KeyObject }>()
+
 function publicKeyObject(u: Buffer): KeyObject {
-    return createPublicKey({ key: { kty: "OKP", crv: "X25519", x: u.toString("base64url") }, format: "jwk" })
+    const hit = publicKeys.get(u)
+    if (hit !== undefined && hit.bytes.equals(u)) return hit.key
+    const key = createPublicKey({ key: { kty: "OKP", crv: "X25519", x: u.toString("base64url") }, format: "jwk" })
+    publicKeys.set(u, { bytes: Buffer.from(u), key })
+    return key
+}
+
+/** How many static public keys internPublicKey keeps (the oldest goes first). */
+export const INTERNED_PUBLIC_KEYS_MAX = 8192
+
+const interned = new Map<string, Buffer>()
+
+/**
+ * One Buffer per public key value, for keys used again and again (a device's static key, read
+ * afresh from the registry at every handshake): passing the returned Buffer to x25519 imports
+ * the key into node:crypto once per device instead of once per handshake. Bounded at
+ * INTERNED_PUBLIC_KEYS_MAX keys, least recently used out first. Never for private keys.
+ */
+export function internPublicKey(u: Buffer): Buffer {
+    check(u, "u")
+    const id = u.toString("latin1")
+    const hit = interned.get(id)
+    if (hit !== undefined) {
+        interned.delete(id) // refreshed: most recently used last
+        interned.set(id, hit)
+        return hit
+    }
+    if (interned.size >= INTERNED_PUBLIC_KEYS_MAX) interned.delete(interned.keys().next().value as string)
+    const copy = Buffer.from(u)
+    interned.set(id, copy)
+    return copy
 }
 
 function isZero(b: Buffer): boolean {

@@ -24,6 +24,12 @@ export class NonceLimitError extends Error {
 /** A Noise CipherState over a given cipher function. */
 export class CipherState {
     #k: Buffer | undefined
+    /**
+     * A key set by initializeKeyDeferred and not computed yet: #k is then undefined, and
+     * #key() computes it on its first use. Noise's MixKey sets a temp_k that the next MixKey
+     * often overwrites unused (five of the seven in KKpsk2): those are never computed.
+     */
+    #deferred: (() => Buffer) | undefined = undefined
     #n = 0
     /**
      * prepare(#k), made on first use with ad = "" and destroyed whenever #k changes. Only the
@@ -47,17 +53,43 @@ export class CipherState {
         if (key !== undefined && key.length !== KEY_LEN) throw new TypeError(`cipher-state: key must be ${KEY_LEN} bytes`)
         this.#forgetPrepared()
         this.#k = key === undefined ? undefined : Buffer.from(key)
+        this.#deferred = undefined
         this.#n = 0
+    }
+
+    /**
+     * InitializeKey(derive()), with derive() called only when the key is first used (encrypt,
+     * decrypt, rekey, `k`): the same state as initializeKey for everything observable. `derive`
+     * must be pure (a clone may call it too) and return KEY_LEN bytes, which are copied.
+     */
+    initializeKeyDeferred(derive: () => Buffer): void {
+        this.#forgetPrepared()
+        this.#k = undefined
+        this.#deferred = derive
+        this.#n = 0
+    }
+
+    /** k, computed now if it was deferred; undefined when empty. */
+    #key(): Buffer | undefined {
+        const d = this.#deferred
+        if (d !== undefined) {
+            const key = d()
+            if (key.length !== KEY_LEN) throw new TypeError(`cipher-state: key must be ${KEY_LEN} bytes`)
+            this.#k = Buffer.from(key)
+            this.#deferred = undefined
+        }
+        return this.#k
     }
 
     /** HasKey(): "Returns true if k is non-empty, false otherwise." */
     hasKey(): boolean {
-        return this.#k !== undefined
+        return this.#k !== undefined || this.#deferred !== undefined
     }
 
     /** A copy of k, or undefined when empty (tests compare states with it). */
     get k(): Buffer | undefined {
-        return this.#k === undefined ? undefined : Buffer.from(this.#k)
+        const k = this.#key()
+        return k === undefined ? undefined : Buffer.from(k)
     }
 
     /** The next nonce this state will use; the session layer watches it against NONCE_LIMIT. */
@@ -77,12 +109,13 @@ export class CipherState {
      * @throws NonceLimitError at the nonce limit (nothing changes)
      */
     encryptWithAd(ad: Buffer, plaintext: Buffer): Buffer {
-        if (this.#k === undefined) return Buffer.from(plaintext)
+        const k = this.#key()
+        if (k === undefined) return Buffer.from(plaintext)
         if (this.#n >= NONCE_LIMIT) throw new NonceLimitError()
         const ct =
             ad.length === 0
-                ? this.cipher.encryptPrepared(this.#prepared(this.#k), this.#n, plaintext)
-                : this.cipher.encrypt(this.#k, this.#n, ad, plaintext)
+                ? this.cipher.encryptPrepared(this.#prepared(k), this.#n, plaintext)
+                : this.cipher.encrypt(k, this.#n, ad, plaintext)
         this.#n++
         return ct
     }
@@ -95,12 +128,13 @@ export class CipherState {
      * @throws NonceLimitError at the nonce limit (nothing changes)
      */
     decryptWithAd(ad: Buffer, ciphertext: Buffer): Buffer | undefined {
-        if (this.#k === undefined) return Buffer.from(ciphertext)
+        const k = this.#key()
+        if (k === undefined) return Buffer.from(ciphertext)
         if (this.#n >= NONCE_LIMIT) throw new NonceLimitError()
         const pt =
             ad.length === 0
-                ? this.cipher.decryptPrepared(this.#prepared(this.#k), this.#n, ciphertext)
-                : this.cipher.decrypt(this.#k, this.#n, ad, ciphertext)
+                ? this.cipher.decryptPrepared(this.#prepared(k), this.#n, ciphertext)
+                : this.cipher.decrypt(k, this.#n, ad, ciphertext)
         if (pt === undefined) return undefined
         this.#n++
         return pt
@@ -108,8 +142,8 @@ export class CipherState {
 
     /** Rekey(): "Sets k = REKEY(k)." n is left as it is, as in Noise. */
     rekey(): void {
-        if (this.#k === undefined) throw new Error("cipher-state: rekey without a key")
-        const old = this.#k
+        const old = this.#key()
+        if (old === undefined) throw new Error("cipher-state: rekey without a key")
         const k = this.cipher.rekey(this.#prepared(old))
         this.#forgetPrepared()
         this.#k = k
@@ -148,7 +182,13 @@ export class CipherState {
      */
     clone(): CipherState {
         const c = new CipherState(this.cipher, this.#k)
+        c.#deferred = this.#deferred
         c.#n = this.#n
         return c
+    }
+
+    /** Whether the key is set but not computed yet (tests of the deferred MixKey). */
+    get keyDeferred(): boolean {
+        return this.#deferred !== undefined
     }
 }

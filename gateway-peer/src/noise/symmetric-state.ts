@@ -6,7 +6,7 @@
 // cheap. Handshake code processes a message on a clone and keeps the clone only when the whole
 // message succeeded (PROTOCOL.md 3.3): a failed message leaves ck, h, k and n exactly as they
 // were.
-import { HASH_LEN, hkdf2, hkdf3, sha256 } from "../crypto/hash.js"
+import { HASH_LEN, hkdf2, hkdf2Deferred, hkdf3Deferred, sha256 } from "../crypto/hash.js"
 import type { CipherFunction } from "./cipher.js"
 import { CipherState } from "./cipher-state.js"
 
@@ -49,11 +49,28 @@ export class SymmetricState {
         return this.#cs
     }
 
-    /** "Sets ck, temp_k = HKDF(ck, input_key_material, 2). Calls InitializeKey(temp_k)." */
+    /**
+     * A SymmetricState as InitializeSymmetric(protocol_name) then MixHash(s) of known data
+     * leave it: ck = the initial h (MixHash does not touch ck), h given. For a cache of h after
+     * a prologue that is constant per device (the resumption's, PROTOCOL.md 3.2); the key is
+     * empty, as after InitializeSymmetric.
+     */
+    static afterMixHash(cipher: CipherFunction, protocolName: string, h: Buffer): SymmetricState {
+        if (h.length !== HASH_LEN) throw new TypeError(`symmetric-state: h must be ${HASH_LEN} bytes`)
+        const s = new SymmetricState(cipher, protocolName)
+        s.#h = Buffer.from(h)
+        return s
+    }
+
+    /**
+     * "Sets ck, temp_k = HKDF(ck, input_key_material, 2). Calls InitializeKey(temp_k)." temp_k
+     * is computed only when the key is used (CipherState.initializeKeyDeferred): byte for byte
+     * the same, one HMAC less for each temp_k the next MixKey overwrites unused.
+     */
     mixKey(ikm: Buffer): void {
-        const [ck, tempK] = hkdf2(this.#ck, ikm)
+        const [ck, tempK] = hkdf2Deferred(this.#ck, ikm)
         this.#ck = ck
-        this.#cs.initializeKey(tempK)
+        this.#cs.initializeKeyDeferred(tempK)
     }
 
     /** "Sets h = HASH(h || data)." */
@@ -66,10 +83,10 @@ export class SymmetricState {
      * Calls InitializeKey(temp_k)." Used for the "psk" token (section 9).
      */
     mixKeyAndHash(ikm: Buffer): void {
-        const [ck, tempH, tempK] = hkdf3(this.#ck, ikm)
+        const [ck, tempH, tempK] = hkdf3Deferred(this.#ck, ikm) // temp_k deferred as in mixKey
         this.#ck = ck
         this.mixHash(tempH)
-        this.#cs.initializeKey(tempK)
+        this.#cs.initializeKeyDeferred(tempK)
     }
 
     /** "Returns h." Meant for after Split(), e.g. channel binding (section 11.2). */

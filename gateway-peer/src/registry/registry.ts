@@ -62,6 +62,18 @@ export class PseudonymTaken extends Error {
     }
 }
 
+/**
+ * The registry's store is busy (SQLite: another connection holds the write lock past the busy
+ * timeout): nothing was read or written; the node answers BUSY as for StoreUnavailable
+ * (connection.ts), and the device comes back later.
+ */
+export class RegistryBusy extends Error {
+    constructor() {
+        super("registry: the database is busy")
+        this.name = "RegistryBusy"
+    }
+}
+
 /** The registry interface. Unknown ids make the generation operations throw. */
 export interface Registry {
     getDevice(id: string): Promise<DeviceRecord | undefined>

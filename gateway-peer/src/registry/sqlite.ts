@@ -10,6 +10,7 @@ import {
     checkDevice,
     pseudonym0,
     PseudonymTaken,
+    RegistryBusy,
     type Confirmation,
     type DeviceRecord,
     type GenerationVerdict,
@@ -61,6 +62,39 @@ export function tightenSqlite(path: string, onFix: ModeFixFn = warnModeFix): voi
 }
 
 // ---- the registry ------------------------------------------------------------------------------
+
+/**
+ * How long a statement waits for another connection's write lock (SQLite's busy_timeout) before
+ * it fails with SQLITE_BUSY. better-sqlite3 is synchronous, so the wait blocks the event loop
+ * and every connection of the node: it is kept short, and a handshake that meets a busy
+ * database is answered REJECT(BUSY) (RegistryBusy, PROTOCOL.md 9.4: the device comes back
+ * later) instead of freezing the node for seconds. The node's own transactions are one statement
+ * or a few, so another writer (a CLI command on the same file) holds the lock for well under it.
+ */
+export const BUSY_TIMEOUT_MS = 50
+
+/**
+ * SQLite's durability. WAL with synchronous = FULL: every commit is on disk (the WAL fsynced)
+ * before the statement returns. NORMAL would fsync only at checkpoints, and a power loss could
+ * then roll back commits the gateway already acted on. That breaks the replay rule (PROTOCOL.md
+ * 6.4): a lost `accepted_generation` lets the replay of an accepted RESUME_INIT deliver its
+ * early data a second time (to the sinks, to an upstream), and a lost `issued_generation` lets
+ * the next session issue a ticket generation that was already issued. So FULL, set explicitly
+ * rather than left to the build's default; the cost is one fsync per commit, which the handshake
+ * path keeps to one commit (confirmSession is one statement).
+ */
+export const SYNCHRONOUS = "FULL"
+
+/** SQLITE_BUSY (and its extended codes) as RegistryBusy: the node answers BUSY. */
+function unbusy<T>(fn: () => T): T {
+    try {
+        return fn()
+    } catch (err) {
+        const code = (err as { code?: unknown }).code
+        if (typeof code === "string" && code.startsWith("SQLITE_BUSY")) throw new RegistryBusy()
+        throw err
+    }
+}
 
 /**
  * The schema version kept in PRAGMA user_version (2: PROTOCOL.md version 2's pseudonyms; 3: the
@@ -228,7 +262,10 @@ export class SqliteRegistry implements Registry {
      * is sealed in place, once (its `meta` records the KEK's fingerprint). A registry sealed under
      * a KEK cannot be opened without it, or with another.
      */
-    constructor(path: string, opts: { create?: boolean; onModeFix?: ModeFixFn; kek?: Kek; onRevoked?: (deviceId: string) => void } = {}) {
+    constructor(
+        path: string,
+        opts: { create?: boolean; onModeFix?: ModeFixFn; kek?: Kek; onRevoked?: (deviceId: string) => void; busyTimeoutMs?: number } = {}
+    ) {
         this.#kek = opts.kek
         this.#onRevoked = opts.onRevoked
         let db: Database.Database | undefined
@@ -245,7 +282,8 @@ export class SqliteRegistry implements Registry {
             db = new Database(path, { fileMustExist: opts.create !== true })
             db.pragma("journal_mode = WAL")
             tightenSqlite(path, opts.onModeFix)
-            db.pragma("busy_timeout = 5000")
+            db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? BUSY_TIMEOUT_MS))}`)
+            db.pragma(`synchronous = ${SYNCHRONOUS}`)
             const version = db.pragma("user_version", { simple: true }) as number
             if (version === 0) {
                 const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master").get() as { n: number }
@@ -305,7 +343,8 @@ export class SqliteRegistry implements Registry {
             ),
             remove: db.prepare<[string], { id: string }>("DELETE FROM devices WHERE name = ? RETURNING id"),
             expire: db.prepare("UPDATE devices SET min_generation = max(min_generation, issued_generation + 1) WHERE name = ?"),
-            // PROTOCOL.md 6.3's confirmation in one statement (inside a transaction with the check above)
+            // PROTOCOL.md 6.3's confirmation in one statement, the pseudonym check included: one
+            // autocommit write per handshake (a refusal is told apart afterwards, see confirmSession)
             confirm: db.prepare<
                 { id: string; full: number; resumed: number; next: Buffer; max: number },
                 { generation: number; chainOrigin: number }
@@ -315,6 +354,8 @@ export class SqliteRegistry implements Registry {
                     accepted_generation = max(accepted_generation, @resumed),
                     previous_pseudonym = pseudonym, pseudonym = @next
                  WHERE id = @id AND issued_generation < @max
+                    AND NOT EXISTS (SELECT 1 FROM devices AS o
+                        WHERE (o.pseudonym = @next OR o.previous_pseudonym = @next OR o.pseudonym0 = @next) AND o.id <> @id)
                  RETURNING issued_generation AS generation, full_generation AS chainOrigin`
             ),
             // The compare-and-set of PROTOCOL.md 6.4 in one statement.
@@ -349,18 +390,13 @@ export class SqliteRegistry implements Registry {
         if ((this.#stmt.exists.get(id)?.n ?? 0) === 0) throw new Error(`registry: no device ${id}`)
     }
 
-    async getDevice(id: string): Promise<DeviceRecord | undefined> {
-        const r = this.#stmt.get.get(id)
-        return r && this.#fromRow(r)
-    }
-
     async getDeviceByName(name: string): Promise<DeviceRecord | undefined> {
         const r = this.#stmt.byName.get(name)
         return r && this.#fromRow(r)
     }
 
     async getDeviceByPseudonym(p: Buffer): Promise<DeviceRecord | undefined> {
-        const r = this.#stmt.byPseudonym.get(p, p, p)
+        const r = unbusy(() => this.#stmt.byPseudonym.get(p, p, p))
         return r && this.#fromRow(r)
     }
 
@@ -406,27 +442,28 @@ export class SqliteRegistry implements Registry {
         return this.#stmt.expire.run(name).changes > 0
     }
 
+    async getDevice(id: string): Promise<DeviceRecord | undefined> {
+        const r = unbusy(() => this.#stmt.get.get(id))
+        return r && this.#fromRow(r)
+    }
+
     async confirmSession(id: string, c: Confirmation): Promise<Issued> {
-        return this.#db
-            .transaction((): Issued => {
-                const p = c.nextPseudonym
-                if ((this.#stmt.taken.get(p, p, p, id)?.n ?? 0) > 0) throw new PseudonymTaken()
-                const r = this.#stmt.confirm.get({ id, full: c.full ? 1 : 0, resumed: c.resumedGeneration ?? 0, next: p, max: UINT32_MAX })
-                if (r !== undefined) return r
-                this.#mustExist(id)
-                throw new RangeError(`registry: ${id} has no generation left`)
-            })
-            .immediate()
+        const p = c.nextPseudonym
+        const r = unbusy(() =>
+            this.#stmt.confirm.get({ id, full: c.full ? 1 : 0, resumed: c.resumedGeneration ?? 0, next: p, max: UINT32_MAX })
+        )
+        if (r !== undefined) return r
+        // refused (nothing written): why, read afterwards (a rare path)
+        if ((this.#stmt.taken.get(p, p, p, id)?.n ?? 0) > 0) throw new PseudonymTaken()
+        this.#mustExist(id)
+        throw new RangeError(`registry: ${id} has no generation left`)
     }
 
     async acceptGeneration(id: string, generation: number): Promise<GenerationVerdict> {
-        return this.#db
-            .transaction((): GenerationVerdict => {
-                if (this.#stmt.accept.run(generation, id, generation).changes === 1) return "newer"
-                this.#mustExist(id)
-                return "older"
-            })
-            .immediate()
+        // one statement: the compare-and-set is atomic on its own
+        if (unbusy(() => this.#stmt.accept.run(generation, id, generation)).changes === 1) return "newer"
+        this.#mustExist(id)
+        return "older"
     }
 
     async close(): Promise<void> {

@@ -17,7 +17,7 @@
 // opens sockets or reads the clock itself: registry, keys, time, randomness and the DH
 // function come in through the ResponderContext.
 import { randomBytes, type RandomSource } from "../crypto/random.js"
-import { generateKeyPair, type KeyPair } from "../crypto/x25519.js"
+import { generateKeyPair, internPublicKey, type KeyPair } from "../crypto/x25519.js"
 import { resolvePolicy, type ResponderPolicy } from "../policy.js"
 import type { Registry } from "../registry/registry.js"
 import { deviceIdHex, PseudonymTaken, type DeviceRecord } from "../registry/registry.js"
@@ -210,7 +210,8 @@ export async function onHsInit(ctx: ResolvedContext, body: Buffer): Promise<Step
     } catch {
         return reject(Code.HANDSHAKE_FAILED, "HS_INIT: low-order device static key", CLOSED, device.name)
     }
-    const keys = { pseudonym: Buffer.from(pseudonym), s: ctx.identity, rs: device.publicKey, psk: device.psk, ss, dh }
+    // rs interned: the device's static key is imported into node:crypto once per device (se)
+    const keys = { pseudonym: Buffer.from(pseudonym), s: ctx.identity, rs: internPublicKey(device.publicKey), psk: device.psk, ss, dh }
     const read = consumeHsInit(keys, init.message)
     if (read === undefined) return reject(Code.HANDSHAKE_FAILED, "HS_INIT: message 1 failed", CLOSED, device.name)
     let hs

@@ -52,6 +52,29 @@ export interface ResumeTicket {
     readonly secret: Buffer
 }
 
+/** How many devices' prologue hashes are kept (a bound on memory, not a correctness limit). */
+const PROLOGUE_CACHE_MAX = 4096
+
+/**
+ * h after InitializeSymmetric(RESUME_PROTOCOL_NAME) and MixHash(prologue) per device id (hex):
+ * the prologue of a resumption is constant per device (PROTOCOL.md 3.2), so its SHA-256 is
+ * computed once per device, not per resumption. Neither h nor the id is secret. Bounded: the
+ * oldest entry goes first.
+ */
+const prologueHashes = new Map<string, Buffer>()
+
+/** The SymmetricState after InitializeSymmetric and MixHash(prologue(deviceId)). */
+function afterPrologue(deviceId: Buffer, cipher: CipherFunction): SymmetricState {
+    const id = deviceId.toString("hex")
+    const h = prologueHashes.get(id)
+    if (h !== undefined) return SymmetricState.afterMixHash(cipher, RESUME_PROTOCOL_NAME, h)
+    const sym = new SymmetricState(cipher, RESUME_PROTOCOL_NAME)
+    sym.mixHash(prologue(deviceId))
+    if (prologueHashes.size >= PROLOGUE_CACHE_MAX) prologueHashes.delete(prologueHashes.keys().next().value as string)
+    prologueHashes.set(id, sym.h)
+    return sym
+}
+
 /** The steps of RESUME_INIT up to (not including) the early data. */
 function startResume(
     deviceId: Buffer,
@@ -69,8 +92,7 @@ function startResume(
         nonceI.length !== NONCE_I_LEN
     )
         throw new TypeError("resume: bad device_id, ticket, secret, age or nonce length")
-    const sym = new SymmetricState(cipher, RESUME_PROTOCOL_NAME)
-    sym.mixHash(prologue(deviceId))
+    const sym = afterPrologue(deviceId, cipher) // MixHash(prologue), cached per device
     sym.mixKeyAndHash(secret) // psk: the resumption secret
     sym.mixHash(ticket)
     sym.mixHash(age) // obfuscated_age
