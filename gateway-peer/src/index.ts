@@ -34,7 +34,7 @@ export type { LogLine } from "./server.js"
 export { QueueFull, StoreUnavailable } from "./store/types.js"
 export { StateError } from "./state.js"
 export { RegistryOpenError } from "./registry/sqlite.js"
-export { KekError } from "./crypto/kek.js"
+export { createKekFile, KekError } from "./crypto/kek.js"
 
 // ---- the layers createGateway is built from (the tests, the bench, the vector generators) ----
 // A node on a store (createGateway's engine), the TCP server with and without the application

@@ -399,6 +399,11 @@ describe("a cluster of three serve processes on one PostgreSQL", () => {
         const ms = Date.now() - t1
         assert.equal(conn.closeCode, Code.REVOKED, "CLOSE(REVOKED) on node C")
         assert.ok(ms < 1000, `closed ${ms} ms after revoke exited (${t1 - t0} ms to run it)`)
+        // the node's line about it names the device (an operator greps logs by name)
+        assert.ok(
+            await until(() => node("C").lines.some(l => l["outcome"] === "revoked" && l["deviceName"] === "revokee"), 2000),
+            "node C logs the revocation with the device's name"
+        )
         for (const n of ["A", "B"]) {
             d.target.port = port(n)
             await assert.rejects(d.client().connect(), RejectedError, `node ${n} refuses it`)

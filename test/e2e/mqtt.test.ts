@@ -72,17 +72,17 @@ async function subscribe(url: string, version: 4 | 5): Promise<{ client: MqttCli
     return { client, got }
 }
 
-/** Every message 1..n in order; anything else a duplicate of one already seen. @returns the duplicates */
-function checkStream(got: readonly Seen[], n: number): number {
+/** Every message 1..n in order; anything else a duplicate of one already seen. @returns the duplicates' ids */
+function checkStream(got: readonly Seen[], n: number): number[] {
     const seen = new Map<string, string>()
     let next = 1
-    let dups = 0
+    const dups: number[] = []
     for (const e of got) {
         const k = `${e.stream}:${e.id}`
         const before = seen.get(k)
         if (before !== undefined) {
             assert.equal(e.payload, before, `the duplicate ${k} is the same message`)
-            dups++
+            dups.push(e.id)
             continue
         }
         assert.equal(e.id, next, `in order: ${next} expected, got ${k}`)
@@ -184,8 +184,16 @@ async function scenario(url: string, version: 4 | 5, shareGroup: string | null):
         for (let i = 0; i < 1500 && app.send.unacked > 0; i++) await sleep(20)
         assert.equal(app.send.unacked, 0, "the gateway acknowledged everything")
         for (let i = 0; i < 250 && new Set(sub.got.map(e => e.id)).size < 200; i++) await sleep(20)
+        // PROTOCOL.md 12.3: a crash between the broker's PUBACK and the stored state publishes
+        // again the messages of the one record being processed: this twin publishes every 10 ms
+        // without waiting for its ACK, so that record may hold several (one-at-a-time devices see
+        // at most one: mqtt-device.test.ts). Whatever they are, one contiguous run of ids, once.
         const dups = checkStream(sub.got, 200)
-        assert.ok(dups <= 1, `at most one duplicate for the one crash, got ${dups}`)
+        assert.equal(new Set(dups).size, dups.length, `each duplicate once: ${dups}`)
+        assert.ok(
+            dups.length === 0 || Math.max(...dups) - Math.min(...dups) + 1 === dups.length,
+            `the duplicates are the one record in flight at the crash (one run of ids): ${dups}`
+        )
 
         // commands: published on the broker, queued by the gateway, delivered in order, once
         const pub = await connectAsync(url, {

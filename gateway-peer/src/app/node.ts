@@ -248,8 +248,18 @@ export async function startNode(opts: NodeOptions): Promise<GatewayNode> {
     }
     const handlers = {
         revoked: (id: string) => {
+            // the name first: after the close the live table no longer has it
+            const deviceName = gw?.gateway.liveOf(id)?.deviceName
             const n = gw?.gateway.closeDevice(id, Code.REVOKED) ?? 0
-            if (n > 0) log({ ts: ts(), event: "session", outcome: "revoked", deviceId: id, closed: n })
+            if (n > 0)
+                log({
+                    ts: ts(),
+                    event: "session",
+                    outcome: "revoked",
+                    deviceId: id,
+                    ...(deviceName !== undefined ? { deviceName } : {}),
+                    closed: n,
+                })
         },
         keys: () => void syncKeys(),
         queued: (id: string) => gw?.app.wake(id),
