@@ -19,17 +19,7 @@ import net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
-import {
-    keyPairFromPrivate,
-    newDevice,
-    openStore,
-    queueMessage,
-    randomBytes,
-    generateKeyPair,
-    x25519,
-    x25519Base,
-    type GatewayStore,
-} from "tether-gateway"
+import { newDevice, openStore, queueMessage, randomBytes, generateKeyPair, x25519, x25519Base, type GatewayStore } from "tether-gateway"
 import {
     AppClient,
     DeviceApp,
@@ -42,7 +32,7 @@ import {
     type StoredTicket,
 } from "tether-gateway/peer"
 import { Code, FrameType } from "tether-gateway/wire"
-import { cli, readSettings, serveProcess, sleep, type Serve } from "./harness.js"
+import { cli, deviceFrom, type Serve, serveProcess, sleep } from "./harness.js"
 
 const LOAD_CLIENTS = 2000
 
@@ -117,15 +107,7 @@ interface Dev {
 function pairDevice(name: string): Dev {
     const out = join(work, `${name}.env`)
     cli(["pair", name, ...store(), "--out", out, "--port", String(port("A"))])
-    const env = readSettings(out)
-    const hex = (k: string) => Buffer.from(String(env[k]), "hex")
-    const pairing: Pairing = {
-        deviceId: hex("TT_ID"),
-        s: keyPairFromPrivate(hex("TT_SK")),
-        psk: hex("TT_PSK"),
-        gatewayPublic: hex("TT_GW_PK"),
-    }
-    const tickets = new MemoryTicketStore({ ticket: hex("TT_TICKET"), secret: hex("TT_RSECRET") })
+    const { pairing, store: tickets } = deviceFrom(out)
     const dh = { n: 0 }
     const target = { port: port("A") }
     const app = new DeviceApp()

@@ -10,6 +10,8 @@ import { readFileSync, writeFileSync } from "node:fs"
 import net from "node:net"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { keyPairFromPrivate } from "tether-gateway"
+import { MemoryTicketStore, type Pairing } from "tether-gateway/peer"
 import { FrameDecoder, MAX_FRAME_LEN } from "tether-gateway/wire"
 
 /** Repository root (this file compiles to test/e2e/dist/harness.js). */
@@ -75,6 +77,22 @@ export function readSettings(path: string): Record<string, string | number> {
         if (m) out[m[1]!] = JSON.parse(m[2]!) as string | number
     }
     return out
+}
+
+/** A device as `pair` wrote it, for the Node twin: its pairing and its first (out-of-band) ticket. */
+export interface PairedTwin {
+    pairing: Pairing
+    store: MemoryTicketStore
+}
+
+/** The Node twin's pairing and ticket store from the settings file `pair` wrote at `path`. */
+export function deviceFrom(path: string): PairedTwin {
+    const s = readSettings(path)
+    const hex = (k: string) => Buffer.from(String(s[k]), "hex")
+    return {
+        pairing: { deviceId: hex("TT_ID"), s: keyPairFromPrivate(hex("TT_SK")), gatewayPublic: hex("TT_GW_PK"), psk: hex("TT_PSK") },
+        store: new MemoryTicketStore({ ticket: hex("TT_TICKET"), secret: hex("TT_RSECRET") }),
+    }
 }
 
 /** Outcome of one device run. */

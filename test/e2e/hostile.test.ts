@@ -15,20 +15,10 @@ import net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
-import { keyPairFromPrivate, randomBytes } from "tether-gateway"
-import {
-    AppClient,
-    AppKind,
-    DeviceApp,
-    encodeApp,
-    MemoryTicketStore,
-    TetherClient,
-    writeResumeInit,
-    type Connection,
-    type Pairing,
-} from "tether-gateway/peer"
+import { randomBytes } from "tether-gateway"
+import { AppClient, AppKind, DeviceApp, encodeApp, TetherClient, writeResumeInit, type Connection } from "tether-gateway/peer"
 import { AGE_LEN, Code, DEVICE_ID_LEN, FrameType, NONCE_I_LEN, TICKET_LEN } from "tether-gateway/wire"
-import { cli, readSettings, serveProcess, sleep, type Serve } from "./harness.js"
+import { cli, deviceFrom, type PairedTwin, type Serve, serveProcess, sleep } from "./harness.js"
 
 const CANARY_MS = 2000
 const FD_SLACK = 8
@@ -43,19 +33,7 @@ const POLICY = {
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-interface Device {
-    pairing: Pairing
-    store: MemoryTicketStore
-}
-
-function deviceFrom(path: string): Device {
-    const s = readSettings(path)
-    const hex = (k: string) => Buffer.from(String(s[k]), "hex")
-    return {
-        pairing: { deviceId: hex("TT_ID"), s: keyPairFromPrivate(hex("TT_SK")), gatewayPublic: hex("TT_GW_PK"), psk: hex("TT_PSK") },
-        store: new MemoryTicketStore({ ticket: hex("TT_TICKET"), secret: hex("TT_RSECRET") }),
-    }
-}
+type Device = PairedTwin
 
 /** `serve` with the test's short policy values, on a free port. */
 function startServe(state: string, config: string): Promise<Serve> {

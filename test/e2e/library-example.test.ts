@@ -8,9 +8,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { test } from "node:test"
-import { keyPairFromPrivate } from "tether-gateway"
-import { AppClient, MemoryTicketStore, TetherClient } from "tether-gateway/peer"
-import { cli, readSettings, ROOT, sleep } from "./harness.js"
+import { AppClient, TetherClient } from "tether-gateway/peer"
+import { cli, deviceFrom, ROOT, sleep } from "./harness.js"
 
 const EXAMPLE = join(ROOT, "devs", "examples", "library.mjs")
 
@@ -26,8 +25,7 @@ test("the library example runs: telemetry in, a MESSAGE back, SIGINT closes it",
         const state = join(dir, "state")
         cli(["init", "--state", state])
         cli(["pair", "my-counter", "--state", state, "--out", join(dir, "dev.env")])
-        const env = readSettings(join(dir, "dev.env"))
-        const hex = (k: string) => Buffer.from(String(env[k]), "hex")
+        const twin = deviceFrom(join(dir, "dev.env"))
         const child = spawn(process.execPath, [EXAMPLE], {
             env: { ...process.env, TETHER_STATE: state, PORT: "0" },
             stdio: ["ignore", "pipe", "pipe"],
@@ -41,13 +39,7 @@ test("the library example runs: telemetry in, a MESSAGE back, SIGINT closes it",
         assert.ok(port > 0, out)
         const device = new AppClient(
             new TetherClient({
-                pairing: {
-                    deviceId: hex("TT_ID"),
-                    s: keyPairFromPrivate(hex("TT_SK")),
-                    psk: hex("TT_PSK"),
-                    gatewayPublic: hex("TT_GW_PK"),
-                },
-                store: new MemoryTicketStore({ ticket: hex("TT_TICKET"), secret: hex("TT_RSECRET") }),
+                ...twin,
                 host: "127.0.0.1",
                 port,
                 timeoutMs: 5000,

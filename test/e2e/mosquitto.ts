@@ -4,18 +4,11 @@
 // why, and the test skips with that reason printed.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process"
 import { mkdtempSync, writeFileSync } from "node:fs"
-import net, { type AddressInfo } from "node:net"
+import net from "node:net"
 import { userInfo } from "node:os"
 import { join } from "node:path"
+import { freePort } from "tether-gateway/peer"
 import { sleep } from "./harness.js"
-
-export async function freePort(): Promise<number> {
-    const s = net.createServer()
-    await new Promise<void>(r => s.listen(0, "127.0.0.1", r))
-    const p = (s.address() as AddressInfo).port
-    await new Promise(r => s.close(r))
-    return p
-}
 
 /** Why the Mosquitto tests cannot run here, or undefined when `mosquitto` is on the PATH. */
 export function mosquittoMissing(): string | undefined {

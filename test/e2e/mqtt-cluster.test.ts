@@ -13,9 +13,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { test } from "node:test"
 import { connectAsync } from "mqtt"
-import { keyPairFromPrivate } from "tether-gateway"
-import { AppClient, DeviceApp, MemoryTicketStore, startPostgres, TetherClient, type Pairing } from "tether-gateway/peer"
-import { cli, readSettings, serveProcess, sleep, type Serve } from "./harness.js"
+import { AppClient, DeviceApp, startPostgres, TetherClient } from "tether-gateway/peer"
+import { cli, deviceFrom, type Serve, serveProcess, sleep } from "./harness.js"
 import { mosquittoMissing, startMosquitto } from "./mosquitto.js"
 
 const USER = "tether-gw"
@@ -60,21 +59,14 @@ test("a cluster's nodes share one command subscription: each command queued by o
 
         const out = join(work, "sensor.env")
         cli(["pair", "sensor", ...store, "--out", out, "--port", String(b.port)])
-        const env = readSettings(out)
-        const hex = (k: string) => Buffer.from(String(env[k]), "hex")
-        const pairing: Pairing = {
-            deviceId: hex("TT_ID"),
-            s: keyPairFromPrivate(hex("TT_SK")),
-            psk: hex("TT_PSK"),
-            gatewayPublic: hex("TT_GW_PK"),
-        }
+        const { pairing, store: tickets } = deviceFrom(out)
         const app = new DeviceApp()
         const got: string[] = []
         app.events.on("message", m => got.push(m.payload.toString()))
         client = new AppClient(
             new TetherClient({
                 pairing,
-                store: new MemoryTicketStore({ ticket: hex("TT_TICKET"), secret: hex("TT_RSECRET") }),
+                store: tickets,
                 host: "127.0.0.1",
                 port: b.port,
                 timeoutMs: 5000,

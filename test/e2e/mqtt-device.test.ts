@@ -19,6 +19,7 @@ import net, { type AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
+import { freePort } from "tether-gateway/peer"
 import { Aedes } from "aedes"
 import { connectAsync, type MqttClient } from "mqtt"
 import { cli, devicePassed, readSettings, runDevice, serveProcess, sleep, type DeviceRun, type Serve } from "./harness.js"
@@ -28,14 +29,6 @@ const N_VOLUME = 200
 const N_CMD = 50
 const N_OUTAGE = 120
 const OUTAGE_MS = 10000
-
-async function freePort(): Promise<number> {
-    const s = net.createServer()
-    await new Promise<void>(r => s.listen(0, "127.0.0.1", r))
-    const p = (s.address() as AddressInfo).port
-    await new Promise(r => s.close(r))
-    return p
-}
 
 /** aedes on a port whose listener can be closed (every connection cut) and opened again. */
 async function startBroker() {

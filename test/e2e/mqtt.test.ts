@@ -18,10 +18,9 @@ import { join } from "node:path"
 import { after, before, test } from "node:test"
 import { Aedes } from "aedes"
 import { connectAsync, type MqttClient } from "mqtt"
-import { keyPairFromPrivate } from "tether-gateway"
-import { AppClient, DeviceApp, MemoryTicketStore, TetherClient, type Pairing } from "tether-gateway/peer"
-import { cli, readSettings, serveProcess, sleep, type Serve } from "./harness.js"
-import { freePort, mosquittoMissing, startMosquitto } from "./mosquitto.js"
+import { AppClient, DeviceApp, freePort, TetherClient } from "tether-gateway/peer"
+import { cli, deviceFrom, type Serve, serveProcess, sleep } from "./harness.js"
+import { mosquittoMissing, startMosquitto } from "./mosquitto.js"
 
 const USER = "tether-gw"
 const PASSWORD = `pw-${randomBytes(6).toString("hex")}`
@@ -104,15 +103,7 @@ async function scenario(url: string, version: 4 | 5, shareGroup: string | null):
     cli(["init", "--state", state])
     const out = join(dir, "sensor.env")
     cli(["pair", "sensor", "--state", state, "--out", out, "--port", String(port)])
-    const env = readSettings(out)
-    const hex = (k: string) => Buffer.from(String(env[k]), "hex")
-    const pairing: Pairing = {
-        deviceId: hex("TT_ID"),
-        s: keyPairFromPrivate(hex("TT_SK")),
-        psk: hex("TT_PSK"),
-        gatewayPublic: hex("TT_GW_PK"),
-    }
-    const tickets = new MemoryTicketStore({ ticket: hex("TT_TICKET"), secret: hex("TT_RSECRET") })
+    const { pairing, store: tickets } = deviceFrom(out)
     writeFileSync(join(dir, "user"), USER + "\n")
     writeFileSync(join(dir, "password"), PASSWORD + "\n", { mode: 0o600 })
     const config = join(dir, "config.json")

@@ -25,6 +25,7 @@ import net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
+import { freePort } from "tether-gateway/peer"
 import { keyPairFromPrivate, type Paired } from "tether-gateway"
 import { cli, devicePassed, readSettings, ROOT, serveProcess, sleep, type DeviceRun, type Serve } from "./harness.js"
 import { benchLines, runDeviceLive, startRealGateway, writeEnv, type RealGateway } from "./tether-fixture.js"
@@ -34,16 +35,6 @@ const ENV = { ...process.env, NO_UPDATE_NOTIFIER: "1", FORCE_COLOR: "0" }
 
 function assertDevice(run: { out: string }, name: string) {
     assert.ok(devicePassed(run as DeviceRun, name), `device scenario ${name} did not pass:\n${run.out.split("\n").slice(-60).join("\n")}`)
-}
-
-/** A free TCP port on 127.0.0.1 (listen on 0, close). */
-async function freePort(): Promise<number> {
-    const s = net.createServer()
-    await new Promise<void>(resolve => s.listen(0, "127.0.0.1", () => resolve()))
-    const a = s.address()
-    await new Promise<void>(resolve => s.close(() => resolve()))
-    if (!a || typeof a === "string") throw new Error("freePort: no address")
-    return a.port
 }
 
 /** `tether-gateway serve` in a child process; resolves once it listens. */

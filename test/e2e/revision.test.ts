@@ -16,10 +16,10 @@ import net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
-import { keyPairFromPrivate, x25519, x25519Base } from "tether-gateway"
+import { x25519, x25519Base } from "tether-gateway"
 import { AppKind, encodeApp, MemoryTicketStore, TetherClient, type Connection, type Pairing } from "tether-gateway/peer"
 import { Code, FrameType, HS_INIT_PSEUDONYM_OFFSET, PSEUDONYM_LEN, RESUME_INIT_AGE_OFFSET } from "tether-gateway/wire"
-import { cli, readSettings, serveProcess, sleep, startFrameServer, type Serve } from "./harness.js"
+import { cli, deviceFrom, type Serve, serveProcess, sleep, startFrameServer } from "./harness.js"
 
 interface Sent {
     type: number
@@ -36,10 +36,7 @@ class Device {
     #id = 0
 
     constructor(path: string) {
-        const s = readSettings(path)
-        const hex = (k: string) => Buffer.from(String(s[k]), "hex")
-        this.pairing = { deviceId: hex("TT_ID"), s: keyPairFromPrivate(hex("TT_SK")), gatewayPublic: hex("TT_GW_PK"), psk: hex("TT_PSK") }
-        this.store = new MemoryTicketStore({ ticket: hex("TT_TICKET"), secret: hex("TT_RSECRET") })
+        ;({ pairing: this.pairing, store: this.store } = deviceFrom(path))
     }
 
     client(port: number, timeoutMs = 3000): TetherClient {

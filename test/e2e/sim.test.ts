@@ -10,18 +10,10 @@ import { test } from "node:test"
 import assert from "node:assert/strict"
 import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
-import net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { freePort } from "tether-gateway/peer"
 import { cli, ROOT, serveProcess, type Serve } from "./harness.js"
-
-async function freePort(): Promise<number> {
-    const s = net.createServer()
-    await new Promise<void>(r => s.listen(0, "127.0.0.1", () => r()))
-    const port = (s.address() as net.AddressInfo).port
-    await new Promise(r => s.close(r))
-    return port
-}
 
 /** Runs `node devs/sim.mjs` until `until(stdout)` holds, then Ctrl-C; its output and exit code. */
 async function sim(args: string[], env: Record<string, string>, until: (out: string) => boolean, ms: number) {

@@ -12,10 +12,9 @@ import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { test } from "node:test"
-import { keyPairFromPrivate } from "tether-gateway"
-import { AppClient, DeviceApp, MemoryTicketStore, TetherClient } from "tether-gateway/peer"
+import { AppClient, DeviceApp, TetherClient } from "tether-gateway/peer"
 import { Code } from "tether-gateway/wire"
-import { cli, readSettings, serveProcess, sleep } from "./harness.js"
+import { cli, deviceFrom, serveProcess, sleep } from "./harness.js"
 
 const TOKEN = "Bearer e2e-sink-token-4711"
 const N = 20
@@ -45,8 +44,7 @@ test("serve --webhook --sink-file: a webhook down for a while loses nothing; eve
         const state = join(dir, "state")
         cli(["init", "--state", state])
         cli(["pair", "sink-dev", "--state", state, "--out", join(dir, "dev.env")])
-        const env = readSettings(join(dir, "dev.env"))
-        const hex = (k: string) => Buffer.from(String(env[k]), "hex")
+        const { pairing, store: tickets } = deviceFrom(join(dir, "dev.env"))
         writeFileSync(join(dir, "token"), TOKEN + "\n", { mode: 0o600 })
         writeFileSync(
             join(dir, "config.json"),
@@ -77,19 +75,13 @@ test("serve --webhook --sink-file: a webhook down for a while loses nothing; eve
             file,
         ])
         const app = new DeviceApp()
-        const tickets = new MemoryTicketStore({ ticket: hex("TT_TICKET"), secret: hex("TT_RSECRET") })
         let busy = 0
         let running = true
         const loop = (async () => {
             while (running) {
                 const c = new AppClient(
                     new TetherClient({
-                        pairing: {
-                            deviceId: hex("TT_ID"),
-                            s: keyPairFromPrivate(hex("TT_SK")),
-                            psk: hex("TT_PSK"),
-                            gatewayPublic: hex("TT_GW_PK"),
-                        },
+                        pairing,
                         store: tickets,
                         host: "127.0.0.1",
                         port: serve.port,
