@@ -113,6 +113,12 @@ export class MemoryRegistry implements Registry {
         return { generation, chainOrigin: d.full_generation }
     }
 
+    async acceptAndConfirm(id: string, c: Confirmation & { readonly resumedGeneration: number }): Promise<Issued | "older"> {
+        // no await between the check and the update: atomic on one event loop
+        if (c.resumedGeneration <= this.#get(id).accepted_generation) return "older"
+        return this.confirmSession(id, c)
+    }
+
     async acceptGeneration(id: string, generation: number): Promise<GenerationVerdict> {
         const d = this.#get(id)
         if (generation > d.accepted_generation) {

@@ -116,6 +116,15 @@ export interface Registry {
      * and answers "newer"; otherwise changes nothing and answers "older".
      */
     acceptGeneration(id: string, generation: number): Promise<GenerationVerdict>
+    /**
+     * acceptGeneration and confirmSession as one atomic update, for a resumption whose early
+     * data is fresh (PROTOCOL.md 6.3, 6.4): if `resumedGeneration > accepted_generation` the
+     * session is confirmed exactly as confirmSession does (accepted_generation becomes
+     * resumedGeneration); otherwise nothing changes and the answer is "older" (the early data
+     * is not accepted, the session is confirmed later, at the device's first record).
+     * @throws PseudonymTaken, RangeError as confirmSession (nothing changed)
+     */
+    acceptAndConfirm(id: string, c: Confirmation & { readonly resumedGeneration: number }): Promise<Issued | "older">
     /** Releases resources (closes the database). */
     close(): Promise<void>
 }

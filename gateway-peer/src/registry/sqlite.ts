@@ -6,6 +6,7 @@ import { chmodSync, statSync, writeFileSync } from "node:fs"
 import Database from "better-sqlite3"
 import type { Kek } from "../crypto/kek.js"
 import { UINT32_MAX } from "../wire.js"
+import { commitGroup, type CommitGroup } from "./commit-group.js"
 import {
     checkDevice,
     pseudonym0,
@@ -81,7 +82,8 @@ export const BUSY_TIMEOUT_MS = 50
  * early data a second time (to the sinks, to an upstream), and a lost `issued_generation` lets
  * the next session issue a ticket generation that was already issued. So FULL, set explicitly
  * rather than left to the build's default; the cost is one fsync per commit, which the handshake
- * path keeps to one commit (confirmSession is one statement).
+ * path keeps to one statement per handshake (confirmSession, acceptAndConfirm), and the writes
+ * of one event-loop turn share one commit (commit-group.ts).
  */
 export const SYNCHRONOUS = "FULL"
 
@@ -90,10 +92,14 @@ function unbusy<T>(fn: () => T): T {
     try {
         return fn()
     } catch (err) {
-        const code = (err as { code?: unknown }).code
-        if (typeof code === "string" && code.startsWith("SQLITE_BUSY")) throw new RegistryBusy()
-        throw err
+        throw busyError(err)
     }
+}
+
+/** SQLITE_BUSY as RegistryBusy; any other error as it is. */
+function busyError(err: unknown): unknown {
+    const code = (err as { code?: unknown }).code
+    return typeof code === "string" && code.startsWith("SQLITE_BUSY") ? new RegistryBusy() : err
 }
 
 /**
@@ -239,12 +245,22 @@ export class RegistryOpenError extends Error {
     }
 }
 
+/** At most this many opened PSKs are kept (the oldest opened goes first). */
+const OPENED_MAX = 65536
+
 /** The registry in one SQLite file. */
 export class SqliteRegistry implements Registry {
     readonly #db: Database.Database
     readonly #stmt
     readonly #revoke
     readonly #remove
+    /** the connection's group commit: the handshake path's writes of one turn share a commit */
+    readonly #group: CommitGroup
+    /**
+     * PSKs opened from their sealed form, by device id (the sealed bytes kept to tell a re-pairing
+     * apart): opening under the KEK is an AES-GCM decryption per handshake otherwise. Bounded.
+     */
+    readonly #opened = new Map<string, { sealed: Buffer; psk: Buffer }>()
 
     /**
      * Opens (or with `create`, creates) the registry at `path`. It holds every device's PSK:
@@ -346,14 +362,14 @@ export class SqliteRegistry implements Registry {
             // PROTOCOL.md 6.3's confirmation in one statement, the pseudonym check included: one
             // autocommit write per handshake (a refusal is told apart afterwards, see confirmSession)
             confirm: db.prepare<
-                { id: string; full: number; resumed: number; next: Buffer; max: number },
+                { id: string; full: number; resumed: number; next: Buffer; max: number; cas: number },
                 { generation: number; chainOrigin: number }
             >(
                 `UPDATE devices SET issued_generation = issued_generation + 1,
                     full_generation = CASE WHEN @full = 1 THEN issued_generation + 1 ELSE full_generation END,
                     accepted_generation = max(accepted_generation, @resumed),
                     previous_pseudonym = pseudonym, pseudonym = @next
-                 WHERE id = @id AND issued_generation < @max
+                 WHERE id = @id AND issued_generation < @max AND (@cas = 0 OR accepted_generation < @resumed)
                     AND NOT EXISTS (SELECT 1 FROM devices AS o
                         WHERE (o.pseudonym = @next OR o.previous_pseudonym = @next OR o.pseudonym0 = @next) AND o.id <> @id)
                  RETURNING issued_generation AS generation, full_generation AS chainOrigin`
@@ -361,7 +377,9 @@ export class SqliteRegistry implements Registry {
             // The compare-and-set of PROTOCOL.md 6.4 in one statement.
             accept: db.prepare("UPDATE devices SET accepted_generation = ? WHERE id = ? AND accepted_generation < ?"),
             exists: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM devices WHERE id = ?"),
+            accepted: db.prepare<[string], { accepted_generation: number }>("SELECT accepted_generation FROM devices WHERE id = ?"),
         }
+        this.#group = commitGroup(db)
         const revoke = this.#stmt.revoke
         this.#revoke = db.transaction((name: string): boolean => {
             const r = revoke.get(name)
@@ -383,7 +401,18 @@ export class SqliteRegistry implements Registry {
 
     #fromRow(r: Row): DeviceRecord {
         const d = fromRow(r)
-        return this.#kek === undefined ? d : { ...d, psk: this.#kek.open(r.psk, `psk ${r.id}`) }
+        return this.#kek === undefined ? d : { ...d, psk: this.#open(r.id, r.psk) }
+    }
+
+    /** The PSK of device `id` from its sealed bytes, opened under the KEK once per sealing. */
+    #open(id: string, sealed: Buffer): Buffer {
+        const hit = this.#opened.get(id)
+        if (hit !== undefined && hit.sealed.equals(sealed)) return Buffer.from(hit.psk)
+        const psk = (this.#kek as Kek).open(sealed, `psk ${id}`)
+        this.#opened.delete(id)
+        if (this.#opened.size >= OPENED_MAX) this.#opened.delete(this.#opened.keys().next().value as string)
+        this.#opened.set(id, { sealed: Buffer.from(sealed), psk: Buffer.from(psk) })
+        return psk
     }
 
     #mustExist(id: string): void {
@@ -447,26 +476,42 @@ export class SqliteRegistry implements Registry {
         return r && this.#fromRow(r)
     }
 
-    async confirmSession(id: string, c: Confirmation): Promise<Issued> {
+    /** One statement in the turn's group commit; `cas`: refused ("older") unless resumedGeneration > accepted_generation. */
+    #confirm(id: string, c: Confirmation, cas: boolean): Issued | "older" {
         const p = c.nextPseudonym
-        const r = unbusy(() =>
-            this.#stmt.confirm.get({ id, full: c.full ? 1 : 0, resumed: c.resumedGeneration ?? 0, next: p, max: UINT32_MAX })
-        )
+        const resumed = c.resumedGeneration ?? 0
+        const r = this.#stmt.confirm.get({ id, full: c.full ? 1 : 0, resumed, next: p, max: UINT32_MAX, cas: cas ? 1 : 0 })
         if (r !== undefined) return r
         // refused (nothing written): why, read afterwards (a rare path)
+        if (cas) {
+            const a = this.#stmt.accepted.get(id)
+            if (a !== undefined && a.accepted_generation >= resumed) return "older"
+        }
         if ((this.#stmt.taken.get(p, p, p, id)?.n ?? 0) > 0) throw new PseudonymTaken()
         this.#mustExist(id)
         throw new RangeError(`registry: ${id} has no generation left`)
     }
 
+    async confirmSession(id: string, c: Confirmation): Promise<Issued> {
+        return this.#group.run(() => this.#confirm(id, c, false) as Issued, busyError)
+    }
+
+    async acceptAndConfirm(id: string, c: Confirmation & { readonly resumedGeneration: number }): Promise<Issued | "older"> {
+        return this.#group.run(() => this.#confirm(id, c, true), busyError)
+    }
+
     async acceptGeneration(id: string, generation: number): Promise<GenerationVerdict> {
         // one statement: the compare-and-set is atomic on its own
-        if (unbusy(() => this.#stmt.accept.run(generation, id, generation)).changes === 1) return "newer"
-        this.#mustExist(id)
-        return "older"
+        return this.#group.run(() => {
+            if (this.#stmt.accept.run(generation, id, generation).changes === 1) return "newer"
+            this.#mustExist(id)
+            return "older"
+        }, busyError)
     }
 
     async close(): Promise<void> {
-        if (this.#db.open) this.#db.close()
+        if (!this.#db.open) return
+        this.#group.flush() // what this turn queued is committed (or rejected) before the file closes
+        this.#db.close()
     }
 }

@@ -329,27 +329,42 @@ export class PgRegistry implements Registry {
         return (r.rowCount ?? 0) > 0
     }
 
-    async confirmSession(id: string, c: Confirmation): Promise<Issued> {
+    /** One statement; `cas`: refused ("older") unless resumedGeneration > accepted_generation. */
+    async #confirm(id: string, c: Confirmation, cas: boolean): Promise<Issued | "older"> {
         const p = c.nextPseudonym
-        // one statement: the pseudonym check, the generation bound and the update together
+        const resumed = c.resumedGeneration ?? 0
+        // one statement: the pseudonym check, the generation bound, the compare-and-set and the update together
         const r = await query<{ generation: string; chain_origin: string }>(
             this.pool,
             `UPDATE devices SET issued_generation = issued_generation + 1,
                 full_generation = CASE WHEN $2 THEN issued_generation + 1 ELSE full_generation END,
                 accepted_generation = GREATEST(accepted_generation, $3),
                 previous_pseudonym = pseudonym, pseudonym = $4
-             WHERE id = $1 AND issued_generation < $5
+             WHERE id = $1 AND issued_generation < $5 AND (NOT $6 OR accepted_generation < $3)
                 AND NOT EXISTS (SELECT 1 FROM devices o WHERE (o.pseudonym = $4 OR o.previous_pseudonym = $4 OR o.pseudonym0 = $4) AND o.id <> $1)
              RETURNING issued_generation AS generation, full_generation AS chain_origin`,
-            [id, c.full, c.resumedGeneration ?? 0, p, UINT32_MAX]
+            [id, c.full, resumed, p, UINT32_MAX, cas]
         )
         const row = r.rows[0]
         if (row !== undefined) return { generation: Number(row.generation), chainOrigin: Number(row.chain_origin) }
-        const d = await query<{ issued_generation: string }>(this.pool, "SELECT issued_generation FROM devices WHERE id = $1", [id])
+        const d = await query<{ issued_generation: string; accepted_generation: string }>(
+            this.pool,
+            "SELECT issued_generation, accepted_generation FROM devices WHERE id = $1",
+            [id]
+        )
         const cur = d.rows[0]
         if (cur === undefined) throw new Error(`registry: no device ${id}`)
+        if (cas && Number(cur.accepted_generation) >= resumed) return "older"
         if (Number(cur.issued_generation) >= UINT32_MAX) throw new RangeError(`registry: ${id} has no generation left`)
         throw new PseudonymTaken()
+    }
+
+    async confirmSession(id: string, c: Confirmation): Promise<Issued> {
+        return (await this.#confirm(id, c, false)) as Issued
+    }
+
+    async acceptAndConfirm(id: string, c: Confirmation & { readonly resumedGeneration: number }): Promise<Issued | "older"> {
+        return this.#confirm(id, c, true)
     }
 
     async acceptGeneration(id: string, generation: number): Promise<GenerationVerdict> {

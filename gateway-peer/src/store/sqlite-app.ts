@@ -5,10 +5,12 @@
 // (SQLITE_APP_SCHEMA) must exist; openAppDatabase opens one so for a node on its own.
 import Database from "better-sqlite3"
 import { tightenSqlite, type ModeFixFn } from "../registry/sqlite.js"
+import { commitGroup, type CommitGroup } from "../registry/commit-group.js"
 import { withId } from "./memory-app.js"
 import { nextStreamId } from "./stream-id.js"
 import {
     QueueFull,
+    StoreUnavailable,
     type AppStateStore,
     type OutboundMessage,
     type Outbox,
@@ -60,10 +62,21 @@ export function openAppDatabase(path: string, opts: { onModeFix?: ModeFixFn } = 
     return db
 }
 
-/** The receiving state, table `app_streams`. */
+/** SQLITE_BUSY (the write lock held elsewhere past busy_timeout) as StoreUnavailable: the device comes back later. */
+function unavailable(err: unknown): unknown {
+    const code = (err as { code?: unknown }).code
+    return typeof code === "string" && code.startsWith("SQLITE_BUSY") ? new StoreUnavailable("the SQLite file is busy") : err
+}
+
+/**
+ * The receiving state, table `app_streams`. A put goes into the connection's group commit
+ * (registry/commit-group.ts): the receiving states stored during one event-loop turn, every
+ * device's, and the registry's writes of that turn share one commit.
+ */
 export class SqliteAppStateStore implements AppStateStore {
     readonly #get
     readonly #put
+    readonly #group: CommitGroup
 
     /**
      * `db`: the open registry database with SQLITE_APP_SCHEMA applied; its file and -wal and
@@ -84,6 +97,7 @@ export class SqliteAppStateStore implements AppStateStore {
             return r && { streamId: r.stream_id, delivered: r.delivered }
         }
         this.#get = db.transaction(read)
+        this.#group = commitGroup(db)
         this.#put = db.transaction((deviceId: string, next: ReceiveState, prev: ReceiveState | undefined): boolean => {
             if (prev === undefined) return insert.run(deviceId, next.streamId, next.delivered).changes === 1
             return update.run(next.streamId, next.delivered, deviceId, prev.streamId, prev.delivered).changes === 1
@@ -95,7 +109,7 @@ export class SqliteAppStateStore implements AppStateStore {
     }
 
     async put(deviceId: string, next: ReceiveState, prev: ReceiveState | undefined): Promise<boolean> {
-        return this.#put.immediate(deviceId, next, prev)
+        return this.#group.run(() => this.#put(deviceId, next, prev), unavailable)
     }
 
     /** Nothing to release: the database is the caller's. */

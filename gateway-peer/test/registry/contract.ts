@@ -151,3 +151,43 @@ export async function concurrentConfirmations(r: Registry): Promise<void> {
     // each full confirmation returned itself as the chain origin
     for (const [i, x] of issued.entries()) if (i % 2 === 0) assert.equal(x.chainOrigin, x.generation)
 }
+
+/**
+ * acceptAndConfirm (issue 15: the early-data compare-and-set and the confirmation in one update):
+ * newer confirms exactly as confirmSession and raises accepted_generation to the ticket's;
+ * older changes nothing; of concurrent uses of one ticket exactly one confirms; a refusal for
+ * the pseudonym or the generation bound changes nothing, the compare-and-set included.
+ */
+export async function acceptAndConfirmContract(r: Registry): Promise<void> {
+    if ((await r.getDevice(dev(2).id)) === undefined) await r.putDevice(dev(2))
+    const d = { ...dev(10), name: "aac" }
+    await r.putDevice(d)
+    assert.deepEqual(await r.acceptAndConfirm(d.id, { full: false, resumedGeneration: 1, nextPseudonym: P(0x41) }), {
+        generation: 2,
+        chainOrigin: 1,
+    })
+    let now = (await r.getDevice(d.id)) as DeviceRecord
+    assert.deepEqual(
+        [now.issued_generation, now.accepted_generation, now.full_generation, now.pseudonym, now.previous_pseudonym],
+        [2, 1, 1, P(0x41), d.pseudonym0]
+    )
+    // the same ticket again (a replayed RESUME_INIT): older, nothing written
+    assert.equal(await r.acceptAndConfirm(d.id, { full: false, resumedGeneration: 1, nextPseudonym: P(0x42) }), "older")
+    assert.deepEqual(await r.getDevice(d.id), now, "an older generation changes no field")
+    // concurrent uses of generation 2: exactly one confirms
+    const all = await Promise.all(
+        [0x43, 0x44, 0x45, 0x46].map(b => r.acceptAndConfirm(d.id, { full: false, resumedGeneration: 2, nextPseudonym: P(b) }))
+    )
+    assert.equal(all.filter(x => x !== "older").length, 1, "one ticket, one confirmation")
+    now = (await r.getDevice(d.id)) as DeviceRecord
+    assert.deepEqual([now.issued_generation, now.accepted_generation], [3, 2])
+    // a pseudonym another device holds: PseudonymTaken, and the compare-and-set did not happen
+    await assert.rejects(r.acceptAndConfirm(d.id, { full: false, resumedGeneration: 3, nextPseudonym: dev(2).pseudonym0 }), PseudonymTaken)
+    assert.deepEqual(await r.getDevice(d.id), now, "a refused confirmation leaves accepted_generation as it was")
+    assert.notEqual(await r.acceptAndConfirm(d.id, { full: false, resumedGeneration: 3, nextPseudonym: P(0x47) }), "older")
+    // the generation bound: RangeError, nothing written
+    const top = { ...dev(11), name: "aac-top", issued_generation: MAX_GENERATION }
+    await r.putDevice(top)
+    await assert.rejects(r.acceptAndConfirm(top.id, { full: false, resumedGeneration: 1, nextPseudonym: P(0x48) }), RangeError)
+    assert.equal((await r.getDevice(top.id))?.accepted_generation, 0)
+}

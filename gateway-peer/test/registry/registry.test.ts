@@ -13,7 +13,7 @@ import { obfuscateAge, writeResumeInit } from "../../src/session/resume.js"
 import { mintTicket, MAX_GENERATION, TicketKeySet } from "../../src/tickets.js"
 import { Code, encodeFrame, FrameType, PSEUDONYM0_LABEL } from "../../src/wire.js"
 import { createHmac } from "node:crypto"
-import { concurrentConfirmations, contract } from "./contract.js"
+import { acceptAndConfirmContract, concurrentConfirmations, contract } from "./contract.js"
 
 const dev = (i: number) =>
     newDevice({
@@ -46,6 +46,7 @@ test("newDevice is pairing's state: generation 1 issued and the chain's origin, 
 test("memory registry", async () => {
     await contract(new MemoryRegistry())
     await concurrentConfirmations(new MemoryRegistry())
+    await acceptAndConfirmContract(new MemoryRegistry())
 })
 
 test("sqlite registry: contract, persistence across reopen, WAL", async () => {
@@ -55,6 +56,7 @@ test("sqlite registry: contract, persistence across reopen, WAL", async () => {
         const r = new SqliteRegistry(path, { create: true })
         await contract(r)
         await concurrentConfirmations(r)
+        await acceptAndConfirmContract(r)
         await r.close()
         const again = new SqliteRegistry(path)
         const d = await again.getDevice(dev(1).id)

@@ -14,7 +14,7 @@ import { KekError } from "../../src/crypto/kek.js"
 import { newDevice, pseudonym0 } from "../../src/registry/registry.js"
 import { initStore, migrateSqliteToPg, openStore, type StoreSpec } from "../../src/store/open.js"
 import { StoreUnavailable, type GatewayStore, type StoreEvents } from "../../src/store/types.js"
-import { concurrentConfirmations, contract, dev } from "../registry/contract.js"
+import { acceptAndConfirmContract, concurrentConfirmations, contract, dev } from "../registry/contract.js"
 
 let server: PostgresServer
 let work: string
@@ -84,6 +84,7 @@ test("postgres: the registry contract and concurrent confirmations", async () =>
     try {
         await contract(s.registry)
         await concurrentConfirmations(s.registry)
+        await acceptAndConfirmContract(s.registry)
     } finally {
         await s.close()
     }
