@@ -113,8 +113,16 @@ export class Connection {
     readonly #decoder = new FrameDecoder()
     readonly #t0: number
     #life: Lifecycle
-    /** the frames of each chunk, one at a time (a step may wait for the registry) */
-    #queue: Promise<void> = Promise.resolve()
+    /**
+     * Frames received and not processed yet, from #next on. They are processed in order at once
+     * (the socket's data callback runs the records of a confirmed session to the application
+     * synchronously: no promise per frame); a step that waits for the registry (a handshake,
+     * a confirmation) holds the rest until it is done (#waiting).
+     */
+    #backlog: Frame[] = []
+    #next = 0
+    /** the step being waited for, while one is */
+    #waiting: Promise<void> | undefined
     /** after end(): destroys a socket whose peer never closes its side */
     #linger: NodeJS.Timeout | undefined
     /** the server's id for this connection, unique within the process (the live view's session id) */
@@ -161,7 +169,9 @@ export class Connection {
 
     /** Settles when every frame received so far has been processed (tests). */
     get settled(): Promise<void> {
-        return this.#queue
+        return (async () => {
+            while (this.#waiting !== undefined) await this.#waiting
+        })()
     }
 
     /** Bytes from the socket. A bad length field closes the connection (PROTOCOL.md 2.1). */
@@ -176,7 +186,30 @@ export class Connection {
             this.finish(true)
             return
         }
-        if (frames.length > 0) this.#queue = this.#queue.then(() => this.#frames(frames))
+        if (frames.length === 0) return
+        if (this.#next === this.#backlog.length) {
+            this.#backlog = frames
+            this.#next = 0
+        } else for (const f of frames) this.#backlog.push(f)
+        if (this.#waiting === undefined) this.#drain()
+    }
+
+    /** Processes the backlog in order until it is empty or a step has to wait. */
+    #drain(): void {
+        while (this.#next < this.#backlog.length) {
+            if (this.#life.phase === ConnPhase.Closed) break
+            const f = this.#backlog[this.#next++] as Frame
+            const wait = this.#frame(f)
+            if (wait !== undefined) {
+                this.#waiting = wait.then(() => {
+                    this.#waiting = undefined
+                    this.#drain()
+                })
+                return
+            }
+        }
+        this.#backlog = []
+        this.#next = 0
     }
 
     /**
@@ -254,50 +287,57 @@ export class Connection {
         this.finish(true)
     }
 
-    async #frames(frames: readonly Frame[]): Promise<void> {
-        for (const f of frames) {
-            if (this.#life.phase === ConnPhase.Closed) return
-            await this.#frame(f)
-        }
-    }
-
-    async #frame(f: Frame): Promise<void> {
+    /** One frame: undefined when it was processed at once, else the wait for its step. */
+    #frame(f: Frame): Promise<void> | undefined {
         const life = this.#life
-        if (life.phase === ConnPhase.Closed) return
+        if (life.phase === ConnPhase.Closed) return undefined
         if (life.phase === ConnPhase.Handshaking && !life.counted && isHandshakeFrame(f.type)) {
             if (!this.#host.admit(this, !life.attempted)) {
                 this.write([encodeFrame(FrameType.REJECT, Buffer.from([Code.BUSY]))])
                 this.#event({ outcome: "reject", code: codeName(Code.BUSY), detail: "handshake cap or per-source limit" })
                 this.finish(false)
-                return
+                return undefined
             }
             this.#life = { ...life, counted: true, attempted: true }
         }
         this.lastActivityMs = this.#host.clock.nowMs()
-        let step: Step
+        let step: Step | Promise<Step>
         try {
-            step = await this.responder.receive(f)
+            step = this.responder.step(f)
         } catch (err) {
-            // the store is unreachable: nothing can be decided (no early data accepted, no ticket
-            // checked), so a device still handshaking is asked to come back (BUSY), PROTOCOL.md 9.4
-            const unavailable = err instanceof StoreUnavailable || err instanceof RegistryBusy
-            if (unavailable && this.#life.phase === ConnPhase.Handshaking) {
-                this.write([encodeFrame(FrameType.REJECT, Buffer.from([Code.BUSY]))])
-                this.#event({ outcome: "reject", code: codeName(Code.BUSY), detail: "store unavailable" })
-                this.finish(false)
-                return
-            }
-            // established: the record is not processed (a confirmation, PROTOCOL.md 6.10); the
-            // device comes back later and resends what was not acknowledged
-            if (unavailable) {
-                this.close(Code.BUSY, "store-unavailable")
-                return
-            }
-            this.#event({ outcome: "error", detail: (err as Error).name })
-            this.finish(true)
+            this.#failed(err)
+            return undefined
+        }
+        if (step instanceof Promise)
+            return step.then(
+                s => {
+                    if (this.#life.phase !== ConnPhase.Closed) this.#apply(s)
+                },
+                err => this.#failed(err)
+            )
+        if (this.#life.phase !== ConnPhase.Closed) this.#apply(step)
+        return undefined
+    }
+
+    /** A step failed (thrown or rejected). */
+    #failed(err: unknown): void {
+        // the store is unreachable: nothing can be decided (no early data accepted, no ticket
+        // checked), so a device still handshaking is asked to come back (BUSY), PROTOCOL.md 9.4
+        const unavailable = err instanceof StoreUnavailable || err instanceof RegistryBusy
+        if (unavailable && this.#life.phase === ConnPhase.Handshaking) {
+            this.write([encodeFrame(FrameType.REJECT, Buffer.from([Code.BUSY]))])
+            this.#event({ outcome: "reject", code: codeName(Code.BUSY), detail: "store unavailable" })
+            this.finish(false)
             return
         }
-        if (this.#life.phase !== ConnPhase.Closed) this.#apply(step)
+        // established: the record is not processed (a confirmation, PROTOCOL.md 6.10); the
+        // device comes back later and resends what was not acknowledged
+        if (unavailable) {
+            this.close(Code.BUSY, "store-unavailable")
+            return
+        }
+        this.#event({ outcome: "error", detail: (err as Error).name })
+        this.finish(true)
     }
 
     /** One step of the Responder: its frames, its log line, then the phase it leads to. */

@@ -13,10 +13,11 @@ import { resolvePolicy, type ServerPolicy } from "../src/policy.js"
 import { MemoryRegistry } from "../src/registry/memory.js"
 import { newDevice, type DeviceRecord } from "../src/registry/registry.js"
 import { Phase, Responder } from "../src/session/responder.js"
+import { Session } from "../src/session/session.js"
 import { SourceAttempts } from "../src/server.js"
 import { TicketKeySet } from "../src/tickets.js"
 import { encodeResumeInit } from "../src/session/resume.js"
-import { AGE_LEN, Code, encodeFrame, FrameType, NONCE_I_LEN, NONCE_R_LEN, TAG_LEN, TICKET_LEN } from "../src/wire.js"
+import { AGE_LEN, Code, encodeFrame, FrameType, InnerType, NONCE_I_LEN, NONCE_R_LEN, TAG_LEN, TICKET_LEN } from "../src/wire.js"
 import { RejectedError } from "../peer/initiator.js"
 import { fixtures } from "./helpers.js"
 
@@ -325,4 +326,36 @@ test("the per-source limit follows the injected clock: BUSY within the window, a
     const busy = f.logs.find(l => l.code === "BUSY")
     assert.ok(busy)
     assert.equal(busy.ts, new Date(1_059_999).toISOString(), "log timestamps come from the injected clock too")
+})
+
+test("issue 15: a confirmed session's records go to the application within receive(), in order; the first waits for the registry and holds the rest", async () => {
+    const { host, c } = await connection()
+    c.receive(b(KK.hs_init))
+    await c.settled
+    const s = c.session
+    assert.ok(s)
+    // the device's sending side: the same key and nonce as the gateway's receiving CipherState
+    const device = new Session(s.recv.clone(), s.send.clone())
+    const rec = (text: string) =>
+        Buffer.concat(device.encrypt(InnerType.DATA, Buffer.from(text)).map(x => encodeFrame(FrameType.RECORD, x)))
+    // the first record confirms (the registry: a promise); the two behind it in the same chunk wait
+    c.receive(Buffer.concat([rec("one"), rec("two"), rec("three")]))
+    const texts = (): string[] => host.delivered.map(x => x.toString())
+    assert.deepEqual(texts(), [], "nothing is delivered before the confirmation is written")
+    await c.settled
+    assert.deepEqual(texts(), ["one", "two", "three"])
+    // confirmed: the records of a chunk are delivered before receive() returns, no promise per frame
+    c.receive(Buffer.concat([rec("four"), rec("five")]))
+    assert.deepEqual(texts(), ["one", "two", "three", "four", "five"], "delivered synchronously")
+    // a record split across chunks still arrives whole, and a bad one closes at once
+    const six = rec("six")
+    c.receive(six.subarray(0, 5))
+    c.receive(six.subarray(5))
+    assert.equal(texts().at(-1), "six")
+    const bad = rec("seven")
+    bad.writeUInt8((bad.at(-1) as number) ^ 1, bad.length - 1)
+    c.receive(Buffer.concat([bad, rec("eight")]))
+    assert.equal(c.phase, ConnPhase.Closed)
+    assert.equal(texts().at(-1), "six", "nothing after a record that fails")
+    assert.ok(host.logs.some(l => l.outcome === "bad-record"))
 })

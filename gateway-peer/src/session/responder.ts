@@ -112,6 +112,9 @@ export interface Step {
 
 const CLOSED: ResponderState = { phase: Phase.Closed }
 
+/** Nothing to send or deliver (shared: a Step's arrays are never written to). */
+const NONE: Buffer[] = []
+
 function reject(code: number, detail: string, next: ResponderState = CLOSED, deviceName?: string): Step {
     return {
         next,
@@ -142,40 +145,64 @@ function records(session: Session, type: number, content: Buffer): Buffer[] {
     return session.encrypt(type, content).map(body => encodeFrame(FrameType.RECORD, body))
 }
 
+/** What a confirmation wrote: the registry's answer and the pseudonym that goes in the TICKET. */
+interface Confirmed {
+    readonly generation: number
+    readonly chainOrigin: number
+    readonly nextPseudonym: Buffer
+}
+
 /**
- * Confirms a session (PROTOCOL.md 6.3): one atomic registry update (generation, chain,
- * accepted generation, pseudonyms), then the TICKET record with the next pseudonym.
+ * The registry half of a confirmation (PROTOCOL.md 6.3): one atomic update (generation, chain,
+ * accepted generation, pseudonyms). With `cas` (a resumption's fresh early data) the early-data
+ * compare-and-set of 6.4 is part of the same update: "older" means nothing was written.
  */
+async function register(ctx: ResolvedContext, device: DeviceRecord, u: Unconfirmed, cas: boolean): Promise<Confirmed | "older"> {
+    const rng = ctx.rng ?? randomBytes
+    for (let attempt = 0; ; attempt++) {
+        const nextPseudonym = rng(PSEUDONYM_LEN)
+        const c = { full: u.full, resumedGeneration: u.resumedGeneration, nextPseudonym }
+        let issued
+        try {
+            issued =
+                cas && u.resumedGeneration !== undefined
+                    ? await ctx.registry.acceptAndConfirm(device.id, { ...c, resumedGeneration: u.resumedGeneration })
+                    : await ctx.registry.confirmSession(device.id, c)
+        } catch (err) {
+            // another device holds it (2^-64 per pair): draw again, a few times at most
+            if (err instanceof PseudonymTaken && attempt < 4) continue
+            throw err
+        }
+        if (issued === "older") return "older"
+        return { generation: issued.generation, chainOrigin: issued.chainOrigin, nextPseudonym }
+    }
+}
+
+/** The TICKET record of a confirmed session, with the next pseudonym. */
+function ticketFrames(ctx: ResolvedContext, device: DeviceRecord, session: Session, c: Confirmed): Buffer[] {
+    const m = mintTicket({
+        deviceId: Buffer.from(device.id, "hex"),
+        generation: c.generation,
+        issuedAt: ctx.now(),
+        chainOrigin: c.chainOrigin,
+        keySet: ctx.ticketKeys,
+    })
+    const content = encodeTicketContent(m.ticket, m.resumptionSecret, c.nextPseudonym)
+    const frames = records(session, InnerType.TICKET, content)
+    m.resumptionSecret.fill(0) // best effort on a garbage-collected VM
+    content.fill(0)
+    return frames
+}
+
+/** Confirms a session (PROTOCOL.md 6.3): the registry update, then the TICKET record. */
 async function confirm(
     ctx: ResolvedContext,
     device: DeviceRecord,
     session: Session,
     u: Unconfirmed
 ): Promise<{ frames: Buffer[]; generation: number }> {
-    const rng = ctx.rng ?? randomBytes
-    for (let attempt = 0; ; attempt++) {
-        const nextPseudonym = rng(PSEUDONYM_LEN)
-        let issued
-        try {
-            issued = await ctx.registry.confirmSession(device.id, { full: u.full, resumedGeneration: u.resumedGeneration, nextPseudonym })
-        } catch (err) {
-            // another device holds it (2^-64 per pair): draw again, a few times at most
-            if (err instanceof PseudonymTaken && attempt < 4) continue
-            throw err
-        }
-        const m = mintTicket({
-            deviceId: Buffer.from(device.id, "hex"),
-            generation: issued.generation,
-            issuedAt: ctx.now(),
-            chainOrigin: issued.chainOrigin,
-            keySet: ctx.ticketKeys,
-        })
-        const content = encodeTicketContent(m.ticket, m.resumptionSecret, nextPseudonym)
-        const frames = records(session, InnerType.TICKET, content)
-        m.resumptionSecret.fill(0) // best effort on a garbage-collected VM
-        content.fill(0)
-        return { frames, generation: issued.generation }
-    }
+    const c = (await register(ctx, device, u, false)) as Confirmed
+    return { frames: ticketFrames(ctx, device, session, c), generation: c.generation }
 }
 
 /** HS_INIT in AwaitFirst or AwaitHsInit (PROTOCOL.md 4.1, checks in its order). */
@@ -286,11 +313,13 @@ export async function onResumeInit(ctx: ResolvedContext, body: Buffer): Promise<
     if (read === undefined) return refuse("RESUME_INIT: early data failed to decrypt", device.name)
     const hasEarly = read.early.length > 0
     if (hasEarly && read.early[0] !== InnerType.DATA) return refuse("RESUME_INIT: early data is not DATA", device.name)
-    // 4. accepted only if not empty, fresh, and newer (the compare-and-set, checked last)
+    // 4. accepted only if not empty, fresh, and newer (the compare-and-set, checked last): the
+    // compare-and-set and the confirmation it brings are one registry update
     const fresh = hasEarly && isFresh(age, t.issuedAt, ctx.nowMs?.() ?? now * 1000, ctx.policy.earlyDataWindowMs)
-    const accepted = fresh && (await ctx.registry.acceptGeneration(device.id, g)) === "newer"
-    const rs = writeResumeResp(read, (ctx.rng ?? randomBytes)(NONCE_R_LEN), accepted ? EARLY_ACCEPTED : 0)
     const unconfirmed: Unconfirmed = { full: false, resumedGeneration: g }
+    const confirmed = fresh ? await register(ctx, device, unconfirmed, true) : "older"
+    const accepted = confirmed !== "older"
+    const rs = writeResumeResp(read, (ctx.rng ?? randomBytes)(NONCE_R_LEN), accepted ? EARLY_ACCEPTED : 0)
     const detail = hasEarly && !accepted ? (fresh ? "early data: an older generation" : "early data: not fresh") : undefined
     if (!accepted)
         return {
@@ -300,8 +329,8 @@ export async function onResumeInit(ctx: ResolvedContext, body: Buffer): Promise<
             close: false,
             event: { outcome: "resumed", deviceName: device.name, earlyAccepted: false, detail },
         }
-    // accepted early data confirms the session: the ticket follows RESUME_RESP at once
-    const issued = await confirm(ctx, device, rs.session, unconfirmed)
+    // accepted early data confirmed the session: the ticket follows RESUME_RESP at once
+    const issued = { frames: ticketFrames(ctx, device, rs.session, confirmed), generation: confirmed.generation }
     return {
         next: { phase: Phase.Established, device, session: rs.session, resumed: true },
         frames: [encodeFrame(FrameType.RESUME_RESP, rs.body), ...issued.frames],
@@ -312,8 +341,12 @@ export async function onResumeInit(ctx: ResolvedContext, body: Buffer): Promise<
     }
 }
 
-/** RECORD in Established (PROTOCOL.md 5); the first one that decrypts confirms the session (6.3). */
-export async function onRecord(ctx: ResolvedContext, state: Established, body: Buffer): Promise<Step> {
+/**
+ * RECORD in Established (PROTOCOL.md 5); the first one that decrypts confirms the session (6.3).
+ * Synchronous once the session is confirmed (every record after the first): only the
+ * confirmation waits for the registry.
+ */
+export function onRecord(ctx: ResolvedContext, state: Established, body: Buffer): Step | Promise<Step> {
     const name = state.device.name
     const r = state.session.decrypt(body)
     if (r === undefined) return silentClose("bad-record", "record failed to decrypt or is malformed", name)
@@ -326,17 +359,24 @@ export async function onRecord(ctx: ResolvedContext, state: Established, body: B
         state.session.close()
         return silentClose("bad-record", `inner type ${r.type} from the device`, name)
     }
-    const delivered = r.type === InnerType.DATA ? [Buffer.from(r.content)] : []
-    const keyUpdate = r.type === InnerType.KEY_UPDATE ? { outcome: "key-update", deviceName: name } : undefined
-    if (state.unconfirmed === undefined) return { next: state, frames: [], delivered, close: false, event: keyUpdate }
-    const issued = await confirm(ctx, state.device, state.session, state.unconfirmed)
+    // the decrypted content is a buffer of its own (the decipher's output): no copy
+    const delivered = r.type === InnerType.DATA ? [r.content] : NONE
+    if (state.unconfirmed === undefined)
+        return r.type === InnerType.KEY_UPDATE
+            ? { next: state, frames: NONE, delivered, close: false, event: { outcome: "key-update", deviceName: name } }
+            : { next: state, frames: NONE, delivered, close: false }
+    return confirmRecord(ctx, state, delivered, state.unconfirmed)
+}
+
+async function confirmRecord(ctx: ResolvedContext, state: Established, delivered: Buffer[], u: Unconfirmed): Promise<Step> {
+    const issued = await confirm(ctx, state.device, state.session, u)
     const next: Established = { phase: Phase.Established, device: state.device, session: state.session, resumed: state.resumed }
     return {
         next,
         frames: issued.frames,
         delivered,
         close: false,
-        event: { outcome: "confirmed", deviceName: name, generation: issued.generation },
+        event: { outcome: "confirmed", deviceName: state.device.name, generation: issued.generation },
     }
 }
 
@@ -357,12 +397,26 @@ export class Responder {
 
     /** Processes one frame; the caller must not call again before this resolves. */
     async receive(frame: Frame): Promise<Step> {
-        const step = await this.#dispatch(frame)
-        this.#state = step.next
-        return step
+        return this.step(frame)
     }
 
-    async #dispatch(f: Frame): Promise<Step> {
+    /**
+     * Processes one frame: the Step at once when nothing waits for the registry (a record of a
+     * confirmed session, a protocol error), else a promise of it; the caller must not call
+     * again before a promise resolves. The state is replaced when the Step is returned.
+     */
+    step(frame: Frame): Step | Promise<Step> {
+        const r = this.#dispatch(frame)
+        if (r instanceof Promise)
+            return r.then(step => {
+                this.#state = step.next
+                return step
+            })
+        this.#state = r.next
+        return r
+    }
+
+    #dispatch(f: Frame): Step | Promise<Step> {
         const s = this.#state
         switch (s.phase) {
             case Phase.AwaitFirst:
