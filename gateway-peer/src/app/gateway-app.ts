@@ -154,6 +154,17 @@ interface DeviceState {
     answering: Promise<void> | undefined
     /** rate limits of the log lines this device can cause once per message, by outcome */
     readonly limits: Map<string, LogLimiter>
+    /** DATA contents received and not yet taken by a chain step, in arrival order */
+    incoming: Incoming[]
+    /** a chain step that takes `incoming` is queued and has not started */
+    taking: boolean
+}
+
+/** A DATA content waiting for its device's chain. */
+interface Incoming {
+    readonly content: Buffer
+    readonly link: AppLink
+    readonly early: boolean
 }
 
 /** A RESPONSE on its way to the outbox. */
@@ -259,7 +270,17 @@ export class GatewayApp {
     #state(device: AppDevice): DeviceState {
         let d = this.#devices.get(device.id)
         if (d === undefined) {
-            d = { device, link: undefined, chain: Promise.resolve(), inflight: 0, answers: [], answering: undefined, limits: new Map() }
+            d = {
+                device,
+                link: undefined,
+                chain: Promise.resolve(),
+                inflight: 0,
+                answers: [],
+                answering: undefined,
+                limits: new Map(),
+                incoming: [],
+                taking: false,
+            }
             this.#devices.set(device.id, d)
         }
         d.device = device
@@ -293,7 +314,54 @@ export class GatewayApp {
      */
     data(device: AppDevice, content: Buffer, link: AppLink, early = false): void {
         const d = this.#state(device)
-        d.chain = d.chain.then(() => this.#data(d, content, link, early)).catch(err => this.#failed(d, link, err))
+        d.incoming.push({ content, link, early })
+        if (!d.taking) this.#takeIncoming(d)
+    }
+
+    /**
+     * Queues a chain step that takes the device's waiting contents: every content that arrived
+     * before the step starts (those of one socket read, of one event-loop turn while the chain
+     * was busy) is processed as one batch of the same session: one pass, one sink call, one
+     * stored receiving state, one cumulative ACK (issue 15: an ACK and a commit per record cost
+     * more than the record). What counts for the device is the same as record by record: the
+     * state after the batch is the state after its last record, and it is stored before
+     * anything it counts is acknowledged or delivered.
+     */
+    #takeIncoming(d: DeviceState): void {
+        d.taking = true
+        d.chain = d.chain.then(() => {
+            d.taking = false
+            const first = d.incoming[0]
+            if (first === undefined) return
+            // one session and one kind of delivery per batch; the rest goes to the next step
+            let n = 1
+            while (n < d.incoming.length && d.incoming[n]!.link === first.link && d.incoming[n]!.early === first.early) n++
+            const batch = d.incoming.splice(0, n)
+            if (d.incoming.length > 0 && !d.taking) this.#takeIncoming(d)
+            return this.#batch(d, batch).catch(err => this.#failed(d, first.link, err))
+        })
+    }
+
+    /**
+     * One batch of a session's contents. A content that does not decode fails the session (as
+     * it would record by record), after the contents before it were processed.
+     */
+    async #batch(d: DeviceState, batch: readonly Incoming[]): Promise<void> {
+        const { link, early } = batch[0] as Incoming
+        if (this.#closed.has(link)) return
+        const msgs: AppMessage[] = []
+        let bad: unknown
+        for (const b of batch) {
+            try {
+                const m = decodeApp(b.content, "device")
+                for (const x of m) msgs.push(x)
+            } catch (err) {
+                bad = err
+                break
+            }
+        }
+        if (msgs.length > 0) await this.#data(d, msgs, link, early)
+        if (bad !== undefined) throw bad
     }
 
     /**
@@ -349,10 +417,12 @@ export class GatewayApp {
         }
     }
 
-    /** `early`: the content came as resumption early data (its REQUESTs go upstream with Early-Data: 1). */
-    async #data(d: DeviceState, content: Buffer, link: AppLink, early: boolean): Promise<void> {
+    /**
+     * The messages of one or more records of a session, in order. `early`: they came as
+     * resumption early data (their REQUESTs go upstream with Early-Data: 1).
+     */
+    async #data(d: DeviceState, msgs: readonly AppMessage[], link: AppLink, early: boolean): Promise<void> {
         if (this.#closed.has(link)) return
-        const msgs = decodeApp(content, "device")
         const ls = this.#linkState(link)
         const id = d.device.id
         // "every session of a device continues the same receiving state": read once per
