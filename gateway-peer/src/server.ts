@@ -172,6 +172,20 @@ export class SourceAttempts {
 /** The table size below which SourceAttempts never sweeps. */
 const SWEEP_MIN = 1024
 
+/** At most this many `ss` values are kept (one per pairing; a re-paired device's old one ages out). */
+export const SS_CACHE_MAX = 65536
+
+/** A Map that forgets its oldest entry when a new one would pass `max` (the `ss` cache). */
+export class BoundedMap<K, V> extends Map<K, V> {
+    constructor(readonly max: number) {
+        super()
+    }
+    override set(key: K, value: V): this {
+        if (!this.has(key) && this.size >= this.max) this.delete(this.keys().next().value as K)
+        return super.set(key, value)
+    }
+}
+
 /** A device's established connections: the live one, and those not yet confirmed (PROTOCOL.md 8). */
 interface DeviceSessions {
     live: Connection | undefined
@@ -191,7 +205,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         nowMs: opts.nowMs ?? (opts.now !== undefined ? () => (opts.now as () => number)() * 1000 : () => Date.now()),
         rng: opts.rng,
         dh: opts.dh,
-        ssCache: new Map(),
+        ssCache: new BoundedMap(SS_CACHE_MAX),
     }
     const log = opts.log ?? ((l: LogLine) => process.stdout.write(JSON.stringify(l) + "\n"))
     const conns = new Set<Connection>()

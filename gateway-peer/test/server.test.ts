@@ -2,6 +2,7 @@
 import { test } from "node:test"
 import assert from "node:assert/strict"
 import { FramedSocket, MemoryTicketStore, RejectedError } from "../peer/initiator.js"
+import { BoundedMap, SS_CACHE_MAX } from "../src/server.js"
 import { Phase } from "../src/session/responder.js"
 import { mintTicket, TicketKeySet } from "../src/tickets.js"
 import { randomBytes } from "../src/crypto/random.js"
