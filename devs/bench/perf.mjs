@@ -36,7 +36,7 @@
 //
 // `--quick` (or TETHER_BENCH_QUICK=1): a few connections and one run, for the smoke test
 // (test/devs/bench.test.mjs): the rows are printed, their values mean nothing.
-import { createCipheriv, diffieHellman, generateKeyPairSync, randomBytes } from "node:crypto"
+import { createCipheriv, createDecipheriv, diffieHellman, generateKeyPairSync, randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
 import net from "node:net"
 import { tmpdir } from "node:os"
@@ -122,6 +122,34 @@ function rawCcmUsPerMB(totalBytes) {
         c.final()
         c.getAuthTag()
     }
+    return (cpuNow() - t0) / (totalBytes / 1e6)
+}
+
+/**
+ * The records' crypto floor: CPU µs of this process per MB of what a Tether 1 KiB write costs
+ * the receiver in raw node:crypto: two aes-256-ccm decryptions (a DATA record of 1006 + 1 bytes
+ * and one of 18 + 1, MAX_FRAME_LEN being 1024), a decipher object each, nothing else.
+ */
+function twoRecordCcmUsPerMB(totalBytes) {
+    const key = randomBytes(32)
+    const nonce = Buffer.alloc(13)
+    const seal = len => {
+        const c = createCipheriv("aes-256-ccm", key, nonce, { authTagLength: 16 })
+        c.setAAD(Buffer.alloc(0), { plaintextLength: len })
+        const ct = c.update(Buffer.alloc(len, 1))
+        c.final()
+        return [ct, c.getAuthTag()]
+    }
+    const recs = [seal(1007), seal(19)]
+    const t0 = cpuNow()
+    for (let i = 0; i < totalBytes / 1024; i++)
+        for (const [ct, tag] of recs) {
+            const d = createDecipheriv("aes-256-ccm", key, nonce, { authTagLength: 16 })
+            d.setAuthTag(tag)
+            d.setAAD(Buffer.alloc(0), { plaintextLength: ct.length })
+            d.update(ct)
+            d.final()
+        }
     return (cpuNow() - t0) / (totalBytes / 1e6)
 }
 
@@ -279,11 +307,12 @@ export async function run(ctx) {
         await measureThroughput(full, servers.get(full).port, P.recordBytes)
         await measureThroughput(tlsPsk, servers.get(tlsPsk).port, P.recordBytes)
         rawCcmUsPerMB(P.recordBytes)
+        twoRecordCcmUsPerMB(P.recordBytes)
         cryptoUnitUs(P.cryptoOps)
 
         const rates = new Map(peers.map(p => [p, []]))
         const crypto = []
-        const rec = { tether: [], tls: [], raw: [] }
+        const rec = { tether: [], tls: [], raw: [], two: [] }
         for (let r = 0; r < P.runs; r++) {
             const order = peers.map((_, i) => peers[(i + r) % peers.length])
             for (const p of order) rates.get(p).push(await measureHandshakeRate(p, servers.get(p), P.count, P.parallel))
@@ -291,6 +320,7 @@ export async function run(ctx) {
             rec.tether.push(await recordUsPerMB(full, servers.get(full), P.recordBytes))
             rec.tls.push(await recordUsPerMB(tlsPsk, servers.get(tlsPsk), P.recordBytes))
             rec.raw.push(rawCcmUsPerMB(P.recordBytes))
+            rec.two.push(twoRecordCcmUsPerMB(P.recordBytes))
         }
         for (const p of peers) if (p.finish) await p.finish()
         for (const srv of started.splice(0)) await srv.stop()
@@ -341,6 +371,7 @@ export async function run(ctx) {
             ["Tether 1 KiB writes (2 DATA records each)", rec.tether],
             ["TLS 1.3 PSK 1 KiB writes", rec.tls],
             ["raw aes-256-ccm 1 KiB messages (this process)", rec.raw],
+            ["floor: a 1 KiB write's two record decryptions (1006 + 18 B) in raw aes-256-ccm (this process)", rec.two],
         ]
         for (const [n, xs] of usMB)
             figures.push({
