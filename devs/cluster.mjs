@@ -84,10 +84,14 @@ function show(node, l) {
  * Its log lines are checked as they come, and kept.
  */
 function serve(name, port, url) {
-    const child = spawn(process.execPath, [CLI, "serve", "--store", url, "--kek-file", KEK_FILE, "--node", name, "--port", String(port)], {
-        env: ENV,
-        stdio: ["ignore", "pipe", "pipe"],
-    })
+    const child = spawn(
+        process.execPath,
+        [CLI, "serve", "--store", url, "--kek-file", KEK_FILE, "--node", name, "--port", String(port), "--workers", "1"],
+        {
+            env: ENV,
+            stdio: ["ignore", "pipe", "pipe"],
+        }
+    )
     const node = { name, port, child, lines: [], exit: new Promise(r => child.once("exit", (code, signal) => r({ code, signal }))) }
     // a node that ends when the scenario did not stop it is a failure
     node.stop = signal => {

@@ -12,6 +12,7 @@ import { migrateStore, status } from "./cli/cluster.js"
 import { pair } from "./cli/pair.js"
 import { send } from "./cli/send.js"
 import { serve } from "./cli/serve.js"
+import { reportFailed, workerRole } from "./cli/workers.js"
 import { vectors } from "./cli/vectors.js"
 import { ConfigError } from "./app/upstream.js"
 import { RegistryOpenError } from "./registry/sqlite.js"
@@ -117,25 +118,27 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
         io.err(`tether-gateway: unknown command '${command}' (tether-gateway --help lists the commands)`)
         return 2
     }
+    // a serve worker (cli/workers.ts) hands its failure to the primary, which prints it once
+    const fail = async (line: string, code: number): Promise<number> => {
+        if (command === "serve" && workerRole() !== undefined) {
+            await reportFailed(line.replace(/^tether-gateway serve: /, ""), code)
+            process.disconnect?.()
+        } else io.err(line)
+        return code
+    }
     try {
         return (await run(rest, io)) ?? 0
     } catch (err) {
-        if (err instanceof CliError) {
-            io.err(`tether-gateway ${command}: ${err.message}`)
-            return err.exitCode
-        }
+        if (err instanceof CliError) return fail(`tether-gateway ${command}: ${err.message}`, err.exitCode)
         if (
             err instanceof StateError ||
             err instanceof RegistryOpenError ||
             err instanceof ConfigError ||
             err instanceof KekError ||
             err instanceof StoreUnavailable
-        ) {
-            io.err(`tether-gateway ${command}: ${err.message}`)
-            return 1
-        }
+        )
+            return fail(`tether-gateway ${command}: ${err.message}`, 1)
         // unexpected: the message only (a stack may name paths, never secrets, but is noise)
-        io.err(`tether-gateway ${command}: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`)
-        return 1
+        return fail(`tether-gateway ${command}: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`, 1)
     }
 }

@@ -137,26 +137,45 @@ export class NodeMetrics {
         return this.registry.metrics()
     }
 
+    /** The registry's values as JSON (a worker's answer to the primary, which sums the workers'). */
+    json(): ReturnType<Registry["getMetricsAsJSON"]> {
+        return this.registry.getMetricsAsJSON()
+    }
+
     /**
      * Serves GET /metrics on host:port (0: a free port).
      * @returns the server and its port
      */
-    async listen(host: string, port: number): Promise<{ server: http.Server; port: number }> {
-        const server = http.createServer((req, res) => {
-            if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") {
-                res.writeHead(404).end()
-                return
-            }
-            this.text().then(
-                body => res.writeHead(200, { "content-type": this.registry.contentType }).end(body),
-                () => res.writeHead(500).end()
-            )
-        })
-        await new Promise<void>((ok, fail) => {
-            server.once("error", fail)
-            server.listen(port, host, () => ok())
-        })
-        const a = server.address()
-        return { server, port: typeof a === "object" && a !== null ? a.port : port }
+    listen(host: string, port: number): Promise<{ server: http.Server; port: number }> {
+        return serveMetricsText(host, port, () => this.text(), this.registry.contentType)
     }
+}
+
+/**
+ * Serves GET /metrics on host:port (0: a free port) with the text `text()` resolves to; 404 for
+ * anything else, 500 when `text()` fails.
+ * @returns the server and its port
+ */
+export async function serveMetricsText(
+    host: string,
+    port: number,
+    text: () => Promise<string>,
+    contentType: string
+): Promise<{ server: http.Server; port: number }> {
+    const server = http.createServer((req, res) => {
+        if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") {
+            res.writeHead(404).end()
+            return
+        }
+        text().then(
+            body => res.writeHead(200, { "content-type": contentType }).end(body),
+            () => res.writeHead(500).end()
+        )
+    })
+    await new Promise<void>((ok, fail) => {
+        server.once("error", fail)
+        server.listen(port, host, () => ok())
+    })
+    const a = server.address()
+    return { server, port: typeof a === "object" && a !== null ? a.port : port }
 }

@@ -23,7 +23,6 @@ import {
     badHost,
     CliError,
     intOption,
-    openCliStore,
     parse,
     policyFrom,
     policyOptionName,
@@ -34,6 +33,8 @@ import {
 } from "./common.js"
 import { configWarnings, readConfig } from "./config.js"
 import { lockStateDir } from "./lock.js"
+import { answerMetrics, dividePolicy, reportListening, runPrimary, WORKER_BUSY_TIMEOUT_MS, workerRole } from "./workers.js"
+import { openStore } from "../store/open.js"
 
 export const SERVE_USAGE = `usage: tether-gateway serve [options]
 
@@ -48,6 +49,16 @@ directory is locked (DIR/serve.lock, with the pid): a second serve on it fails a
 ${STORE_HELP}
   --node NAME     this node's name in the cluster's live view (default $TETHER_NODE, else the
                   host name); every node of a cluster needs its own
+  --workers N     processes (default $TETHER_WORKERS, else 1; 1..64): the primary holds the
+                  lock and forks N workers on node:cluster sharing the port; each worker is one
+                  node of the gateway on the store (named NODE.i, a "worker" field on its log
+                  lines) and takes 1/N of perSourceConnections, perSourceAttempts and
+                  maxConcurrentHandshakes. A worker that dies is forked again; 5 deaths within
+                  10 s stop serve (exit 1). With --mqtt every worker has its own client and the
+                  commands are a shared subscription ($share/tether/...). Not the default: on
+                  one SQLite file the workers contend for its write lock and read each other's
+                  events, and \`npm run bench -- perf\` measured 2 workers costing more CPU per
+                  connection than 1 (docs/bench.md)
   --host H        the address to listen on (default 127.0.0.1)
   --port P        the port (default 4433; 0 picks a free one)
   --metrics [HOST:]PORT
@@ -177,6 +188,7 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
             webhook: { type: "string" },
             "mqtt-publish-timeout-ms": { type: "string" },
             "log-level": { type: "string" },
+            workers: { type: "string" },
             ...policyOptions,
         },
         SERVE_USAGE,
@@ -192,32 +204,42 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
     const configPath = typeof r.values.config === "string" ? resolve(io.cwd, r.values.config) : undefined
     const file = configPath !== undefined ? readConfig(configPath) : { upstream: parseConfig({}), policy: undefined }
     const config = file.upstream
-    const policy = resolvePolicy(policyFrom(file.policy, r.values, configPath ?? "config"))
+    const configured = resolvePolicy(policyFrom(file.policy, r.values, configPath ?? "config"))
+    const workerCount = intOption(r.values.workers ?? process.env.TETHER_WORKERS, "workers", 1, 1, 64)
+    // a worker forked by a primary (cli/workers.ts): its share of the limits, no lock, no metrics port
+    const role = workerRole()
+    const primary = role === undefined && workerCount > 1
+    const policy = role === undefined ? configured : dividePolicy(configured, role.count)
     const metricsAt = typeof r.values.metrics === "string" ? metricsAddress(r.values.metrics) : undefined
     const metrics = metricsAt !== undefined ? new NodeMetrics() : undefined
     const sink = createLogSink({ level, write: line => io.out(line) })
     const log = (l: LogLine) => {
         metrics?.observe(l) // every line counts, whatever the level
-        sink.log(l)
+        sink.log(role === undefined ? l : { ...l, worker: role.index })
     }
-    const mqttBase = mqttOptions(config.mqtt, r.values.mqtt, io.cwd)
+    const mqttOpts = mqttOptions(config.mqtt, r.values.mqtt, io.cwd)
+    // workers: one client each (tether-NODE.i), the commands a shared subscription, queued once
+    const mqttBase =
+        mqttOpts !== undefined && role !== undefined && mqttOpts.shareGroup === undefined ? { ...mqttOpts, shareGroup: "tether" } : mqttOpts
     const publishTimeout = r.values["mqtt-publish-timeout-ms"]
     const mqtt =
         mqttBase === undefined || publishTimeout === undefined
             ? mqttBase
             : { ...mqttBase, publishTimeoutMs: intOption(publishTimeout, "mqtt-publish-timeout-ms", DEFAULT_PUBLISH_TIMEOUT_MS, 1, 600000) }
-    let sinks: Sink[]
-    try {
-        const v = r.values
-        sinks = startSinks(
-            config.sinks,
-            { stdout: v["sink-stdout"], file: v["sink-file"], webhook: v.webhook },
-            { cwd: io.cwd, out: io.out, log }
-        )
-    } catch (err) {
-        // a bad --webhook is a usage error; an unreadable authorizationFile is not
-        throw err instanceof SinksConfigError ? new CliError(`--webhook: ${err.message}`, 2) : new CliError((err as Error).message)
-    }
+    let sinks: Sink[] = []
+    // the primary serves no device: the workers start the sinks
+    if (!primary)
+        try {
+            const v = r.values
+            sinks = startSinks(
+                config.sinks,
+                { stdout: v["sink-stdout"], file: v["sink-file"], webhook: v.webhook },
+                { cwd: io.cwd, out: io.out, log }
+            )
+        } catch (err) {
+            // a bad --webhook is a usage error; an unreadable authorizationFile is not
+            throw err instanceof SinksConfigError ? new CliError(`--webhook: ${err.message}`, 2) : new CliError((err as Error).message)
+        }
     // a mode tightened at start is one line of the JSON log, naming the path (never contents)
     const onModeFix: ModeFixFn = f =>
         log({
@@ -228,18 +250,44 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
             from: f.from.toString(8),
             to: f.to.toString(8),
         })
-    const node = typeof r.values.node === "string" && r.values.node.length > 0 ? r.values.node : (process.env.TETHER_NODE ?? hostname())
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(node)) throw new CliError("--node is 1..64 characters of A-Z a-z 0-9 . _ -", 2)
-    const store = await openCliStore(r.values, io, onModeFix)
-    // one serve per state directory (a PostgreSQL store is shared by its nodes by design)
+    const named = typeof r.values.node === "string" && r.values.node.length > 0 ? r.values.node : (process.env.TETHER_NODE ?? hostname())
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,60}$/.test(named)) throw new CliError("--node is 1..61 characters of A-Z a-z 0-9 . _ -", 2)
+    const node = role === undefined ? named : `${named}.${role.index}`
+    // workers share the SQLite file's write lock: a write waits up to WORKER_BUSY_TIMEOUT_MS for it
+    const store = await openStore({
+        ...storeSpec(r.values, io, onModeFix),
+        busyTimeoutMs: role === undefined ? undefined : WORKER_BUSY_TIMEOUT_MS,
+    })
+    // one serve per state directory (a PostgreSQL store is shared by its nodes by design); a
+    // worker runs under its primary's lock
     let unlock = () => {}
-    if (store.kind === "sqlite")
+    if (store.kind === "sqlite" && role === undefined)
         try {
             unlock = lockStateDir(storeSpec(r.values, io).stateDir)
         } catch (err) {
             await store.close()
             throw err
         }
+    if (primary) {
+        // the store was opened to check it (the KEK, the schema) before any worker is forked
+        const kind = store.kind
+        const where = store.where
+        const devices = (await store.registry.listDevices()).length
+        await store.close()
+        try {
+            await runPrimary({
+                argv,
+                count: workerCount,
+                log,
+                signals,
+                metrics: metricsAt,
+                serveLine: { host, node: named, store: kind, where, devices, routes: config.routes.size, ...configured },
+            })
+        } finally {
+            unlock()
+        }
+        return
+    }
     const warn = async (c: typeof config) => {
         const paired = new Set((await store.registry.listDevices()).map(d => d.name))
         for (const w of configWarnings(c, paired))
@@ -257,7 +305,11 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
         throw err
     }
     let metricsServer: { close(): void } | undefined
-    if (metrics !== undefined && metricsAt !== undefined) {
+    if (metrics !== undefined && role !== undefined) {
+        // the primary serves the sum of its workers' registries
+        metrics.bind(gw.gateway, store)
+        answerMetrics(() => metrics.json())
+    } else if (metrics !== undefined && metricsAt !== undefined) {
         metrics.bind(gw.gateway, store)
         try {
             const m = await metrics.listen(metricsAt.host, metricsAt.port)
@@ -270,8 +322,37 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
             throw new CliError(`cannot serve metrics on ${metricsAt.host}:${metricsAt.port}: ${(err as Error).message}`)
         }
     }
-    const removeLastResort = installLastResort(signals, log)
-    await warn(config)
+    // the signal handlers before the serve line: whoever reads it may signal at once
+    let removeLastResort: () => void = () => {}
+    let onHup: (() => void) | undefined
+    const stopped = new Promise<void>(done => {
+        let stopping = false
+        const stop = (signal: string) => {
+            if (stopping) {
+                log({ ts: new Date().toISOString(), event: "shutdown", outcome: "forced", signal })
+                process.exit(1)
+            }
+            stopping = true
+            log({ ts: new Date().toISOString(), event: "shutdown", outcome: "started", signal })
+            void (async () => {
+                await gw.close()
+                metricsServer?.close()
+                await store.close() // closing the SQLite connection checkpoints the WAL
+                if (onHup !== undefined) signals.off("SIGHUP", onHup)
+                unlock()
+                log({ ts: new Date().toISOString(), event: "shutdown", outcome: "done" })
+                removeLastResort()
+                done()
+            })()
+        }
+        // a worker stops when its primary says so (SIGTERM): a SIGINT from the terminal reaches
+        // the whole process group, and the primary's SIGTERM must not be a second signal
+        if (role === undefined) signals.on("SIGINT", () => stop("SIGINT"))
+        else signals.on("SIGINT", () => {})
+        signals.on("SIGTERM", () => stop("SIGTERM"))
+    })
+    removeLastResort = installLastResort(signals, log)
+    if (role === undefined || role.index === 0) await warn(config)
     log({
         ts: new Date().toISOString(),
         event: "serve",
@@ -285,6 +366,7 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
         mqtt: mqtt === undefined ? undefined : redactMqttUrl(mqtt.url),
         ...policy,
     })
+    if (role !== undefined) reportListening(gw.gateway.port)
     // SIGHUP: the config file's routes again; a file with errors keeps the running ones
     const reload = async () => {
         if (configPath === undefined) {
@@ -320,30 +402,10 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
             notApplied: kept.length > 0 ? kept.join(",") : undefined,
         })
     }
-    const onHup = () => void reload()
+    onHup = () => void reload()
     signals.on("SIGHUP", onHup)
 
-    await new Promise<void>(done => {
-        let stopping = false
-        const stop = (signal: string) => {
-            if (stopping) {
-                log({ ts: new Date().toISOString(), event: "shutdown", outcome: "forced", signal })
-                process.exit(1)
-            }
-            stopping = true
-            log({ ts: new Date().toISOString(), event: "shutdown", outcome: "started", signal })
-            void (async () => {
-                await gw.close()
-                metricsServer?.close()
-                await store.close() // closing the SQLite connection checkpoints the WAL
-                signals.off("SIGHUP", onHup)
-                unlock()
-                log({ ts: new Date().toISOString(), event: "shutdown", outcome: "done" })
-                removeLastResort()
-                done()
-            })()
-        }
-        signals.on("SIGINT", () => stop("SIGINT"))
-        signals.on("SIGTERM", () => stop("SIGTERM"))
-    })
+    await stopped
+    // a worker's IPC channel would keep it running
+    if (role !== undefined) process.disconnect?.()
 }

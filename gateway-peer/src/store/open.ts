@@ -54,6 +54,11 @@ export interface StoreSpec {
     readonly explicitState?: boolean
     readonly env?: NodeJS.ProcessEnv
     readonly onModeFix?: ModeFixFn
+    /**
+     * SQLite: how long a write waits for another process's write lock before SQLITE_BUSY
+     * (default BUSY_TIMEOUT_MS); `serve --workers` raises it, its workers sharing the file
+     */
+    readonly busyTimeoutMs?: number
 }
 
 /** Whether `url` names a PostgreSQL store. */
@@ -152,7 +157,13 @@ function openSqlite(spec: StoreSpec, create: boolean): SqliteStore {
     // a revocation is in the event log in its own transaction: every node closes the session
     let store: SqliteStore | undefined
     const onRevoked = (id: string) => store?.logEvent("revoked", [id])
-    const registry = new SqliteRegistry(state.registryPath, { create, onModeFix: spec.onModeFix, kek, onRevoked })
+    const registry = new SqliteRegistry(state.registryPath, {
+        create,
+        onModeFix: spec.onModeFix,
+        kek,
+        onRevoked,
+        busyTimeoutMs: spec.busyTimeoutMs,
+    })
     store = new SqliteStore(spec.stateDir, registry, state.identity)
     return store
 }
