@@ -39,11 +39,12 @@
 import { createCipheriv, createDecipheriv, diffieHellman, generateKeyPairSync, randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
 import net from "node:net"
-import { tmpdir } from "node:os"
+import { cpus, tmpdir } from "node:os"
 import { join } from "node:path"
 import { measureHandshakeRate, measureThroughput, startServerProcess } from "./lib/measure.mjs"
 import { makeCertificates, tlsPeers } from "./lib/tls-peers.mjs"
 import { tetherPeers } from "./lib/tether-peers.mjs"
+import { fleetRate, pairFleet, startServe } from "./lib/serve-fleet.mjs"
 
 const TARGETS = {
     fullVsTlsPsk: 1.0,
@@ -52,12 +53,41 @@ const TARGETS = {
     recordsVsRawCcm: 1.7,
     telemetryPerCore: 100000,
     telemetryVsMqtt: 2.0,
+    workers2Vs1: 1.7,
 }
 
 function params(quick) {
     return quick
-        ? { warm: 40, runs: 1, count: 40, parallel: 8, recordBytes: 256 << 10, cryptoOps: 200, telemetry: 256, devices: 8, window: 4 }
-        : { warm: 3000, runs: 7, count: 400, parallel: 8, recordBytes: 4 << 20, cryptoOps: 2000, telemetry: 12800, devices: 64, window: 8 }
+        ? {
+              warm: 40,
+              runs: 1,
+              count: 40,
+              parallel: 8,
+              recordBytes: 256 << 10,
+              cryptoOps: 200,
+              telemetry: 256,
+              devices: 8,
+              window: 4,
+              fleet: 8,
+              fleetWarm: 16,
+              fleetCount: 16,
+              fleetParallel: 4,
+          }
+        : {
+              warm: 3000,
+              runs: 7,
+              count: 400,
+              parallel: 8,
+              recordBytes: 4 << 20,
+              cryptoOps: 2000,
+              telemetry: 12800,
+              devices: 64,
+              window: 8,
+              fleet: 96,
+              fleetWarm: 1000,
+              fleetCount: 400,
+              fleetParallel: 16,
+          }
 }
 
 const cpuNow = () => {
@@ -348,6 +378,25 @@ export async function run(ctx) {
         await tt.stop()
         await mq.stop()
 
+        // every core: serve --workers 2 against --workers 1 (the real CLI, SQLite), each on a
+        // fleet of its own, interleaved; connections per wall-second and the process tree's CPU
+        const fleets = []
+        for (const n of [1, 2]) {
+            const devices = await pairFleet(join(dir, `fleet-${n}`), P.fleet)
+            const srv = await startServe(join(dir, `fleet-${n}`), n)
+            started.push(srv)
+            await fleetRate(devices, srv, P.fleetWarm, P.fleetParallel)
+            fleets.push({ n, devices, srv, rate: [], cpu: [] })
+        }
+        for (let r = 0; r < P.runs; r++)
+            for (const f of r % 2 === 0 ? fleets : [...fleets].reverse()) {
+                const x = await fleetRate(f.devices, f.srv, P.fleetCount, P.fleetParallel)
+                f.rate.push(x.perWallSecond)
+                f.cpu.push(x.cpuUsPerConnection)
+            }
+        for (const f of fleets) await f.srv.stop()
+        started.splice(0)
+
         // ---- figures ----
         const runsNote = `median of ${P.runs} interleaved runs of ${P.count} connections, ${P.parallel} in flight, after ${P.warm} warm-up connections per server`
         const perRun = (a, b) => a.map((x, i) => x / b[i])
@@ -394,6 +443,13 @@ export async function run(ctx) {
                 note: `${P.runs} runs of ${P.telemetry} messages, ${P.devices} clients, ${P.window} in flight each; ${spread(tel.mqtt)}`,
             }
         )
+        for (const f of fleets)
+            figures.push({
+                name: `perf: serve --workers ${f.n} (SQLite): resumptions with a PUBLISH as early data, per wall-second`,
+                value: median(f.rate),
+                unit: "conn/s",
+                note: `${P.runs} interleaved runs of ${P.fleetCount} connections, ${P.fleetParallel} in flight, after ${P.fleetWarm} warm-up; ${spread(f.rate)}; ${Math.round(median(f.cpu))} µs of gateway CPU (primary and workers) per connection; the bench's own clients share this machine's ${cpus().length} cores`,
+            })
         const target = (name, ratios, goal, atMost = false) => {
             const v = median(ratios)
             const pass = atMost ? v <= goal : v >= goal
@@ -414,6 +470,7 @@ export async function run(ctx) {
             1
         )
         target("telemetry Tether / MQTT-over-TLS into aedes, per CPU-second", perRun(tel.tether, tel.mqtt), TARGETS.telemetryVsMqtt)
+        target("serve --workers 2 / --workers 1, connections per wall-second", perRun(fleets[1].rate, fleets[0].rate), TARGETS.workers2Vs1)
         return figures
     } finally {
         for (const srv of started) await srv.stop().catch(() => {})

@@ -31,13 +31,16 @@ test("npm run bench -- perf --quick prints every perf row", { timeout: 180000 },
         "raw aes-256-ccm",
         "telemetry Tether",
         "telemetry MQTT",
+        "floor: a 1 KiB write's two record decryptions",
+        "serve --workers 1",
+        "serve --workers 2",
     ])
         assert.ok(
             names.some(n => n.includes(want)),
             `no row for ${want}:\n${names.join("\n")}`
         )
     const targets = rows.filter(x => x.name.startsWith("perf target:"))
-    assert.equal(targets.length, 6, names.join("\n"))
+    assert.equal(targets.length, 7, names.join("\n"))
     for (const t of targets) assert.match(t.name, /: (PASS|FAIL)$/)
     for (const x of rows) assert.ok(Number.isFinite(x.value) && x.value > 0, `${x.name}: ${x.value}`)
 })
