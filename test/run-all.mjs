@@ -13,6 +13,13 @@
 // node:test files named *.slow.test.js): all Wycheproof vectors through the simulator, the
 // 1000-iteration RFC 7748 ladder, ...
 // `--only devs|gateway|device|e2e` restricts to one group; further arguments filter file names.
+//
+// Two lanes run side by side (2 cores): the simulator lane runs, one file at a time, everything
+// that compiles or runs DeviceScript (the simulator, `devs build`, the shared
+// test/e2e/device/env.generated.ts and .devicescript/ all allow one at a time); the node lane
+// runs the gateway unit tests and every file marked `// @lane node` (it starts no simulator and
+// compiles nothing; in such a file the harness refuses to start one, so a wrong mark fails
+// loudly instead of racing). `--serial` runs the lanes one after the other.
 import { spawn } from "node:child_process"
 import { readdirSync, readFileSync, existsSync, statSync } from "node:fs"
 import { join, relative } from "node:path"
@@ -21,6 +28,7 @@ import { fileURLToPath } from "node:url"
 const root = join(fileURLToPath(import.meta.url), "..", "..")
 const args = process.argv.slice(2)
 const slow = args.includes("--slow")
+const serial = args.includes("--serial")
 const onlyIdx = args.indexOf("--only")
 const only = onlyIdx >= 0 ? args[onlyIdx + 1] : undefined
 const filters = args.filter((a, i) => !a.startsWith("--") && (onlyIdx < 0 || i !== onlyIdx + 1))
@@ -43,9 +51,9 @@ function listFiles(dir, pred) {
     return out.filter(p => filters.length === 0 || filters.some(f => p.includes(f)))
 }
 
-function run(cmd, argv, timeoutMs) {
+function run(cmd, argv, timeoutMs, lane = "sim") {
     return new Promise(resolve => {
-        const child = spawn(cmd, argv, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] })
+        const child = spawn(cmd, argv, { cwd: root, env: { ...env, TETHER_TEST_LANE: lane }, stdio: ["ignore", "pipe", "pipe"] })
         let out = ""
         child.stdout.on("data", d => {
             out += d
@@ -64,6 +72,11 @@ function run(cmd, argv, timeoutMs) {
             resolve({ code, out })
         })
     })
+}
+
+// A file marked `// @lane node` runs in the node lane (see the top of this file).
+function nodeLane(file) {
+    return /^\/\/\s*@lane\s+node\b/m.test(readFileSync(file, "utf8"))
 }
 
 // A device test file may say how long it needs: a line `// @timeout 60000`.
@@ -97,13 +110,14 @@ function parseTap(out) {
     return { p: p ? +p[1] : 0, f: (f ? +f[1] : 0) + (c ? +c[1] : 0), ok: !!p }
 }
 
-async function nodeFiles(label, files, timeout) {
+async function nodeFiles(label, files, timeout, lane = "sim") {
     if (!files.length) return
     const t0 = Date.now()
     const { code, out } = await run(
         process.execPath,
         ["--test", "--test-concurrency=1", "--test-reporter=tap", ...files.map(f => relative(root, f))],
-        timeout
+        timeout,
+        lane
     )
     let { p, f, ok } = parseTap(out)
     if (!ok || (code !== 0 && f === 0)) f += 1
@@ -121,25 +135,35 @@ function report(label, p, f, out, ms) {
 const want = g => !only || only === g
 const isSlowNode = n => n.endsWith(".slow.test.js")
 
-if (want("devs") && !slow) {
-    const files = listFiles(join(root, "test", "devs"), n => n.endsWith(".test.mjs"))
-    await nodeFiles("devs checks (node:test)", files, 300000)
+const devsFiles = want("devs") && !slow ? listFiles(join(root, "test", "devs"), n => n.endsWith(".test.mjs")) : []
+const gatewayFiles = want("gateway")
+    ? listFiles(join(root, "gateway-peer", "dist", "test"), n => (slow ? isSlowNode(n) : n.endsWith(".test.js") && !isSlowNode(n)))
+    : []
+const deviceFiles = want("device") ? listFiles(join(root, "test", slow ? "slow" : "device"), n => n.endsWith(".test.ts")) : []
+const e2eFiles = want("e2e")
+    ? listFiles(join(root, "test", "e2e", "dist"), n => (slow ? isSlowNode(n) : n.endsWith(".test.js") && !isSlowNode(n)))
+    : []
+
+async function theNodeLane() {
+    await nodeFiles("gateway-peer (node:test)", gatewayFiles, 600000, "node")
+    await nodeFiles("devs checks, node lane (node:test)", devsFiles.filter(nodeLane), 300000, "node")
+    for (const f of e2eFiles.filter(nodeLane)) await nodeFiles(relative(root, f), [f], 600000, "node")
 }
 
-if (want("gateway")) {
-    const files = listFiles(join(root, "gateway-peer", "dist", "test"), n =>
-        slow ? isSlowNode(n) : n.endsWith(".test.js") && !isSlowNode(n)
+async function theSimulatorLane() {
+    await nodeFiles(
+        "devs checks, simulator lane (node:test)",
+        devsFiles.filter(f => !nodeLane(f)),
+        300000
     )
-    await nodeFiles("gateway-peer (node:test)", files, 600000)
+    for (const f of deviceFiles) await deviceFile(f)
+    for (const f of e2eFiles.filter(f => !nodeLane(f))) await nodeFiles(relative(root, f), [f], 600000)
 }
-if (want("device")) {
-    const dir = join(root, "test", slow ? "slow" : "device")
-    for (const f of listFiles(dir, n => n.endsWith(".test.ts"))) await deviceFile(f)
-}
-if (want("e2e")) {
-    const files = listFiles(join(root, "test", "e2e", "dist"), n => (slow ? isSlowNode(n) : n.endsWith(".test.js") && !isSlowNode(n)))
-    for (const f of files) await nodeFiles(relative(root, f), [f], 600000)
-}
+
+if (serial) {
+    await theNodeLane()
+    await theSimulatorLane()
+} else await Promise.all([theNodeLane(), theSimulatorLane()])
 
 for (const { label, out } of failures) {
     console.log(`\n===== ${label} =====`)

@@ -146,12 +146,22 @@ function listenDevtools() {
 }
 
 /**
+ * Throws in test/run-all.mjs's node lane (a test file marked `// @lane node`, run beside the
+ * simulator lane): one DeviceScript build or simulator at a time.
+ */
+function refuseInNodeLane(what) {
+    if (process.env.TETHER_TEST_LANE === "node")
+        throw new Error(`${what}: a test marked "// @lane node" runs DeviceScript; remove the mark (test/run-all.mjs)`)
+}
+
+/**
  * Compiles `entry` with DeviceScript's compiler into `dir`/.devicescript/bin; says so before (it
  * takes seconds) and after (its size and time), unless `quiet`.
  * @returns the image's path
  * @throws with the compiler's own message when it fails
  */
 export function buildIn(dir, entry, quiet = false) {
+    refuseInNodeLane(entry)
     const shown = entry.startsWith(root + sep) ? relative(root, entry) : entry
     if (!quiet) say("BUILD", `compiling ${shown} with DeviceScript (a few seconds)…`)
     const t0 = Date.now()
@@ -168,6 +178,7 @@ export function buildIn(dir, entry, quiet = false) {
  * onLine for every line it prints.
  */
 export function runProgram(dir, onLine, image = join(".devicescript", "bin", "bytecode.devs")) {
+    refuseInNodeLane(image)
     const child = spawn(DEVS, ["run", "--tcp", "--no-colors", image], {
         cwd: dir,
         env: ENV,

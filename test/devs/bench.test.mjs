@@ -2,6 +2,7 @@
 // connections per server and one run. No timing is asserted (performance claims live in the
 // bench as ratios): only that every server, floor, reference and target row is there, with a
 // finite value, and that each target row says PASS or FAIL.
+// @lane node (test/run-all.mjs): no simulator, no DeviceScript build; runs beside the simulator lane
 import assert from "node:assert/strict"
 import { spawnSync } from "node:child_process"
 import { join } from "node:path"

@@ -1,5 +1,6 @@
 // The formatter (prettier, pinned; .prettierrc and .prettierignore at the top) finds nothing to
 // change: `npm run format` writes what this checks.
+// @lane node (test/run-all.mjs): no simulator, no DeviceScript build; runs beside the simulator lane
 import assert from "node:assert/strict"
 import { spawnSync } from "node:child_process"
 import { join } from "node:path"

@@ -1,6 +1,7 @@
 // The committed vectors and generated modules are exactly what their generators in devs/gen/
 // write now: nobody edited them by hand, and no generator drifted from its output. Each
 // generator runs into a temporary folder (or in --check mode) and is compared byte for byte.
+// @lane node (test/run-all.mjs): no simulator, no DeviceScript build; runs beside the simulator lane
 import assert from "node:assert/strict"
 import { spawnSync } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"

@@ -13,6 +13,7 @@
 //     acknowledged lost;
 //   - 2,000 clients over three nodes: full handshakes, resumptions on another node, records.
 // Every node's log is checked at the end: no error line in the happy paths.
+// @lane node (test/run-all.mjs): no simulator, no DeviceScript build; runs beside the simulator lane
 import assert from "node:assert/strict"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import net from "node:net"

@@ -122,6 +122,7 @@ export async function runDevice(
     opts: { timeoutMs?: number; onLine?: (line: string) => void } = {}
 ): Promise<DeviceRun> {
     const timeoutMs = opts.timeoutMs ?? 30000
+    refuseInNodeLane(entry)
     writeEnv(env)
     return await new Promise<DeviceRun>((resolve, reject) => {
         const child = spawn(DEVS, ["run", "--test", "-k", "-T", String(timeoutMs), "--no-colors", entry], {
@@ -157,6 +158,15 @@ export async function runDevice(
             })
         })
     })
+}
+
+/**
+ * Throws when this file runs in test/run-all.mjs's node lane (marked `// @lane node`), beside
+ * the simulator lane: one simulator at a time, so a wrongly marked file fails instead of racing.
+ */
+export function refuseInNodeLane(what: string): void {
+    if (process.env["TETHER_TEST_LANE"] === "node")
+        throw new Error(`${what}: this test file is marked "// @lane node" but starts the simulator; remove the mark`)
 }
 
 /** Writes test/e2e/device/env.generated.ts (device runs must not overlap). */

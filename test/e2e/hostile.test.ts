@@ -8,6 +8,7 @@
 // (/proc/<pid>/fd) must come back near the baseline measured before the attacks.
 // Attack sockets bind to other loopback addresses (127.0.0.2 ...) so the per-source limits
 // they hit are theirs, not the canary's.
+// @lane node (test/run-all.mjs): no simulator, no DeviceScript build; runs beside the simulator lane
 import assert from "node:assert/strict"
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import http from "node:http"

@@ -2,6 +2,7 @@
 // word for word (checked here), and runs: a state made with the CLI (`init`, `pair`), the example
 // as its own process on it, the Node twin of the device connecting, publishing telemetry and
 // getting the example's MESSAGE back; SIGINT closes the gateway and the process exits 0.
+// @lane node (test/run-all.mjs): no simulator, no DeviceScript build; runs beside the simulator lane
 import assert from "node:assert/strict"
 import { spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"

@@ -6,6 +6,7 @@
 // and reaches the device once, whichever node took it. Without the shared subscription each node
 // would queue every command (the test checks the count of queued lines, not only what the
 // device got). Skipped, with the reason printed, where mosquitto is not installed.
+// @lane node (test/run-all.mjs): no simulator, no DeviceScript build; runs beside the simulator lane
 import assert from "node:assert/strict"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"

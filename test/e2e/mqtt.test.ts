@@ -9,6 +9,7 @@
 //
 // Against aedes in-process (MQTT 3.1.1, the JSON envelope), and against a `mosquitto` binary with
 // MQTT 5 (user properties, a shared subscription) when one is on the PATH; skipped otherwise.
+// @lane node (test/run-all.mjs): no simulator, no DeviceScript build; runs beside the simulator lane
 import assert from "node:assert/strict"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"

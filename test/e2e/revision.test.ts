@@ -9,6 +9,7 @@
 //     while one on time does, with `Early-Data: 1` (9.3);
 //   - a retired ticket key's tickets are refused at once, the out-of-band key's too (6.1);
 //   - an observer of several connections of one device cannot link them by any field (9.1).
+// @lane node (test/run-all.mjs): no simulator, no DeviceScript build; runs beside the simulator lane
 import assert from "node:assert/strict"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import http from "node:http"

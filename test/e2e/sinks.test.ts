@@ -5,6 +5,7 @@
 // 2xx (before that: CLOSE(BUSY), the device keeps them and comes back), so the webhook ends up
 // with every message in order, the file with every one too (a duplicate only under the same
 // stream and id), and no log line holds the token or a payload.
+// @lane node (test/run-all.mjs): no simulator, no DeviceScript build; runs beside the simulator lane
 import assert from "node:assert/strict"
 import http from "node:http"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"

@@ -6,6 +6,7 @@
 // `revoke` closes it; SIGHUP reloads every worker; a worker killed with SIGKILL is forked again
 // and the gateway keeps serving; the metrics are the sum of the workers'; SIGTERM stops them
 // all, exit 0, lock released. And the failures are clear: a port in use, --workers out of range.
+// @lane node (test/run-all.mjs): no simulator, no DeviceScript build; runs beside the simulator lane
 import assert from "node:assert/strict"
 import { spawnSync } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
