@@ -197,31 +197,8 @@ const PAYLOAD = randomBytes(64)
 
 /** A gateway node on a fresh SQLite store with `n` paired devices, and their clients. */
 async function tetherTelemetry(n, dir) {
-    const [gateway, peer] = await Promise.all([import("tether-gateway"), import("tether-gateway/peer")])
     const spec = { stateDir: join(dir, "telemetry") }
-    const store = await gateway.initStore(spec)
-    const devices = []
-    try {
-        const ticketKeys = await store.loadTicketKeys()
-        const gatewayPublic = (await store.loadIdentity()).publicKey
-        const now = Math.floor(Date.now() / 1000)
-        for (let i = 0; i < n; i++) {
-            const p = await gateway.pairDevice({ registry: store.registry, ticketKeys, name: `telemetry-${i}`, now })
-            const dev = { port: 0, app: new peer.DeviceApp() }
-            dev.client = new peer.TetherClient({
-                pairing: { deviceId: p.deviceId, s: p.s, psk: p.psk, gatewayPublic },
-                store: new peer.MemoryTicketStore(undefined),
-                host: "127.0.0.1",
-                get port() {
-                    return dev.port
-                },
-                timeoutMs: 30000,
-            })
-            devices.push(dev)
-        }
-    } finally {
-        await store.close()
-    }
+    const devices = await pairFleet(spec.stateDir, n, { prefix: "telemetry", ticket: false })
     const srv = await startServerProcess({
         kind: "node",
         config: { spec, node: "perf", policy: { perSourceAttempts: 1e9, perSourceConnections: 1e9 } },

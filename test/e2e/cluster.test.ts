@@ -33,7 +33,7 @@ import {
     type StoredTicket,
 } from "tether-gateway/peer"
 import { Code, FrameType } from "tether-gateway/wire"
-import { cli, deviceFrom, type Serve, serveProcess, sleep } from "./harness.js"
+import { cli, deviceFrom, type Serve, serveProcess, sleep, until } from "./harness.js"
 
 const LOAD_CLIENTS = 2000
 
@@ -83,15 +83,6 @@ function published(device: string, prefix: string): [string, string][] {
             if (l["outcome"] === "publish" && l["device"] === device && String(l["topic"]).startsWith(prefix))
                 out.push([name, String(l["topic"])])
     return out
-}
-
-async function until(pred: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
-    const end = Date.now() + ms
-    while (!(await pred())) {
-        if (Date.now() > end) return false
-        await sleep(10)
-    }
-    return true
 }
 
 /** A device paired through the CLI, from its settings file, with a DH counter and a port it can change. */

@@ -369,3 +369,13 @@ export async function startFrameServer(onConn: (conn: FrameConn, index: number) 
 export function sleep(ms: number): Promise<void> {
     return new Promise(resolve => setTimeout(resolve, ms))
 }
+
+/** Polls `pred` every 10 ms until it holds (true) or `ms` have passed (false). */
+export async function until(pred: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
+    const end = Date.now() + ms
+    while (!(await pred())) {
+        if (Date.now() > end) return false
+        await sleep(10)
+    }
+    return true
+}

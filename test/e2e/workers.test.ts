@@ -16,22 +16,13 @@ import { join } from "node:path"
 import { after, before, describe, test } from "node:test"
 import { AppClient, DeviceApp, TetherClient } from "tether-gateway/peer"
 import { Code } from "tether-gateway/wire"
-import { CLI, cli, deviceFrom, type Serve, serveProcess, sleep } from "./harness.js"
+import { CLI, cli, deviceFrom, type Serve, serveProcess, sleep, until } from "./harness.js"
 
 const work = mkdtempSync(join(tmpdir(), "tether-workers-"))
 const state = join(work, "state")
 const configPath = join(work, "config.json")
 const sinkPath = join(work, "sink.jsonl")
 let s: Serve
-
-async function until(pred: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
-    const end = Date.now() + ms
-    while (!(await pred())) {
-        if (Date.now() > end) return false
-        await sleep(20)
-    }
-    return true
-}
 
 /** A paired device (through the CLI) and a way to make clients of it. */
 function device(name: string): { app: DeviceApp; client(): AppClient } {

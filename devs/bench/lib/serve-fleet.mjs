@@ -32,8 +32,12 @@ function treeCpuUs(pid) {
     return ticks * TICK_US
 }
 
-/** A state directory with `n` devices paired into it; their clients (tickets kept in memory). */
-export async function pairFleet(stateDir, n) {
+/**
+ * A state directory with `n` devices paired into it (named PREFIX-i); their clients (tickets
+ * kept in memory, the first one the out-of-band ticket unless `ticket` is false: then the first
+ * connection is a full handshake).
+ */
+export async function pairFleet(stateDir, n, { prefix = "fleet", ticket = true } = {}) {
     const [gateway, peer] = await Promise.all([import("tether-gateway"), import("tether-gateway/peer")])
     const store = await gateway.initStore({ stateDir })
     const devices = []
@@ -42,11 +46,11 @@ export async function pairFleet(stateDir, n) {
         const gatewayPublic = (await store.loadIdentity()).publicKey
         const now = Math.floor(Date.now() / 1000)
         for (let i = 0; i < n; i++) {
-            const p = await gateway.pairDevice({ registry: store.registry, ticketKeys, name: `fleet-${i}`, now })
+            const p = await gateway.pairDevice({ registry: store.registry, ticketKeys, name: `${prefix}-${i}`, now })
             const dev = { port: 0, app: new peer.DeviceApp() }
             dev.client = new peer.TetherClient({
                 pairing: { deviceId: p.deviceId, s: p.s, psk: p.psk, gatewayPublic },
-                store: new peer.MemoryTicketStore(p.ticket),
+                store: new peer.MemoryTicketStore(ticket ? p.ticket : undefined),
                 host: "127.0.0.1",
                 get port() {
                     return dev.port
