@@ -13,6 +13,9 @@ import { fileURLToPath } from "node:url"
 const here = dirname(fileURLToPath(import.meta.url))
 let server
 
+// a bench that ended without {cmd: "stop"} (an error, a Ctrl-C) takes its servers with it
+process.on("disconnect", () => process.exit(0))
+
 process.on("message", async msg => {
     try {
         if (msg.cmd === "start") {
