@@ -298,10 +298,15 @@ export async function run(ctx) {
         const pool = Math.max(64, Math.ceil((P.warm + P.runs * P.count) / 45))
         const [full, resumed] = await tetherPeers(pool, { registry: "sqlite" })
         const [stub] = await tetherPeers(64, { registry: "sqlite", stubX25519: true, ephemerals: 4 })
+        // the same gateway on the in-memory registry: what the durable store costs a connection
+        const [memFull, memResumed] = await tetherPeers(pool, { registry: "memory" })
         full.name = "Tether full (KKpsk2), SQLite registry"
         resumed.name = "Tether resumed (ticket), SQLite registry"
         stub.name = "floor: Tether full with X25519 stubbed (memoized), SQLite registry"
-        const peers = [tlsPsk, tlsResumed, full, resumed, tcpPeer(), stub]
+        memFull.name = "floor: Tether full (KKpsk2), in-memory registry (nothing durable)"
+        memResumed.name = "floor: Tether resumed (ticket), in-memory registry (nothing durable)"
+        const tcp = tcpPeer()
+        const peers = [tlsPsk, tlsResumed, full, resumed, tcp, stub, memFull, memResumed]
         const servers = new Map()
         for (const p of peers) {
             const srv = await startServerProcess(p.server)
@@ -427,6 +432,43 @@ export async function run(ctx) {
                 unit: "conn/s",
                 note: `${P.runs} interleaved runs of ${P.fleetCount} connections, ${P.fleetParallel} in flight, after ${P.fleetWarm} warm-up; ${spread(f.rate)}; ${Math.round(median(f.cpu))} µs of gateway CPU (primary and workers) per connection; the bench's own clients share this machine's ${cpus().length} cores`,
             })
+        // The floors added up, per run, in gateway CPU µs per connection: what a full handshake
+        // and a resumption cost before any Noise hashing, AEAD or JavaScript of ours, against
+        // TLS's whole connection in the same run (the targets ask for 1.0x and 2.5x of TLS)
+        const us = p => rates.get(p).map(x => 1e6 / x)
+        const minus = (a, b) => a.map((x, i) => x - b[i])
+        const storeFull = minus(us(full), us(memFull))
+        const storeResumed = minus(us(resumed), us(memResumed))
+        const x25519Us = minus(us(full), us(stub))
+        const fullFloor = us(tcp).map((t, i) => t + x25519Us[i] + storeFull[i])
+        const resumedFloor = us(tcp).map((t, i) => t + storeResumed[i])
+        const µs = xs => `${Math.round(median(xs))} µs`
+        figures.push(
+            {
+                name: "perf: the SQLite registry's gateway CPU per full handshake (SQLite run minus in-memory run)",
+                value: median(storeFull),
+                unit: "µs",
+                note: `median of the ${P.runs} per-run differences, ${spread(storeFull)}; the lookup by pseudonym and the confirmation's one statement, committed at synchronous = FULL (an fsync of the WAL)`,
+            },
+            {
+                name: "perf: the SQLite registry's gateway CPU per resumption (SQLite run minus in-memory run)",
+                value: median(storeResumed),
+                unit: "µs",
+                note: `median of the ${P.runs} per-run differences, ${spread(storeResumed)}; the ticket's compare-and-set and confirmation in one statement, committed at synchronous = FULL`,
+            },
+            {
+                name: "perf: floors of a full handshake (TCP + X25519 + SQLite registry) / TLS 1.3 PSK's whole connection",
+                value: median(perRun(fullFloor, us(tlsPsk))),
+                unit: "x",
+                note: `per run, then the median; ${spread(perRun(fullFloor, us(tlsPsk)))}: TCP ${µs(us(tcp))} + X25519 ${µs(x25519Us)} (full minus stubbed) + SQLite ${µs(storeFull)} = ${µs(fullFloor)} against TLS's ${µs(us(tlsPsk))}; the 1.0x target needs this below 1 with room for the rest`,
+            },
+            {
+                name: "perf: floors of a resumption (TCP + SQLite registry) / TLS 1.3 resumed's whole connection",
+                value: median(perRun(resumedFloor, us(tlsResumed))),
+                unit: "x",
+                note: `per run, then the median; ${spread(perRun(resumedFloor, us(tlsResumed)))}: TCP ${µs(us(tcp))} + SQLite ${µs(storeResumed)} = ${µs(resumedFloor)} against TLS's ${µs(us(tlsResumed))}; the 2.5x target needs this below 0.4`,
+            }
+        )
         const target = (name, ratios, goal, atMost = false) => {
             const v = median(ratios)
             const pass = atMost ? v <= goal : v >= goal
