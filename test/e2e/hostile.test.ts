@@ -144,6 +144,8 @@ describe("tether: hostile peers and upstreams against `tether-gateway serve`", (
     let flooder: Device
     let hog: Device
     let baseline = 0
+    /** REQUESTs the upstream answered on the `big` route (attack 7 paces its device by them) */
+    let bigServed = 0
     const open: { destroy(): void }[] = []
 
     /** The canary: resumes (or connects), asks the `ok` route, closes; returns the time taken. */
@@ -188,6 +190,7 @@ describe("tether: hostile peers and upstreams against `tether-gateway serve`", (
                     res.writeHead(600)
                     res.end("six hundred")
                 } else if (req.url === "/big") {
+                    bigServed++
                     res.writeHead(200)
                     res.end(Buffer.alloc(990, 0x61))
                 } else {
@@ -443,9 +446,13 @@ describe("tether: hostile peers and upstreams against `tether-gateway serve`", (
     })
 
     test("7. a device that never reads while the gateway sends to it: destroyed at maxWriteBufferBytes", async () => {
-        // the device asks the `big` route (990-byte answers) and acknowledges blindly, lagging,
-        // the ids the gateway is about to use, so the queue bound never stops the gateway: only
-        // the write buffer can
+        // the device asks the `big` route (990-byte answers) and acknowledges blindly, without
+        // reading, what the upstream has answered less a margin (each answer becomes a RESPONSE
+        // in the gateway's stream; an ACK ahead of the gateway is a protocol error), with at most
+        // 16 REQUESTs beyond the answered ones (the gateway's per-device limit of upstream calls:
+        // none refused, so every RESPONSE is an answer), so the queue bound never stops the
+        // gateway: only the write buffer can. (A fixed lag of 200 behind the REQUESTs sent failed
+        // under load: the gateway fell further behind and closed on "ACK of a message never sent".)
         const app = new DeviceApp()
         const client = new TetherClient({ pairing: hog.pairing, store: hog.store, host: "127.0.0.1", port: g.port, timeoutMs: 2000 })
         const [early] = app.sessionStart()
@@ -456,15 +463,15 @@ describe("tether: hostile peers and upstreams against `tether-gateway serve`", (
         const t0 = Date.now()
         const logged = () => g.lines.some(l => l["outcome"] === "write-buffer-full")
         let during: { ms: number } | undefined
-        while (!logged() && !conn.sock.socket.destroyed && Date.now() - t0 < 12_000) {
-            for (let i = 0; i < 16; i++) {
-                void app.request("big", Buffer.from("x"))
-                sent++
-            }
+        const served0 = bigServed
+        let acked = 0
+        while (!logged() && !conn.sock.socket.destroyed && Date.now() - t0 < 20_000) {
+            const served = bigServed - served0
+            for (; sent < served + 16; sent++) void app.request("big", Buffer.from("x"))
             for (const c of app.flush()) conn.send(c)
-            if (sent > 200) conn.send(encodeApp({ kind: AppKind.ACK, id: sent - 200 }))
+            if (served - 32 > acked) conn.send(encodeApp({ kind: AppKind.ACK, id: (acked = served - 32) }))
             if (!during && Date.now() - t0 > 1000) during = await canary("7/during")
-            await sleep(5)
+            await sleep(1)
         }
         const outcome = g.lines.filter(l => l["deviceName"] === "hog" && typeof l["outcome"] === "string").map(l => l["outcome"])
         const cut = logged()
