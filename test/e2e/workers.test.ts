@@ -216,6 +216,13 @@ test("serve --workers: a port in use fails at once with the reason; a bad count 
             assert.equal(r.status, 2, r.stderr)
             assert.match(r.stderr, /--workers must be an integer in 1\.\.64/)
         }
+        // a worker is NODE.i: with workers the name leaves 3 characters for ".i"; alone it has 64
+        const named = run(["--port", "0", "--workers", "2", "--node", "n".repeat(62)])
+        assert.equal(named.status, 2, named.stderr)
+        assert.match(named.stderr, /--node is 1\.\.61 characters/)
+        const alone = run(["--port", String(port), "--node", "n".repeat(64)])
+        assert.equal(alone.status, 1, `a 64-character name is taken without workers (it got to the port in use): ${alone.stderr}`)
+        assert.match(alone.stderr, /cannot listen on 127\.0\.0\.1:[0-9]+/)
     } finally {
         taken.close()
         rmSync(dir, { recursive: true, force: true })

@@ -251,7 +251,10 @@ export async function serve(argv: string[], io: Io, signals: NodeJS.EventEmitter
             to: f.to.toString(8),
         })
     const named = typeof r.values.node === "string" && r.values.node.length > 0 ? r.values.node : (process.env.TETHER_NODE ?? hostname())
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,60}$/.test(named)) throw new CliError("--node is 1..61 characters of A-Z a-z 0-9 . _ -", 2)
+    // a worker is NODE.i (up to 3 more characters): only with workers does the name leave room
+    const nameMax = workerCount > 1 ? 61 : 64
+    if (!new RegExp(`^[A-Za-z0-9][A-Za-z0-9._-]{0,${nameMax - 1}}$`).test(named))
+        throw new CliError(`--node is 1..${nameMax} characters of A-Z a-z 0-9 . _ -${workerCount > 1 ? " (with --workers)" : ""}`, 2)
     const node = role === undefined ? named : `${named}.${role.index}`
     // workers share the SQLite file's write lock: a write waits up to WORKER_BUSY_TIMEOUT_MS for it
     const store = await openStore({
